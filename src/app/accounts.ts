@@ -1,0 +1,104 @@
+import { mayDeposit, mayReadBalance } from '../../actors/account.rules.js';
+import { FailedPrecondition, InvalidArgument, PermissionDenied } from '../errors.js';
+import { cloudEvent } from '../events/cloudevent.js';
+import type { EventLog } from '../events/log.js';
+import { accountEventId, digest } from '../ids.js';
+import { ACCOUNT_EVENT, type AccountRequestData } from '../ledger/intents.js';
+import type { Pool } from '../ledger/db.js';
+import * as read from '../ledger/read.js';
+import { format, zero, type Money } from '../money.js';
+import type { Outcomes } from '../runtime/outcomes.js';
+import type { CallContext } from './milestones.js';
+
+export interface Balance {
+  userId: string;
+  currency: string;
+  available: string;
+  held: string;
+  incoming: string;
+}
+
+export interface OperationResult {
+  operationId: string;
+  status: 'APPLIED' | 'PENDING';
+  balance: Balance | null;
+}
+
+export interface AccountAppOptions {
+  log: EventLog;
+  pool: Pool;
+  outcomes: Outcomes;
+  ledgerWaitMs: number;
+  now: () => Date;
+}
+
+/**
+ * Deposits and withdrawals go through the event log like every money movement, and the
+ * ledger worker posts them; the call waits for the posting's outcome.
+ */
+export class AccountApp {
+  constructor(private readonly o: AccountAppOptions) {}
+
+  async deposit(ctx: CallContext, userId: string, money: Money, reference: string): Promise<OperationResult> {
+    if (!mayDeposit(ctx.caller)) throw new PermissionDenied('PAYMENTS_ROLE_REQUIRED', 'only the payments service may deposit');
+    return this.request(ctx, 'deposit', userId, money, reference);
+  }
+
+  async withdraw(ctx: CallContext, money: Money, reference: string): Promise<OperationResult> {
+    return this.request(ctx, 'withdrawal', ctx.caller.id, money, reference);
+  }
+
+  private async request(ctx: CallContext, kind: 'deposit' | 'withdrawal', userId: string, money: Money, reference: string): Promise<OperationResult> {
+    const data: AccountRequestData = { userId, currency: money.currency, amount: money.amount, externalReference: reference };
+    // Same reference and content: same event id, so the log and the ledger see one operation.
+    // Same reference, other content: another id, which the ledger refuses as a reference conflict.
+    const id = accountEventId(kind, `${reference}\u0000${digest(data)}`);
+    const event = cloudEvent({
+      id,
+      source: this.o.log.names.source,
+      type: ACCOUNT_EVENT[kind],
+      subject: userId,
+      time: this.o.now().toISOString(),
+      data,
+    });
+    await this.o.log.append(this.o.log.names.account(userId), event, null);
+    const outcome = await this.o.outcomes.wait(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)));
+    if (!outcome) return { operationId: id, status: 'PENDING', balance: null };
+    if (outcome.result === 'reference_conflict') {
+      throw new InvalidArgument('EXTERNAL_REFERENCE_REUSED', 'this external_reference was used for a different operation');
+    }
+    if (outcome.result === 'insufficient_funds') {
+      throw new FailedPrecondition('INSUFFICIENT_FUNDS', `available ${money.currency} balance is below ${money.amount}`);
+    }
+    return { operationId: id, status: 'APPLIED', balance: await this.balanceOf(userId, money.currency) };
+  }
+
+  async getBalance(ctx: CallContext, userId: string, currency: string): Promise<Balance> {
+    if (!mayReadBalance(ctx.caller, userId)) throw new PermissionDenied('NOT_OWNER', "caller may not read this user's balance");
+    return this.balanceOf(userId, currency);
+  }
+
+  private async balanceOf(userId: string, currency: string): Promise<Balance> {
+    const row = await read.balanceOf(this.o.pool, userId, currency);
+    const z = zero(currency);
+    return {
+      userId,
+      currency,
+      available: row ? fixed(row.available, currency) : z,
+      held: row ? fixed(row.held, currency) : z,
+      incoming: row ? fixed(row.incoming, currency) : z,
+    };
+  }
+
+  async listEntries(ctx: CallContext, userId: string, pageSize: number, pageToken: string) {
+    if (!mayReadBalance(ctx.caller, userId)) throw new PermissionDenied('NOT_OWNER', "caller may not read this user's ledger");
+    if (pageToken !== '' && !/^[0-9]{1,19}$/.test(pageToken)) throw new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued');
+    const rows = await read.entriesOf(this.o.pool, userId, pageToken === '' ? null : pageToken, pageSize);
+    const next = rows.length === pageSize ? rows[rows.length - 1]!.stream_seq : '';
+    return { rows, nextPageToken: next };
+  }
+}
+
+function fixed(value: string, currency: string): string {
+  return format(currency, value);
+}

@@ -1,0 +1,99 @@
+/**
+ * The one module that reads the environment. Every setting is validated at start-up; a bad
+ * value stops the process with the name of the key.
+ */
+
+export interface Config {
+  /** PostgreSQL URL. Unset: `npm start` runs an embedded PostgreSQL under ./.data. */
+  databaseUrl: string | undefined;
+  /** NATS URL. Unset: `npm start` runs nats-server from the PATH with data under ./.data. */
+  natsUrl: string | undefined;
+  /** HS256 secret for bearer tokens. Unset: a development secret is generated (embedded mode only). */
+  authJwtSecret: string | undefined;
+  /** gRPC listen address. Default 127.0.0.1:50051. */
+  grpcAddress: string;
+  /** Names the stream (upper case), subjects, consumers and Postgres schema. Default "escrow". */
+  namespace: string;
+  /** pino level. Default "info". */
+  logLevel: string;
+  /** Where embedded services keep their data. Default ./.data. */
+  dataDir: string;
+  /** Most commands waiting in one milestone's mailbox. Default 64. */
+  mailboxMax: number;
+  /** Most actors kept in memory; the least recently used beyond it are evicted. Default 10000. */
+  actorsMax: number;
+  /** An actor idle this long is evicted. Default 60000. */
+  actorIdleMs: number;
+  /** How long CreateMilestone waits for the funding outcome before answering PENDING_FUNDING. Default 5000. */
+  fundingWaitMs: number;
+  /** How long Deposit and Withdraw wait for the ledger before answering PENDING. Default 5000. */
+  ledgerWaitMs: number;
+  /** Most events the ledger worker applies in one transaction. Default 256. */
+  ledgerBatchMax: number;
+  /** JetStream ack wait of the ledger consumer: a killed worker's batch is redelivered after it. Default 10000. */
+  ledgerAckWaitMs: number;
+  /** JetStream duplicate window, the first line against repeated appends. Default 120000. */
+  duplicateWindowMs: number;
+  /** Largest gRPC message accepted, in bytes. Default 65536. */
+  grpcMaxMessageBytes: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  constructor(key: string, problem: string) {
+    super(`configuration ${key}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[0-9]+$/.test(raw)) throw new ConfigError(key, `"${raw}" is not a whole number`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(key, `${value} is outside ${min}..${max}`);
+  return value;
+}
+
+function optional(env: Env, key: string): string | undefined {
+  const raw = env[key];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const namespace = optional(env, 'ESCROW_NAMESPACE') ?? 'escrow';
+  if (!/^[a-z][a-z0-9_]{0,39}$/.test(namespace)) {
+    throw new ConfigError('ESCROW_NAMESPACE', 'must be lower case letters, digits and _ (starting with a letter), at most 40');
+  }
+  const grpcAddress = optional(env, 'GRPC_ADDRESS') ?? '127.0.0.1:50051';
+  if (!/^[^\s:]+:[0-9]{1,5}$/.test(grpcAddress) && !/^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$/.test(grpcAddress)) {
+    throw new ConfigError('GRPC_ADDRESS', `"${grpcAddress}" is not host:port`);
+  }
+  const logLevel = optional(env, 'LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `"${logLevel}" is not a pino level`);
+  }
+  const authJwtSecret = optional(env, 'AUTH_JWT_SECRET');
+  if (authJwtSecret !== undefined && authJwtSecret.length < 16) {
+    throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 16 characters');
+  }
+  return {
+    databaseUrl: optional(env, 'DATABASE_URL'),
+    natsUrl: optional(env, 'NATS_URL'),
+    authJwtSecret,
+    grpcAddress,
+    namespace,
+    logLevel,
+    dataDir: optional(env, 'ESCROW_DATA_DIR') ?? './.data',
+    mailboxMax: int(env, 'ESCROW_MAILBOX_MAX', 64, 1, 100_000),
+    actorsMax: int(env, 'ESCROW_ACTORS_MAX', 10_000, 1, 10_000_000),
+    actorIdleMs: int(env, 'ESCROW_ACTOR_IDLE_MS', 60_000, 10, 86_400_000),
+    fundingWaitMs: int(env, 'ESCROW_FUNDING_WAIT_MS', 5_000, 0, 600_000),
+    ledgerWaitMs: int(env, 'ESCROW_LEDGER_WAIT_MS', 5_000, 0, 600_000),
+    ledgerBatchMax: int(env, 'ESCROW_LEDGER_BATCH_MAX', 256, 1, 10_000),
+    ledgerAckWaitMs: int(env, 'ESCROW_LEDGER_ACK_WAIT_MS', 10_000, 500, 3_600_000),
+    duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
+    grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
+  };
+}

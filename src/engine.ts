@@ -1,0 +1,92 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AccountApp } from './app/accounts.js';
+import { MilestoneApp } from './app/milestones.js';
+import type { Config } from './config.js';
+import { EventLog } from './events/log.js';
+import { names } from './events/names.js';
+import { Gateway } from './gateway/server.js';
+import { createPool, migrate, type Pool } from './ledger/db.js';
+import { LedgerWorker } from './ledger/worker.js';
+import type { Logger } from './log.js';
+
+export interface EngineOptions {
+  config: Config & { databaseUrl: string; natsUrl: string; authJwtSecret: string };
+  gateway: boolean;
+  worker: boolean;
+  logger: Logger;
+  /** Injected clock; default the system clock. */
+  now?: () => Date;
+  /** Called when the worker meets a broken invariant. Default: exit the process with code 70. */
+  onFatal?: (err: Error) => void;
+}
+
+/**
+ * The composition root: connects NATS and Postgres, applies migrations, and starts the
+ * gateway and/or the ledger worker. Several engines may run against one NATS and Postgres.
+ */
+export class Engine {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly log: EventLog,
+    readonly pool: Pool,
+    readonly gateway: Gateway | null,
+    readonly worker: LedgerWorker | null,
+    readonly milestones: MilestoneApp | null,
+  ) {}
+
+  static async start(o: EngineOptions): Promise<Engine> {
+    const { config, logger } = o;
+    const now = o.now ?? (() => new Date());
+    const nc = await connect({ servers: config.natsUrl, name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs });
+    const pool = createPool(config.databaseUrl, config.namespace);
+    await migrate(pool, config.namespace);
+
+    let worker: LedgerWorker | null = null;
+    if (o.worker) {
+      worker = new LedgerWorker({
+        log,
+        pool,
+        logger: logger.child({ role: 'worker' }),
+        batchMax: config.ledgerBatchMax,
+        ackWaitMs: config.ledgerAckWaitMs,
+        onFatal: o.onFatal ?? (() => process.exit(70)),
+      });
+      await worker.start();
+    }
+    let gateway: Gateway | null = null;
+    let milestones: MilestoneApp | null = null;
+    if (o.gateway) {
+      milestones = new MilestoneApp({
+        log,
+        mailboxMax: config.mailboxMax,
+        actorsMax: config.actorsMax,
+        actorIdleMs: config.actorIdleMs,
+        fundingWaitMs: config.fundingWaitMs,
+        now,
+      });
+      milestones.start();
+      const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });
+      gateway = new Gateway({
+        address: config.grpcAddress,
+        secret: config.authJwtSecret,
+        maxMessageBytes: config.grpcMaxMessageBytes,
+        milestones,
+        accounts,
+        pool,
+        logger: logger.child({ role: 'gateway' }),
+      });
+      await gateway.start();
+    }
+    return new Engine(nc, log, pool, gateway, worker, milestones);
+  }
+
+  /** Graceful: no new calls, running calls and the current ledger batch finish, then connections close. */
+  async stop(): Promise<void> {
+    await this.gateway?.stop();
+    this.milestones?.stop();
+    await this.worker?.stop();
+    await this.nc.drain().catch(() => {});
+    await this.pool.end().catch(() => {});
+  }
+}

@@ -1,0 +1,114 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  jetstream,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
+import { Unavailable } from '../errors.js';
+import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
+import type { Names } from './names.js';
+
+/** Raised when the subject moved past the sequence the appender expected (JetStream 10071). */
+export class WrongLastSequence extends Error {
+  constructor(readonly subject: string) {
+    super(`wrong last sequence on ${subject}`);
+  }
+}
+
+export interface Stored<D> {
+  readonly seq: number;
+  readonly event: CloudEvent<D>;
+}
+
+export interface StreamOptions {
+  duplicateWindowMs: number;
+  /** Replicas of the stream; 3 in a JetStream cluster. Default 1. */
+  replicas?: number;
+}
+
+/**
+ * The event log: one JetStream stream per namespace. Appends are optimistic (expected last
+ * subject sequence) and deduplicated (msgID = event id); reads are direct gets of one message.
+ */
+export class EventLog {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    readonly names: Names,
+  ) {}
+
+  static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
+    const jsm = await jetstreamManager(nc);
+    const log = new EventLog(nc, jetstream(nc), jsm, names);
+    await log.ensureStream(options);
+    return log;
+  }
+
+  private async ensureStream(options: StreamOptions): Promise<void> {
+    const config = {
+      name: this.names.stream,
+      subjects: [this.names.allSubjects],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas ?? 1,
+      duplicate_window: options.duplicateWindowMs * 1_000_000,
+      allow_direct: true,
+    };
+    try {
+      await this.jsm.streams.info(this.names.stream);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+      try {
+        await this.jsm.streams.add(config);
+      } catch (addErr) {
+        // Another process created it first: that is the same stream.
+        if (!(addErr instanceof JetStreamApiError) || addErr.code !== 10058) throw addErr;
+      }
+    }
+  }
+
+  /**
+   * Appends an event to `subject` if its last sequence is still `expectedLastSeq` (0: no
+   * message yet). A repeat of an event id inside the duplicate window is not stored again:
+   * the answer then says `duplicate` and carries the original sequence.
+   */
+  async append(subject: string, event: CloudEvent<unknown>, expectedLastSeq: number | null): Promise<{ seq: number; duplicate: boolean }> {
+    const h = headers();
+    h.set('Content-Type', CONTENT_TYPE);
+    try {
+      const ack = await this.js.publish(subject, encode(event), {
+        msgID: event.id,
+        headers: h,
+        ...(expectedLastSeq === null ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+        throw new WrongLastSequence(subject);
+      }
+      throw unavailable(err);
+    }
+  }
+
+  /** The last event on a subject, or null when the subject has none. */
+  async readLast<D>(subject: string): Promise<Stored<D> | null> {
+    try {
+      const m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
+      return m ? { seq: m.seq, event: decode<D>(m.data) } : null;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+}
+
+export function unavailable(err: unknown): Unavailable {
+  const message = err instanceof Error ? err.message : String(err);
+  return new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log is unavailable: ${message}`);
+}

@@ -1,0 +1,34 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { AccountApp, OperationResult } from '../app/accounts.js';
+import { balanceMessage, entryMessage } from './convert.js';
+import { unary, type HandlerDeps } from './handlers.js';
+import * as v from './validate.js';
+
+type Req = Record<string, any>;
+
+function operationReply(r: OperationResult) {
+  return { operation_id: r.operationId, status: r.status, balance: r.balance ? balanceMessage(r.balance) : null };
+}
+
+export function accountService(deps: HandlerDeps, app: AccountApp): grpc.UntypedServiceImplementation {
+  return {
+    Deposit: unary(deps, 'Deposit', async (r: Req, ctx) => {
+      const userId = v.requireId(r.user_id, 'user_id');
+      const money = v.requireMoney(r.amount, 'amount');
+      return operationReply(await app.deposit(ctx, userId, money, v.requireReference(r.external_reference)));
+    }),
+    Withdraw: unary(deps, 'Withdraw', async (r: Req, ctx) => {
+      const money = v.requireMoney(r.amount, 'amount');
+      return operationReply(await app.withdraw(ctx, money, v.requireReference(r.external_reference)));
+    }),
+    GetBalance: unary(deps, 'GetBalance', async (r: Req, ctx) => {
+      const userId = v.requireId(r.user_id, 'user_id');
+      return balanceMessage(await app.getBalance(ctx, userId, v.currencyCode(r.currency_code)));
+    }),
+    ListLedgerEntries: unary(deps, 'ListLedgerEntries', async (r: Req, ctx) => {
+      const userId = v.requireId(r.user_id, 'user_id');
+      const page = await app.listEntries(ctx, userId, v.pageSize(r.page_size), typeof r.page_token === 'string' ? r.page_token : '');
+      return { entries: page.rows.map(entryMessage), next_page_token: page.nextPageToken };
+    }),
+  };
+}

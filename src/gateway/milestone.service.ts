@@ -1,0 +1,159 @@
+import * as grpc from '@grpc/grpc-js';
+import type { MilestoneContext } from '../../actors/milestone.machine.js';
+import { mayView, FINAL_STATES } from '../../actors/milestone.machine.js';
+import type { MilestoneApp } from '../app/milestones.js';
+import { InvalidArgument, NotFound, PermissionDenied } from '../errors.js';
+import { decode } from '../events/cloudevent.js';
+import type { Pool } from '../ledger/db.js';
+import * as read from '../ledger/read.js';
+import type { EntityEventData, Persisted } from '../runtime/entity.js';
+import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
+import { serverStream, unary, unimplemented, type HandlerDeps } from './handlers.js';
+import * as v from './validate.js';
+
+type Req = Record<string, any>;
+
+const STATUSES = new Set([
+  'REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED', 'FUNDED',
+  'RELEASE_REQUESTED', 'CANCELLATION_REQUESTED', 'DISPUTED', 'RELEASED', 'CANCELLED', 'RESOLVED',
+]);
+
+const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
+
+export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Pool): grpc.UntypedServiceImplementation {
+  return {
+    CreateMilestone: unary(deps, 'CreateMilestone', async (r: Req, ctx) => {
+      const input = {
+        projectId: v.requireId(r.project_id, 'project_id'),
+        freelancerId: v.requireId(r.freelancer_id, 'freelancer_id'),
+        money: v.requireMoney(r.amount, 'amount'),
+        description: v.optionalText(r.description, 'description'),
+        key: v.requireKey(r.idempotency_key),
+      };
+      return reply(await app.create(ctx, input));
+    }),
+    AcceptAward: unary(deps, 'AcceptAward', async (r: Req, ctx) => {
+      const projectId = v.requireId(r.project_id, 'project_id');
+      return { project: projectMessage(await app.acceptAward(ctx, projectId, v.requireKey(r.idempotency_key))) };
+    }),
+    RequestRelease: unary(deps, 'RequestRelease', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      return reply(await app.requestRelease(ctx, id, v.requireKey(r.idempotency_key)));
+    }),
+    ReleaseMilestone: unary(deps, 'ReleaseMilestone', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const amount = v.optionalMoney(r.amount, 'amount');
+      return reply(await app.release(ctx, id, amount, v.requireKey(r.idempotency_key)));
+    }),
+    RequestCancellation: unary(deps, 'RequestCancellation', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.optionalText(r.reason, 'reason');
+      return reply(await app.requestCancellation(ctx, id, reason, v.requireKey(r.idempotency_key)));
+    }),
+    CancelMilestone: unary(deps, 'CancelMilestone', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.optionalText(r.reason, 'reason');
+      return reply(await app.cancel(ctx, id, reason, v.requireKey(r.idempotency_key)));
+    }),
+    GetMilestone: unary(deps, 'GetMilestone', async (r: Req, ctx) => reply(await app.get(ctx, v.requireMilestoneId(r.milestone_id)))),
+    ListMilestones: unary(deps, 'ListMilestones', async (r: Req, ctx) => {
+      if (r.direction !== 'INCOMING' && r.direction !== 'OUTGOING') {
+        throw new InvalidArgument('DIRECTION_REQUIRED', 'direction must be INCOMING or OUTGOING', { field: 'direction' });
+      }
+      const statuses: string[] = Array.isArray(r.statuses) ? r.statuses : [];
+      if (statuses.some((s) => !STATUSES.has(s))) throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
+      const limit = v.pageSize(r.page_size);
+      const rows = await read.listMilestones(pool, {
+        partyColumn: r.direction === 'INCOMING' ? 'freelancer_id' : 'employer_id',
+        userId: ctx.caller.id,
+        statuses,
+        projectId: v.optionalId(r.project_id, 'project_id'),
+        after: decodePageToken(r.page_token),
+        limit,
+      });
+      const last = rows[rows.length - 1];
+      return {
+        milestones: rows.map(milestoneRowMessage),
+        next_page_token: rows.length === limit && last ? encodePageToken(last.created_at, last.milestone_id) : '',
+      };
+    }),
+    WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      await watch(app, id, ctx.caller, (s) => call.write(reply(s)), call);
+    }),
+    RequestMilestone: unimplemented(deps, 'RequestMilestone'),
+    AcceptMilestoneRequest: unimplemented(deps, 'AcceptMilestoneRequest'),
+    RejectMilestoneRequest: unimplemented(deps, 'RejectMilestoneRequest'),
+    WithdrawMilestoneRequest: unimplemented(deps, 'WithdrawMilestoneRequest'),
+    RejectCancellation: unimplemented(deps, 'RejectCancellation'),
+    OpenDispute: unimplemented(deps, 'OpenDispute'),
+    ProposeSettlement: unimplemented(deps, 'ProposeSettlement'),
+    AcceptSettlement: unimplemented(deps, 'AcceptSettlement'),
+    EscalateDispute: unimplemented(deps, 'EscalateDispute'),
+    ResolveDispute: unimplemented(deps, 'ResolveDispute'),
+  };
+}
+
+/**
+ * Streams the milestone's state from the event log (not from a resident actor, which may
+ * be behind another gateway): the current state, then each newer one, until a final status
+ * or the client goes away.
+ */
+async function watch(
+  app: MilestoneApp,
+  id: string,
+  caller: { id: string },
+  write: (s: Persisted<MilestoneContext>) => void,
+  call: grpc.ServerWritableStream<unknown, unknown>,
+): Promise<void> {
+  const log = app.log;
+  const subject = log.names.milestone(id);
+  let sent = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const emit = (s: Persisted<MilestoneContext>) => {
+    if (s.version <= sent) return;
+    sent = s.version;
+    write(s);
+    if (FINAL_STATES.has(s.state)) finish();
+  };
+  // Subscribed before the first read, so no change between the two is missed.
+  const sub = log.nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) return finish();
+      try {
+        emit(decode<EntityEventData<MilestoneContext>>(msg.data).data.state);
+      } catch {
+        // Not an entity event: nothing to stream.
+      }
+    },
+  });
+  call.on('cancelled', finish);
+  call.on('close', finish);
+  try {
+    const last = await log.readLast<EntityEventData<MilestoneContext>>(subject);
+    if (!last) throw new NotFound('MILESTONE_NOT_FOUND', 'no such milestone');
+    if (!mayView(last.event.data.state.context, caller)) throw new PermissionDenied('NOT_PARTY', 'caller is not a party of this milestone');
+    emit(last.event.data.state);
+    await done;
+  } finally {
+    sub.unsubscribe();
+  }
+}
+
+function encodePageToken(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify({ c: createdAt.toISOString(), id })).toString('base64url');
+}
+
+function decodePageToken(token: unknown): { createdAt: string; id: string } | null {
+  if (typeof token !== 'string' || token === '') return null;
+  try {
+    const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown; id?: unknown };
+    if (typeof t.c === 'string' && Number.isFinite(Date.parse(t.c)) && typeof t.id === 'string' && /^[0-9a-f-]{36}$/.test(t.id)) {
+      return { createdAt: t.c, id: t.id };
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued', { field: 'page_token' });
+}

@@ -1,0 +1,63 @@
+import * as grpc from '@grpc/grpc-js';
+import type { AccountApp } from '../app/accounts.js';
+import type { MilestoneApp } from '../app/milestones.js';
+import type { Pool } from '../ledger/db.js';
+import type { Logger } from '../log.js';
+import { accountService } from './account.service.js';
+import { Authenticator } from './auth.js';
+import { unimplemented, type HandlerDeps } from './handlers.js';
+import { milestoneService } from './milestone.service.js';
+import { loadEscrowPackage } from './proto.js';
+
+export interface GatewayOptions {
+  address: string;
+  secret: string;
+  maxMessageBytes: number;
+  milestones: MilestoneApp;
+  accounts: AccountApp;
+  pool: Pool;
+  logger: Logger;
+}
+
+/** The gRPC server of package escrow.v1. */
+export class Gateway {
+  private readonly server: grpc.Server;
+  port = 0;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': o.maxMessageBytes,
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+    });
+    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger };
+    const pkg = loadEscrowPackage();
+    this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
+    this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));
+    this.server.addService(pkg.ReviewService.service, {
+      SubmitReview: unimplemented(deps, 'SubmitReview'),
+      ListReviews: unimplemented(deps, 'ListReviews'),
+      GetReputation: unimplemented(deps, 'GetReputation'),
+    });
+  }
+
+  async start(): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(this.o.address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    return this.port;
+  }
+
+  /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
+  async stop(graceMs = 5_000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,55 @@
+import * as grpc from '@grpc/grpc-js';
+import { EscrowError, type ErrorCode } from '../errors.js';
+import { loadRpcStatusTypes } from './proto.js';
+
+/** The ErrorInfo domain of every error this service returns. */
+export const ERROR_DOMAIN = 'escrow.v1';
+
+const CODES: Record<ErrorCode, grpc.status> = {
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  ABORTED: grpc.status.ABORTED,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
+  UNIMPLEMENTED: grpc.status.UNIMPLEMENTED,
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+const types = loadRpcStatusTypes();
+
+/**
+ * The one place errors become gRPC statuses. Every status carries the stable reason three
+ * ways: google.rpc.ErrorInfo in grpc-status-details-bin, the `escrow-reason` trailer, and the
+ * start of the details string ("REASON: message").
+ */
+export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const e =
+    err instanceof EscrowError ? err : new EscrowError('INTERNAL', 'INTERNAL', 'internal error');
+  const code = CODES[e.code];
+  const info = types.ErrorInfo.encode(types.ErrorInfo.create({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata })).finish();
+  const status = types.Status.encode(
+    types.Status.create({
+      code,
+      message: e.message,
+      details: [{ type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: info }],
+    }),
+  ).finish();
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(status));
+  metadata.set('escrow-reason', e.reason);
+  return { code, details: `${e.reason}: ${e.message}`, metadata };
+}
+
+/** Decodes the ErrorInfo of a status, for clients and tests. */
+export function reasonOf(err: { metadata?: grpc.Metadata }): string | null {
+  const bin = err.metadata?.get('grpc-status-details-bin')[0];
+  if (!(bin instanceof Buffer)) return null;
+  const status = types.Status.decode(bin) as unknown as { details: { type_url: string; value: Uint8Array }[] };
+  const detail = status.details.find((d) => d.type_url.endsWith('google.rpc.ErrorInfo'));
+  if (!detail) return null;
+  return (types.ErrorInfo.decode(detail.value) as unknown as { reason: string }).reason;
+}

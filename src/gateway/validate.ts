@@ -1,0 +1,101 @@
+import { InvalidArgument } from '../errors.js';
+import { minorUnits, parsePositiveAmount, type Money } from '../money.js';
+
+/**
+ * Request validation: every field a handler uses goes through one of these. A failure is
+ * INVALID_ARGUMENT with a stable reason and the field's name, before anything is changed.
+ */
+
+/** User and project ids: they become NATS subject tokens, so no dots, spaces or wildcards. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const MILESTONE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const REFERENCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const TEXT_MAX = 2_000;
+export const PAGE_SIZE_DEFAULT = 50;
+export const PAGE_SIZE_MAX = 200;
+
+function bad(reason: string, field: string, message: string): InvalidArgument {
+  return new InvalidArgument(reason, message, { field });
+}
+
+export function requireId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
+  if (!USER_ID_PATTERN.test(value)) throw bad('ID_INVALID', field, `${field} must be 1-64 of A-Z a-z 0-9 _ -`);
+  return value;
+}
+
+export function requireMilestoneId(value: unknown): string {
+  const field = 'milestone_id';
+  if (typeof value !== 'string' || value === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
+  if (!MILESTONE_ID_PATTERN.test(value)) throw bad('ID_INVALID', field, `${field} must be a milestone id as returned by CreateMilestone`);
+  return value;
+}
+
+export function requireKey(value: unknown): string {
+  const field = 'idempotency_key';
+  if (typeof value !== 'string' || value === '') throw bad('IDEMPOTENCY_KEY_REQUIRED', field, `${field} is required`);
+  if (!KEY_PATTERN.test(value)) throw bad('IDEMPOTENCY_KEY_INVALID', field, `${field} must be 1-128 printable ASCII characters`);
+  return value;
+}
+
+export function requireReference(value: unknown): string {
+  const field = 'external_reference';
+  if (typeof value !== 'string' || value === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
+  if (!REFERENCE_PATTERN.test(value)) throw bad('REFERENCE_INVALID', field, `${field} must be 1-128 printable ASCII characters`);
+  return value;
+}
+
+interface MoneyMessage {
+  currency_code?: unknown;
+  amount?: unknown;
+}
+
+export function requireMoney(value: MoneyMessage | null | undefined, field: string): Money {
+  if (!value) throw bad('AMOUNT_REQUIRED', field, `${field} is required`);
+  const currency = typeof value.currency_code === 'string' ? value.currency_code : '';
+  const amount = typeof value.amount === 'string' ? value.amount : '';
+  try {
+    return parsePositiveAmount(currency, amount, field);
+  } catch (err) {
+    if (err instanceof InvalidArgument) throw bad(err.reason, field, err.message);
+    throw err;
+  }
+}
+
+/** An optional Money field: unset (or all empty) is null. */
+export function optionalMoney(value: MoneyMessage | null | undefined, field: string): Money | null {
+  if (!value || (!value.currency_code && !value.amount)) return null;
+  return requireMoney(value, field);
+}
+
+export function optionalText(value: unknown, field: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw bad('TEXT_INVALID', field, `${field} must be a string`);
+  if (value.length > TEXT_MAX) throw bad('TEXT_TOO_LONG', field, `${field} is longer than ${TEXT_MAX} characters`);
+  return value;
+}
+
+export function optionalId(value: unknown, field: string): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  return requireId(value, field);
+}
+
+export function currencyCode(value: unknown): string {
+  const field = 'currency_code';
+  if (typeof value !== 'string' || value === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
+  try {
+    minorUnits(value);
+  } catch (err) {
+    if (err instanceof InvalidArgument) throw bad(err.reason, field, err.message);
+    throw err;
+  }
+  return value;
+}
+
+export function pageSize(value: unknown): number {
+  const n = typeof value === 'number' ? value : 0;
+  if (n === 0) return PAGE_SIZE_DEFAULT;
+  if (!Number.isInteger(n) || n < 0 || n > PAGE_SIZE_MAX) throw bad('PAGE_SIZE_INVALID', 'page_size', `page_size must be 1..${PAGE_SIZE_MAX}`);
+  return n;
+}

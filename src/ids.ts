@@ -1,0 +1,48 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+/**
+ * Deterministic ids. A retried command must produce the same event id (the JetStream msgID)
+ * and, for CreateMilestone, the same milestone id, so everything here is a hash of what
+ * identifies the command, never a random value.
+ */
+
+function uuidFromHash(input: string): string {
+  const h = createHash('sha256').update(input).digest('hex');
+  // Shaped like a version-8 (custom) UUID, so it fits any uuid column or parser.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The id of the event a command on an entity yields: same entity and key, same id. */
+export function eventId(entity: string, id: string, idempotencyKey: string): string {
+  return uuidFromHash(`event\u0000${entity}\u0000${id}\u0000${idempotencyKey}`);
+}
+
+/** The milestone an employer's CreateMilestone creates, derived from its idempotency key. */
+export function milestoneIdFor(employerId: string, idempotencyKey: string): string {
+  return uuidFromHash(`milestone\u0000${employerId}\u0000${idempotencyKey}`);
+}
+
+/** The event of a deposit or withdrawal, derived from the external reference. */
+export function accountEventId(kind: 'deposit' | 'withdrawal', externalReference: string): string {
+  return uuidFromHash(`${kind}\u0000${externalReference}`);
+}
+
+/** A digest of a request's content (without its idempotency key), to tell repeats from reuse. */
+export function digest(content: unknown): string {
+  return createHash('sha256').update(stableJson(content)).digest('base64url').slice(0, 22);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function randomId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,194 @@
+import { Decimal } from 'decimal.js';
+import type { MilestoneContext } from '../../actors/milestone.machine.js';
+import { invariant } from '../errors.js';
+import type { CloudEvent } from '../events/cloudevent.js';
+import type { Persisted } from '../runtime/entity.js';
+import type { PoolClient } from './db.js';
+import { classify, milestoneStatus } from './intents.js';
+import { balanceEffects, fundedFrom, legsOf, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
+import * as sql from './sql.js';
+
+/** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
+export interface Outcome {
+  causationId: string;
+  kind: PostingKind;
+  result: PostingResult;
+  currency: string;
+  amount: string;
+  milestoneId?: string;
+  userId?: string;
+}
+
+export interface StreamEvent {
+  seq: number;
+  event: CloudEvent;
+}
+
+const ASKS_FOR_OUTCOME: ReadonlySet<PostingKind> = new Set(['hold', 'deposit', 'withdrawal']);
+
+/**
+ * Applies one batch of stream events in one transaction: postings keyed by event id (an
+ * event applied before is skipped), balance deltas aggregated per account, and the read
+ * model. Returns the outcomes to publish once the transaction has committed.
+ */
+export async function applyBatch(client: PoolClient, events: StreamEvent[]): Promise<Outcome[]> {
+  const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
+  const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
+  const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
+
+  await client.query('BEGIN');
+  try {
+    const outcomes = intents.length > 0 ? await post(client, intents) : [];
+    if (milestones.length > 0) await sql.upsertMilestones(client, milestoneRows(milestones));
+    await client.query('COMMIT');
+    return outcomes;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
+  // Accounts first, created if new, then locked in id order: every later read in this
+  // transaction sees whatever another worker committed for these accounts.
+  const accounts = new Map<string, AccountRef>();
+  for (const intent of intents) for (const leg of legsOf(intent)) accounts.set(leg.account.id, leg.account);
+  const refs = [...accounts.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  await sql.ensureAccounts(client, refs.map((a) => a.id), refs.map((a) => a.kind), refs.map((a) => a.owner), refs.map((a) => a.currency));
+  const locked = await sql.lockAccounts(client, refs.map((a) => a.id));
+  const balances = new Map<string, Decimal>([...locked].map(([id, b]) => [id, new Decimal(b)]));
+
+  const done = await sql.existingPostings(client, intents.map((i) => i.eventId));
+  const references = await sql.existingReferences(
+    client,
+    intents.flatMap((i) => (i.kind === 'deposit' || i.kind === 'withdrawal' ? [i.reference] : [])),
+  );
+
+  const outcomes: Outcome[] = [];
+  const postings: sql.PostingRows = { eventIds: [], seqs: [], kinds: [], results: [], milestoneIds: [], userIds: [], currencies: [], amounts: [] };
+  const entries = { eventIds: [] as string[], accountIds: [] as string[], amounts: [] as string[] };
+  const newRefs = { refs: [] as string[], kinds: [] as string[], users: [] as string[], currencies: [] as string[], amounts: [] as string[], eventIds: [] as string[] };
+  const deltas = new Map<string, Decimal>();
+  const userDeltas = new Map<string, { available: Decimal; held: Decimal; incoming: Decimal }>();
+
+  for (const intent of intents) {
+    const prior = done.get(intent.eventId);
+    if (prior !== undefined) {
+      if (ASKS_FOR_OUTCOME.has(intent.kind)) outcomes.push(outcomeOf(intent, prior as PostingResult));
+      continue;
+    }
+
+    const result = decideResult(intent, balances, references);
+    if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
+      if (!references.has(intent.reference)) {
+        const row = { reference: intent.reference, kind: intent.kind, user_id: intent.userId, currency: intent.currency, amount: intent.amount, event_id: intent.eventId };
+        references.set(intent.reference, row);
+        newRefs.refs.push(row.reference);
+        newRefs.kinds.push(row.kind);
+        newRefs.users.push(row.user_id);
+        newRefs.currencies.push(row.currency);
+        newRefs.amounts.push(row.amount);
+        newRefs.eventIds.push(row.event_id);
+      }
+    }
+    // Recorded at once, so the same event twice in one batch is applied once.
+    done.set(intent.eventId, result);
+    postings.eventIds.push(intent.eventId);
+    postings.seqs.push(String(intent.seq));
+    postings.kinds.push(intent.kind);
+    postings.results.push(result);
+    postings.milestoneIds.push('milestoneId' in intent ? intent.milestoneId : null);
+    postings.userIds.push('userId' in intent ? intent.userId : null);
+    postings.currencies.push(intent.currency);
+    postings.amounts.push(intent.amount);
+    if (ASKS_FOR_OUTCOME.has(intent.kind)) outcomes.push(outcomeOf(intent, result));
+    if (result !== 'ok') continue;
+
+    for (const leg of legsOf(intent)) {
+      const next = balances.get(leg.account.id)!.plus(leg.amount);
+      invariant(leg.account.kind === 'world' || next.gte(0), `account ${leg.account.id} would go below zero (${next}) by event ${intent.eventId}`);
+      balances.set(leg.account.id, next);
+      deltas.set(leg.account.id, (deltas.get(leg.account.id) ?? new Decimal(0)).plus(leg.amount));
+      entries.eventIds.push(intent.eventId);
+      entries.accountIds.push(leg.account.id);
+      entries.amounts.push(leg.amount);
+    }
+    for (const fx of balanceEffects(intent)) {
+      const key = `${fx.userId}\u0000${fx.currency}`;
+      const d = userDeltas.get(key) ?? { available: new Decimal(0), held: new Decimal(0), incoming: new Decimal(0) };
+      userDeltas.set(key, { available: d.available.plus(fx.available), held: d.held.plus(fx.held), incoming: d.incoming.plus(fx.incoming) });
+    }
+  }
+
+  if (postings.eventIds.length > 0) {
+    const inserted = await sql.insertPostings(client, postings);
+    invariant(inserted === postings.eventIds.length, `expected to insert ${postings.eventIds.length} postings, inserted ${inserted}`);
+  }
+  if (newRefs.refs.length > 0) await sql.insertReferences(client, newRefs);
+  if (entries.eventIds.length > 0) await sql.insertEntries(client, entries.eventIds, entries.accountIds, entries.amounts);
+  const changed = [...deltas].filter(([, d]) => !d.isZero()).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (changed.length > 0) await sql.addToBalances(client, changed.map(([id]) => id), changed.map(([, d]) => d.toString()));
+  if (userDeltas.size > 0) {
+    const rows = [...userDeltas].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, d]) => ({ key: key.split('\u0000') as [string, string], d }));
+    await sql.ensureUserBalances(client, rows.map((r) => r.key[0]), rows.map((r) => r.key[1]));
+    await sql.addToUserBalances(client, {
+      users: rows.map((r) => r.key[0]),
+      currencies: rows.map((r) => r.key[1]),
+      available: rows.map((r) => r.d.available.toString()),
+      held: rows.map((r) => r.d.held.toString()),
+      incoming: rows.map((r) => r.d.incoming.toString()),
+    });
+  }
+  return outcomes;
+}
+
+function decideResult(intent: Intent, balances: Map<string, Decimal>, references: Map<string, sql.ReferenceRow>): PostingResult {
+  if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
+    const first = references.get(intent.reference);
+    if (first && first.event_id !== intent.eventId) return 'reference_conflict';
+  }
+  const source = fundedFrom(intent);
+  if (source && balances.get(source.id)!.lt(intent.amount)) return 'insufficient_funds';
+  return 'ok';
+}
+
+function outcomeOf(intent: Intent, result: PostingResult): Outcome {
+  return {
+    causationId: intent.eventId,
+    kind: intent.kind,
+    result,
+    currency: intent.currency,
+    amount: intent.amount,
+    ...('milestoneId' in intent ? { milestoneId: intent.milestoneId } : { userId: intent.userId }),
+  };
+}
+
+/** The newest state of each milestone in the batch: one row per milestone per statement. */
+function latestMilestones(states: Persisted<MilestoneContext>[]): Persisted<MilestoneContext>[] {
+  const latest = new Map<string, Persisted<MilestoneContext>>();
+  for (const s of states) {
+    const seen = latest.get(s.id);
+    if (!seen || seen.version < s.version) latest.set(s.id, s);
+  }
+  return [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+function milestoneRows(states: Persisted<MilestoneContext>[]): sql.MilestoneRows {
+  const c = states.map((s) => s.context);
+  return {
+    ids: states.map((s) => s.id),
+    projects: c.map((x) => x.projectId),
+    employers: c.map((x) => x.employerId),
+    freelancers: c.map((x) => x.freelancerId),
+    currencies: c.map((x) => x.currency),
+    amounts: c.map((x) => x.amount),
+    held: c.map((x) => x.held),
+    released: c.map((x) => x.released),
+    returned: c.map((x) => x.returned),
+    statuses: states.map(milestoneStatus),
+    versions: states.map((s) => s.version),
+    descriptions: c.map((x) => x.description),
+    createdAt: c.map((x) => x.createdAt),
+    updatedAt: c.map((x) => x.updatedAt),
+  };
+}

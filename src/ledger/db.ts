@@ -1,0 +1,50 @@
+import pg from 'pg';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+// NUMERIC stays a string (pg's default); bigint (int8) too. No amount ever becomes a float.
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/** A pool whose connections use the namespace's schema. */
+export function createPool(connectionString: string, schema: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, options: `-c search_path=${schema}` });
+  // An idle client that loses its connection must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+
+/**
+ * Applies the numbered plain-SQL migrations not yet applied, in order, in one transaction
+ * under an advisory lock, so several processes starting at once apply each exactly once.
+ */
+export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> {
+  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
+  const client = await pool.connect();
+  const applied: string[] = [];
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`escrow-migrate:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(`CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await client.query<{ version: string }>(`SELECT version FROM "${schema}".schema_migrations`)).rows.map((r) => r.version));
+    for (const file of files) {
+      if (done.has(file)) continue;
+      await client.query(`SET LOCAL search_path TO "${schema}"`);
+      await client.query(await readFile(join(MIGRATIONS_DIR, file), 'utf8'));
+      await client.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES ($1)`, [file]);
+      applied.push(file);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

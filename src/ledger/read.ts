@@ -1,0 +1,101 @@
+import { Unavailable } from '../errors.js';
+import type { Pool } from './db.js';
+
+/**
+ * Queries of the read model and the ledger, for the gateway. Read-only; a failing database
+ * is reported as UNAVAILABLE, never as zero.
+ */
+
+async function query<R extends object>(pool: Pool, name: string, text: string, values: unknown[]): Promise<R[]> {
+  try {
+    return (await pool.query<R>({ name, text, values })).rows;
+  } catch (err) {
+    throw new Unavailable('DATABASE_UNAVAILABLE', `the ledger database is unavailable: ${(err as Error).message}`);
+  }
+}
+
+export interface BalanceRow {
+  available: string;
+  held: string;
+  incoming: string;
+}
+
+export async function balanceOf(pool: Pool, userId: string, currency: string): Promise<BalanceRow | null> {
+  const rows = await query<BalanceRow>(
+    pool,
+    'read-balance',
+    'SELECT available::text, held::text, incoming::text FROM user_balances WHERE user_id = $1 AND currency = $2',
+    [userId, currency],
+  );
+  return rows[0] ?? null;
+}
+
+export interface EntryRow {
+  event_id: string;
+  kind: string;
+  currency: string;
+  amount: string;
+  milestone_id: string | null;
+  created_at: Date;
+  stream_seq: string;
+}
+
+/** Entries on the user's available accounts, newest first, after the (seq) cursor if given. */
+export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | null, limit: number): Promise<EntryRow[]> {
+  return query<EntryRow>(
+    pool,
+    'read-entries',
+    `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text
+     FROM accounts a
+     JOIN entries e ON e.account_id = a.account_id
+     JOIN postings p ON p.event_id = e.event_id
+     WHERE a.kind = 'available' AND a.owner_id = $1 AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint)
+     ORDER BY p.stream_seq DESC
+     LIMIT $3`,
+    [userId, beforeSeq, limit],
+  );
+}
+
+export interface MilestoneRow {
+  milestone_id: string;
+  project_id: string;
+  employer_id: string;
+  freelancer_id: string;
+  currency: string;
+  amount: string;
+  held: string;
+  released: string;
+  returned: string;
+  status: string;
+  version: number;
+  description: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface MilestoneFilter {
+  /** 'employer_id' for outgoing, 'freelancer_id' for incoming. */
+  partyColumn: 'employer_id' | 'freelancer_id';
+  userId: string;
+  statuses: string[];
+  projectId: string | null;
+  after: { createdAt: string; id: string } | null;
+  limit: number;
+}
+
+export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<MilestoneRow[]> {
+  return query<MilestoneRow>(
+    pool,
+    `read-milestones-${f.partyColumn}`,
+    `SELECT milestone_id::text, project_id, employer_id, freelancer_id, currency, amount::text, held::text, released::text,
+            returned::text, status, version, description, created_at, updated_at
+     FROM milestones
+     WHERE ${f.partyColumn} = $1
+       AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
+       AND ($3::text IS NULL OR project_id = $3)
+       AND ($4::timestamptz IS NULL OR (created_at, milestone_id) < ($4::timestamptz, $5::uuid))
+     ORDER BY created_at DESC, milestone_id DESC
+     LIMIT $6`,
+    [f.userId, f.statuses, f.projectId, f.after?.createdAt ?? null, f.after?.id ?? null, f.limit],
+  );
+}

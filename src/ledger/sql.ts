@@ -1,0 +1,162 @@
+import type { PoolClient } from './db.js';
+
+/**
+ * Every statement the ledger worker runs, one function each, as named prepared statements.
+ * Arrays go in through unnest so a whole batch is one round trip per statement.
+ */
+
+export async function ensureAccounts(c: PoolClient, ids: string[], kinds: string[], owners: string[], currencies: string[]): Promise<void> {
+  await c.query({
+    name: 'ledger-ensure-accounts',
+    text: `INSERT INTO accounts (account_id, kind, owner_id, currency)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
+           ON CONFLICT (account_id) DO NOTHING`,
+    values: [ids, kinds, owners, currencies],
+  });
+}
+
+/** Locks the batch's accounts in one fixed order (by id), so two workers never deadlock. */
+export async function lockAccounts(c: PoolClient, ids: string[]): Promise<Map<string, string>> {
+  const r = await c.query<{ account_id: string; balance: string }>({
+    name: 'ledger-lock-accounts',
+    text: 'SELECT account_id, balance::text AS balance FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE',
+    values: [ids],
+  });
+  return new Map(r.rows.map((row) => [row.account_id, row.balance]));
+}
+
+export async function existingPostings(c: PoolClient, eventIds: string[]): Promise<Map<string, string>> {
+  const r = await c.query<{ event_id: string; result: string }>({
+    name: 'ledger-existing-postings',
+    text: 'SELECT event_id::text AS event_id, result FROM postings WHERE event_id = ANY($1::uuid[])',
+    values: [eventIds],
+  });
+  return new Map(r.rows.map((row) => [row.event_id, row.result]));
+}
+
+export interface ReferenceRow {
+  reference: string;
+  kind: string;
+  user_id: string;
+  currency: string;
+  amount: string;
+  event_id: string;
+}
+
+export async function existingReferences(c: PoolClient, references: string[]): Promise<Map<string, ReferenceRow>> {
+  const r = await c.query<ReferenceRow>({
+    name: 'ledger-existing-references',
+    text: `SELECT reference, kind, user_id, currency, amount::text AS amount, event_id::text AS event_id
+           FROM external_references WHERE reference = ANY($1::text[])`,
+    values: [references],
+  });
+  return new Map(r.rows.map((row) => [row.reference, row]));
+}
+
+export interface PostingRows {
+  eventIds: string[];
+  seqs: string[];
+  kinds: string[];
+  results: string[];
+  milestoneIds: (string | null)[];
+  userIds: (string | null)[];
+  currencies: string[];
+  amounts: string[];
+}
+
+/** Returns how many were inserted: with the accounts locked first, never fewer than given. */
+export async function insertPostings(c: PoolClient, p: PostingRows): Promise<number> {
+  const r = await c.query({
+    name: 'ledger-insert-postings',
+    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount)
+           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[])
+           ON CONFLICT (event_id) DO NOTHING`,
+    values: [p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts],
+  });
+  return r.rowCount ?? 0;
+}
+
+export async function insertEntries(c: PoolClient, eventIds: string[], accountIds: string[], amounts: string[]): Promise<void> {
+  await c.query({
+    name: 'ledger-insert-entries',
+    text: `INSERT INTO entries (event_id, account_id, amount)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[])`,
+    values: [eventIds, accountIds, amounts],
+  });
+}
+
+export async function addToBalances(c: PoolClient, accountIds: string[], deltas: string[]): Promise<void> {
+  await c.query({
+    name: 'ledger-add-to-balances',
+    text: `UPDATE accounts a SET balance = a.balance + d.delta
+           FROM unnest($1::text[], $2::numeric[]) AS d(account_id, delta)
+           WHERE a.account_id = d.account_id`,
+    values: [accountIds, deltas],
+  });
+}
+
+export async function insertReferences(c: PoolClient, r: { refs: string[]; kinds: string[]; users: string[]; currencies: string[]; amounts: string[]; eventIds: string[] }): Promise<void> {
+  await c.query({
+    name: 'ledger-insert-references',
+    text: `INSERT INTO external_references (reference, kind, user_id, currency, amount, event_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::uuid[])`,
+    values: [r.refs, r.kinds, r.users, r.currencies, r.amounts, r.eventIds],
+  });
+}
+
+export async function ensureUserBalances(c: PoolClient, users: string[], currencies: string[]): Promise<void> {
+  await c.query({
+    name: 'ledger-ensure-user-balances',
+    text: `INSERT INTO user_balances (user_id, currency)
+           SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
+           ON CONFLICT (user_id, currency) DO NOTHING`,
+    values: [users, currencies],
+  });
+}
+
+export async function addToUserBalances(
+  c: PoolClient,
+  d: { users: string[]; currencies: string[]; available: string[]; held: string[]; incoming: string[] },
+): Promise<void> {
+  await c.query({
+    name: 'ledger-add-to-user-balances',
+    text: `UPDATE user_balances b
+           SET available = b.available + d.available, held = b.held + d.held, incoming = b.incoming + d.incoming
+           FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[]) AS d(user_id, currency, available, held, incoming)
+           WHERE b.user_id = d.user_id AND b.currency = d.currency`,
+    values: [d.users, d.currencies, d.available, d.held, d.incoming],
+  });
+}
+
+export interface MilestoneRows {
+  ids: string[];
+  projects: string[];
+  employers: string[];
+  freelancers: string[];
+  currencies: string[];
+  amounts: string[];
+  held: string[];
+  released: string[];
+  returned: string[];
+  statuses: string[];
+  versions: number[];
+  descriptions: string[];
+  createdAt: string[];
+  updatedAt: string[];
+}
+
+/** Projects milestone states; an older version never overwrites a newer one. */
+export async function upsertMilestones(c: PoolClient, m: MilestoneRows): Promise<void> {
+  await c.query({
+    name: 'ledger-upsert-milestones',
+    text: `INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
+                                   status, version, description, created_at, updated_at)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[],
+                                $9::numeric[], $10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+           ON CONFLICT (milestone_id) DO UPDATE SET
+             held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
+             version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+           WHERE milestones.version < EXCLUDED.version`,
+    values: [m.ids, m.projects, m.employers, m.freelancers, m.currencies, m.amounts, m.held, m.released, m.returned, m.statuses, m.versions, m.descriptions, m.createdAt, m.updatedAt],
+  });
+}

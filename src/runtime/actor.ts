@@ -1,0 +1,210 @@
+import type { DecisionSlots } from '../../actors/decision.js';
+import { decide } from '../../actors/decide.js';
+import {
+  Aborted,
+  DeadlineExceeded,
+  EscrowError,
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+  PermissionDenied,
+  ResourceExhausted,
+} from '../errors.js';
+import { cloudEvent, eventType } from '../events/cloudevent.js';
+import { EventLog, WrongLastSequence } from '../events/log.js';
+import { eventId } from '../ids.js';
+import type { Rejection } from '../../actors/decision.js';
+import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type Persisted } from './entity.js';
+
+/** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
+export type Resume<C> = (state: Persisted<C>, log: EventLog) => Promise<Command | null>;
+
+export interface ActorOptions<C extends DecisionSlots> {
+  kind: EntityKind<C>;
+  id: string;
+  log: EventLog;
+  mailboxMax: number;
+  resume?: Resume<C>;
+}
+
+interface Job<C> {
+  command: Command;
+  resolve: (state: Persisted<C>) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Appends that lose an optimistic race are decided again this many times, then ABORTED. */
+const CONFLICT_RETRIES_MAX = 2;
+
+export function rejectionError(r: Rejection): EscrowError {
+  switch (r.code) {
+    case 'PERMISSION_DENIED':
+      return new PermissionDenied(r.reason, r.message);
+    case 'NOT_FOUND':
+      return new NotFound(r.reason, r.message);
+    case 'INVALID_ARGUMENT':
+      return new InvalidArgument(r.reason, r.message);
+    default:
+      return new FailedPrecondition(r.reason, r.message);
+  }
+}
+
+/**
+ * One actor per entity: a bounded mailbox and one command at a time. It decides with the
+ * pure machine, appends the event with the expected last subject sequence, and adopts the
+ * new state only after the ack. Refusals are answered from memory with no I/O.
+ */
+export class Actor<C extends DecisionSlots> {
+  private state: Persisted<C> | null = null;
+  private seq = 0;
+  private readonly mailbox: Job<C>[] = [];
+  private running = false;
+  private resuming = false;
+  private readonly listeners = new Set<(state: Persisted<C>) => void>();
+  lastUsed = Date.now();
+
+  constructor(private readonly o: ActorOptions<C>) {}
+
+  get id(): string {
+    return this.o.id;
+  }
+
+  /** Busy actors (queued work or someone waiting on them) are never evicted. */
+  get busy(): boolean {
+    return this.running || this.mailbox.length > 0 || this.listeners.size > 0;
+  }
+
+  /** The state as last adopted, or null if not loaded. No I/O. */
+  get current(): Persisted<C> | null {
+    return this.state;
+  }
+
+  send(command: Command): Promise<Persisted<C>> {
+    this.lastUsed = Date.now();
+    if (this.mailbox.length >= this.o.mailboxMax) {
+      return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.o.id}`));
+    }
+    return new Promise((resolve, reject) => {
+      this.mailbox.push({ command, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  /** Loads the state if needed and returns it; goes through the mailbox so it sees every prior command. */
+  read(): Promise<Persisted<C>> {
+    return this.send({ key: '', digest: '', event: { type: '__read', by: { id: '', roles: [] }, at: '' } });
+  }
+
+  /** Calls `listener` with each state adopted from now on; returns the unsubscribe function. */
+  subscribe(listener: (state: Persisted<C>) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      this.lastUsed = Date.now();
+    };
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.mailbox.length > 0) {
+        const job = this.mailbox.shift()!;
+        try {
+          if (job.command.deadline !== undefined && Date.now() > job.command.deadline) {
+            throw new DeadlineExceeded('DEADLINE_EXCEEDED', 'the deadline passed before the command was started');
+          }
+          job.resolve(await this.handle(job.command));
+        } catch (err) {
+          job.reject(err);
+        }
+      }
+    } finally {
+      this.running = false;
+      this.lastUsed = Date.now();
+    }
+  }
+
+  private async load(): Promise<Persisted<C>> {
+    const last = await this.o.log.readLast<EntityEventData<C>>(this.subject());
+    this.state = last ? last.event.data.state : emptyPersisted(this.o.id, this.o.kind.initial);
+    this.seq = last ? last.seq : 0;
+    for (const listener of this.listeners) listener(this.state);
+    if (this.o.resume && !this.resuming) {
+      this.resuming = true;
+      try {
+        const step = await this.o.resume(this.state, this.o.log);
+        if (step) await this.apply(step);
+      } finally {
+        this.resuming = false;
+      }
+    }
+    return this.state ?? this.load();
+  }
+
+  private subject(): string {
+    return `${this.o.log.names.namespace}.${this.o.kind.entity}.${this.o.id}`;
+  }
+
+  private async handle(command: Command): Promise<Persisted<C>> {
+    const state = this.state ?? (await this.load());
+    if (command.event.type === '__read') return state;
+    return this.apply(command);
+  }
+
+  private async apply(command: Command): Promise<Persisted<C>> {
+    for (let attempt = 0; ; attempt++) {
+      const state = this.state ?? (await this.load());
+      const seen = state.applied[command.key];
+      if (seen) {
+        if (seen.digest !== command.digest) {
+          throw new InvalidArgument('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for a different request');
+        }
+        return state;
+      }
+      const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
+      if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
+      if (decision.kind === 'unchanged') return state;
+
+      const version = state.version + 1;
+      const next: Persisted<C> = {
+        id: state.id,
+        state: decision.next.state,
+        context: decision.next.context,
+        version,
+        applied: { ...state.applied, [command.key]: { digest: command.digest, version } },
+        history: [
+          ...state.history,
+          { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data },
+        ],
+      };
+      const event = cloudEvent<EntityEventData<C>>({
+        id: eventId(this.o.kind.entity, this.o.id, command.key),
+        source: this.o.log.names.source,
+        type: eventType(this.o.kind.entity, decision.emitted.type),
+        subject: this.o.id,
+        time: command.event.at,
+        data: { by: command.event.by.id, version, change: decision.emitted.data, state: next },
+      });
+      try {
+        const ack = await this.o.log.append(this.subject(), event, this.seq);
+        if (ack.duplicate) {
+          // The same command was appended before (a retry, or another gateway): the stored
+          // state already holds its key, so reload and answer from there.
+          this.state = null;
+          if (attempt >= CONFLICT_RETRIES_MAX) throw new Aborted('CONCURRENT_MODIFICATION', 'the milestone kept changing; retry');
+          continue;
+        }
+        this.state = next;
+        this.seq = ack.seq;
+        for (const listener of this.listeners) listener(next);
+        return next;
+      } catch (err) {
+        // Whatever happened, our view may be stale now: reload before the next decision.
+        this.state = null;
+        if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) continue;
+        if (err instanceof WrongLastSequence) throw new Aborted('CONCURRENT_MODIFICATION', 'lost an optimistic race repeatedly; retry');
+        throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import type { Subscription } from '@nats-io/transport-node';
+import { decode } from '../events/cloudevent.js';
+import type { EventLog } from '../events/log.js';
+import type { Outcome } from '../ledger/apply.js';
+
+/**
+ * Ledger outcomes as a gateway sees them. Live outcomes arrive on a plain NATS subscription
+ * (fast, but missed while disconnected); every wait also reads the outcome's subject from
+ * the stream, so an outcome published before the wait, or missed, is still found.
+ */
+export class Outcomes {
+  private readonly waiters = new Map<string, Set<(o: Outcome) => void>>();
+  private sub: Subscription | null = null;
+
+  constructor(
+    private readonly log: EventLog,
+    /** Called with every live hold outcome, to move resident milestone actors on. */
+    private readonly onHold: (o: Outcome) => void,
+  ) {}
+
+  start(): void {
+    this.sub = this.log.nc.subscribe(this.log.names.outcomes, {
+      callback: (err, msg) => {
+        if (err) return;
+        let outcome: Outcome;
+        try {
+          outcome = decode<Outcome>(msg.data).data;
+        } catch {
+          return;
+        }
+        this.deliver(outcome);
+        if (outcome.kind === 'hold') this.onHold(outcome);
+      },
+    });
+  }
+
+  /** The stored outcome of `causationId`, or null if the ledger has not decided yet. */
+  async lookup(causationId: string): Promise<Outcome | null> {
+    const stored = await this.log.readLast<Outcome>(this.log.names.outcome(causationId));
+    return stored ? stored.event.data : null;
+  }
+
+  /** Waits up to `timeoutMs` for the outcome of `causationId`; null on timeout. */
+  async wait(causationId: string, timeoutMs: number): Promise<Outcome | null> {
+    let settle!: (o: Outcome | null) => void;
+    const result = new Promise<Outcome | null>((resolve) => (settle = resolve));
+    const listener = (o: Outcome) => settle(o);
+    let set = this.waiters.get(causationId);
+    if (!set) this.waiters.set(causationId, (set = new Set()));
+    set.add(listener);
+    const timer = setTimeout(() => settle(null), timeoutMs);
+    try {
+      // Registered first, looked up second: nothing published in between is missed.
+      void this.lookup(causationId).then((o) => o && settle(o), () => {});
+      const live = await result;
+      return live ?? (await this.lookup(causationId).catch(() => null));
+    } finally {
+      clearTimeout(timer);
+      set.delete(listener);
+      if (set.size === 0) this.waiters.delete(causationId);
+    }
+  }
+
+  private deliver(o: Outcome): void {
+    for (const listener of this.waiters.get(o.causationId) ?? []) listener(o);
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+}

@@ -1,0 +1,78 @@
+import type { DecisionSlots } from '../../actors/decision.js';
+import type { EventLog } from '../events/log.js';
+import { Actor, type Resume } from './actor.js';
+import type { Command, EntityKind, Persisted } from './entity.js';
+
+export interface RegistryOptions<C extends DecisionSlots> {
+  kind: EntityKind<C>;
+  log: EventLog;
+  /** Mailbox bound of each actor. */
+  mailboxMax: number;
+  /** Most resident actors; beyond it the least recently used idle ones are evicted. */
+  actorsMax: number;
+  /** Idle actors older than this are evicted by the sweep. */
+  actorIdleMs: number;
+  resume?: Resume<C>;
+}
+
+/**
+ * The resident actors of one entity kind. A Map keeps insertion order, and every touch
+ * re-inserts, so iteration starts at the least recently used actor.
+ */
+export class Registry<C extends DecisionSlots> {
+  private readonly actors = new Map<string, Actor<C>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly o: RegistryOptions<C>) {
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.floor(o.actorIdleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  /** The resident actor, or null. Never loads. */
+  peek(id: string): Actor<C> | null {
+    return this.actors.get(id) ?? null;
+  }
+
+  get(id: string): Actor<C> {
+    let actor = this.actors.get(id);
+    if (actor) {
+      this.actors.delete(id);
+    } else {
+      actor = new Actor<C>({ kind: this.o.kind, id, log: this.o.log, mailboxMax: this.o.mailboxMax, resume: this.o.resume });
+    }
+    this.actors.set(id, actor);
+    if (this.actors.size > this.o.actorsMax) this.evictOverCapacity();
+    return actor;
+  }
+
+  send(id: string, command: Command): Promise<Persisted<C>> {
+    return this.get(id).send(command);
+  }
+
+  read(id: string): Promise<Persisted<C>> {
+    return this.get(id).read();
+  }
+
+  private evictOverCapacity(): void {
+    for (const [id, actor] of this.actors) {
+      if (this.actors.size <= this.o.actorsMax) return;
+      if (!actor.busy) this.actors.delete(id);
+    }
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.o.actorIdleMs;
+    for (const [id, actor] of this.actors) {
+      if (!actor.busy && actor.lastUsed < cutoff) this.actors.delete(id);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.actors.clear();
+  }
+}
