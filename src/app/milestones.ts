@@ -1,7 +1,7 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import { FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
 import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
-import { NotFound, PermissionDenied } from '../errors.js';
+import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { EventLog } from '../events/log.js';
 import { digest, eventId, milestoneIdFor } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
@@ -111,8 +111,14 @@ export class MilestoneApp {
         description: input.description,
       }),
     );
-    if (created.state !== 'pendingFunding') return created;
-    return this.awaitFunding(id, created, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));
+    const settled = created.state === 'pendingFunding'
+      ? await this.awaitFunding(id, created, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50))
+      : created;
+    if (settled.state === 'fundingFailed') {
+      // A repeat of a refused create gets the same refusal.
+      throw new FailedPrecondition(settled.context.fundingFailureReason || 'FUNDING_FAILED', 'the employer balance could not fund the milestone');
+    }
+    return settled;
   }
 
   /** Waits until the funding saga moved the milestone on, or the wait ends (answering PENDING_FUNDING). */

@@ -1,5 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { invariant } from '../errors.js';
+import { format } from '../money.js';
 
 /**
  * The money rules of the ledger, pure: which accounts each kind of money event moves, and
@@ -69,7 +70,7 @@ export function fundedFrom(intent: Intent): AccountRef | null {
 /** The legs of an applied intent. The sum is asserted to be zero. */
 export function legsOf(intent: Intent): Leg[] {
   const a = intent.amount;
-  const neg = new Decimal(a).neg().toString();
+  const neg = format(intent.currency, new Decimal(a).neg());
   let legs: Leg[];
   switch (intent.kind) {
     case 'hold':
@@ -124,7 +125,7 @@ export interface BalanceEffect {
  */
 export function balanceEffects(intent: Intent): BalanceEffect[] {
   const a = intent.amount;
-  const neg = new Decimal(a).neg().toString();
+  const neg = format(intent.currency, new Decimal(a).neg());
   const fx = (userId: string, availableDelta: string, held: string, incoming: string): BalanceEffect => ({
     userId,
     currency: intent.currency,

@@ -22,7 +22,7 @@ export interface WorkerOptions {
 /** The CloudEvents type of a ledger outcome, published on <ns>.ledger.outcome.<causationId>. */
 export const OUTCOME_TYPE = 'escrow.ledger.outcome.v1';
 
-const FETCH_EXPIRES_MS = 1_000;
+const CONSUME_EXPIRES_MS = 1_000;
 const RETRY_BACKOFF_MAX_MS = 5_000;
 
 /**
@@ -37,6 +37,7 @@ const RETRY_BACKOFF_MAX_MS = 5_000;
 export class LedgerWorker {
   private stopping = false;
   private loop: Promise<void> | null = null;
+  private current: { close(): Promise<void | Error> } | null = null;
   /** Batches applied since start, for tests and logs. */
   batches = 0;
 
@@ -49,6 +50,7 @@ export class LedgerWorker {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.current?.close().catch(() => {});
     await this.loop;
   }
 
@@ -81,13 +83,35 @@ export class LedgerWorker {
     while (!this.stopping) {
       try {
         const consumer = await js.consumers.get(names.stream, names.ledgerConsumer);
-        while (!this.stopping) {
-          const msgs: JsMsg[] = [];
-          const iter = await consumer.fetch({ max_messages: this.o.batchMax, expires: FETCH_EXPIRES_MS });
-          for await (const m of iter) msgs.push(m);
-          if (msgs.length === 0) continue;
-          await this.process(msgs);
-          backoff = 100;
+        // Messages flow in as they are published; each turn takes whatever has arrived (up
+        // to batchMax, which max_ack_pending also bounds) and applies it as one batch.
+        const buffer: JsMsg[] = [];
+        let wake: (() => void) | null = null;
+        const messages = await consumer.consume({
+          max_messages: this.o.batchMax,
+          expires: CONSUME_EXPIRES_MS,
+          callback: (m) => {
+            buffer.push(m);
+            wake?.();
+          },
+        });
+        this.current = messages;
+        try {
+          while (!this.stopping) {
+            if (buffer.length === 0) {
+              await new Promise<void>((r) => {
+                wake = r;
+                setTimeout(r, CONSUME_EXPIRES_MS);
+              });
+              wake = null;
+              continue;
+            }
+            await this.process(buffer.splice(0, this.o.batchMax));
+            backoff = 100;
+          }
+        } finally {
+          this.current = null;
+          await messages.close().catch(() => {});
         }
       } catch (err) {
         if (err instanceof InvariantViolation) {

