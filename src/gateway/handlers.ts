@@ -47,7 +47,8 @@ export function serverStream<Req, Res>(
         call.end();
       } catch (err) {
         if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
-        call.destroy(Object.assign(new Error('failed'), toServiceError(err)));
+        // grpc-js ends a server stream with a status when the error is emitted on the call.
+        call.emit('error', Object.assign(new Error('failed'), toServiceError(err)));
       }
     })();
   };
