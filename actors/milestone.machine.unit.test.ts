@@ -119,7 +119,8 @@ describe('milestone machine: money', () => {
   it('cancel after a partial release returns only what is still held', () => {
     const p = decide(milestoneMachine, funded, release('3.00'));
     if (p.kind !== 'accepted') throw new Error('partial release refused');
-    const c = decide(milestoneMachine, p.next, { type: 'CANCEL', by: caller(FREELANCER), at: AT, reason: '', awardAccepted: true });
+    const cancel: MilestoneEvent = { type: 'CANCEL', by: caller(FREELANCER), at: AT, reason: '', awardAccepted: true };
+    const c = decide(milestoneMachine, p.next, cancel);
     if (c.kind !== 'accepted') throw new Error('cancel refused');
     expect(c.next.state).toBe('cancelled');
     expect(c.next.context).toMatchObject({ held: '0.00', released: '3.00', returned: '7.00' });

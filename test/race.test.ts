@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runRace } from '../load/race.js';
+import { EscrowClient } from './helpers/client.js';
+import { dropNamespace, EngineProcess, startEngine, type TestEngine } from './helpers/engine.js';
+import { balance } from './helpers/flows.js';
+import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+
+let t: TestEngine;
+beforeAll(async () => {
+  t = await startEngine();
+});
+afterAll(async () => {
+  await t.stop();
+  await dropNamespace(t.namespace);
+});
+
+async function expectMoneyConserved(r: Awaited<ReturnType<typeof runRace>>, amount: number) {
+  await ledgerCaughtUp(t.engine);
+  const released = r.milestoneIds.filter((id) => r.winners[id] === 'release').length;
+  const total = amount * r.milestoneIds.length;
+  expect(await balance(t.client, r.employer)).toEqual({ available: (total - released * amount).toFixed(2), held: '0.00', incoming: '0.00' });
+  expect(await balance(t.client, r.freelancer)).toEqual({ available: (released * amount).toFixed(2), held: '0.00', incoming: '0.00' });
+  await expectLedgerSound(t.engine);
+}
+
+describe('release/cancel races', () => {
+  it('100 milestones, 10 releases and 10 cancels each at once: exactly one winner each, money conserved', async () => {
+    const r = await runRace({ clients: [t.client], milestones: 100, contenders: 10, amount: '10.00', prefix: 'one' });
+    expect(r.winnersHistogram).toEqual({ '1': 100 });
+    expect(Object.values(r.loserCodes).reduce((a, b) => a + b, 0)).toBe(100 * 19);
+    expect(Object.keys(r.loserCodes).every((c) => c === 'FAILED_PRECONDITION' || c === 'ABORTED')).toBe(true);
+    await expectMoneyConserved(r, 10);
+  });
+
+  it('the same race across two gateway processes on one NATS: still one winner each', async () => {
+    const gateways = await Promise.all([EngineProcess.start('gateway', t.namespace), EngineProcess.start('gateway', t.namespace)]);
+    const clients = gateways.map((g) => new EscrowClient(g.address));
+    try {
+      const r = await runRace({ clients, milestones: 100, contenders: 10, amount: '5.00', prefix: 'two' });
+      expect(r.winnersHistogram).toEqual({ '1': 100 });
+      await expectMoneyConserved(r, 5);
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all(gateways.map((g) => g.stop()));
+    }
+  });
+});
