@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decode } from '../src/events/cloudevent.js';
+import { applyBatch, type StreamEvent } from '../src/ledger/apply.js';
+import { usd } from './helpers/client.js';
+import { dropNamespace, EngineProcess, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
+import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+
+async function ledgerSnapshot(t: TestEngine) {
+  const accounts = (await t.db.query('SELECT account_id, balance::text FROM accounts ORDER BY account_id')).rows;
+  const postings = (await t.db.query('SELECT count(*)::int AS n FROM postings')).rows[0].n;
+  const entries = (await t.db.query('SELECT count(*)::int AS n FROM entries')).rows[0].n;
+  const balances = (await t.db.query('SELECT * FROM user_balances ORDER BY user_id, currency')).rows;
+  return { accounts, postings, entries, balances };
+}
+
+async function allEvents(t: TestEngine): Promise<StreamEvent[]> {
+  const { jsm, names } = t.engine.log;
+  const info = await jsm.streams.info(names.stream);
+  const out: StreamEvent[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.direct.getMessage(names.stream, { seq });
+    if (m && !m.subject.includes('.ledger.')) out.push({ seq: m.seq, event: decode(m.data) });
+  }
+  return out;
+}
+
+describe('ledger worker redelivery', () => {
+  let t: TestEngine;
+  beforeAll(async () => {
+    t = await startEngine();
+  });
+  afterAll(async () => {
+    await t.stop();
+    await dropNamespace(t.namespace);
+  });
+
+  it('the same events applied again (a crash between commit and ack, a second worker) change nothing', async () => {
+    const c = t.client;
+    await deposit(c, 'emp', '100.00');
+    const a = await funded(c, 'emp', 'fl', '30.00', 'proj');
+    const b = await funded(c, 'emp', 'fl', '20.00', 'proj');
+    await c.m('ReleaseMilestone', 'emp', { milestone_id: a, amount: usd('10.00'), idempotency_key: key() });
+    await c.m('CancelMilestone', 'emp', { milestone_id: b, reason: 'x', idempotency_key: key() });
+    await c.a('Withdraw', 'emp', { amount: usd('5.00'), external_reference: key('wd') });
+    await ledgerCaughtUp(t.engine);
+    const before = await ledgerSnapshot(t);
+
+    const events = await allEvents(t);
+    expect(events.length).toBeGreaterThan(8);
+    const client = await t.engine.pool.connect();
+    try {
+      // Whole stream again in one batch, then in halves, then every event twice in one batch.
+      await applyBatch(client, events);
+      await applyBatch(client, events.slice(0, 4));
+      await applyBatch(client, events.slice(4));
+      await applyBatch(client, [...events, ...events]);
+    } finally {
+      client.release();
+    }
+    expect(await ledgerSnapshot(t)).toEqual(before);
+    await expectLedgerSound(t.engine);
+    expect(await balance(c, 'emp')).toEqual({ available: '65.00', held: '20.00', incoming: '0.00' });
+  });
+
+  it('a second worker on the same consumer changes nothing twice', async () => {
+    const second = await startEngine({ namespace: t.namespace, gateway: false });
+    try {
+      const c = t.client;
+      await deposit(c, 'emp2', '200.00');
+      const ids = await Promise.all(Array.from({ length: 20 }, () => funded(c, 'emp2', 'fl2', '10.00', 'proj2')));
+      await Promise.all(ids.map((id, i) => (i % 2 ? c.m('ReleaseMilestone', 'emp2', { milestone_id: id, idempotency_key: key() }) : c.m('CancelMilestone', 'emp2', { milestone_id: id, idempotency_key: key() }))));
+      await ledgerCaughtUp(t.engine);
+      await expectBalance(c, 'emp2', { available: '100.00', held: '0.00', incoming: '0.00' });
+      await expectBalance(c, 'fl2', { available: '100.00', held: '0.00', incoming: '0.00' });
+      await expectLedgerSound(t.engine);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe('a worker killed mid-batch', () => {
+  let t: TestEngine;
+  let worker: EngineProcess;
+  beforeAll(async () => {
+    const namespace = freshNamespace();
+    // Only a gateway in this process; the worker is a child process we can SIGKILL.
+    t = await startEngine({ namespace, worker: false, env: { ESCROW_FUNDING_WAIT_MS: '20000' } });
+    worker = await EngineProcess.start('worker', namespace, { ESCROW_LEDGER_BATCH_MAX: '16' });
+  });
+  afterAll(async () => {
+    await worker.kill();
+    await t.stop();
+    await dropNamespace(t.namespace);
+  });
+
+  it('is restarted and loses nothing: every money event applied once', async () => {
+    const c = t.client;
+    await deposit(c, 'emp', '1000.00');
+    const work = (async () => {
+      const ids: string[] = [];
+      for (let round = 0; round < 8; round++) {
+        const batch = await Promise.all(Array.from({ length: 5 }, () => funded(c, 'emp', 'fl', '10.00', 'proj')));
+        ids.push(...batch);
+        await Promise.all(batch.map((id, i) => c.m(i % 2 ? 'ReleaseMilestone' : 'CancelMilestone', i % 2 ? 'emp' : 'fl', { milestone_id: id, idempotency_key: key() })));
+      }
+      return ids;
+    })();
+    for (let kill = 0; kill < 3; kill++) {
+      await new Promise((r) => setTimeout(r, 700));
+      await worker.kill();
+      await new Promise((r) => setTimeout(r, 300));
+      await worker.spawn();
+    }
+    const ids = await work;
+    expect(ids).toHaveLength(40);
+    const readEngine = t.engine;
+    const { jsm, names } = readEngine.log;
+    await expectBalance(c, 'fl', { available: '160.00', held: '0.00', incoming: '0.00' }, 'USD');
+    await expectBalance(c, 'emp', { available: '840.00', held: '0.00', incoming: '0.00' }, 'USD');
+    const info = await jsm.consumers.info(names.stream, names.ledgerConsumer);
+    expect(info.num_pending).toBe(0);
+    // Every money event of the stream has exactly one posting.
+    const events = (await allEvents(t)).filter((e) => /created|released|cancelled|deposit|withdrawal/.test(e.event.type));
+    const { rows } = await t.db.query('SELECT event_id::text FROM postings');
+    expect(rows.map((r: { event_id: string }) => r.event_id).sort()).toEqual(events.map((e) => e.event.id).sort());
+    await expectLedgerSound(readEngine);
+  });
+});
