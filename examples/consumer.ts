@@ -1,0 +1,34 @@
+/**
+ * A minimal event consumer: follows every milestone event of a deployment with a durable
+ * JetStream consumer of its own, and deduplicates by the CloudEvents id (delivery is at
+ * least once). Run: NATS_URL=nats://127.0.0.1:4222 npm run consume
+ */
+import { connect } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+
+const namespace = process.env.ESCROW_NAMESPACE ?? 'escrow';
+const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+const jsm = await jetstreamManager(nc);
+const stream = namespace.toUpperCase();
+const durable = process.env.CONSUMER_NAME ?? 'example_consumer';
+await jsm.consumers.add(stream, {
+  durable_name: durable,
+  filter_subject: `${namespace}.milestone.>`,
+  ack_policy: AckPolicy.Explicit,
+  deliver_policy: DeliverPolicy.All,
+});
+const consumer = await jetstream(nc).consumers.get(stream, durable);
+
+// A real consumer keeps the ids it processed in its own store, in the same transaction as
+// its side effects; a bounded in-memory set is enough for a demonstration.
+const seen = new Set<string>();
+const messages = await consumer.consume();
+for await (const m of messages) {
+  const event = m.json<{ id: string; type: string; subject: string; data: { version: number; state: { state: string } } }>();
+  if (!seen.has(event.id)) {
+    seen.add(event.id);
+    if (seen.size > 100_000) seen.delete(seen.values().next().value!);
+    console.log(`${event.type} milestone=${event.subject} version=${event.data.version} state=${event.data.state.state}`);
+  }
+  m.ack();
+}
