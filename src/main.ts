@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
 import { mintToken } from './dev/tokens.js';
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
     console.error('configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set');
     process.exit(78);
   }
-  const secret = config.authJwtSecret ?? `dev-${randomBytes(16).toString('hex')}`;
+  const secret = config.authJwtSecret ?? developmentSecret(config.dataDir);
   const engine = await Engine.start({
     config: { ...config, databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!, natsUrl: embedded?.natsUrl ?? config.natsUrl!, authJwtSecret: secret },
     gateway: role !== 'worker',
@@ -65,6 +67,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/** The development secret of the embedded mode, kept under the data directory so tokens survive restarts. */
+function developmentSecret(dataDir: string): string {
+  const file = join(dataDir, 'dev-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = `dev-${randomBytes(16).toString('hex')}`;
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
 }
 
 async function printWalkthrough(secret: string, address: string): Promise<void> {
@@ -89,7 +101,7 @@ Walk-through with grpcurl (run from the repository root; paste the three variabl
 `);
 }
 
-main().catch((err) => {
-  console.error(err);
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : `start-up failed: ${String(err)}`);
   process.exit(1);
 });

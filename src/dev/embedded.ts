@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
@@ -52,9 +52,15 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, por
     onLog: () => {},
     onError: (e: unknown) => logger.debug({ err: String(e) }, 'embedded postgres'),
   });
-  const { existsSync } = await import('node:fs');
   if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
+  // A postmaster left running by a killed earlier run holds the data directory: stop it.
+  const pidFile = join(dir, 'postmaster.pid');
+  if (existsSync(pidFile)) await stopStale(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), dir, 'SIGINT');
+  try {
+    await pg.start();
+  } catch (err) {
+    throw new Error(`embedded PostgreSQL did not start in ${dir}: ${err instanceof Error ? err.message : 'it exited early'}`);
+  }
   return { url: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`, stop: () => pg.stop() };
 }
 
@@ -64,17 +70,42 @@ export async function startNatsServer(dataDir: string, port?: number): Promise<{
   const dir = resolve(dataDir, 'nats');
   mkdirSync(dir, { recursive: true });
   const natsPort = port ?? (await freePort());
+  const pidFile = `${dir}.pid`;
+  if (existsSync(pidFile)) await stopStale(Number(readFileSync(pidFile, 'utf8')), dir, 'SIGTERM');
   const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', dir], { stdio: 'ignore' });
+  writeFileSync(pidFile, String(child.pid));
   await waitForPort(natsPort, 10_000);
   return {
     url: `nats://127.0.0.1:${natsPort}`,
     stop: () =>
       new Promise<void>((done) => {
+        rmSync(pidFile, { force: true });
         if (child.exitCode !== null) return done();
         child.once('exit', () => done());
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * Stops a server an earlier run started on `dir` and could not stop (it was killed): only a
+ * live process whose command line names that directory, so nothing else is ever touched.
+ */
+async function stopStale(pid: number, dir: string, signal: NodeJS.Signals): Promise<void> {
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return; // Not running any more.
+  }
+  if (!cmdline.includes(dir)) return;
+  process.kill(pid, signal);
+  for (let i = 0; i < 100; i++) {
+    if (!existsSync(`/proc/${pid}`)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.kill(pid, 'SIGKILL');
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
