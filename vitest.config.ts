@@ -2,7 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    globalSetup: ['./test/helpers/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,
@@ -10,7 +9,8 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: 'unit', include: ['actors/**/*.unit.test.ts', 'src/**/*.unit.test.ts'] } },
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'] } },
+      // Only the integration tests need PostgreSQL and NATS (real or embedded).
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], globalSetup: ['./test/helpers/global-setup.ts'] } },
     ],
   },
 });

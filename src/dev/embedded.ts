@@ -74,6 +74,8 @@ export async function startNatsServer(dataDir: string, port?: number): Promise<{
   if (existsSync(pidFile)) await stopStale(Number(readFileSync(pidFile, 'utf8')), dir, 'SIGTERM');
   const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', dir], { stdio: 'ignore' });
   writeFileSync(pidFile, String(child.pid));
+  // However this process ends (process.exit from a signal hook included), the server ends with it.
+  process.once('exit', () => child.kill('SIGTERM'));
   await waitForPort(natsPort, 10_000);
   return {
     url: `nats://127.0.0.1:${natsPort}`,
