@@ -36,6 +36,8 @@ export interface Config {
   duplicateWindowMs: number;
   /** Largest gRPC message accepted, in bytes. Default 65536. */
   grpcMaxMessageBytes: number;
+  /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
+  inflightMax: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -95,5 +97,6 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerAckWaitMs: int(env, 'ESCROW_LEDGER_ACK_WAIT_MS', 10_000, 500, 3_600_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
+    inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
   };
 }

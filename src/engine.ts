@@ -71,6 +71,7 @@ export class Engine {
         address: config.grpcAddress,
         secret: config.authJwtSecret,
         maxMessageBytes: config.grpcMaxMessageBytes,
+        inflightMax: config.inflightMax,
         milestones,
         accounts,
         pool,

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallContext } from '../app/milestones.js';
-import { EscrowError } from '../errors.js';
+import { EscrowError, ResourceExhausted } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Authenticator } from './auth.js';
 import { toServiceError } from './status.js';
@@ -8,6 +8,15 @@ import { toServiceError } from './status.js';
 export interface HandlerDeps {
   auth: Authenticator;
   logger: Logger;
+  /** Calls in progress, bounded by `max`. */
+  inflight: { count: number; max: number };
+}
+
+function admit(deps: HandlerDeps): void {
+  if (deps.inflight.count >= deps.inflight.max) {
+    throw new ResourceExhausted('GATEWAY_BUSY', 'too many calls in progress; retry with backoff');
+  }
+  deps.inflight.count++;
 }
 
 function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
@@ -23,12 +32,17 @@ function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
 export function unary<Req, Res>(deps: HandlerDeps, name: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     void (async () => {
+      let admitted = false;
       try {
+        admit(deps);
+        admitted = true;
         const caller = await deps.auth.authenticate(call.metadata);
         callback(null, await fn(call.request, { caller, deadline: deadlineOf(call) }));
       } catch (err) {
         if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
         callback(toServiceError(err) as grpc.ServiceError);
+      } finally {
+        if (admitted) deps.inflight.count--;
       }
     })();
   };

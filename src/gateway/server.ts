@@ -13,6 +13,7 @@ export interface GatewayOptions {
   address: string;
   secret: string;
   maxMessageBytes: number;
+  inflightMax: number;
   milestones: MilestoneApp;
   accounts: AccountApp;
   pool: Pool;
@@ -29,7 +30,7 @@ export class Gateway {
       'grpc.max_receive_message_length': o.maxMessageBytes,
       'grpc.max_send_message_length': 16 * 1024 * 1024,
     });
-    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger };
+    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, inflight: { count: 0, max: o.inflightMax } };
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));

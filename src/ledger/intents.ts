@@ -35,11 +35,15 @@ export interface Classified {
 
 /** What one event of the stream means to the ledger. Events it has no use for classify as empty. */
 export function classify(seq: number, event: CloudEvent): Classified {
+  // Only the gateways publish here; anything that does not have their shape (a message put
+  // on the subjects by hand) is not a money event and is left alone.
   if (event.type.startsWith('escrow.milestone.')) {
     const data = event.data as unknown as EntityEventData<MilestoneContext>;
-    const state = data.state;
+    const state = data?.state;
+    if (!isMilestoneState(state)) return { intent: null, milestone: null };
     const kind = MILESTONE_POSTINGS[event.type];
     const amount = String(data.change?.amount ?? '');
+    if (amount !== '' && !DECIMAL.test(amount)) return { intent: null, milestone: state };
     const intent: Intent | null =
       kind && amount !== '' && !isZero(amount)
         ? {
@@ -57,6 +61,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
   }
   if (event.type === ACCOUNT_EVENT.deposit || event.type === ACCOUNT_EVENT.withdrawal) {
     const d = event.data as unknown as AccountRequestData;
+    if (!isAccountRequest(d)) return { intent: null, milestone: null };
     return {
       intent: {
         kind: event.type === ACCOUNT_EVENT.deposit ? 'deposit' : 'withdrawal',
@@ -75,4 +80,30 @@ export function classify(seq: number, event: CloudEvent): Classified {
 
 export function milestoneStatus(state: Persisted<MilestoneContext>): string {
   return MILESTONE_STATUS[state.state as MilestoneStateName] ?? 'STATUS_UNSPECIFIED';
+}
+
+const DECIMAL = /^[0-9]{1,16}(\.[0-9]{1,3})?$/;
+
+function isMilestoneState(s: Persisted<MilestoneContext> | undefined): s is Persisted<MilestoneContext> {
+  const c = s?.context;
+  return (
+    !!c &&
+    typeof s.id === 'string' &&
+    typeof s.version === 'number' &&
+    typeof c.employerId === 'string' &&
+    typeof c.freelancerId === 'string' &&
+    typeof c.currency === 'string' &&
+    [c.amount, c.held, c.released, c.returned].every((a) => typeof a === 'string' && DECIMAL.test(a))
+  );
+}
+
+function isAccountRequest(d: AccountRequestData | undefined): d is AccountRequestData {
+  return (
+    !!d &&
+    typeof d.userId === 'string' &&
+    typeof d.currency === 'string' &&
+    typeof d.externalReference === 'string' &&
+    typeof d.amount === 'string' &&
+    DECIMAL.test(d.amount)
+  );
 }

@@ -96,8 +96,14 @@ export class LedgerWorker {
           },
         });
         this.current = messages;
+        let ended = false;
+        void messages.closed().then(() => {
+          ended = true;
+          wake?.();
+        });
         try {
-          while (!this.stopping) {
+          // When the subscription ends (server restarted, consumer gone), the outer loop makes a new one.
+          while (!this.stopping && !(ended && buffer.length === 0)) {
             if (buffer.length === 0) {
               await new Promise<void>((r) => {
                 wake = r;
@@ -138,30 +144,38 @@ export class LedgerWorker {
         this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'skipping a message that is not a CloudEvent');
       }
     }
-    let backoff = 100;
     let outcomes: Outcome[];
-    for (;;) {
-      try {
-        const client = await this.o.pool.connect();
-        try {
-          outcomes = await applyBatch(client, events);
-        } finally {
-          client.release();
-        }
-        break;
-      } catch (err) {
-        if (err instanceof InvariantViolation || this.stopping) throw err;
-        this.o.logger.warn({ err: String(err) }, 'applying a ledger batch failed; retrying the same batch');
-        for (const m of msgs) m.working();
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
-      }
+    // A slow transaction must not let the batch be redelivered to another worker meanwhile.
+    const heartbeat = setInterval(() => msgs.forEach((m) => m.working()), Math.max(200, Math.floor(this.o.ackWaitMs / 3)));
+    try {
+      outcomes = await this.applyWithRetry(events);
+    } finally {
+      clearInterval(heartbeat);
     }
     // Published after commit, each with a msgID derived from its cause: a redelivered batch
     // publishes the same outcome again and JetStream drops the repeat.
     await Promise.all(outcomes.map((o) => this.o.log.append(this.o.log.names.outcome(o.causationId), outcomeEvent(this.o.log.names.source, o), null)));
     for (const m of msgs) m.ack();
     this.batches++;
+  }
+
+  private async applyWithRetry(events: StreamEvent[]): Promise<Outcome[]> {
+    let backoff = 100;
+    for (;;) {
+      try {
+        const client = await this.o.pool.connect();
+        try {
+          return await applyBatch(client, events);
+        } finally {
+          client.release();
+        }
+      } catch (err) {
+        if (err instanceof InvariantViolation || this.stopping) throw err;
+        this.o.logger.warn({ err: String(err) }, 'applying a ledger batch failed; retrying the same batch');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
+      }
+    }
   }
 }
 

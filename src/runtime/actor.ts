@@ -35,6 +35,11 @@ interface Job<C> {
 
 /** Appends that lose an optimistic race are decided again this many times, then ABORTED. */
 const CONFLICT_RETRIES_MAX = 2;
+/**
+ * Most events one entity may have. Every event carries the whole state (with its history),
+ * so this bounds the size of a message and of a resident actor.
+ */
+export const ENTITY_EVENTS_MAX = 500;
 
 export function rejectionError(r: Rejection): EscrowError {
   switch (r.code) {
@@ -160,6 +165,9 @@ export class Actor<C extends DecisionSlots> {
           throw new InvalidArgument('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for a different request');
         }
         return state;
+      }
+      if (state.version >= ENTITY_EVENTS_MAX) {
+        throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events`);
       }
       const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
       if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
