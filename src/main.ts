@@ -83,7 +83,8 @@ async function printWalkthrough(secret: string, address: string): Promise<void> 
   const employer = await mintToken(secret, 'employer-1');
   const freelancer = await mintToken(secret, 'freelancer-1');
   const payments = await mintToken(secret, 'payments-service', { roles: ['payments'] });
-  const g = `grpcurl -plaintext -import-path proto -proto escrow/v1/milestone.proto -proto escrow/v1/account.proto`;
+  // The gateway serves reflection, so grpcurl needs no .proto files.
+  const g = `grpcurl -plaintext`;
   console.log(`
 Development mode (embedded services). Secret for this run: AUTH_JWT_SECRET=${secret}
 
@@ -92,7 +93,7 @@ Tokens (12 h):
   FREELANCER=${freelancer}
   PAYMENTS=${payments}
 
-Walk-through with grpcurl (run from the repository root; paste the three variables above first):
+Walk-through with grpcurl (paste the three variables above first; "grpcurl -plaintext ${address} list" shows the services):
   ${g} -H "authorization: Bearer $PAYMENTS" -d '{"user_id":"employer-1","amount":{"currency_code":"USD","amount":"100.00"},"external_reference":"dep-1"}' ${address} escrow.v1.AccountService/Deposit
   ${g} -H "authorization: Bearer $EMPLOYER" -d '{"project_id":"p1","freelancer_id":"freelancer-1","amount":{"currency_code":"USD","amount":"40.00"},"description":"logo","idempotency_key":"m-1"}' ${address} escrow.v1.MilestoneService/CreateMilestone
   ${g} -H "authorization: Bearer $FREELANCER" -d '{"milestone_id":"<id from above>","idempotency_key":"rr-1"}' ${address} escrow.v1.MilestoneService/RequestRelease

@@ -25,8 +25,12 @@ export interface EscrowPackage {
   ReviewService: grpc.ServiceClientConstructor;
 }
 
+export function loadEscrowDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS);
+}
+
 export function loadEscrowPackage(): EscrowPackage {
-  const definition = protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS);
+  const definition = loadEscrowDefinition();
   const loaded = grpc.loadPackageDefinition(definition) as unknown as { escrow: { v1: EscrowPackage } };
   return loaded.escrow.v1;
 }

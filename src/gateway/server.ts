@@ -7,7 +7,11 @@ import { accountService } from './account.service.js';
 import { Authenticator } from './auth.js';
 import { unimplemented, type HandlerDeps } from './handlers.js';
 import { milestoneService } from './milestone.service.js';
-import { loadEscrowPackage } from './proto.js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { loadEscrowDefinition, loadEscrowPackage } from './proto.js';
+
+const SERVICES = ['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService'];
 
 export interface GatewayOptions {
   address: string;
@@ -23,6 +27,7 @@ export interface GatewayOptions {
 /** The gRPC server of package escrow.v1. */
 export class Gateway {
   private readonly server: grpc.Server;
+  private readonly health: HealthImplementation;
   port = 0;
 
   constructor(private readonly o: GatewayOptions) {
@@ -39,6 +44,10 @@ export class Gateway {
       ListReviews: unimplemented(deps, 'ListReviews'),
       GetReputation: unimplemented(deps, 'GetReputation'),
     });
+    // Standard grpc.health.v1 (for load balancers) and server reflection (grpcurl without -proto).
+    this.health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
+    this.health.addToServer(this.server);
+    new ReflectionService(loadEscrowDefinition()).addToServer(this.server);
   }
 
   async start(): Promise<number> {
@@ -50,6 +59,7 @@ export class Gateway {
 
   /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
   async stop(graceMs = 5_000): Promise<void> {
+    for (const s of ['', ...SERVICES]) this.health.setStatus(s, 'NOT_SERVING');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

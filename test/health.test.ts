@@ -1,0 +1,43 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath } from 'grpc-health-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+
+let t: TestEngine;
+beforeAll(async () => {
+  t = await startEngine({ worker: false });
+});
+afterAll(async () => {
+  await t.stop();
+  await dropNamespace(t.namespace);
+});
+
+describe('operability', () => {
+  it('answers grpc.health.v1 Check for the server and each service', async () => {
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+    const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
+    for (const service of ['', 'escrow.v1.MilestoneService', 'escrow.v1.AccountService']) {
+      const r = await new Promise<any>((resolve, reject) => client.Check({ service }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))));
+      expect(r.status).toBe('SERVING');
+    }
+    client.close();
+  });
+
+  it('offers server reflection listing the escrow services', async () => {
+    const def = grpc.loadPackageDefinition(
+      protoLoader.loadSync('grpc/reflection/v1alpha/reflection.proto', { keepCase: true, includeDirs: ['node_modules/@grpc/reflection/build/proto'] }),
+    ) as any;
+    const client = new def.grpc.reflection.v1alpha.ServerReflection(t.config.grpcAddress, grpc.credentials.createInsecure());
+    const stream = client.ServerReflectionInfo();
+    const answer = await new Promise<any>((resolve, reject) => {
+      stream.on('data', resolve);
+      stream.on('error', reject);
+      stream.write({ list_services: '' });
+    });
+    stream.end();
+    const names = answer.list_services_response.service.map((s: { name: string }) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService']));
+    client.close();
+  });
+});
