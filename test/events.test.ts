@@ -1,18 +1,11 @@
 import { AckPolicy, DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decode, type CloudEvent } from '../src/events/cloudevent.js';
 import { usd } from './helpers/client.js';
-import { dropNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { useEngine } from './helpers/engine.js';
 import { deposit, funded, key } from './helpers/flows.js';
 
-let t: TestEngine;
-beforeAll(async () => {
-  t = await startEngine();
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
-});
+const t = useEngine();
 
 describe('events for consumers', () => {
   it('a consumer on <ns>.milestone.> sees each milestone in order, each event id once after deduplication', async () => {

@@ -1,17 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from 'grpc-health-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { describe, expect, it } from 'vitest';
+import { useEngine } from './helpers/engine.js';
 
-let t: TestEngine;
-beforeAll(async () => {
-  t = await startEngine({ worker: false });
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
-});
+const t = useEngine({ worker: false });
 
 describe('operability', () => {
   it('answers grpc.health.v1 Check for the server and each service', async () => {

@@ -1,19 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { failure, PAYMENTS, usd } from './helpers/client.js';
-import { dropNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { useEngine } from './helpers/engine.js';
 import { balance, deposit, funded, key } from './helpers/flows.js';
 
-let t: TestEngine;
+const t = useEngine();
 let milestone: string;
 beforeAll(async () => {
-  t = await startEngine();
   await deposit(t.client, 'emp', '100.00');
   milestone = await funded(t.client, 'emp', 'fl', '10.00', 'proj');
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
 });
 
 async function streamMessages(): Promise<number> {

@@ -1,17 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { failure, usd } from './helpers/client.js';
-import { dropNamespace, eventually, startEngine, type TestEngine } from './helpers/engine.js';
+import { eventually, useEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 
-let t: TestEngine;
-beforeAll(async () => {
-  t = await startEngine();
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
-});
+const t = useEngine();
 
 describe('milestone lifecycle', () => {
   it('deposit, create (FUNDED), request release, release: exact balances via GetBalance and in the ledger', async () => {

@@ -1,18 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runRace } from '../load/race.js';
 import { EscrowClient } from './helpers/client.js';
-import { dropNamespace, EngineProcess, startEngine, type TestEngine } from './helpers/engine.js';
+import { EngineProcess, useEngine } from './helpers/engine.js';
 import { balance } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
 
-let t: TestEngine;
-beforeAll(async () => {
-  t = await startEngine();
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
-});
+const t = useEngine();
 
 async function expectMoneyConserved(r: Awaited<ReturnType<typeof runRace>>, amount: number) {
   await ledgerCaughtUp(t.engine);

@@ -1,21 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../src/dev/tokens.js';
 import { failure, PAYMENTS, TEST_SECRET, usd } from './helpers/client.js';
-import { dropNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { useEngine } from './helpers/engine.js';
 import { deposit, funded, key } from './helpers/flows.js';
 
-let t: TestEngine;
+const t = useEngine();
 let milestone: string;
 beforeAll(async () => {
-  t = await startEngine();
   await deposit(t.client, 'emp', '100.00');
   milestone = await funded(t.client, 'emp', 'fl', '10.00', 'proj');
-});
-afterAll(async () => {
-  await t.stop();
-  await dropNamespace(t.namespace);
 });
 
 describe('rights: the wrong party gets PERMISSION_DENIED', () => {

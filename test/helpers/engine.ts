@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -173,4 +173,26 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 15_000, ev
       await new Promise((r) => setTimeout(r, everyMs));
     }
   }
+}
+
+/**
+ * Starts an engine before the file's tests and stops it, removing its namespace, after them.
+ * The returned object stands for the engine once started.
+ */
+export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine {
+  let started: TestEngine | null = null;
+  beforeAll(async () => {
+    started = await startEngine(o);
+  });
+  afterAll(async () => {
+    if (!started) return;
+    await started.stop();
+    if (!o.namespace) await dropNamespace(started.namespace);
+  });
+  return new Proxy({} as TestEngine, {
+    get: (_target, prop) => {
+      if (!started) throw new Error('the engine is used before beforeAll started it');
+      return started[prop as keyof TestEngine];
+    },
+  });
 }
