@@ -1,54 +1,145 @@
-import * as grpc from '@grpc/grpc-js';
+import { eventId } from '../src/ids.js';
+import { statusName, type User } from './client.js';
+import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 
 /**
- * The release/cancel race, as the k6 race script and the race harness run it: many
- * contenders release and cancel the same funded milestones at once; exactly one may win each.
- * Written against a minimal client interface so tests and the harness share it.
+ * The release/cancel race, the scenario of the k6 race script and of the race harness:
+ * contenders release and cancel the same funded milestones at once, optionally each
+ * command sent several times with the same idempotency key; exactly one command (key) may
+ * win each milestone.
  */
 
 export interface RaceClient {
-  m(method: string, user: string, request: object): Promise<any>;
-  a(method: string, user: string | { id: string; roles: string[] }, request: object): Promise<any>;
+  m(method: string, user: User, request: object): Promise<any>;
+  a(method: string, user: User, request: object): Promise<any>;
 }
 
 export interface RaceOptions {
   /** Clients of the gateways to spread calls over (round robin). */
   clients: RaceClient[];
   milestones: number;
-  /** Releases per milestone; as many cancels run against them. */
+  /** Contenders per milestone (releases + cancels). */
   contenders: number;
+  /** Share of the contenders that release (the rest cancel). Default 0.5. */
+  releaseShare?: number;
+  /** Copies of each command, sent at once with the same idempotency key. Default 1. */
+  duplicates?: number;
+  /** Most commands in flight during the race. Default: all at once. */
+  concurrency?: number;
+  /** No race command is started after this long. Default 120 s. */
+  durationMs?: number;
   /** Amount of each milestone, in USD. */
   amount: string;
   /** Makes user ids and keys unique to this run. */
   prefix: string;
 }
 
+export interface Win {
+  milestoneId: string;
+  kind: 'release' | 'cancel';
+  eventId: string;
+  /** Epoch ms when the winning answer arrived. */
+  ackedAt: number;
+}
+
 export interface RaceResult {
   milestoneIds: string[];
   employer: string;
   freelancer: string;
-  /** Winners per milestone -> how many milestones had that many. */
+  /** Distinct winning keys per milestone -> how many milestones had that many. */
   winnersHistogram: Record<string, number>;
-  /** Which command won, per milestone. */
   winners: Record<string, 'release' | 'cancel'>;
+  wins: Win[];
   /** Loser gRPC status names -> count. */
   loserCodes: Record<string, number>;
   commands: number;
   elapsedMs: number;
+  latencyMs: LatencySummary;
+  commandsPerSecond: number;
 }
 
+const BOUNDS = { milestones: 100_000, contenders: 1_000, duplicates: 20, concurrency: 10_000, durationMs: 600_000 };
+
 export async function runRace(o: RaceOptions): Promise<RaceResult> {
+  if (o.milestones > BOUNDS.milestones || o.contenders > BOUNDS.contenders || (o.duplicates ?? 1) > BOUNDS.duplicates) {
+    throw new Error(`race options above the bounds ${JSON.stringify(BOUNDS)}`);
+  }
+  const duplicates = Math.max(1, o.duplicates ?? 1);
+  const releases = Math.round(o.contenders * (o.releaseShare ?? 0.5));
   const employer = `${o.prefix}-emp`;
   const freelancer = `${o.prefix}-fl`;
   const pick = (i: number) => o.clients[i % o.clients.length]!;
-  const total = (Number(o.amount) * o.milestones).toFixed(2);
+  const milestoneIds = await seedMilestones(o, employer, freelancer);
+
+  const wonBy = new Map<string, Set<string>>();
+  const winners: Record<string, 'release' | 'cancel'> = {};
+  const wins: Win[] = [];
+  const loserCodes: Record<string, number> = {};
+  const latencies: number[] = [];
+  // Built first, run after: the contenders of one milestone are adjacent, so they overlap.
+  const tasks: (() => Promise<void>)[] = [];
+  milestoneIds.forEach((id, mi) => {
+    for (let c = 0; c < o.contenders; c++) {
+      const kind = c < releases ? 'release' : 'cancel';
+      const key = `${o.prefix}-${kind}-${mi}-${c}`;
+      for (let d = 0; d < duplicates; d++) {
+        const client = pick(mi + c + d);
+        tasks.push(async () => {
+          const t0 = process.hrtime.bigint();
+          try {
+            if (kind === 'release') await client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key });
+            else await client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
+            latencies.push(elapsedMs(t0));
+            let keys = wonBy.get(id);
+            if (!keys) wonBy.set(id, (keys = new Set()));
+            if (!keys.has(key)) {
+              keys.add(key);
+              winners[id] = kind;
+              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, key), ackedAt: Date.now() });
+            }
+          } catch (err) {
+            latencies.push(elapsedMs(t0));
+            const name = statusName(err);
+            loserCodes[name] = (loserCodes[name] ?? 0) + 1;
+          }
+        });
+      }
+    }
+  });
+  const started = Date.now();
+  const commands = await runBounded(tasks, o.concurrency ?? tasks.length, started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs));
+  const elapsed = Date.now() - started;
+  const winnersHistogram: Record<string, number> = {};
+  for (const id of milestoneIds) {
+    const n = String(wonBy.get(id)?.size ?? 0);
+    winnersHistogram[n] = (winnersHistogram[n] ?? 0) + 1;
+  }
+  return {
+    milestoneIds,
+    employer,
+    freelancer,
+    winnersHistogram,
+    winners,
+    wins,
+    loserCodes,
+    commands,
+    elapsedMs: elapsed,
+    latencyMs: summarize(latencies),
+    commandsPerSecond: Math.round((commands / Math.max(1, elapsed)) * 1000),
+  };
+}
+
+/** Deposits enough for the employer and creates the funded milestones of the race. */
+async function seedMilestones(o: RaceOptions, employer: string, freelancer: string): Promise<string[]> {
+  const pick = (i: number) => o.clients[i % o.clients.length]!;
+  const cents = Math.round(Number(o.amount) * 100) * o.milestones;
   await pick(0).a('Deposit', { id: `${o.prefix}-payments`, roles: ['payments'] }, {
     user_id: employer,
-    amount: { currency_code: 'USD', amount: total },
+    amount: { currency_code: 'USD', amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}` },
     external_reference: `${o.prefix}-deposit`,
   });
-  const milestoneIds: string[] = [];
-  for (let i = 0; i < o.milestones; i++) {
+  const ids: string[] = new Array(o.milestones);
+  const tasks = Array.from({ length: o.milestones }, (_, i) => async () => {
     const r = await pick(i).m('CreateMilestone', employer, {
       project_id: `${o.prefix}-project`,
       freelancer_id: freelancer,
@@ -57,40 +148,8 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
       idempotency_key: `${o.prefix}-create-${i}`,
     });
     if (r.milestone.status !== 'FUNDED') throw new Error(`milestone ${i} is ${r.milestone.status}, not FUNDED`);
-    milestoneIds.push(r.milestone.id);
-  }
-
-  const winners: Record<string, 'release' | 'cancel'> = {};
-  const winCount = new Map<string, number>();
-  const loserCodes: Record<string, number> = {};
-  let commands = 0;
-  const started = Date.now();
-  // A start barrier: every call is built first, then all are fired in the same tick.
-  const calls: (() => Promise<void>)[] = [];
-  milestoneIds.forEach((id, mi) => {
-    for (let c = 0; c < o.contenders; c++) {
-      for (const kind of ['release', 'cancel'] as const) {
-        const client = pick(mi + c + (kind === 'cancel' ? 1 : 0));
-        calls.push(async () => {
-          commands++;
-          try {
-            if (kind === 'release') await client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: `${o.prefix}-rel-${mi}-${c}` });
-            else await client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: `${o.prefix}-can-${mi}-${c}` });
-            winners[id] = kind;
-            winCount.set(id, (winCount.get(id) ?? 0) + 1);
-          } catch (err) {
-            const name = grpc.status[(err as { code: number }).code] ?? 'UNKNOWN';
-            loserCodes[name] = (loserCodes[name] ?? 0) + 1;
-          }
-        });
-      }
-    }
+    ids[i] = r.milestone.id;
   });
-  await Promise.all(calls.map((f) => f()));
-  const winnersHistogram: Record<string, number> = {};
-  for (const id of milestoneIds) {
-    const n = String(winCount.get(id) ?? 0);
-    winnersHistogram[n] = (winnersHistogram[n] ?? 0) + 1;
-  }
-  return { milestoneIds, employer, freelancer, winnersHistogram, winners, loserCodes, commands, elapsedMs: Date.now() - started };
+  await runBounded(tasks, 64);
+  return ids;
 }

@@ -18,7 +18,7 @@ async function expectMoneyConserved(r: Awaited<ReturnType<typeof runRace>>, amou
 
 describe('release/cancel races', () => {
   it('100 milestones, 10 releases and 10 cancels each at once: exactly one winner each, money conserved', async () => {
-    const r = await runRace({ clients: [t.client], milestones: 100, contenders: 10, amount: '10.00', prefix: 'one' });
+    const r = await runRace({ clients: [t.client], milestones: 100, contenders: 20, amount: '10.00', prefix: 'one' });
     expect(r.winnersHistogram).toEqual({ '1': 100 });
     expect(Object.values(r.loserCodes).reduce((a, b) => a + b, 0)).toBe(100 * 19);
     expect(Object.keys(r.loserCodes).every((c) => c === 'FAILED_PRECONDITION' || c === 'ABORTED')).toBe(true);
@@ -29,7 +29,7 @@ describe('release/cancel races', () => {
     const gateways = await Promise.all([EngineProcess.start('gateway', t.namespace), EngineProcess.start('gateway', t.namespace)]);
     const clients = gateways.map((g) => new EscrowClient(g.address));
     try {
-      const r = await runRace({ clients, milestones: 100, contenders: 10, amount: '5.00', prefix: 'two' });
+      const r = await runRace({ clients, milestones: 100, contenders: 20, amount: '5.00', prefix: 'two' });
       expect(r.winnersHistogram).toEqual({ '1': 100 });
       await expectMoneyConserved(r, 5);
     } finally {

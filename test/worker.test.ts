@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode } from '../src/events/cloudevent.js';
 import { applyBatch, type StreamEvent } from '../src/ledger/apply.js';
+import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
@@ -82,7 +83,7 @@ describe('ledger worker redelivery', () => {
 
 describe('a worker killed mid-batch', () => {
   let t: TestEngine;
-  let worker: EngineProcess;
+  let worker: BaseProcess;
   beforeAll(async () => {
     const namespace = freshNamespace();
     // Only a gateway in this process; the worker is a child process we can SIGKILL.

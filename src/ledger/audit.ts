@@ -82,3 +82,18 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   }
   return v;
 }
+
+/**
+ * Every money event of the stream applied exactly once: the set of money events in the log
+ * and the set of postings must be equal. Run it once the ledger has caught up.
+ */
+export async function auditStream(pool: Pool, moneyEventIds: Iterable<string>): Promise<Violation[]> {
+  const inStream = new Set(moneyEventIds);
+  const posted = new Set((await rows<{ event_id: string }>(pool, 'SELECT event_id::text FROM postings')).map((r) => r.event_id));
+  const v: Violation[] = [];
+  const missing = [...inStream].filter((id) => !posted.has(id));
+  const extra = [...posted].filter((id) => !inStream.has(id));
+  if (missing.length > 0) v.push({ check: 'stream_applied', detail: `${missing.length} money events of the stream have no posting, e.g. ${missing.slice(0, 3).join(', ')}` });
+  if (extra.length > 0) v.push({ check: 'postings_from_stream', detail: `${extra.length} postings have no event in the stream, e.g. ${extra.slice(0, 3).join(', ')}` });
+  return v;
+}

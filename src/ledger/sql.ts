@@ -68,8 +68,11 @@ export interface PostingRows {
 export async function insertPostings(c: PoolClient, p: PostingRows): Promise<number> {
   const r = await c.query({
     name: 'ledger-insert-postings',
-    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount)
-           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[])
+    // created_at is the wall clock at insert, not the transaction start: the ledger lag
+    // (command answered -> posting written) is measured from it.
+    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount, created_at)
+           SELECT u.*, clock_timestamp()
+           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[]) AS u
            ON CONFLICT (event_id) DO NOTHING`,
     values: [p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts],
   });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { EngineProcess as BaseProcess } from '../../load/processes.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import pg from 'pg';
@@ -93,74 +93,12 @@ export async function dropNamespace(namespace: string): Promise<void> {
   }
 }
 
-/** An engine as a separate OS process (`node --import tsx src/main.ts <role>`), to kill or restart. */
-export class EngineProcess {
-  child: ChildProcess | null = null;
-  readonly address: string;
-
-  private constructor(readonly role: 'gateway' | 'worker' | 'all', readonly env: Record<string, string>) {
-    this.address = env.GRPC_ADDRESS!;
-  }
-
-  static async start(role: 'gateway' | 'worker' | 'all', namespace: string, extra: Record<string, string> = {}): Promise<EngineProcess> {
-    const env = engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...extra });
-    const p = new EngineProcess(role, env);
-    await p.spawn();
-    return p;
-  }
-
-  async spawn(): Promise<void> {
-    let output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', this.role], {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const until = Date.now() + 30_000;
-    // Ready when its gRPC port answers (gateway) or its consumer exists (worker: a short settle).
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`engine process exited early (${child.exitCode}): ${output}`);
-      if (this.role === 'worker') {
-        await new Promise((r) => setTimeout(r, 1_500));
-        return;
-      }
-      if (await portOpen(Number(this.address.split(':')[1]))) return;
-      if (Date.now() > until) throw new Error(`engine process did not start: ${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** SIGKILL: no shutdown hook runs. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((r) => {
-      child.once('exit', () => r());
-      child.kill('SIGKILL');
-    });
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((r) => {
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => (clearTimeout(t), r()));
-      child.kill('SIGTERM');
-    });
-  }
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  const net = await import('node:net');
-  return new Promise((r) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), r(true)));
-    s.once('error', () => r(false));
-  });
-}
+/** An engine role as a separate process on a namespace of this test run. */
+export const EngineProcess = {
+  async start(role: 'gateway' | 'worker' | 'all', namespace: string, extra: Record<string, string> = {}): Promise<BaseProcess> {
+    return BaseProcess.start(role, engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...extra }));
+  },
+};
 
 /** Polls `fn` until it returns without throwing, or rethrows after `timeoutMs`. */
 export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 15_000, everyMs = 100): Promise<T> {

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Engine } from '../../src/engine.js';
-import { audit } from '../../src/ledger/audit.js';
+import { runAudit } from '../../src/ledger/auditor.js';
 import { eventually } from './engine.js';
 
 /** Waits until the ledger consumer has applied and acknowledged everything in the stream. */
@@ -13,6 +13,9 @@ export async function ledgerCaughtUp(engine: Engine, timeoutMs = 30_000): Promis
   }, timeoutMs);
 }
 
+/** The auditor's verdict on the engine's namespace: no violation, nothing left to apply. */
 export async function expectLedgerSound(engine: Engine): Promise<void> {
-  expect(await audit(engine.pool)).toEqual([]);
+  const report = await runAudit(engine.log, engine.pool);
+  expect(report.violations).toEqual([]);
+  expect(report.moneyEvents).toBe(report.postings);
 }
