@@ -1,9 +1,8 @@
+import { dropNamespace as dropRunNamespace } from '../../load/namespace.js';
 import { EngineProcess as BaseProcess } from '../../load/processes.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import pg from 'pg';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { loadConfig, type Config } from '../../src/config.js';
 import { freePort } from '../../src/dev/embedded.js';
 import { Engine } from '../../src/engine.js';
@@ -77,20 +76,7 @@ export async function startEngine(o: { namespace?: string; gateway?: boolean; wo
 /** Removes what a namespace left in NATS and Postgres. */
 export async function dropNamespace(namespace: string): Promise<void> {
   const s = services();
-  const nc = await connect({ servers: s.natsUrl });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(namespace.toUpperCase()).catch(() => {});
-  } finally {
-    await nc.close();
-  }
-  const c = new pg.Client({ connectionString: s.databaseUrl });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
-  } finally {
-    await c.end();
-  }
+  await dropRunNamespace(s.databaseUrl, s.natsUrl, namespace);
 }
 
 /** An engine role as a separate process on a namespace of this test run. */
