@@ -1,0 +1,72 @@
+// Mixed workload at a constant arrival rate (the benchmark's mixed workload): deposit,
+// create, release, cancel, get and list, with thresholds on errors and latency.
+//   k6 run -e TARGET=127.0.0.1:50051 -e AUTH_JWT_SECRET=... -e RATE=500 -e DURATION=60s load/k6/throughput.js
+import { check } from 'k6';
+import { Rate } from 'k6/metrics';
+import exec from 'k6/execution';
+import { OK, PREFIX, call, close, int, mint, usd } from './lib.js';
+
+const RATE = int('RATE', 200, 100000);
+const USERS = int('USERS', 50, 10000);
+const errors = new Rate('escrow_errors');
+
+export const options = {
+  setupTimeout: '5m',
+  scenarios: {
+    mixed: {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      duration: __ENV.DURATION || '60s',
+      preAllocatedVUs: Math.min(1000, RATE),
+      maxVUs: Math.min(5000, RATE * 4),
+    },
+  },
+  thresholds: {
+    escrow_errors: ['rate<0.01'],
+    grpc_req_duration: ['p(95)<50', 'p(99)<100'],
+  },
+};
+
+export function setup() {
+  const payments = mint(`${PREFIX}-payments`, ['payments']);
+  for (let u = 0; u < USERS; u++) {
+    const r = call('escrow.v1.AccountService/Deposit', payments, { user_id: `${PREFIX}-emp-${u}`, amount: usd('1000000.00'), external_reference: `${PREFIX}-seed-${u}` });
+    if (r.status !== OK) throw new Error(`seeding failed: ${JSON.stringify(r.error)}`);
+  }
+  close();
+  return {};
+}
+
+// Each VU keeps the milestones it created, to release, cancel and read them later.
+const mine = [];
+
+export default function () {
+  const u = exec.scenario.iterationInTest % USERS;
+  const employer = `${PREFIX}-emp-${u}`;
+  const freelancer = `${PREFIX}-fl-${u}`;
+  const key = `${PREFIX}-${exec.scenario.iterationInTest}`;
+  const pick = Math.random();
+  let res;
+  if (pick < 0.05) {
+    res = call('escrow.v1.AccountService/Deposit', mint(`${PREFIX}-payments`, ['payments']), { user_id: employer, amount: usd('10.00'), external_reference: key });
+  } else if (pick < 0.35 || mine.length === 0) {
+    res = call('escrow.v1.MilestoneService/CreateMilestone', mint(employer), {
+      project_id: `${PREFIX}-p-${u}`, freelancer_id: freelancer, amount: usd('1.00'), description: 'mixed', idempotency_key: key,
+    });
+    if (res.status === OK) mine.push({ id: res.message.milestone.id, employer, freelancer });
+  } else if (pick < 0.55) {
+    const m = mine.pop();
+    res = call('escrow.v1.MilestoneService/ReleaseMilestone', mint(m.employer), { milestone_id: m.id, idempotency_key: key });
+  } else if (pick < 0.65) {
+    const m = mine.pop();
+    res = call('escrow.v1.MilestoneService/CancelMilestone', mint(m.freelancer), { milestone_id: m.id, reason: 'mixed', idempotency_key: key });
+  } else if (pick < 0.9) {
+    const m = mine[Math.floor(Math.random() * mine.length)];
+    res = call('escrow.v1.MilestoneService/GetMilestone', mint(m.employer), { milestone_id: m.id });
+  } else {
+    res = call('escrow.v1.MilestoneService/ListMilestones', mint(employer), { direction: 'OUTGOING', page_size: 20 });
+  }
+  const ok = check(res, { 'status OK': (r) => r.status === OK });
+  errors.add(!ok);
+}
