@@ -16,13 +16,19 @@ export type ErrorCode =
   | 'INTERNAL';
 
 export class EscrowError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    readonly reason: string,
-    message: string,
-    readonly metadata: Record<string, string> = {},
-  ) {
+  readonly code: ErrorCode;
+  readonly reason: string;
+  readonly metadata: Record<string, string>;
+
+  constructor(code: ErrorCode, reason: string, message: string, metadata: Record<string, string> = {}) {
+    // Refusals are answers, not bugs: losers of a race get one each, so no stack is captured.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.code = code;
+    this.reason = reason;
+    this.metadata = metadata;
     this.name = new.target.name;
   }
 }

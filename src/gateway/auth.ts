@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import type { Caller } from '../../actors/decision.js';
 import { Unauthenticated } from '../errors.js';
@@ -11,11 +12,15 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
  * Authenticates a call from `authorization: Bearer <JWT>` (HS256, AUTH_JWT_SECRET).
  * `sub` is the acting user; `roles` may hold "arbiter" and "payments".
  */
+/** Verified tokens remembered (until they expire), so a client's repeat calls skip the HMAC. */
+const VERIFIED_MAX = 10_000;
+
 export class Authenticator {
-  private readonly key: Uint8Array;
+  private readonly key: KeyObject;
+  private readonly verified = new Map<string, { caller: Caller; expiresAt: number }>();
 
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
   async authenticate(metadata: grpc.Metadata): Promise<Caller> {
@@ -23,9 +28,12 @@ export class Authenticator {
     if (values.length === 0) throw new Unauthenticated('TOKEN_MISSING', 'authorization metadata with a Bearer token is required');
     const match = values.length === 1 && typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
     if (!match) throw new Unauthenticated('TOKEN_MALFORMED', 'authorization must be "Bearer <JWT>"');
+    const token = match[1]!;
+    const known = this.verified.get(token);
+    if (known && known.expiresAt > Date.now()) return known.caller;
     let payload;
     try {
-      ({ payload } = await jwtVerify(match[1]!, this.key, { algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new Unauthenticated('TOKEN_EXPIRED', 'the token has expired');
       throw new Unauthenticated('TOKEN_INVALID', 'the token is not valid');
@@ -34,6 +42,12 @@ export class Authenticator {
       throw new Unauthenticated('TOKEN_SUBJECT_INVALID', 'the token has no valid sub');
     }
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string' && ROLES.has(r)) : [];
-    return { id: payload.sub, roles };
+    const caller = { id: payload.sub, roles };
+    // Only tokens with an expiry are remembered, and never past it.
+    if (typeof payload.exp === 'number') {
+      if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { caller, expiresAt: payload.exp * 1000 });
+    }
+    return caller;
   }
 }
