@@ -1,4 +1,4 @@
-import { eventId } from '../src/ids.js';
+import { eventId, scopedKey } from '../src/ids.js';
 import { statusName, type User } from './client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 
@@ -95,7 +95,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
             if (!keys.has(key)) {
               keys.add(key);
               winners[id] = kind;
-              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, key), ackedAt: Date.now() });
+              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, scopedKey(kind === 'release' ? employer : freelancer, key)), ackedAt: Date.now() });
             }
           } catch (err) {
             latencies.push(elapsedMs(t0));

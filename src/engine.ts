@@ -64,6 +64,7 @@ export class Engine {
         actorIdleMs: config.actorIdleMs,
         fundingWaitMs: config.fundingWaitMs,
         now,
+        pool,
       });
       milestones.start();
       const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });

@@ -17,6 +17,15 @@ export function eventId(entity: string, id: string, idempotencyKey: string): str
   return uuidFromHash(`event\u0000${entity}\u0000${id}\u0000${idempotencyKey}`);
 }
 
+/**
+ * Idempotency keys as the actors record them: a client's key is scoped by its caller (user
+ * ids hold no ':'); the engine's own saga steps use the `system:` scope. So no client key can
+ * collide with another caller's, or with a saga step.
+ */
+export function scopedKey(callerId: string, key: string): string {
+  return `${callerId}:${key}`;
+}
+
 /** The milestone an employer's CreateMilestone creates, derived from its idempotency key. */
 export function milestoneIdFor(employerId: string, idempotencyKey: string): string {
   return uuidFromHash(`milestone\u0000${employerId}\u0000${idempotencyKey}`);

@@ -67,9 +67,12 @@ describe('idempotency', () => {
     for (const a of answers) expect(a.milestone).toMatchObject({ held: usd('15.00'), released: usd('5.00') });
     const reuse = await failure(t.client.m('ReleaseMilestone', 'emp4', { milestone_id: id, amount: usd('6.00'), idempotency_key: k }));
     expect(reuse).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
-    // A key used for a release cannot be reused for a cancel either.
-    const crossOp = await failure(t.client.m('CancelMilestone', 'fl4', { milestone_id: id, idempotency_key: k }));
-    expect(crossOp.code).toBe(grpc.status.INVALID_ARGUMENT);
+    // A key used for a release cannot be reused by the same caller for another command either.
+    const crossOp = await failure(t.client.m('RequestCancellation', 'emp4', { milestone_id: id, idempotency_key: k }));
+    expect(crossOp).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
+    // Keys are the caller's own: a stranger sending the same key is judged on its own rights.
+    const stranger = await failure(t.client.m('ReleaseMilestone', 'stranger', { milestone_id: id, amount: usd('5.00'), idempotency_key: k }));
+    expect(stranger).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_EMPLOYER' });
     await expectBalance(t.client, 'fl4', { available: '5.00', held: '0.00', incoming: '15.00' });
   });
 

@@ -70,7 +70,9 @@ export class AccountApp {
     if (outcome.result === 'insufficient_funds') {
       throw new FailedPrecondition('INSUFFICIENT_FUNDS', `available ${money.currency} balance is below ${money.amount}`);
     }
-    return { operationId: id, status: 'APPLIED', balance: await this.balanceOf(userId, money.currency) };
+    // Applied is the answer; the balance is a courtesy, left out if the read model is unreachable.
+    const balance = await this.balanceOf(userId, money.currency).catch(() => null);
+    return { operationId: id, status: 'APPLIED', balance };
   }
 
   async getBalance(ctx: CallContext, userId: string, currency: string): Promise<Balance> {

@@ -2,8 +2,12 @@ import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import { FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
 import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
+import type { Subscription } from '@nats-io/transport-node';
+import { decode } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
-import { digest, eventId, milestoneIdFor } from '../ids.js';
+import type { Pool } from '../ledger/db.js';
+import * as read from '../ledger/read.js';
+import { digest, eventId, milestoneIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
 import type { Money } from '../money.js';
 import type { Command, EntityEventData, EntityKind, Persisted } from '../runtime/entity.js';
@@ -14,12 +18,14 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
   machine: milestoneMachine,
   initial: { state: 'new', context: initialMilestoneContext },
+  finalStates: FINAL_STATES,
 };
 
 export const PROJECT: EntityKind<ProjectContext> = {
   entity: 'project',
   machine: projectMachine,
   initial: { state: 'new', context: initialProjectContext },
+  finalStates: new Set(['awardAccepted']),
 };
 
 export interface MilestoneAppOptions {
@@ -29,7 +35,13 @@ export interface MilestoneAppOptions {
   actorIdleMs: number;
   fundingWaitMs: number;
   now: () => Date;
+  /** The read model, for the sweep of unfinished funding sagas. */
+  pool?: Pool;
 }
+
+const SWEEP_EVERY_MS = 2_000;
+const SWEEP_AFTER_MS = 3_000;
+const SWEEP_BATCH_MAX = 100;
 
 /** Per-call context from the gateway: who calls, and until when the answer is useful. */
 export interface CallContext {
@@ -38,8 +50,7 @@ export interface CallContext {
   deadline: number;
 }
 
-/** The idempotency key of the saga step that records a funding outcome on a milestone. */
-const FUNDING_OUTCOME_KEY = 'funding-outcome';
+const FUNDING_OUTCOME_KEY = scopedKey(SYSTEM_CALLER, 'funding-outcome');
 
 /**
  * The milestone use cases: each turns a validated request into commands for the project and
@@ -50,6 +61,9 @@ export class MilestoneApp {
   readonly projects: Registry<ProjectContext>;
   readonly outcomes: Outcomes;
   readonly log: EventLog;
+  private readonly subscriptions: Subscription[] = [];
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
 
   constructor(private readonly o: MilestoneAppOptions) {
     this.log = o.log;
@@ -61,16 +75,68 @@ export class MilestoneApp {
 
   start(): void {
     this.outcomes.start();
+    // Changes made through other gateways: resident actors that fall behind reload.
+    const ns = this.log.names.namespace;
+    for (const [entity, registry] of [['milestone', this.milestones], ['project', this.projects]] as const) {
+      this.subscriptions.push(
+        this.log.nc.subscribe(`${ns}.${entity}.>`, {
+          callback: (err, msg) => {
+            if (err) return;
+            const actor = registry.peek(msg.subject.slice(ns.length + entity.length + 2));
+            if (!actor) return;
+            try {
+              actor.observe(decode<{ version: number }>(msg.data).data.version);
+            } catch {
+              actor.invalidate();
+            }
+          },
+        }),
+      );
+    }
+    void (async () => {
+      for await (const s of this.log.nc.status()) {
+        if (s.type === 'reconnect') {
+          this.milestones.invalidateAll();
+          this.projects.invalidateAll();
+        }
+      }
+    })();
+    if (this.o.pool) {
+      this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
+      this.sweeper.unref();
+    }
   }
 
   stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const sub of this.subscriptions) sub.unsubscribe();
     this.outcomes.stop();
     this.milestones.close();
     this.projects.close();
   }
 
+  /**
+   * Finishes funding sagas nobody is waiting for (the creating gateway died, or its answer
+   * was PENDING_FUNDING): loading such a milestone applies the ledger's outcome. Any gateway
+   * may do it; the idempotent saga step makes repeats harmless.
+   */
+  private async sweepPendingFunding(): Promise<void> {
+    if (this.sweeping || !this.o.pool) return;
+    this.sweeping = true;
+    try {
+      for (const id of await read.stalePendingFunding(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX)) {
+        this.milestones.peek(id)?.invalidate();
+        await this.milestones.read(id).catch(() => {});
+      }
+    } catch {
+      // The database is down: the next sweep tries again.
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   private command<E extends MilestoneEvent | ProjectEvent>(ctx: CallContext, key: string, content: object, event: E): Command {
-    return { key, digest: digest(content), event: { ...event }, deadline: ctx.deadline };
+    return { key: scopedKey(ctx.caller.id, key), digest: digest(content), event: { ...event }, deadline: ctx.deadline };
   }
 
   private at(): string {
@@ -85,10 +151,10 @@ export class MilestoneApp {
     const content = { op: 'create', projectId: input.projectId, freelancerId: input.freelancerId, money: input.money, description: input.description };
     const existing = await this.milestones.read(id);
     // A repeat skips the project step, so reusing a key for other content changes nothing.
-    if (!existing.applied[input.key]) {
+    if (!existing.applied[scopedKey(ctx.caller.id, input.key)]) {
       await this.projects.send(
         input.projectId,
-        this.command(ctx, `register:${ctx.caller.id}:${input.freelancerId}`, { op: 'register' }, {
+        this.command(ctx, `register:${input.freelancerId}`, { op: 'register' }, {
           type: 'REGISTER',
           by: ctx.caller,
           at: this.at(),

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, errors as joseErrors } from 'jose';
-import type { Caller } from '../../actors/decision.js';
+import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import { Unauthenticated } from '../errors.js';
 import { USER_ID_PATTERN } from './validate.js';
 
@@ -38,7 +38,8 @@ export class Authenticator {
       if (err instanceof joseErrors.JWTExpired) throw new Unauthenticated('TOKEN_EXPIRED', 'the token has expired');
       throw new Unauthenticated('TOKEN_INVALID', 'the token is not valid');
     }
-    if (typeof payload.sub !== 'string' || !USER_ID_PATTERN.test(payload.sub)) {
+    // "system" is the engine's own caller id (saga steps); no token may act as it.
+    if (typeof payload.sub !== 'string' || !USER_ID_PATTERN.test(payload.sub) || payload.sub === SYSTEM_CALLER) {
       throw new Unauthenticated('TOKEN_SUBJECT_INVALID', 'the token has no valid sub');
     }
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string' && ROLES.has(r)) : [];

@@ -55,7 +55,11 @@ export function serverStream<Req, Res>(
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
     void (async () => {
+      let admitted = false;
       try {
+        // An open stream counts as a call in progress, so streams are bounded too.
+        admit(deps);
+        admitted = true;
         const caller = await deps.auth.authenticate(call.metadata);
         await fn(call.request, { caller, deadline: deadlineOf(call) }, call);
         call.end();
@@ -63,6 +67,8 @@ export function serverStream<Req, Res>(
         if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
         // grpc-js ends a server stream with a status when the error is emitted on the call.
         call.emit('error', Object.assign(new Error('failed'), toServiceError(err)));
+      } finally {
+        if (admitted) deps.inflight.count--;
       }
     })();
   };

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
 import { mayView, FINAL_STATES } from '../../actors/milestone.machine.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { InvalidArgument, NotFound, PermissionDenied } from '../errors.js';
+import { InvalidArgument, NotFound, PermissionDenied, Unavailable } from '../errors.js';
 import { decode } from '../events/cloudevent.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
@@ -109,32 +109,39 @@ async function watch(
   const log = app.log;
   const subject = log.names.milestone(id);
   let sent = 0;
-  let finish!: () => void;
-  const done = new Promise<void>((resolve) => (finish = resolve));
+  let allowed = false;
+  const early: Persisted<MilestoneContext>[] = [];
+  let finish!: (err?: Error) => void;
+  const done = new Promise<void>((resolve, reject) => (finish = (err) => (err ? reject(err) : resolve())));
   const emit = (s: Persisted<MilestoneContext>) => {
     if (s.version <= sent) return;
     sent = s.version;
     write(s);
     if (FINAL_STATES.has(s.state)) finish();
   };
-  // Subscribed before the first read, so no change between the two is missed.
+  // Subscribed before the first read, so no change between the two is missed; nothing is
+  // written before the caller is known to be a party.
   const sub = log.nc.subscribe(subject, {
     callback: (err, msg) => {
-      if (err) return finish();
+      if (err) return finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed'));
       try {
-        emit(decode<EntityEventData<MilestoneContext>>(msg.data).data.state);
+        const state = decode<EntityEventData<MilestoneContext>>(msg.data).data.state;
+        if (allowed) emit(state);
+        else early.push(state);
       } catch {
         // Not an entity event: nothing to stream.
       }
     },
   });
-  call.on('cancelled', finish);
-  call.on('close', finish);
+  call.on('cancelled', () => finish());
+  call.on('close', () => finish());
   try {
     const last = await log.readLast<EntityEventData<MilestoneContext>>(subject);
     if (!last) throw new NotFound('MILESTONE_NOT_FOUND', 'no such milestone');
     if (!mayView(last.event.data.state.context, caller)) throw new PermissionDenied('NOT_PARTY', 'caller is not a party of this milestone');
+    allowed = true;
     emit(last.event.data.state);
+    for (const s of early.sort((a, b) => a.version - b.version)) emit(s);
     await done;
   } finally {
     sub.unsubscribe();

@@ -12,6 +12,9 @@ const MILESTONE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 const KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const REFERENCE_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const TEXT_MAX = 2_000;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 export const PAGE_SIZE_DEFAULT = 50;
 export const PAGE_SIZE_MAX = 200;
 
@@ -73,6 +76,9 @@ export function optionalText(value: unknown, field: string): string {
   if (value === undefined || value === null) return '';
   if (typeof value !== 'string') throw bad('TEXT_INVALID', field, `${field} must be a string`);
   if (value.length > TEXT_MAX) throw bad('TEXT_TOO_LONG', field, `${field} is longer than ${TEXT_MAX} characters`);
+  // Control characters (NUL above all, which PostgreSQL text cannot hold) are refused; tab, newline and carriage return are text.
+  if (CONTROL_CHARS.test(value)) throw bad('TEXT_INVALID', field, `${field} contains control characters`);
+  if (LONE_SURROGATE.test(value)) throw bad('TEXT_INVALID', field, `${field} is not well-formed Unicode`);
   return value;
 }
 

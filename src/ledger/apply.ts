@@ -5,7 +5,7 @@ import type { CloudEvent } from '../events/cloudevent.js';
 import type { Persisted } from '../runtime/entity.js';
 import type { PoolClient } from './db.js';
 import { classify, milestoneStatus } from './intents.js';
-import { balanceEffects, fundedFrom, legsOf, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
+import { balanceEffects, fundedFrom, legsOf, referenceKey, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
 import * as sql from './sql.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
@@ -61,7 +61,7 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
   const done = await sql.existingPostings(client, intents.map((i) => i.eventId));
   const references = await sql.existingReferences(
     client,
-    intents.flatMap((i) => (i.kind === 'deposit' || i.kind === 'withdrawal' ? [i.reference] : [])),
+    intents.flatMap((i) => (i.kind === 'deposit' || i.kind === 'withdrawal' ? [referenceKey(i)] : [])),
   );
 
   const outcomes: Outcome[] = [];
@@ -80,9 +80,9 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
 
     const result = decideResult(intent, balances, references);
     if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
-      if (!references.has(intent.reference)) {
-        const row = { reference: intent.reference, kind: intent.kind, user_id: intent.userId, currency: intent.currency, amount: intent.amount, event_id: intent.eventId };
-        references.set(intent.reference, row);
+      if (!references.has(referenceKey(intent))) {
+        const row = { reference: referenceKey(intent), kind: intent.kind, user_id: intent.userId, currency: intent.currency, amount: intent.amount, event_id: intent.eventId };
+        references.set(row.reference, row);
         newRefs.refs.push(row.reference);
         newRefs.kinds.push(row.kind);
         newRefs.users.push(row.user_id);
@@ -144,7 +144,7 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
 
 function decideResult(intent: Intent, balances: Map<string, Decimal>, references: Map<string, sql.ReferenceRow>): PostingResult {
   if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
-    const first = references.get(intent.reference);
+    const first = references.get(referenceKey(intent));
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
@@ -187,7 +187,8 @@ function milestoneRows(states: Persisted<MilestoneContext>[]): sql.MilestoneRows
     returned: c.map((x) => x.returned),
     statuses: states.map(milestoneStatus),
     versions: states.map((s) => s.version),
-    descriptions: c.map((x) => x.description),
+    // The gateway refuses control characters; a NUL that got in some other way must not block the ledger.
+    descriptions: c.map((x) => x.description.replace(/\u0000/g, '')),
     createdAt: c.map((x) => x.createdAt),
     updatedAt: c.map((x) => x.updatedAt),
   };

@@ -60,6 +60,11 @@ export const escrow = (milestoneId: string, currency: string): AccountRef => ({
 });
 export const world = (currency: string): AccountRef => ({ id: `world:${currency}`, kind: 'world', owner: 'world', currency });
 
+/** The scoped key of an external reference (see external_references in the migrations). */
+export function referenceKey(intent: AccountIntent): string {
+  return intent.kind === 'deposit' ? `deposit:${intent.reference}` : `withdrawal:${intent.userId}:${intent.reference}`;
+}
+
 /** The account that must hold enough for the intent to be applied, if any. */
 export function fundedFrom(intent: Intent): AccountRef | null {
   if (intent.kind === 'hold') return available(intent.employerId, intent.currency);

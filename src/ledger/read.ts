@@ -99,3 +99,16 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
     [f.userId, f.statuses, f.projectId, f.after?.createdAt ?? null, f.after?.id ?? null, f.limit],
   );
 }
+
+/** Milestones still pending funding in the read model after `olderThanMs`: sagas to finish. */
+export async function stalePendingFunding(pool: Pool, olderThanMs: number, limit: number): Promise<string[]> {
+  const rows = await query<{ milestone_id: string }>(
+    pool,
+    'read-stale-pending-funding',
+    `SELECT milestone_id::text FROM milestones
+     WHERE status = 'PENDING_FUNDING' AND updated_at < now() - $1 * interval '1 millisecond'
+     ORDER BY updated_at LIMIT $2`,
+    [olderThanMs, limit],
+  );
+  return rows.map((r) => r.milestone_id);
+}

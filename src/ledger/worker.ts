@@ -171,6 +171,12 @@ export class LedgerWorker {
         }
       } catch (err) {
         if (err instanceof InvariantViolation || this.stopping) throw err;
+        // Data errors (SQLSTATE class 22) and constraint violations (class 23) fail the same way
+        // on every retry: a silent retry loop would stall all money. Stop loudly instead.
+        const sqlstate = (err as { code?: unknown }).code;
+        if (typeof sqlstate === 'string' && /^2[23]/.test(sqlstate)) {
+          throw new InvariantViolation(`a ledger batch cannot be applied (SQLSTATE ${sqlstate}): ${(err as Error).message}`);
+        }
         this.o.logger.warn({ err: String(err) }, 'applying a ledger batch failed; retrying the same batch');
         await sleep(backoff);
         backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);

@@ -36,10 +36,11 @@ interface Job<C> {
 /** Appends that lose an optimistic race are decided again this many times, then ABORTED. */
 const CONFLICT_RETRIES_MAX = 2;
 /**
- * Most events one entity may have. Every event carries the whole state (with its history),
- * so this bounds the size of a message and of a resident actor.
+ * Most events one entity may have before only final transitions are accepted. Every event
+ * carries the whole state (with its history), so this bounds the size of a message and of a
+ * resident actor.
  */
-export const ENTITY_EVENTS_MAX = 500;
+export const ENTITY_EVENTS_MAX = 200;
 
 export function rejectionError(r: Rejection): EscrowError {
   switch (r.code) {
@@ -98,6 +99,19 @@ export class Actor<C extends DecisionSlots> {
   /** Loads the state if needed and returns it; goes through the mailbox so it sees every prior command. */
   read(): Promise<Persisted<C>> {
     return this.send({ key: '', digest: '', event: { type: '__read', by: { id: '', roles: [] }, at: '' } });
+  }
+
+  /**
+   * Another process appended version `version`: if that is newer than what this actor holds,
+   * its state is dropped and reloaded from the log before the next decision or read.
+   */
+  observe(version: number): void {
+    if (this.state && version > this.state.version) this.state = null;
+  }
+
+  /** Drops the state; the next command reloads it from the log. */
+  invalidate(): void {
+    this.state = null;
   }
 
   /** Calls `listener` with each state adopted from now on; returns the unsubscribe function. */
@@ -166,12 +180,14 @@ export class Actor<C extends DecisionSlots> {
         }
         return state;
       }
-      if (state.version >= ENTITY_EVENTS_MAX) {
-        throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events`);
-      }
       const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
       if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
       if (decision.kind === 'unchanged') return state;
+      // At the limit only a final transition (release of all, cancel) may still be appended,
+      // so money held is never stuck behind it.
+      if (state.version >= ENTITY_EVENTS_MAX && !this.o.kind.finalStates.has(decision.next.state)) {
+        throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel is accepted`);
+      }
 
       const version = state.version + 1;
       const next: Persisted<C> = {

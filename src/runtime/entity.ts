@@ -51,6 +51,8 @@ export interface EntityKind<C extends DecisionSlots> {
   readonly entity: string;
   readonly machine: AnyStateMachine;
   readonly initial: Position<C>;
+  /** States after which nothing can happen: a transition into one is allowed even at the event limit. */
+  readonly finalStates: ReadonlySet<string>;
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {

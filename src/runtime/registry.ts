@@ -57,6 +57,11 @@ export class Registry<C extends DecisionSlots> {
     return this.get(id).read();
   }
 
+  /** After a reconnect to NATS every resident state may have missed changes. */
+  invalidateAll(): void {
+    for (const actor of this.actors.values()) actor.invalidate();
+  }
+
   private evictOverCapacity(): void {
     for (const [id, actor] of this.actors) {
       if (this.actors.size <= this.o.actorsMax) return;

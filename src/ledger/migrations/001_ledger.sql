@@ -35,7 +35,9 @@ CREATE TABLE entries (
 );
 CREATE INDEX entries_by_account ON entries (account_id, event_id);
 
--- The first use of each external reference of a deposit or withdrawal.
+-- The first use of each external reference. `reference` is scoped: `deposit:<ref>` (the
+-- payments service's references, one namespace) or `withdrawal:<user>:<ref>` (each user's own),
+-- so no user can claim a reference another user or the payments service will use.
 CREATE TABLE external_references (
   reference text PRIMARY KEY,
   kind      text NOT NULL,
