@@ -1,0 +1,226 @@
+/**
+ * The benchmark: `npm run bench -- [options]`. Measures in one run, on this machine:
+ *   - the ceiling: a bare grpc-js server of the same proto (load/echo-server.ts), driven by the
+ *     same client code at the same concurrency;
+ *   - the engine (one gateway and one worker process) on the race and the mixed workloads,
+ *     and the mixed workload's p99 at 70% of its peak rate, and the ledger lag;
+ *   - the locking baseline (load/baseline/server.ts: one Postgres transaction per command);
+ *   - gateway memory: RSS with many milestones touched, and bytes per resident actor.
+ * Prints a human summary and one JSON line. Needs DATABASE_URL and NATS_URL.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { freePort } from '../src/dev/embedded.js';
+import { EventLog } from '../src/events/log.js';
+import { names } from '../src/events/names.js';
+import { runAudit } from '../src/ledger/auditor.js';
+import { createPool } from '../src/ledger/db.js';
+import { EscrowClient } from './client.js';
+import { runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
+import { dropNamespace, runNamespace } from './namespace.js';
+import { EngineProcess, portOpen, sleep } from './processes.js';
+import { runRace, type RaceResult } from './race.js';
+import { runBounded, summarize } from './stats.js';
+
+const { values: a } = parseArgs({
+  options: {
+    'duration-s': { type: 'string', default: '15' },
+    concurrency: { type: 'string', default: '64' },
+    milestones: { type: 'string', default: '300' },
+    contenders: { type: 'string', default: '20' },
+    touch: { type: 'string', default: '100000' },
+    'actors-max': { type: 'string', default: '10000' },
+  },
+});
+const durationMs = Math.min(120, Number(a['duration-s'])) * 1000;
+const concurrency = Math.min(1000, Number(a.concurrency));
+const milestones = Math.min(10_000, Number(a.milestones));
+const contenders = Math.min(100, Number(a.contenders));
+const touch = Math.min(200_000, Number(a.touch));
+const actorsMax = Number(a['actors-max']);
+const databaseUrl = process.env.DATABASE_URL;
+const natsUrl = process.env.NATS_URL;
+if (!databaseUrl || !natsUrl) {
+  console.error('npm run bench needs DATABASE_URL and NATS_URL');
+  process.exit(64);
+}
+
+const secret = randomBytes(16).toString('hex');
+const namespace = runNamespace('bench');
+const baselineSchema = `${namespace}_baseline`;
+const started: EngineProcess[] = [];
+const log = (m: string) => console.error(`[bench] ${m}`);
+
+async function server(script: string, args: string[], env: Record<string, string> = {}): Promise<EngineProcess> {
+  // The comparators are plain scripts; EngineProcess only needs a role name to wait on its port.
+  const p = new EngineProcess('gateway', { ...env, GRPC_ADDRESS: args[0]! });
+  const { spawn } = await import('node:child_process');
+  p.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 300 && !(await portOpen(Number(args[0]!.split(':')[1]))); i++) await sleep(100);
+  started.push(p);
+  return p;
+}
+
+async function engine(role: 'gateway' | 'worker', extra: Record<string, string> = {}): Promise<EngineProcess> {
+  const p = await EngineProcess.start(role, {
+    DATABASE_URL: databaseUrl!,
+    NATS_URL: natsUrl!,
+    AUTH_JWT_SECRET: secret,
+    ESCROW_NAMESPACE: namespace,
+    LOG_LEVEL: 'warn',
+    ESCROW_MAILBOX_MAX: '10000',
+    GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+    ...extra,
+  });
+  started.push(p);
+  return p;
+}
+
+async function race(address: string, label: string): Promise<RaceResult> {
+  const c = new EscrowClient(address, secret);
+  try {
+    log(`${label}: race, ${milestones} milestones x ${contenders} contenders, concurrency ${concurrency}`);
+    return await runRace({ clients: [c], milestones, contenders, amount: '10.00', prefix: `${label}${randomBytes(2).toString('hex')}`, concurrency });
+  } finally {
+    c.close();
+  }
+}
+
+async function mixed(address: string, label: string): Promise<MixedResult> {
+  const c = new EscrowClient(address, secret);
+  try {
+    const p = await seedMixed([c], 50);
+    log(`${label}: mixed workload, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
+    return await runMixedClosed([c], p, concurrency, durationMs);
+  } finally {
+    c.close();
+  }
+}
+
+async function main() {
+  // 1. The ceiling.
+  const echoAddress = `127.0.0.1:${await freePort()}`;
+  const echo = await server('load/echo-server.ts', [echoAddress]);
+  const ceilingRace = await race(echoAddress, 'echo');
+  const ceilingMixed = await mixed(echoAddress, 'echo');
+  await echo.stop();
+
+  // 2. The engine: one worker, one gateway.
+  await engine('worker');
+  const gw = await engine('gateway');
+  const engineRace = await race(gw.address, 'engine');
+  const engineMixed = await mixed(gw.address, 'engine');
+  const c = new EscrowClient(gw.address, secret);
+  const p = await seedMixed([c], 50);
+  const rate70 = Math.max(1, Math.round(engineMixed.opsPerSecond * 0.7));
+  log(`engine: mixed workload, open loop at ${rate70}/s (70% of peak), ${durationMs / 1000} s`);
+  const engineAt70 = await runMixedOpen([c], p, rate70, durationMs);
+  c.close();
+
+  // Ledger lag and the auditor's verdict on everything the engine did.
+  const nc = await connect({ servers: natsUrl! });
+  const elog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000 });
+  const pool = createPool(databaseUrl!, namespace, 2);
+  const audit = await runAudit(elog, pool, 60_000);
+  const { rows } = await pool.query<{ event_id: string; at: string }>(
+    'SELECT event_id::text, (extract(epoch FROM created_at) * 1000)::text AS at FROM postings WHERE event_id = ANY($1::uuid[])',
+    [engineRace.wins.map((w) => w.eventId)],
+  );
+  const written = new Map(rows.map((r) => [r.event_id, Number(r.at)]));
+  const lag = summarize(engineRace.wins.flatMap((w) => (written.has(w.eventId) ? [Math.max(0, written.get(w.eventId)! - w.ackedAt)] : [])));
+  const realIds = (await pool.query<{ id: string; employer_id: string }>('SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT 20000')).rows;
+  await pool.end();
+  await nc.close();
+  await gw.stop();
+
+  // 3. Memory: a gateway with the default actor cap touching `touch` milestones (most of them
+  // unknown ids: every touch still makes and loads an actor), then one with no effective cap
+  // touching the real milestones, for the bytes per resident actor.
+  const memCapped = await engine('gateway', { ESCROW_ACTORS_MAX: String(actorsMax), ESCROW_ACTOR_IDLE_MS: '3600000' });
+  const memory = await touchMilestones(memCapped, realIds, touch);
+  await memCapped.stop();
+  const memUncapped = await engine('gateway', { ESCROW_ACTORS_MAX: '10000000', ESCROW_ACTOR_IDLE_MS: '3600000' });
+  const perActor = await touchMilestones(memUncapped, realIds, realIds.length);
+  await memUncapped.stop();
+
+  // 4. The locking baseline.
+  const baseAddress = `127.0.0.1:${await freePort()}`;
+  const base = await server('load/baseline/server.ts', [baseAddress, baselineSchema, secret], { DATABASE_URL: databaseUrl! });
+  const baselineRace = await race(baseAddress, 'baseline');
+  const baselineMixed = await mixed(baseAddress, 'baseline');
+  await base.stop();
+
+  const ratio = (x: number, y: number) => Math.round((x / Math.max(1, y)) * 100) / 100;
+  const result = {
+    machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+    settings: { durationS: durationMs / 1000, concurrency, milestones, contenders, touch, actorsMax },
+    ceiling: { raceCommandsPerSecond: ceilingRace.commandsPerSecond, raceP99Ms: ceilingRace.latencyMs.p99, mixedOpsPerSecond: ceilingMixed.opsPerSecond, mixedP99Ms: ceilingMixed.latencyMs.p99 },
+    engine: {
+      raceCommandsPerSecond: engineRace.commandsPerSecond,
+      raceLatencyMs: engineRace.latencyMs,
+      raceWinners: engineRace.winnersHistogram,
+      mixedPeakOpsPerSecond: engineMixed.opsPerSecond,
+      mixedLatencyMs: engineMixed.latencyMs,
+      mixedErrors: engineMixed.errors,
+      at70PercentOfPeak: { rate: rate70, latencyMs: engineAt70.latencyMs, errors: engineAt70.errors },
+      ledgerLagMs: lag,
+      audit: audit.ok ? 'pass' : 'fail',
+    },
+    baseline: { raceCommandsPerSecond: baselineRace.commandsPerSecond, raceLatencyMs: baselineRace.latencyMs, raceWinners: baselineRace.winnersHistogram, mixedOpsPerSecond: baselineMixed.opsPerSecond, mixedLatencyMs: baselineMixed.latencyMs },
+    ratios: {
+      engineOverCeilingRace: ratio(engineRace.commandsPerSecond, ceilingRace.commandsPerSecond),
+      engineOverBaselineRace: ratio(engineRace.commandsPerSecond, baselineRace.commandsPerSecond),
+      engineOverCeilingMixed: ratio(engineMixed.opsPerSecond, ceilingMixed.opsPerSecond),
+      engineOverBaselineMixed: ratio(engineMixed.opsPerSecond, baselineMixed.opsPerSecond),
+    },
+    memory: {
+      touched: memory.touched,
+      actorsMax,
+      rssIdleMB: mb(memory.rssBefore),
+      rssAfterTouchMB: mb(memory.rssAfter),
+      residentActorsMeasured: perActor.touched,
+      bytesPerResidentActor: perActor.touched > 0 ? Math.round((perActor.rssAfter - perActor.rssBefore) / perActor.touched) : 0,
+    },
+  };
+  console.log(`ceiling  race ${result.ceiling.raceCommandsPerSecond}/s  mixed ${result.ceiling.mixedOpsPerSecond}/s`);
+  console.log(`engine   race ${result.engine.raceCommandsPerSecond}/s (p99 ${engineRace.latencyMs.p99} ms)  mixed ${result.engine.mixedPeakOpsPerSecond}/s (p99 ${engineMixed.latencyMs.p99} ms)  at 70%: p99 ${engineAt70.latencyMs.p99} ms  ledger lag p99 ${lag.p99} ms  audit ${result.engine.audit}`);
+  console.log(`baseline race ${result.baseline.raceCommandsPerSecond}/s  mixed ${result.baseline.mixedOpsPerSecond}/s`);
+  console.log(`ratios   ${JSON.stringify(result.ratios)}`);
+  console.log(`memory   ${JSON.stringify(result.memory)}`);
+  console.log(JSON.stringify({ bench: result }));
+}
+
+function mb(bytes: number): number {
+  return Math.round((bytes / 1024 / 1024) * 10) / 10;
+}
+
+/** GetMilestone on `count` milestones: the real ones first, then unknown ids. */
+async function touchMilestones(gw: EngineProcess, real: { id: string; employer_id: string }[], count: number) {
+  const c = new EscrowClient(gw.address, secret);
+  await c.m('ListMilestones', 'warmup', { direction: 'OUTGOING' }).catch(() => {});
+  await sleep(1_000);
+  const rssBefore = gw.rssBytes();
+  log(`memory: touching ${count} milestones on a gateway`);
+  const tasks = Array.from({ length: count }, (_, i) => async () => {
+    const m = real[i];
+    await c.m('GetMilestone', m ? m.employer_id : 'toucher', { milestone_id: m ? m.id : randomUUID() }).catch(() => {});
+  });
+  await runBounded(tasks, 128);
+  await sleep(1_000);
+  const rssAfter = gw.rssBytes();
+  c.close();
+  return { touched: count, rssBefore, rssAfter };
+}
+
+try {
+  await main();
+} finally {
+  await Promise.all(started.map((p) => p.stop()));
+  await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS "${baselineSchema}" CASCADE`).catch(() => {});
+  await c.end();
+}

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { statusName, type User } from './client.js';
+import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
+
+/**
+ * The mixed workload of the k6 throughput script: deposit 5%, create 30%, release 20%,
+ * cancel 10%, get 25%, list 10%, over a set of employers with funded balances.
+ */
+
+export interface MixedClient {
+  m(method: string, user: User, request: object): Promise<any>;
+  a(method: string, user: User, request: object): Promise<any>;
+}
+
+export interface MixedResult {
+  operations: number;
+  errors: Record<string, number>;
+  opsPerSecond: number;
+  latencyMs: LatencySummary;
+}
+
+interface Pool {
+  prefix: string;
+  users: number;
+  open: { id: string; user: number }[];
+  seq: number;
+}
+
+export async function seedMixed(clients: MixedClient[], users: number): Promise<Pool> {
+  const prefix = `mx${randomBytes(3).toString('hex')}`;
+  await runBounded(
+    Array.from({ length: users }, (_, u) => () =>
+      clients[u % clients.length]!.a('Deposit', { id: `${prefix}-pay`, roles: ['payments'] }, {
+        user_id: `${prefix}-emp-${u}`,
+        amount: { currency_code: 'USD', amount: '1000000.00' },
+        external_reference: `${prefix}-seed-${u}`,
+      }).then(() => {}),
+    ),
+    32,
+  );
+  return { prefix, users, open: [], seq: 0 };
+}
+
+async function one(client: MixedClient, p: Pool): Promise<void> {
+  const n = p.seq++;
+  const u = n % p.users;
+  const employer = `${p.prefix}-emp-${u}`;
+  const freelancer = `${p.prefix}-fl-${u}`;
+  const key = `${p.prefix}-${n}`;
+  const pick = Math.random();
+  if (pick < 0.05) {
+    await client.a('Deposit', { id: `${p.prefix}-pay`, roles: ['payments'] }, { user_id: employer, amount: { currency_code: 'USD', amount: '10.00' }, external_reference: key });
+  } else if (pick < 0.35 || p.open.length === 0) {
+    const r = await client.m('CreateMilestone', employer, { project_id: `${p.prefix}-p-${u}`, freelancer_id: freelancer, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: key });
+    p.open.push({ id: r.milestone.id, user: u });
+  } else if (pick < 0.55) {
+    const m = p.open.pop()!;
+    await client.m('ReleaseMilestone', `${p.prefix}-emp-${m.user}`, { milestone_id: m.id, idempotency_key: key });
+  } else if (pick < 0.65) {
+    const m = p.open.pop()!;
+    await client.m('CancelMilestone', `${p.prefix}-fl-${m.user}`, { milestone_id: m.id, reason: 'mixed', idempotency_key: key });
+  } else if (pick < 0.9) {
+    const m = p.open[Math.floor(Math.random() * p.open.length)]!;
+    await client.m('GetMilestone', `${p.prefix}-emp-${m.user}`, { milestone_id: m.id });
+  } else {
+    await client.m('ListMilestones', employer, { direction: 'OUTGOING', page_size: 20 });
+  }
+}
+
+/** Closed loop: `concurrency` lanes issue operations back to back for `durationMs`. */
+export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number): Promise<MixedResult> {
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  const until = Date.now() + durationMs;
+  const started = Date.now();
+  let ops = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, lane) => {
+      while (Date.now() < until) {
+        const t0 = process.hrtime.bigint();
+        try {
+          await one(clients[lane % clients.length]!, p);
+        } catch (err) {
+          const s = statusName(err);
+          errors[s] = (errors[s] ?? 0) + 1;
+        }
+        latencies.push(elapsedMs(t0));
+        ops++;
+      }
+    }),
+  );
+  return { operations: ops, errors, opsPerSecond: Math.round((ops / (Date.now() - started)) * 1000), latencyMs: summarize(latencies) };
+}
+
+/** Open loop: operations start at `rate` per second for `durationMs`, whatever the answers do. */
+export async function runMixedOpen(clients: MixedClient[], p: Pool, rate: number, durationMs: number): Promise<MixedResult> {
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  const inflight: Promise<void>[] = [];
+  const started = Date.now();
+  const total = Math.floor((rate * durationMs) / 1000);
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - Date.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const t0 = process.hrtime.bigint();
+    inflight.push(
+      one(clients[i % clients.length]!, p).then(
+        () => void latencies.push(elapsedMs(t0)),
+        (err) => {
+          latencies.push(elapsedMs(t0));
+          const s = statusName(err);
+          errors[s] = (errors[s] ?? 0) + 1;
+        },
+      ),
+    );
+  }
+  await Promise.all(inflight);
+  return { operations: total, errors, opsPerSecond: Math.round((total / (Date.now() - started)) * 1000), latencyMs: summarize(latencies) };
+}
