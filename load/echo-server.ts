@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { loadEscrowPackage } from '../src/gateway/proto.js';
 
+// Like the engine (ESCROW_SOURCE_MAPS off), no source-mapped stacks: the comparison stays fair.
+process.setSourceMapsEnabled(false);
 const address = process.argv[2] ?? '127.0.0.1:50070';
 const pkg = loadEscrowPackage();
 const money = (amount: string) => ({ currency_code: 'USD', amount });

@@ -38,6 +38,11 @@ export interface Config {
   grpcMaxMessageBytes: number;
   /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
   inflightMax: number;
+  /**
+   * Map error stacks to the TypeScript sources. Off by default: with it, every error a
+   * library creates (NATS builds one per request) pays for source-mapping its stack.
+   */
+  sourceMaps: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -56,6 +61,14 @@ function int(env: Env, key: string, fallback: number, min: number, max: number):
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(key, `${value} is outside ${min}..${max}`);
   return value;
+}
+
+function bool(env: Env, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'off', 'no'].includes(raw)) return false;
+  throw new ConfigError(key, `"${raw}" is not a boolean (on/off)`);
 }
 
 function optional(env: Env, key: string): string | undefined {
@@ -98,5 +111,6 @@ export function loadConfig(env: Env = process.env): Config {
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
+    sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
   };
 }

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  process.setSourceMapsEnabled(config.sourceMaps);
   const logger = createLogger(config.logLevel);
   const embeddedMode = !config.databaseUrl || !config.natsUrl;
   let embedded: Embedded | null = null;

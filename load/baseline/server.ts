@@ -14,6 +14,8 @@ import * as v from '../../src/gateway/validate.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../../src/errors.js';
 import { milestoneIdFor } from '../../src/ids.js';
 
+// Like the engine (ESCROW_SOURCE_MAPS off), no source-mapped stacks: the comparison stays fair.
+process.setSourceMapsEnabled(false);
 const [address = '127.0.0.1:50071', schema = 'bench_baseline', secret = ''] = process.argv.slice(2);
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 16, options: `-c search_path=${schema}` });
 const auth = new Authenticator(secret);

@@ -61,8 +61,9 @@ export class AccountApp {
       time: this.o.now().toISOString(),
       data,
     });
-    await this.o.log.append(this.o.log.names.account(userId), event, null);
-    const outcome = await this.o.outcomes.wait(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)));
+    const outcome = await this.o.outcomes.waitFor(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)), () =>
+      this.o.log.append(this.o.log.names.account(userId), event, null),
+    );
     if (!outcome) return { operationId: id, status: 'PENDING', balance: null };
     if (outcome.result === 'reference_conflict') {
       throw new InvalidArgument('EXTERNAL_REFERENCE_REUSED', 'this external_reference was used for a different operation');

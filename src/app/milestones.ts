@@ -3,8 +3,7 @@ import { FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type 
 import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
-import { decode } from '../events/cloudevent.js';
-import type { EventLog } from '../events/log.js';
+import { VERSION_HEADER, type EventLog } from '../events/log.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { digest, eventId, milestoneIdFor, scopedKey } from '../ids.js';
@@ -84,11 +83,9 @@ export class MilestoneApp {
             if (err) return;
             const actor = registry.peek(msg.subject.slice(ns.length + entity.length + 2));
             if (!actor) return;
-            try {
-              actor.observe(decode<{ version: number }>(msg.data).data.version);
-            } catch {
-              actor.invalidate();
-            }
+            const version = Number(msg.headers?.get(VERSION_HEADER));
+            if (Number.isInteger(version) && version > 0) actor.observe(version);
+            else actor.invalidate();
           },
         }),
       );

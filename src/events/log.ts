@@ -14,6 +14,9 @@ import { Unavailable } from '../errors.js';
 import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
 import type { Names } from './names.js';
 
+/** Header with the entity version an event produced, so followers need not parse the body. */
+export const VERSION_HEADER = 'Escrow-Version';
+
 /** Raised when the subject moved past the sequence the appender expected (JetStream 10071). */
 export class WrongLastSequence extends Error {
   constructor(readonly subject: string) {
@@ -79,9 +82,15 @@ export class EventLog {
    * message yet). A repeat of an event id inside the duplicate window is not stored again:
    * the answer then says `duplicate` and carries the original sequence.
    */
-  async append(subject: string, event: CloudEvent<unknown>, expectedLastSeq: number | null): Promise<{ seq: number; duplicate: boolean }> {
+  async append(
+    subject: string,
+    event: CloudEvent<unknown>,
+    expectedLastSeq: number | null,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<{ seq: number; duplicate: boolean }> {
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
+    for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
     try {
       const ack = await this.js.publish(subject, encode(event), {
         msgID: event.id,

@@ -11,7 +11,7 @@ import {
   ResourceExhausted,
 } from '../errors.js';
 import { cloudEvent, eventType } from '../events/cloudevent.js';
-import { EventLog, WrongLastSequence } from '../events/log.js';
+import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
 import { eventId } from '../ids.js';
 import type { Rejection } from '../../actors/decision.js';
 import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type Persisted } from './entity.js';
@@ -210,7 +210,7 @@ export class Actor<C extends DecisionSlots> {
         data: { by: command.event.by.id, version, change: decision.emitted.data, state: next },
       });
       try {
-        const ack = await this.o.log.append(this.subject(), event, this.seq);
+        const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) });
         if (ack.duplicate) {
           // The same command was appended before (a retry, or another gateway): the stored
           // state already holds its key, so reload and answer from there.

@@ -40,18 +40,24 @@ export class Outcomes {
     return stored ? stored.event.data : null;
   }
 
-  /** Waits up to `timeoutMs` for the outcome of `causationId`; null on timeout. */
-  async wait(causationId: string, timeoutMs: number): Promise<Outcome | null> {
+  /**
+   * Runs `append` (which publishes the event `causationId`) and waits up to `timeoutMs` for
+   * its outcome; null on timeout. The waiter is registered before the append, so a fast
+   * ledger is never missed; only a repeat (the event was appended before) looks the outcome
+   * up on the stream at once.
+   */
+  async waitFor(causationId: string, timeoutMs: number, append: () => Promise<{ duplicate: boolean }>): Promise<Outcome | null> {
     let settle!: (o: Outcome | null) => void;
     const result = new Promise<Outcome | null>((resolve) => (settle = resolve));
     const listener = (o: Outcome) => settle(o);
     let set = this.waiters.get(causationId);
     if (!set) this.waiters.set(causationId, (set = new Set()));
     set.add(listener);
-    const timer = setTimeout(() => settle(null), timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      // Registered first, looked up second: nothing published in between is missed.
-      void this.lookup(causationId).then((o) => o && settle(o), () => {});
+      const { duplicate } = await append();
+      if (duplicate) void this.lookup(causationId).then((o) => o && settle(o), () => {});
+      timer = setTimeout(() => settle(null), timeoutMs);
       const live = await result;
       return live ?? (await this.lookup(causationId).catch(() => null));
     } finally {
