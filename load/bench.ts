@@ -129,7 +129,8 @@ async function main() {
     [engineRace.wins.map((w) => w.eventId)],
   );
   const written = new Map(rows.map((r) => [r.event_id, Number(r.at)]));
-  const lag = summarize(engineRace.wins.flatMap((w) => (written.has(w.eventId) ? [Math.max(0, written.get(w.eventId)! - w.ackedAt)] : [])));
+  // Negative: the posting was written before the answer reached the client.
+  const lag = summarize(engineRace.wins.flatMap((w) => (written.has(w.eventId) ? [written.get(w.eventId)! - w.ackedAt] : [])));
   const realIds = (await pool.query<{ id: string; employer_id: string }>('SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT 20000')).rows;
   await pool.end();
   await nc.close();
