@@ -34,6 +34,8 @@ export interface Config {
   ledgerAckWaitMs: number;
   /** JetStream duplicate window, the first line against repeated appends. Default 120000. */
   duplicateWindowMs: number;
+  /** Replicas of the stream when this process creates it: 3 on a JetStream cluster. Default 1. */
+  streamReplicas: number;
   /** Largest gRPC message accepted, in bytes. Default 65536. */
   grpcMaxMessageBytes: number;
   /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
@@ -109,6 +111,7 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerBatchMax: int(env, 'ESCROW_LEDGER_BATCH_MAX', 256, 1, 10_000),
     ledgerAckWaitMs: int(env, 'ESCROW_LEDGER_ACK_WAIT_MS', 10_000, 500, 3_600_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
+    streamReplicas: int(env, 'ESCROW_STREAM_REPLICAS', 1, 1, 5),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
