@@ -10,7 +10,22 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'unit', include: ['actors/**/*.unit.test.ts', 'src/**/*.unit.test.ts'] } },
       // Only the integration tests need PostgreSQL and NATS (real or embedded).
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], globalSetup: ['./test/helpers/global-setup.ts'] } },
+      {
+        extends: true,
+        test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: ['test/faults/**'], globalSetup: ['./test/helpers/global-setup.ts'] },
+      },
+      // `npm run test:faults`: breaks processes on purpose; not part of `npm test`.
+      {
+        extends: true,
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['./test/helpers/global-setup.ts'],
+          testTimeout: 240_000,
+          maxWorkers: 1,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -45,6 +45,11 @@ export interface Config {
    * library creates (NATS builds one per request) pays for source-mapping its stack.
    */
   sourceMaps: boolean;
+  /**
+   * Fault injection for the fault suite only: the worker waits this long after commit before
+   * acknowledging, so a short ack wait makes JetStream redeliver. Default 0.
+   */
+  faultAckDelayMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -115,5 +120,6 @@ export function loadConfig(env: Env = process.env): Config {
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
+    faultAckDelayMs: int(env, 'ESCROW_FAULT_ACK_DELAY_MS', 0, 0, 60_000),
   };
 }

@@ -51,6 +51,7 @@ export class Engine {
         batchMax: config.ledgerBatchMax,
         ackWaitMs: config.ledgerAckWaitMs,
         onFatal: o.onFatal ?? (() => process.exit(70)),
+        ackDelayMs: config.faultAckDelayMs,
       });
       await worker.start();
     }

@@ -29,8 +29,13 @@ export interface Stored<D> {
   readonly event: CloudEvent<D>;
 }
 
+/** How long a JetStream request (append, direct get) may take before it is UNAVAILABLE. */
+const REQUEST_TIMEOUT_MS = 3_000;
+
 export interface StreamOptions {
   duplicateWindowMs: number;
+  /** Default 3000. */
+  requestTimeoutMs?: number;
   /** Replicas of the stream; 3 in a JetStream cluster. Default 1. */
   replicas?: number;
 }
@@ -47,11 +52,29 @@ export class EventLog {
     readonly names: Names,
   ) {}
 
+  /** False while the connection to NATS is down: calls then fail at once with UNAVAILABLE. */
+  private connected = true;
+
   static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
-    const jsm = await jetstreamManager(nc);
-    const log = new EventLog(nc, jetstream(nc), jsm, names);
+    const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const jsm = await jetstreamManager(nc, { timeout });
+    const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names);
     await log.ensureStream(options);
+    void log.followConnection();
     return log;
+  }
+
+  private async followConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') this.connected = false;
+      else if (s.type === 'reconnect') this.connected = true;
+    }
+  }
+
+  private ensureConnected(): void {
+    // Buffering a command until NATS comes back would answer it late, or after the client
+    // gave up; failing fast lets the client retry (with the same key) elsewhere or later.
+    if (!this.connected || this.nc.isClosed()) throw new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event log is unreachable');
   }
 
   private async ensureStream(options: StreamOptions): Promise<void> {
@@ -88,6 +111,7 @@ export class EventLog {
     expectedLastSeq: number | null,
     extraHeaders: Record<string, string> = {},
   ): Promise<{ seq: number; duplicate: boolean }> {
+    this.ensureConnected();
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
     for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
@@ -108,6 +132,7 @@ export class EventLog {
 
   /** The last event on a subject, or null when the subject has none. */
   async readLast<D>(subject: string): Promise<Stored<D> | null> {
+    this.ensureConnected();
     try {
       const m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
       return m ? { seq: m.seq, event: decode<D>(m.data) } : null;

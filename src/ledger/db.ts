@@ -10,9 +10,20 @@ export type PoolClient = pg.PoolClient;
 
 /** A pool whose connections use the namespace's schema. */
 export function createPool(connectionString: string, schema: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, options: `-c search_path=${schema}` });
-  // An idle client that loses its connection must not crash the process; the next query reports it.
+  // Bounded waits: a database that stops answering makes calls fail (UNAVAILABLE for reads,
+  // a retried batch for the worker) instead of hanging.
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    options: `-c search_path=${schema}`,
+    connectionTimeoutMillis: 3_000,
+    query_timeout: 15_000,
+  });
+  // A client that loses its connection (idle, or checked out between two queries) must not
+  // crash the process with an unhandled 'error' event; the query in progress or the next one
+  // reports the failure, and the worker retries its batch on a fresh connection.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -17,6 +17,8 @@ export interface WorkerOptions {
   ackWaitMs: number;
   /** Called with a broken invariant; the process should stop. */
   onFatal: (err: Error) => void;
+  /** Fault injection (ESCROW_FAULT_ACK_DELAY_MS): wait this long after commit before acking. */
+  ackDelayMs?: number;
 }
 
 /** The CloudEvents type of a ledger outcome, published on <ns>.ledger.outcome.<causationId>. */
@@ -155,6 +157,7 @@ export class LedgerWorker {
     // Published after commit, each with a msgID derived from its cause: a redelivered batch
     // publishes the same outcome again and JetStream drops the repeat.
     await Promise.all(outcomes.map((o) => this.o.log.append(this.o.log.names.outcome(o.causationId), outcomeEvent(this.o.log.names.source, o), null)));
+    if (this.o.ackDelayMs) await sleep(this.o.ackDelayMs);
     for (const m of msgs) m.ack();
     this.batches++;
   }
@@ -164,10 +167,15 @@ export class LedgerWorker {
     for (;;) {
       try {
         const client = await this.o.pool.connect();
+        let failure: Error | undefined;
         try {
           return await applyBatch(client, events);
+        } catch (err) {
+          failure = err as Error;
+          throw err;
         } finally {
-          client.release();
+          // A connection that failed mid-transaction is discarded, not reused.
+          client.release(failure);
         }
       } catch (err) {
         if (err instanceof InvariantViolation || this.stopping) throw err;

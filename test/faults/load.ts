@@ -1,0 +1,121 @@
+import { Decimal } from 'decimal.js';
+import { statusName, type EscrowClient } from '../../load/client.js';
+import { sleep } from '../../load/processes.js';
+
+/**
+ * The load every fault runs under: lanes that create a funded milestone and then release or
+ * cancel it, retrying each command with the same idempotency key (on the next gateway) while
+ * it fails for a reason a retry can cure. It records what a client would see.
+ */
+
+const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'ABORTED', 'RESOURCE_EXHAUSTED', 'CANCELLED', 'UNKNOWN', 'INTERNAL']);
+
+export interface Settled {
+  id: string;
+  kind: 'release' | 'cancel';
+  /** Status of every successful answer to the settling command, retries included. */
+  answers: string[];
+}
+
+export class FaultLoad {
+  sent = 0;
+  succeeded = 0;
+  failed: Record<string, number> = {};
+  failureLatencyMs: number[] = [];
+  moneyMoved = new Decimal(0);
+  settled: Settled[] = [];
+  lastSuccessAt = 0;
+  private stopping = false;
+  private lanes: Promise<void>[] = [];
+  private next = 0;
+  readonly employer: string;
+  readonly freelancer: string;
+
+  constructor(
+    private readonly clients: EscrowClient[],
+    private readonly o: { prefix: string; lanes: number; amount: string; maxAttempts?: number },
+  ) {
+    this.employer = `${o.prefix}-emp`;
+    this.freelancer = `${o.prefix}-fl`;
+  }
+
+  async seed(total: string): Promise<void> {
+    await this.call(0, (c) => c.a('Deposit', { id: `${this.o.prefix}-pay`, roles: ['payments'] }, {
+      user_id: this.employer,
+      amount: { currency_code: 'USD', amount: total },
+      external_reference: `${this.o.prefix}-seed`,
+    }));
+  }
+
+  start(): void {
+    this.lanes = Array.from({ length: this.o.lanes }, (_, lane) => this.lane(lane));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.lanes);
+  }
+
+  /** Calls until success or a final refusal; rotates gateways between attempts. */
+  private async call<T>(start: number, fn: (c: EscrowClient) => Promise<T>, done: (r: T) => boolean = () => true): Promise<T | null> {
+    const max = this.o.maxAttempts ?? 120;
+    for (let attempt = 0; attempt < max; attempt++) {
+      const client = this.clients[(start + attempt) % this.clients.length]!;
+      this.sent++;
+      const t0 = Date.now();
+      try {
+        const r = await fn(client);
+        this.succeeded++;
+        this.lastSuccessAt = Date.now();
+        if (done(r)) return r;
+      } catch (err) {
+        const code = statusName(err);
+        this.failed[code] = (this.failed[code] ?? 0) + 1;
+        this.failureLatencyMs.push(Date.now() - t0);
+        if (!RETRYABLE.has(code)) throw err;
+      }
+      await sleep(100);
+    }
+    throw new Error('gave up after the attempt bound');
+  }
+
+  private async lane(lane: number): Promise<void> {
+    while (!this.stopping) {
+      const i = this.next++;
+      const create = await this.call(
+        lane + i,
+        (c) => c.m('CreateMilestone', this.employer, {
+          project_id: `${this.o.prefix}-p`,
+          freelancer_id: this.freelancer,
+          amount: { currency_code: 'USD', amount: this.o.amount },
+          idempotency_key: `${this.o.prefix}-create-${i}`,
+        }),
+        // PENDING_FUNDING is an answer, not a failure: the retry with the same key learns the outcome.
+        (r) => r.milestone.status !== 'PENDING_FUNDING',
+      );
+      const id = create!.milestone.id as string;
+      const kind = i % 2 === 0 ? 'release' : 'cancel';
+      const settled: Settled = { id, kind, answers: [] };
+      const key = `${this.o.prefix}-${kind}-${i}`;
+      const r = await this.call(lane + i, (c) =>
+        kind === 'release'
+          ? c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: key })
+          : c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: key }),
+      );
+      settled.answers.push(r!.milestone.status);
+      // A second answer to the same key, as a client that lost the first would get it.
+      const again = await this.call(lane + i + 1, (c) =>
+        kind === 'release'
+          ? c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: key })
+          : c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: key }),
+      );
+      settled.answers.push(again!.milestone.status);
+      this.settled.push(settled);
+      this.moneyMoved = this.moneyMoved.plus(this.o.amount);
+    }
+  }
+
+  summary() {
+    return { commandsSent: this.sent, succeeded: this.succeeded, failedByCode: this.failed, milestonesSettled: this.settled.length, moneyMoved: this.moneyMoved.toFixed(2) };
+  }
+}

@@ -1,0 +1,205 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { sleep } from '../../load/processes.js';
+import { FaultLoad } from './load.js';
+import { NatsServer, natsCluster, TcpProxy } from './infra.js';
+import { phaseMs, Rig, verifyFault } from './rig.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  cleanups.length = 0;
+});
+
+async function rigOn(nats: NatsServer, o: { gateways: number; workers: number }, env: Record<string, string> = {}, databaseUrl = inject('databaseUrl')) {
+  const rig = await new Rig(nats.url, databaseUrl, env).start(o);
+  cleanups.push(() => rig.stop());
+  return rig;
+}
+
+async function ownNats(extra: string[] = []) {
+  const nats = await NatsServer.start(extra);
+  cleanups.push(() => nats.destroy());
+  return nats;
+}
+
+async function loadOn(rig: Rig, lanes = 8) {
+  const load = new FaultLoad(rig.clients, { prefix: rig.namespace, lanes, amount: '1.00' });
+  await load.seed('100000.00');
+  load.start();
+  return load;
+}
+
+describe('faults under a running load, each ending with the auditor', () => {
+  it('SIGKILL the worker mid-batch, several times; restarted, every event is applied once', async () => {
+    const nats = await ownNats();
+    const rig = await rigOn(nats, { gateways: 2, workers: 1 }, { ESCROW_LEDGER_BATCH_MAX: '16' });
+    const load = await loadOn(rig);
+    let recoveryMs = 0;
+    for (let k = 0; k < 3; k++) {
+      await sleep(phaseMs(1_500));
+      await rig.workers[0]!.kill();
+      await sleep(300);
+      const t0 = Date.now();
+      await rig.workers[0]!.spawn();
+      recoveryMs = Math.max(recoveryMs, Date.now() - t0);
+    }
+    await sleep(phaseMs(1_500));
+    await load.stop();
+    await verifyFault('worker SIGKILL x3', rig, load, { recoveryMs });
+  });
+
+  it('SIGKILL a gateway with commands in flight: retries on the other gateway take effect once, answers agree', async () => {
+    const nats = await ownNats();
+    const rig = await rigOn(nats, { gateways: 2, workers: 1 });
+    const load = await loadOn(rig, 12);
+    await sleep(phaseMs(2_000));
+    await rig.gateways[0]!.kill();
+    const killedAt = Date.now();
+    await sleep(phaseMs(2_000));
+    const recoveryMs = load.lastSuccessAt - killedAt;
+    await rig.gateways[0]!.spawn();
+    await sleep(phaseMs(1_000));
+    await load.stop();
+    expect(load.settled.length).toBeGreaterThan(0);
+    await verifyFault('gateway SIGKILL', rig, load, { recoveryMs });
+  });
+
+  it('restart nats-server: gateways and workers reconnect on their own, commands in the outage fail fast', async () => {
+    const nats = await ownNats();
+    const rig = await rigOn(nats, { gateways: 2, workers: 1 });
+    const load = await loadOn(rig);
+    await sleep(phaseMs(2_000));
+    await nats.kill('SIGKILL');
+    const downAt = Date.now();
+    const before = load.failureLatencyMs.length;
+    await sleep(2_000);
+    const outageFailures = load.failureLatencyMs.slice(before);
+    await nats.resume();
+    const upAt = Date.now();
+    const succeededBefore = load.succeeded;
+    for (let i = 0; i < 300 && load.succeeded === succeededBefore; i++) await sleep(50);
+    const recoveryMs = Date.now() - upAt;
+    await sleep(phaseMs(2_000));
+    await load.stop();
+    const sorted = [...outageFailures].sort((a, b) => a - b);
+    const p95 = sorted[Math.floor(sorted.length * 0.95)] ?? 0;
+    expect(load.failed.UNAVAILABLE ?? 0).toBeGreaterThan(0);
+    // Fail fast: the clients' own deadline is 20 s; outage answers come in well under the request timeout.
+    expect(p95).toBeLessThan(3_500);
+    await verifyFault('nats-server restart', rig, load, { outageMs: upAt - downAt, outageFailures: outageFailures.length, outageFailureP95Ms: p95, recoveryMs });
+  });
+
+  it('PostgreSQL drops and refuses connections: the worker backs off and resumes; reads say UNAVAILABLE, never wrong numbers', async () => {
+    const nats = await ownNats();
+    const proxy = new TcpProxy(Number(new URL(inject('databaseUrl')).port || 5432));
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const url = new URL(inject('databaseUrl'));
+    url.host = `127.0.0.1:${proxy.port}`;
+    const rig = await rigOn(nats, { gateways: 2, workers: 1 }, {}, url.toString());
+    const load = await loadOn(rig);
+    await sleep(phaseMs(2_000));
+    proxy.drop();
+    const downAt = Date.now();
+    // During the outage a balance read must fail, not answer a stale or zero figure.
+    const read = await rig.clients[0]!.a('GetBalance', load.employer, { user_id: load.employer, currency_code: 'USD' }).then(
+      () => 'answered',
+      (err: { code: number; reason: string }) => err.reason,
+    );
+    await sleep(2_000);
+    proxy.restore();
+    const upAt = Date.now();
+    const settledBefore = load.settled.length;
+    for (let i = 0; i < 600 && load.settled.length === settledBefore; i++) await sleep(50);
+    const recoveryMs = Date.now() - upAt;
+    await sleep(phaseMs(2_000));
+    await load.stop();
+    expect(rig.workers[0]!.child!.exitCode).toBeNull();
+    expect(read).toBe('DATABASE_UNAVAILABLE');
+    await verifyFault('postgres connections dropped', rig, load, { outageMs: upAt - downAt, readDuringOutage: read, recoveryMs });
+  });
+
+  it('a three-node NATS cluster with the stream at R3: stop one node during load, no acknowledged event is lost', async () => {
+    const nodes = await natsCluster(3);
+    cleanups.push(() => Promise.all(nodes.map((n) => n.destroy())).then(() => {}));
+    const urls = nodes.map((n) => n.url).join(',');
+    // The cluster elects its JetStream leader a moment after the routes connect.
+    await sleep(3_000);
+    const rig = new Rig(urls, inject('databaseUrl'), { ESCROW_STREAM_REPLICAS: '3' });
+    for (let i = 0; i < 20; i++) {
+      try {
+        await rig.start({ gateways: 2, workers: 1 });
+        break;
+      } catch (err) {
+        if (i === 19) throw err;
+        await sleep(1_000);
+      }
+    }
+    cleanups.push(() => rig.stop());
+    const load = await loadOn(rig);
+    await sleep(phaseMs(2_000));
+    await nodes[0]!.kill('SIGKILL');
+    const downAt = Date.now();
+    await sleep(phaseMs(3_000));
+    const recoveryMs = load.lastSuccessAt - downAt;
+    await load.stop();
+    await verifyFault('one of three NATS nodes killed (R3)', rig, load, { recoveryMs }, nodes.slice(1).map((n) => n.url).join(','));
+  });
+
+  it('redelivery storm: a short ack wait and late acks send duplicates to two workers; none is applied twice', async () => {
+    const nats = await ownNats();
+    const rig = await rigOn(nats, { gateways: 2, workers: 2 }, { ESCROW_LEDGER_ACK_WAIT_MS: '500', ESCROW_FAULT_ACK_DELAY_MS: '700' });
+    const load = await loadOn(rig);
+    await sleep(phaseMs(5_000));
+    await load.stop();
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const { connect } = await import('@nats-io/transport-node');
+    const nc = await connect({ servers: nats.url });
+    const info = await (await jetstreamManager(nc)).consumers.info(rig.namespace.toUpperCase(), `${rig.namespace}_ledger`);
+    await nc.close();
+    expect(info.num_redelivered).toBeGreaterThan(0);
+    await verifyFault('redelivery storm', rig, load, { redelivered: info.num_redelivered });
+  });
+
+  it('mailbox overload: a burst far above the bound gets RESOURCE_EXHAUSTED quickly, memory stays bounded', async () => {
+    const nats = await ownNats();
+    const rig = await rigOn(nats, { gateways: 1, workers: 1 }, { ESCROW_MAILBOX_MAX: '64' });
+    const load = new FaultLoad(rig.clients, { prefix: rig.namespace, lanes: 1, amount: '1.00' });
+    await load.seed('100.00');
+    const c = rig.clients[0]!;
+    const m = (await c.m('CreateMilestone', load.employer, { project_id: 'p', freelancer_id: load.freelancer, amount: { currency_code: 'USD', amount: '10.00' }, idempotency_key: 'one' })).milestone;
+    const rssBefore = rig.gateways[0]!.rssBytes();
+    const burst = 5_000;
+    const t0 = Date.now();
+    const codes: Record<string, number> = {};
+    const latencies: number[] = [];
+    await Promise.all(
+      Array.from({ length: burst }, async (_, i) => {
+        const s = Date.now();
+        const code = await c
+          .m('ReleaseMilestone', load.employer, { milestone_id: m.id, amount: { currency_code: 'USD', amount: '0.01' }, idempotency_key: `burst-${i}` })
+          .then(() => 'OK', (err: { code: number }) => String(err.code === 8 ? 'RESOURCE_EXHAUSTED' : err.code));
+        codes[code] = (codes[code] ?? 0) + 1;
+        if (code === 'RESOURCE_EXHAUSTED') latencies.push(Date.now() - s);
+      }),
+    );
+    const elapsedMs = Date.now() - t0;
+    const rssAfter = rig.gateways[0]!.rssBytes();
+    latencies.sort((a, b) => a - b);
+    const p95 = latencies[Math.floor(latencies.length * 0.95)] ?? 0;
+    const p50 = latencies[Math.floor(latencies.length * 0.5)] ?? 0;
+    // The actor drains refusals fast, so not every command finds the mailbox full; many must.
+    expect(codes.RESOURCE_EXHAUSTED ?? 0).toBeGreaterThan(burst / 10);
+    // Refusals are answered from memory; what a 5,000-call burst from one client on two cores
+    // costs in latency is mostly the client's own queue, so the bound is on the whole burst.
+    expect(elapsedMs).toBeLessThan(30_000);
+    expect(rig.gateways[0]!.child!.exitCode).toBeNull();
+    expect(rssAfter - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    const released = (await c.m('GetMilestone', load.employer, { milestone_id: m.id })).milestone.released.amount;
+    expect(Number(released) * 100).toBe(codes.OK ?? 0);
+    const audit = await rig.audit();
+    console.log(`FAULT ${JSON.stringify({ fault: 'mailbox overload', commandsSent: burst, byCode: codes, elapsedMs, exhaustedP50Ms: p50, exhaustedP95Ms: p95, rssGrowthMB: Math.round((rssAfter - rssBefore) / 1048576), violations: audit.violations.length })}`);
+    expect(audit.violations).toEqual([]);
+  });
+});

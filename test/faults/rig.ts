@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import { expect, inject } from 'vitest';
+import { EscrowClient } from '../../load/client.js';
+import { dropNamespace, runNamespace } from '../../load/namespace.js';
+import { EngineProcess } from '../../load/processes.js';
+import { freePort } from '../../src/dev/embedded.js';
+import { EventLog } from '../../src/events/log.js';
+import { names } from '../../src/events/names.js';
+import { runAudit } from '../../src/ledger/auditor.js';
+import { createPool } from '../../src/ledger/db.js';
+import type { FaultLoad } from './load.js';
+
+/** Short form for CI: FAULTS_SHORT=1 shortens every load phase. */
+export const SHORT = process.env.FAULTS_SHORT === '1';
+export const phaseMs = (full: number) => (SHORT ? Math.max(1_000, Math.round(full / 3)) : full);
+
+/** Gateways and workers as processes on a fresh namespace, against the given NATS and PostgreSQL. */
+export class Rig {
+  readonly namespace = runNamespace('fault');
+  readonly secret = randomBytes(16).toString('hex');
+  readonly gateways: EngineProcess[] = [];
+  readonly workers: EngineProcess[] = [];
+  clients: EscrowClient[] = [];
+
+  constructor(
+    readonly natsUrl: string,
+    readonly databaseUrl: string,
+    private readonly extraEnv: Record<string, string> = {},
+  ) {}
+
+  env(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      DATABASE_URL: this.databaseUrl,
+      NATS_URL: this.natsUrl,
+      AUTH_JWT_SECRET: this.secret,
+      ESCROW_NAMESPACE: this.namespace,
+      LOG_LEVEL: 'error',
+      ESCROW_LEDGER_ACK_WAIT_MS: '2000',
+      ESCROW_FUNDING_WAIT_MS: '3000',
+      ESCROW_MAILBOX_MAX: '1000',
+      ...this.extraEnv,
+      ...extra,
+    };
+  }
+
+  async start(o: { gateways: number; workers: number }): Promise<this> {
+    for (let i = 0; i < o.workers; i++) this.workers.push(await EngineProcess.start('worker', this.env()));
+    for (let i = 0; i < o.gateways; i++) {
+      this.gateways.push(await EngineProcess.start('gateway', this.env({ GRPC_ADDRESS: `127.0.0.1:${await freePort()}` })));
+    }
+    this.clients = this.gateways.map((g) => new EscrowClient(g.address, this.secret));
+    return this;
+  }
+
+  /** Waits for the ledger, then the auditor's verdict (from the real database and the stream). */
+  async audit(natsUrl = this.natsUrl) {
+    const nc = await connect({ servers: natsUrl });
+    const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000 });
+    const pool = createPool(inject('databaseUrl'), this.namespace, 2);
+    try {
+      return await runAudit(log, pool, 60_000);
+    } finally {
+      await pool.end();
+      await nc.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients) c.close();
+    await Promise.all([...this.gateways, ...this.workers].map((p) => p.stop()));
+    await dropNamespace(inject('databaseUrl'), this.natsUrl, this.namespace).catch(() => {});
+  }
+}
+
+/**
+ * The end of every fault: the auditor finds nothing, every settled milestone ended exactly as
+ * its one winning command said, every answer to that command agrees. Prints the figures.
+ */
+export async function verifyFault(name: string, rig: Rig, load: FaultLoad, extra: Record<string, unknown> = {}, natsUrl?: string) {
+  const audit = await rig.audit(natsUrl);
+  const violations = [...audit.violations.map((v) => `${v.check}: ${v.detail}`)];
+  const reader = rig.clients.find((_, i) => rig.gateways[i]?.child?.exitCode === null) ?? rig.clients[0]!;
+  for (const s of load.settled) {
+    const expected = s.kind === 'release' ? 'RELEASED' : 'CANCELLED';
+    if (s.answers.some((a) => a !== expected)) violations.push(`answers disagree for ${s.id}: ${s.answers.join(',')}`);
+    const m = (await reader.m('GetMilestone', load.employer, { milestone_id: s.id })).milestone;
+    const ends = m.history.filter((h: { type: string }) => h.type === 'released' || h.type === 'cancelled').length;
+    if (m.status !== expected || ends !== 1) violations.push(`${s.id} is ${m.status} with ${ends} ends`);
+  }
+  const report = { fault: name, ...load.summary(), violations: violations.length, ...extra };
+  console.log(`FAULT ${JSON.stringify(report)}`);
+  expect(violations).toEqual([]);
+  expect(audit.ledgerPending).toBe(0);
+  return report;
+}
