@@ -55,14 +55,20 @@ export class Rig {
 
   /** Waits for the ledger, then the auditor's verdict (from the real database and the stream). */
   async audit(natsUrl = this.natsUrl) {
-    const nc = await connect({ servers: natsUrl });
-    const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000 });
-    const pool = createPool(inject('databaseUrl'), this.namespace, 2);
-    try {
-      return await runAudit(log, pool, 60_000);
-    } finally {
-      await pool.end();
-      await nc.close();
+    // A cluster that just lost a node may still be electing leaders: retry for a while.
+    for (let attempt = 0; ; attempt++) {
+      const nc = await connect({ servers: natsUrl });
+      const pool = createPool(inject('databaseUrl'), this.namespace, 2);
+      try {
+        const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000 });
+        return await runAudit(log, pool, 60_000);
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 2_000));
+      } finally {
+        await pool.end();
+        await nc.close();
+      }
     }
   }
 
