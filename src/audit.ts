@@ -15,7 +15,7 @@ if (!config.databaseUrl || !config.natsUrl) {
   process.exit(64);
 }
 const nc = await connect({ servers: config.natsUrl });
-const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs });
+const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, allowUnsafeReplicas: true }); // read-only
 const pool = createPool(config.databaseUrl, config.namespace, 2);
 try {
   const report = await runAudit(log, pool);

@@ -36,6 +36,12 @@ export interface Config {
   duplicateWindowMs: number;
   /** Replicas of the stream when this process creates it: 3 on a JetStream cluster. Default 1. */
   streamReplicas: number;
+  /**
+   * Accept a replicated stream on a nats-server older than 2.9.21, whose replicated streams do
+   * not serialize conditional appends. Unsafe with more than one gateway; for the fault suite.
+   * Default off.
+   */
+  unsafeReplicatedStream: boolean;
   /** Largest gRPC message accepted, in bytes. Default 65536. */
   grpcMaxMessageBytes: number;
   /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
@@ -117,6 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerAckWaitMs: int(env, 'ESCROW_LEDGER_ACK_WAIT_MS', 10_000, 500, 3_600_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     streamReplicas: int(env, 'ESCROW_STREAM_REPLICAS', 1, 1, 5),
+    unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),

@@ -38,7 +38,11 @@ export class Engine {
     const { config, logger } = o;
     const now = o.now ?? (() => new Date());
     const nc = await connect({ servers: config.natsUrl, name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-    const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, replicas: config.streamReplicas });
+    const log = await EventLog.open(nc, names(config.namespace), {
+      duplicateWindowMs: config.duplicateWindowMs,
+      replicas: config.streamReplicas,
+      allowUnsafeReplicas: config.unsafeReplicatedStream,
+    });
     const pool = createPool(config.databaseUrl, config.namespace);
     await migrate(pool, config.namespace);
 

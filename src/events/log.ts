@@ -32,8 +32,41 @@ export interface Stored<D> {
 /** How long a JetStream request (append, direct get) may take before it is UNAVAILABLE. */
 const REQUEST_TIMEOUT_MS = 3_000;
 
+/**
+ * The first nats-server release whose replicated (clustered) streams serialize concurrent
+ * appends carrying the same expected last subject sequence (nats-server#4320, fixed in
+ * 2.9.21). Before it, two gateways could both append a release and a cancel of one milestone:
+ * the fault suite reproduces it on 2.9.10 (test/faults/nats-cas.test.ts).
+ */
+export const SAFE_REPLICATED_SERVER = '2.9.21';
+
+export class UnsafeEventLog extends Error {
+  constructor(version: string, replicas: number) {
+    super(
+      `nats-server ${version} does not serialize conditional appends on replicated streams (nats-server#4320, fixed in ${SAFE_REPLICATED_SERVER}); ` +
+        `the stream has ${replicas} replicas, which would let a milestone be released and cancelled at once. ` +
+        `Upgrade nats-server (2.10+ with sync_interval: always), or use an R1 stream.`,
+    );
+    this.name = 'UnsafeEventLog';
+  }
+}
+
+export function versionAtLeast(version: string, min: string): boolean {
+  const a = version.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  const b = min.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    if ((a[i] ?? 0) !== b[i]) return (a[i] ?? 0) > b[i]!;
+  }
+  return true;
+}
+
 export interface StreamOptions {
   duplicateWindowMs: number;
+  /**
+   * Run on a replicated stream even when the server cannot serialize conditional appends.
+   * Only for the fault suite's single-gateway node-loss test. Default false.
+   */
+  allowUnsafeReplicas?: boolean;
   /** Default 3000. */
   requestTimeoutMs?: number;
   /** Replicas of the stream; 3 in a JetStream cluster. Default 1. */
@@ -60,6 +93,11 @@ export class EventLog {
     const jsm = await jetstreamManager(nc, { timeout });
     const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names);
     await log.ensureStream(options);
+    const info = await jsm.streams.info(names.stream);
+    const version = nc.info?.version ?? '0.0.0';
+    if (info.config.num_replicas > 1 && !versionAtLeast(version, SAFE_REPLICATED_SERVER) && !options.allowUnsafeReplicas) {
+      throw new UnsafeEventLog(version, info.config.num_replicas);
+    }
     void log.followConnection();
     return log;
   }

@@ -3,9 +3,10 @@ import { statusName, type EscrowClient } from '../../load/client.js';
 import { sleep } from '../../load/processes.js';
 
 /**
- * The load every fault runs under: lanes that create a funded milestone and then release or
- * cancel it, retrying each command with the same idempotency key (on the next gateway) while
- * it fails for a reason a retry can cure. It records what a client would see.
+ * The race load every fault runs under: lanes that create a funded milestone and then race
+ * the employer's release against the freelancer's cancel on it, retrying each command with
+ * the same idempotency key (on the next gateway) while it fails for a reason a retry can
+ * cure. Exactly one of the two must win. It records what a client would see.
  */
 
 const RETRYABLE = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'ABORTED', 'RESOURCE_EXHAUSTED', 'CANCELLED', 'UNKNOWN', 'INTERNAL']);
@@ -79,6 +80,16 @@ export class FaultLoad {
     throw new Error('gave up after the attempt bound');
   }
 
+  /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
+  private async contend(start: number, fn: (c: EscrowClient) => Promise<any>): Promise<any | null> {
+    try {
+      return await this.call(start, fn);
+    } catch (err) {
+      if (statusName(err) === 'FAILED_PRECONDITION') return null;
+      throw err;
+    }
+  }
+
   private async lane(lane: number): Promise<void> {
     while (!this.stopping) {
       const i = this.next++;
@@ -94,23 +105,20 @@ export class FaultLoad {
         (r) => r.milestone.status !== 'PENDING_FUNDING',
       );
       const id = create!.milestone.id as string;
-      const kind = i % 2 === 0 ? 'release' : 'cancel';
-      const settled: Settled = { id, kind, answers: [] };
-      const key = `${this.o.prefix}-${kind}-${i}`;
-      const r = await this.call(lane + i, (c) =>
-        kind === 'release'
-          ? c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: key })
-          : c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: key }),
-      );
-      settled.answers.push(r!.milestone.status);
-      // A second answer to the same key, as a client that lost the first would get it.
-      const again = await this.call(lane + i + 1, (c) =>
-        kind === 'release'
-          ? c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: key })
-          : c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: key }),
-      );
-      settled.answers.push(again!.milestone.status);
-      this.settled.push(settled);
+      // The race: the employer's release and the freelancer's cancel at once, each retried
+      // with its own key until it has a final answer. Exactly one may win.
+      const release = (c: EscrowClient) => c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: `${this.o.prefix}-release-${i}` });
+      const cancel = (c: EscrowClient) => c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: `${this.o.prefix}-cancel-${i}` });
+      const [r, c] = await Promise.all([this.contend(lane + i, release), this.contend(lane + i + 1, cancel)]);
+      if ((r === null) === (c === null)) {
+        const m = await this.call(lane, (cl) => cl.m('GetMilestone', this.employer, { milestone_id: id })).catch(() => null);
+        const history = m?.milestone.history.map((h: { type: string; version: number }) => `${h.version}:${h.type}`).join(' ');
+        throw new Error(`milestone ${id}: ${r && c ? 'both' : 'neither'} release and cancel won (${r?.milestone.status}/${c?.milestone.status}; history ${history})`);
+      }
+      const kind = r ? 'release' : 'cancel';
+      // A second answer to the winning key, as a client that lost the first would get it.
+      const again = await this.call(lane + i + 1, kind === 'release' ? release : cancel);
+      this.settled.push({ id, kind, answers: [(r ?? c)!.milestone.status, again!.milestone.status] });
       this.moneyMoved = this.moneyMoved.plus(this.o.amount);
     }
   }
