@@ -26,26 +26,40 @@ function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
 }
 
 /**
- * Wraps a unary handler: authenticate, run, map any error to a status in one place.
- * Unexpected errors are logged and answered INTERNAL without their text.
+ * Every call, unary or streaming, goes through here: admitted against the in-flight bound
+ * (an open stream counts too), authenticated, run, and any error mapped to a status in one
+ * place. Unexpected errors are logged and answered INTERNAL without their text.
  */
+async function handle(
+  deps: HandlerDeps,
+  name: string,
+  call: { metadata: grpc.Metadata; getDeadline(): grpc.Deadline },
+  run: (ctx: CallContext) => Promise<void>,
+  fail: (status: Partial<grpc.StatusObject>) => void,
+): Promise<void> {
+  let admitted = false;
+  try {
+    admit(deps);
+    admitted = true;
+    const caller = await deps.auth.authenticate(call.metadata);
+    await run({ caller, deadline: deadlineOf(call) });
+  } catch (err) {
+    if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
+    fail(toServiceError(err));
+  } finally {
+    if (admitted) deps.inflight.count--;
+  }
+}
+
 export function unary<Req, Res>(deps: HandlerDeps, name: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    void (async () => {
-      let admitted = false;
-      try {
-        admit(deps);
-        admitted = true;
-        const caller = await deps.auth.authenticate(call.metadata);
-        callback(null, await fn(call.request, { caller, deadline: deadlineOf(call) }));
-      } catch (err) {
-        if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
-        callback(toServiceError(err) as grpc.ServiceError);
-      } finally {
-        if (admitted) deps.inflight.count--;
-      }
-    })();
-  };
+  return (call, callback) =>
+    void handle(
+      deps,
+      name,
+      call,
+      async (ctx) => callback(null, await fn(call.request, ctx)),
+      (status) => callback(status as grpc.ServiceError),
+    );
 }
 
 export function serverStream<Req, Res>(
@@ -53,25 +67,18 @@ export function serverStream<Req, Res>(
   name: string,
   fn: (req: Req, ctx: CallContext, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>,
 ): grpc.handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    void (async () => {
-      let admitted = false;
-      try {
-        // An open stream counts as a call in progress, so streams are bounded too.
-        admit(deps);
-        admitted = true;
-        const caller = await deps.auth.authenticate(call.metadata);
-        await fn(call.request, { caller, deadline: deadlineOf(call) }, call);
+  return (call) =>
+    void handle(
+      deps,
+      name,
+      call,
+      async (ctx) => {
+        await fn(call.request, ctx, call);
         call.end();
-      } catch (err) {
-        if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
-        // grpc-js ends a server stream with a status when the error is emitted on the call.
-        call.emit('error', Object.assign(new Error('failed'), toServiceError(err)));
-      } finally {
-        if (admitted) deps.inflight.count--;
-      }
-    })();
-  };
+      },
+      // grpc-js ends a server stream with a status when the error is emitted on the call.
+      (status) => call.emit('error', Object.assign(new Error('failed'), status)),
+    );
 }
 
 export function unimplemented(deps: HandlerDeps, name: string): grpc.handleUnaryCall<unknown, unknown> {
