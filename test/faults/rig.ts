@@ -86,11 +86,21 @@ export class Rig {
 export async function verifyFault(name: string, rig: Rig, load: FaultLoad, extra: Record<string, unknown> = {}, natsUrl?: string) {
   const audit = await rig.audit(natsUrl);
   const violations = [...audit.violations.map((v) => `${v.check}: ${v.detail}`)];
-  const reader = rig.clients.find((_, i) => rig.gateways[i]?.child?.exitCode === null) ?? rig.clients[0]!;
+  // Any gateway will do; one just restarted may still be in its client's reconnect backoff.
+  const read = async (id: string) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await rig.clients[attempt % rig.clients.length]!.m('GetMilestone', load.employer, { milestone_id: id })).milestone;
+      } catch (err) {
+        if (attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
   for (const s of load.settled) {
     const expected = s.kind === 'release' ? 'RELEASED' : 'CANCELLED';
     if (s.answers.some((a) => a !== expected)) violations.push(`answers disagree for ${s.id}: ${s.answers.join(',')}`);
-    const m = (await reader.m('GetMilestone', load.employer, { milestone_id: s.id })).milestone;
+    const m = await read(s.id);
     const ends = m.history.filter((h: { type: string }) => h.type === 'released' || h.type === 'cancelled').length;
     if (m.status !== expected || ends !== 1) violations.push(`${s.id} is ${m.status} with ${ends} ends`);
   }
