@@ -14,6 +14,11 @@ import type { FaultLoad } from './load.js';
 /** Short form for CI: FAULTS_SHORT=1 shortens every load phase. */
 export const SHORT = process.env.FAULTS_SHORT === '1';
 export const phaseMs = (full: number) => (SHORT ? Math.max(1_000, Math.round(full / 3)) : full);
+/**
+ * The seed of the property-based tests: FC_SEED if given; fixed in the short form, so CI is
+ * repeatable; random otherwise, so runs on demand keep exploring.
+ */
+export const FC_SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : SHORT ? 20261201 : Date.now() % 2 ** 31;
 
 /** Gateways and workers as processes on a fresh namespace, against the given NATS and PostgreSQL. */
 export class Rig {
