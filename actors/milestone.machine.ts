@@ -28,6 +28,8 @@ export interface MilestoneContext extends DecisionSlots {
   cancellationReason: string;
   /** Why the funding saga refused the hold (e.g. INSUFFICIENT_FUNDS). */
   fundingFailureReason: string;
+  /** The state a cancellation request came from, to go back to if the freelancer rejects it. */
+  stateBeforeCancellationRequest: string;
 }
 
 export type MilestoneEvent =
@@ -40,6 +42,20 @@ export type MilestoneEvent =
       amount: string;
       description: string;
     })
+  /** A freelancer proposes a milestone; the project machine has checked the parties. */
+  | (CommandBase & {
+      type: 'REQUEST';
+      milestoneId: string;
+      projectId: string;
+      employerId: string;
+      currency: string;
+      amount: string;
+      description: string;
+    })
+  | (CommandBase & { type: 'ACCEPT_REQUEST' })
+  | (CommandBase & { type: 'REJECT_REQUEST' })
+  | (CommandBase & { type: 'WITHDRAW_REQUEST' })
+  | (CommandBase & { type: 'REJECT_CANCELLATION' })
   | (CommandBase & { type: 'FUNDING_SUCCEEDED' })
   | (CommandBase & { type: 'FUNDING_FAILED'; reason: string })
   | (CommandBase & { type: 'REQUEST_RELEASE' })
@@ -54,6 +70,9 @@ export type MilestoneCommandType = MilestoneEvent['type'];
 /** External status names, by state. */
 export const MILESTONE_STATUS = {
   new: 'STATUS_UNSPECIFIED',
+  requested: 'REQUESTED',
+  requestRejected: 'REQUEST_REJECTED',
+  requestWithdrawn: 'REQUEST_WITHDRAWN',
   pendingFunding: 'PENDING_FUNDING',
   fundingFailed: 'FUNDING_FAILED',
   funded: 'FUNDED',
@@ -76,6 +95,12 @@ const isSystem = (_c: MilestoneContext, e: MilestoneEvent) => e.by.id === SYSTEM
 const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extract<MilestoneEvent, { type: T }>) => string | null } = {
   // Whoever creates a milestone becomes its employer; project membership is checked by the project machine.
   CREATE: () => null,
+  // Whoever requests becomes its freelancer; project membership is checked by the project machine.
+  REQUEST: () => null,
+  ACCEPT_REQUEST: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
+  REJECT_REQUEST: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
+  WITHDRAW_REQUEST: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
+  REJECT_CANCELLATION: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   FUNDING_SUCCEEDED: (c, e) => (isSystem(c, e) ? null : 'SYSTEM_ONLY'),
   FUNDING_FAILED: (c, e) => (isSystem(c, e) ? null : 'SYSTEM_ONLY'),
   REQUEST_RELEASE: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
@@ -118,6 +143,7 @@ export const initialMilestoneContext: MilestoneContext = {
   updatedAt: '',
   cancellationReason: '',
   fundingFailureReason: '',
+  stateBeforeCancellationRequest: '',
   rejection: null,
   emitted: null,
 };
@@ -149,6 +175,7 @@ export const milestoneMachine = setup({
       event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
     releaseEmptiesHeld: ({ context, event }) =>
       event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) === 0,
+    cameFromReleaseRequested: ({ context }) => context.stateBeforeCancellationRequest === 'releaseRequested',
   },
   actions: {
     rejectParty: assign({
@@ -188,6 +215,37 @@ export const milestoneMachine = setup({
         emitted: { type: 'created', data: { amount: event.amount } },
       };
     }),
+    request: assign(({ event }) => {
+      if (event.type !== 'REQUEST') return {};
+      const z = zero(event.currency);
+      return {
+        id: event.milestoneId,
+        projectId: event.projectId,
+        employerId: event.employerId,
+        freelancerId: event.by.id,
+        description: event.description,
+        currency: event.currency,
+        amount: event.amount,
+        held: z,
+        released: z,
+        returned: z,
+        createdAt: event.at,
+        updatedAt: event.at,
+        emitted: { type: 'requested', data: { amount: event.amount } },
+      };
+    }),
+    acceptRequest: assign(({ context, event }) => ({
+      updatedAt: event.at,
+      // Funds it exactly like a create: the ledger holds the amount on this event.
+      emitted: { type: 'request_accepted', data: { amount: context.amount } },
+    })),
+    rejectRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_rejected', data: {} } })),
+    withdrawRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_withdrawn', data: {} } })),
+    rejectCancellation: assign(({ context, event }) => ({
+      updatedAt: event.at,
+      stateBeforeCancellationRequest: '',
+      emitted: { type: 'cancellation_rejected', data: { resumed: MILESTONE_STATUS[(context.stateBeforeCancellationRequest || 'funded') as MilestoneStateName] } },
+    })),
     markFunded: assign(({ context, event }) => ({
       held: context.amount,
       updatedAt: event.at,
@@ -212,9 +270,14 @@ export const milestoneMachine = setup({
         emitted: { type: isZero(held) ? 'released' : 'partially_released', data: { amount, held } },
       };
     }),
-    markCancellationRequested: assign(({ event }) => {
+    markCancellationRequested: assign(({ event }, params: { from: MilestoneStateName }) => {
       const reason = event.type === 'REQUEST_CANCELLATION' ? event.reason : '';
-      return { cancellationReason: reason, updatedAt: event.at, emitted: { type: 'cancellation_requested', data: { reason } } };
+      return {
+        cancellationReason: reason,
+        stateBeforeCancellationRequest: params.from,
+        updatedAt: event.at,
+        emitted: { type: 'cancellation_requested', data: { reason } },
+      };
     }),
     cancel: assign(({ context, event }) => {
       const reason = event.type === 'CANCEL' ? event.reason : '';
@@ -238,12 +301,23 @@ export const milestoneMachine = setup({
   },
   states: {
     new: {
-      description: 'No milestone yet: only CREATE is meaningful; anything else is NOT_FOUND.',
+      description: 'No milestone yet: only CREATE and REQUEST are meaningful; anything else is NOT_FOUND.',
       on: {
         CREATE: { target: 'pendingFunding', actions: 'create' },
+        REQUEST: { target: 'requested', actions: 'request' },
         '*': { actions: 'rejectNotFound' },
       },
     },
+    requested: {
+      description: 'The freelancer proposed it; no money moves until the employer accepts.',
+      on: {
+        ACCEPT_REQUEST: { guard: 'mayIssue', target: 'pendingFunding', actions: 'acceptRequest' },
+        REJECT_REQUEST: { guard: 'mayIssue', target: 'requestRejected', actions: 'rejectRequest' },
+        WITHDRAW_REQUEST: { guard: 'mayIssue', target: 'requestWithdrawn', actions: 'withdrawRequest' },
+      },
+    },
+    requestRejected: { description: 'Final: the employer declined the request; no money moved.' },
+    requestWithdrawn: { description: 'Final: the freelancer withdrew the request; no money moved.' },
     pendingFunding: {
       description: 'Created; the ledger worker is holding (or refusing) the employer funds.',
       on: {
@@ -257,7 +331,11 @@ export const milestoneMachine = setup({
       on: {
         REQUEST_RELEASE: { guard: 'mayIssue', target: 'releaseRequested', actions: 'markReleaseRequested' },
         RELEASE: releaseTransitions,
-        REQUEST_CANCELLATION: { guard: 'mayIssue', target: 'cancellationRequested', actions: 'markCancellationRequested' },
+        REQUEST_CANCELLATION: {
+          guard: 'mayIssue',
+          target: 'cancellationRequested',
+          actions: { type: 'markCancellationRequested', params: { from: 'funded' } },
+        },
         CANCEL: cancelTransition,
       },
     },
@@ -265,7 +343,11 @@ export const milestoneMachine = setup({
       description: 'The freelancer asked the employer to release; money still held.',
       on: {
         RELEASE: releaseTransitions,
-        REQUEST_CANCELLATION: { guard: 'mayIssue', target: 'cancellationRequested', actions: 'markCancellationRequested' },
+        REQUEST_CANCELLATION: {
+          guard: 'mayIssue',
+          target: 'cancellationRequested',
+          actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } },
+        },
         CANCEL: cancelTransition,
       },
     },
@@ -274,6 +356,12 @@ export const milestoneMachine = setup({
       on: {
         RELEASE: releaseTransitions,
         CANCEL: cancelTransition,
+        // The freelancer keeps the contract: back to where the request came from.
+        REJECT_CANCELLATION: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'cameFromReleaseRequested', target: 'releaseRequested', actions: 'rejectCancellation' },
+          { target: 'funded', actions: 'rejectCancellation' },
+        ],
       },
     },
     released: { description: 'Final: everything held was released to the freelancer.' },
@@ -287,4 +375,4 @@ export function mayView(c: MilestoneContext, caller: { id: string }): boolean {
 }
 
 /** States after which nothing can happen to a milestone any more. */
-export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled']);
+export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled', 'requestRejected', 'requestWithdrawn']);

@@ -9,7 +9,10 @@ const FREELANCER = 'fl';
 const ROLES = { employer: EMPLOYER, freelancer: FREELANCER, stranger: 'someone-else', system: 'system' } as const;
 type Role = keyof typeof ROLES;
 
-const STATES = ['new', 'pendingFunding', 'fundingFailed', 'funded', 'releaseRequested', 'cancellationRequested', 'released', 'cancelled'] as const;
+const STATES = [
+  'new', 'requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed', 'funded',
+  'releaseRequested', 'cancellationRequested', 'released', 'cancelled',
+] as const;
 type State = (typeof STATES)[number];
 
 function contextIn(state: State): MilestoneContext {
@@ -28,7 +31,8 @@ function contextIn(state: State): MilestoneContext {
     createdAt: AT,
     updatedAt: AT,
   };
-  if (state === 'pendingFunding' || state === 'fundingFailed') return { ...base, held: '0.00' };
+  if (['requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed'].includes(state)) return { ...base, held: '0.00' };
+  if (state === 'cancellationRequested') return { ...base, stateBeforeCancellationRequest: 'releaseRequested' };
   if (state === 'released') return { ...base, held: '0.00', released: '10.00' };
   if (state === 'cancelled') return { ...base, held: '0.00', returned: '10.00' };
   return base;
@@ -38,6 +42,11 @@ type CommandCase = { name: string; event: (by: string) => MilestoneEvent };
 const caller = (id: string) => ({ id, roles: [] });
 const COMMANDS: CommandCase[] = [
   { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '' }) },
+  { name: 'REQUEST', event: (by) => ({ type: 'REQUEST', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, currency: 'USD', amount: '10.00', description: '' }) },
+  { name: 'ACCEPT_REQUEST', event: (by) => ({ type: 'ACCEPT_REQUEST', by: caller(by), at: AT }) },
+  { name: 'REJECT_REQUEST', event: (by) => ({ type: 'REJECT_REQUEST', by: caller(by), at: AT }) },
+  { name: 'WITHDRAW_REQUEST', event: (by) => ({ type: 'WITHDRAW_REQUEST', by: caller(by), at: AT }) },
+  { name: 'REJECT_CANCELLATION', event: (by) => ({ type: 'REJECT_CANCELLATION', by: caller(by), at: AT }) },
   { name: 'FUNDING_SUCCEEDED', event: (by) => ({ type: 'FUNDING_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'FUNDING_FAILED', event: (by) => ({ type: 'FUNDING_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'REQUEST_RELEASE', event: (by) => ({ type: 'REQUEST_RELEASE', by: caller(by), at: AT }) },
@@ -51,6 +60,11 @@ const COMMANDS: CommandCase[] = [
 // The rules of the guide, section 2, written out independently of the machine.
 const WHO_MAY: Record<string, (role: Role) => string | null> = {
   CREATE: () => null,
+  REQUEST: () => null,
+  ACCEPT_REQUEST: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
+  REJECT_REQUEST: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
+  WITHDRAW_REQUEST: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
+  REJECT_CANCELLATION: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
   FUNDING_SUCCEEDED: (r) => (r === 'system' ? null : 'SYSTEM_ONLY'),
   FUNDING_FAILED: (r) => (r === 'system' ? null : 'SYSTEM_ONLY'),
   REQUEST_RELEASE: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
@@ -62,6 +76,11 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
 };
 const HOLDING: State[] = ['funded', 'releaseRequested', 'cancellationRequested'];
 function legalNext(state: State, command: string): State | null {
+  if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'pendingFunding';
+  if (state === 'requested' && command === 'REJECT_REQUEST') return 'requestRejected';
+  if (state === 'requested' && command === 'WITHDRAW_REQUEST') return 'requestWithdrawn';
+  // The fixture's cancellation request came from RELEASE_REQUESTED; rejecting it goes back there.
+  if (state === 'cancellationRequested' && command === 'REJECT_CANCELLATION') return 'releaseRequested';
   if (state === 'pendingFunding' && command === 'FUNDING_SUCCEEDED') return 'funded';
   if (state === 'pendingFunding' && command === 'FUNDING_FAILED') return 'fundingFailed';
   if (!HOLDING.includes(state)) return null;
@@ -74,7 +93,11 @@ function legalNext(state: State, command: string): State | null {
 }
 
 function expected(state: State, command: string, role: Role): { next: State } | { code: string; reason: string } {
-  if (state === 'new') return command === 'CREATE' ? { next: 'pendingFunding' } : { code: 'NOT_FOUND', reason: 'MILESTONE_NOT_FOUND' };
+  if (state === 'new') {
+    if (command === 'CREATE') return { next: 'pendingFunding' };
+    if (command === 'REQUEST') return { next: 'requested' };
+    return { code: 'NOT_FOUND', reason: 'MILESTONE_NOT_FOUND' };
+  }
   const refusal = WHO_MAY[command]!(role);
   if (refusal) return { code: 'PERMISSION_DENIED', reason: refusal };
   const next = legalNext(state, command);
@@ -94,6 +117,34 @@ describe('milestone machine: every state x command x role', () => {
     expect(outcome(d)).toEqual(expected(state, command.name, role));
   });
   it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 4));
+});
+
+describe('milestone machine: requests and cancellation requests', () => {
+  it('a request makes the caller the freelancer and holds nothing', () => {
+    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, COMMANDS.find((c) => c.name === 'REQUEST')!.event(FREELANCER));
+    if (d.kind !== 'accepted') throw new Error('request refused');
+    expect(d.next.context).toMatchObject({ employerId: EMPLOYER, freelancerId: FREELANCER, held: '0.00', amount: '10.00' });
+    expect(d.emitted).toEqual({ type: 'requested', data: { amount: '10.00' } });
+  });
+
+  it('accepting a request asks the ledger for the hold, like a create', () => {
+    const d = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT });
+    if (d.kind !== 'accepted') throw new Error('accept refused');
+    expect(d.next.state).toBe('pendingFunding');
+    expect(d.emitted).toEqual({ type: 'request_accepted', data: { amount: '10.00' } });
+  });
+
+  it.each([
+    ['funded', 'funded'],
+    ['releaseRequested', 'releaseRequested'],
+  ] as const)('a rejected cancellation request from %s goes back to %s', (from, back) => {
+    const asked = decide(milestoneMachine, { state: from, context: contextIn(from) }, { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reason: 'other' });
+    if (asked.kind !== 'accepted') throw new Error('request refused');
+    const rejected = decide(milestoneMachine, asked.next, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT });
+    if (rejected.kind !== 'accepted') throw new Error('rejection refused');
+    expect(rejected.next.state).toBe(back);
+    expect(rejected.next.context.held).toBe('10.00');
+  });
 });
 
 describe('milestone machine: money', () => {

@@ -18,7 +18,9 @@ export interface ProjectContext extends DecisionSlots {
 export type ProjectEvent =
   /** Sent before each CreateMilestone: registers the parties, or checks them. */
   | (CommandBase & { type: 'REGISTER'; projectId: string; freelancerId: string })
-  | (CommandBase & { type: 'ACCEPT_AWARD' });
+  | (CommandBase & { type: 'ACCEPT_AWARD' })
+  /** Sent before each RequestMilestone: only the awarded freelancer may propose, to the project's employer. */
+  | (CommandBase & { type: 'CHECK_REQUEST'; employerId: string });
 
 export const initialProjectContext: ProjectContext = {
   id: '',
@@ -34,6 +36,13 @@ function reject(code: Rejection['code'], reason: string, message: string): Rejec
   return { code, reason, message };
 }
 
+const requestChecks = [
+  { guard: 'isNotFreelancer' as const, actions: 'rejectNotFreelancer' as const },
+  { guard: 'isOtherEmployer' as const, actions: 'rejectOtherEmployer' as const },
+  // The awarded freelancer, to the project's employer: legal, and nothing to record.
+  {},
+];
+
 const registerChecks = [
   { guard: 'isNotEmployer' as const, actions: 'rejectNotEmployer' as const },
   { guard: 'isOtherFreelancer' as const, actions: 'rejectOtherFreelancer' as const },
@@ -47,6 +56,8 @@ export const projectMachine = setup({
     isNotEmployer: ({ context, event }) => event.by.id !== context.employerId,
     isOtherFreelancer: ({ context, event }) => event.type === 'REGISTER' && event.freelancerId !== context.freelancerId,
     isFreelancer: ({ context, event }) => event.by.id === context.freelancerId,
+    isNotFreelancer: ({ context, event }) => event.by.id !== context.freelancerId,
+    isOtherEmployer: ({ context, event }) => event.type === 'CHECK_REQUEST' && event.employerId !== context.employerId,
     isSelfAward: ({ event }) => event.type === 'REGISTER' && event.freelancerId === event.by.id,
   },
   actions: {
@@ -56,6 +67,9 @@ export const projectMachine = setup({
     }),
     rejectOtherFreelancer: assign({
       rejection: () => reject('FAILED_PRECONDITION', 'FREELANCER_NOT_AWARDED', 'the project is awarded to another freelancer'),
+    }),
+    rejectOtherEmployer: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'NOT_PROJECT_EMPLOYER', 'employer_id is not the employer of this project'),
     }),
     rejectSelfAward: assign({
       rejection: () => reject('INVALID_ARGUMENT', 'SELF_AWARD', 'the employer cannot be the freelancer of their own project'),
@@ -92,12 +106,14 @@ export const projectMachine = setup({
       on: {
         REGISTER: [{ guard: 'isSelfAward', actions: 'rejectSelfAward' }, { target: 'awarded', actions: 'register' }],
         ACCEPT_AWARD: { actions: 'rejectNotFound' },
+        CHECK_REQUEST: { actions: 'rejectNotFound' },
       },
     },
     awarded: {
       description: 'Awarded to the freelancer, not yet accepted: the employer may still cancel milestones.',
       on: {
         REGISTER: registerChecks,
+        CHECK_REQUEST: requestChecks,
         ACCEPT_AWARD: [
           { guard: 'isFreelancer', target: 'awardAccepted', actions: 'acceptAward' },
           { actions: 'rejectNotFreelancer' },
@@ -108,6 +124,7 @@ export const projectMachine = setup({
       description: 'The freelancer accepted the award: only the freelancer may cancel milestones.',
       on: {
         REGISTER: registerChecks,
+        CHECK_REQUEST: requestChecks,
         ACCEPT_AWARD: [{ guard: 'isFreelancer', actions: 'rejectAlreadyAccepted' }, { actions: 'rejectNotFreelancer' }],
       },
     },

@@ -26,9 +26,12 @@ export function scopedKey(callerId: string, key: string): string {
   return `${callerId}:${key}`;
 }
 
-/** The milestone an employer's CreateMilestone creates, derived from its idempotency key. */
-export function milestoneIdFor(employerId: string, idempotencyKey: string): string {
-  return uuidFromHash(`milestone\u0000${employerId}\u0000${idempotencyKey}`);
+/**
+ * The milestone an employer's CreateMilestone creates (or a freelancer's RequestMilestone
+ * proposes), derived from the caller and the idempotency key.
+ */
+export function milestoneIdFor(callerId: string, idempotencyKey: string, kind: 'create' | 'request' = 'create'): string {
+  return uuidFromHash(`${kind === 'create' ? 'milestone' : 'milestone-request'}\u0000${callerId}\u0000${idempotencyKey}`);
 }
 
 /** The event of a deposit or withdrawal, derived from the external reference. */

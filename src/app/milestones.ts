@@ -174,14 +174,61 @@ export class MilestoneApp {
         description: input.description,
       }),
     );
-    const settled = created.state === 'pendingFunding'
-      ? await this.awaitFunding(id, created, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50))
-      : created;
+    return this.funded(ctx, id, created);
+  }
+
+  /** Answers a command that started the funding saga: once the ledger decided, or PENDING_FUNDING at the wait. */
+  private async funded(ctx: CallContext, id: string, state: Persisted<MilestoneContext>): Promise<Persisted<MilestoneContext>> {
+    const settled = state.state === 'pendingFunding' ? await this.awaitFunding(id, state, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : state;
     if (settled.state === 'fundingFailed') {
-      // A repeat of a refused create gets the same refusal.
+      // A repeat of a refused create (or accept) gets the same refusal.
       throw new FailedPrecondition(settled.context.fundingFailureReason || 'FUNDING_FAILED', 'the employer balance could not fund the milestone');
     }
     return settled;
+  }
+
+  async requestMilestone(
+    ctx: CallContext,
+    input: { projectId: string; employerId: string; money: Money; description: string; key: string },
+  ): Promise<Persisted<MilestoneContext>> {
+    const id = milestoneIdFor(ctx.caller.id, input.key, 'request');
+    const content = { op: 'request', projectId: input.projectId, employerId: input.employerId, money: input.money, description: input.description };
+    const existing = await this.milestones.read(id);
+    if (!existing.applied[scopedKey(ctx.caller.id, input.key)]) {
+      await this.projects.send(
+        input.projectId,
+        this.command(ctx, `check-request:${input.employerId}`, { op: 'check_request' }, { type: 'CHECK_REQUEST', by: ctx.caller, at: this.at(), employerId: input.employerId }),
+      );
+    }
+    return this.milestones.send(
+      id,
+      this.command(ctx, input.key, content, {
+        type: 'REQUEST',
+        by: ctx.caller,
+        at: this.at(),
+        milestoneId: id,
+        projectId: input.projectId,
+        employerId: input.employerId,
+        currency: input.money.currency,
+        amount: input.money.amount,
+        description: input.description,
+      }),
+    );
+  }
+
+  async acceptRequest(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
+    const accepted = await this.milestones.send(milestoneId, this.command(ctx, key, { op: 'accept_request', milestoneId }, { type: 'ACCEPT_REQUEST', by: ctx.caller, at: this.at() }));
+    return this.funded(ctx, milestoneId, accepted);
+  }
+
+  /** Commands with no payload beyond the milestone: the machine decides them all. */
+  simple(
+    ctx: CallContext,
+    milestoneId: string,
+    type: 'REJECT_REQUEST' | 'WITHDRAW_REQUEST' | 'REJECT_CANCELLATION' | 'REQUEST_RELEASE',
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(milestoneId, this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }));
   }
 
   /** Waits until the funding saga moved the milestone on, or the wait ends (answering PENDING_FUNDING). */
@@ -236,10 +283,6 @@ export class MilestoneApp {
     return this.projects.send(projectId, this.command(ctx, key, { op: 'accept_award', projectId }, { type: 'ACCEPT_AWARD', by: ctx.caller, at: this.at() }));
   }
 
-  requestRelease(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(milestoneId, this.command(ctx, key, { op: 'request_release', milestoneId }, { type: 'REQUEST_RELEASE', by: ctx.caller, at: this.at() }));
-  }
-
   release(ctx: CallContext, milestoneId: string, money: Money | null, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
@@ -280,9 +323,10 @@ export class MilestoneApp {
   }
 }
 
-/** The id of a milestone's creation event: the causation id of its hold. */
+/** The id of the event that asked the ledger to hold the funds (created, or request_accepted): the causation id of the hold. */
 export function creationEventId(state: Persisted<MilestoneContext>): string {
-  const key = Object.entries(state.applied).find(([, v]) => v.version === 1)?.[0] ?? '';
+  const version = [...state.history].reverse().find((h) => h.type === 'created' || h.type === 'request_accepted')?.version ?? 1;
+  const key = Object.entries(state.applied).find(([, v]) => v.version === version)?.[0] ?? '';
   return eventId('milestone', state.id, key);
 }
 

@@ -36,10 +36,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
       const projectId = v.requireId(r.project_id, 'project_id');
       return { project: projectMessage(await app.acceptAward(ctx, projectId, v.requireKey(r.idempotency_key))) };
     }),
-    RequestRelease: unary(deps, 'RequestRelease', async (r: Req, ctx) => {
-      const id = v.requireMilestoneId(r.milestone_id);
-      return reply(await app.requestRelease(ctx, id, v.requireKey(r.idempotency_key)));
-    }),
+    RequestRelease: simple(deps, app, 'RequestRelease', 'REQUEST_RELEASE'),
     ReleaseMilestone: unary(deps, 'ReleaseMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const amount = v.optionalMoney(r.amount, 'amount');
@@ -81,17 +78,37 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
       const id = v.requireMilestoneId(r.milestone_id);
       await watch(app, id, ctx.caller, (s) => call.write(reply(s)), call);
     }),
-    RequestMilestone: unimplemented(deps, 'RequestMilestone'),
-    AcceptMilestoneRequest: unimplemented(deps, 'AcceptMilestoneRequest'),
-    RejectMilestoneRequest: unimplemented(deps, 'RejectMilestoneRequest'),
-    WithdrawMilestoneRequest: unimplemented(deps, 'WithdrawMilestoneRequest'),
-    RejectCancellation: unimplemented(deps, 'RejectCancellation'),
+    RequestMilestone: unary(deps, 'RequestMilestone', async (r: Req, ctx) => {
+      const input = {
+        projectId: v.requireId(r.project_id, 'project_id'),
+        employerId: v.requireId(r.employer_id, 'employer_id'),
+        money: v.requireMoney(r.amount, 'amount'),
+        description: v.optionalText(r.description, 'description'),
+        key: v.requireKey(r.idempotency_key),
+      };
+      return reply(await app.requestMilestone(ctx, input));
+    }),
+    AcceptMilestoneRequest: unary(deps, 'AcceptMilestoneRequest', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      return reply(await app.acceptRequest(ctx, id, v.requireKey(r.idempotency_key)));
+    }),
+    RejectMilestoneRequest: simple(deps, app, 'RejectMilestoneRequest', 'REJECT_REQUEST'),
+    WithdrawMilestoneRequest: simple(deps, app, 'WithdrawMilestoneRequest', 'WITHDRAW_REQUEST'),
+    RejectCancellation: simple(deps, app, 'RejectCancellation', 'REJECT_CANCELLATION'),
     OpenDispute: unimplemented(deps, 'OpenDispute'),
     ProposeSettlement: unimplemented(deps, 'ProposeSettlement'),
     AcceptSettlement: unimplemented(deps, 'AcceptSettlement'),
     EscalateDispute: unimplemented(deps, 'EscalateDispute'),
     ResolveDispute: unimplemented(deps, 'ResolveDispute'),
   };
+}
+
+/** An RPC that names only the milestone and the key. */
+function simple(deps: HandlerDeps, app: MilestoneApp, name: string, type: Parameters<MilestoneApp['simple']>[2]) {
+  return unary(deps, name, async (r: Req, ctx) => {
+    const id = v.requireMilestoneId(r.milestone_id);
+    return reply(await app.simple(ctx, id, type, v.requireKey(r.idempotency_key)));
+  });
 }
 
 /**

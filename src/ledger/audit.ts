@@ -52,7 +52,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   for (const r of await rows<{ milestone_id: string; status: string }>(
     pool,
     `SELECT milestone_id::text, status FROM milestones
-     WHERE status NOT IN ('PENDING_FUNDING', 'FUNDING_FAILED') AND amount <> held + released + returned`,
+     WHERE status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED') AND amount <> held + released + returned`,
   )) {
     v.push({ check: 'milestone_conserved', detail: `${r.milestone_id} (${r.status}): amount != held + released + returned` });
   }
@@ -68,7 +68,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
     pool,
     `SELECT m.milestone_id::text, coalesce(a.balance, 0)::text AS escrow, m.held::text
      FROM milestones m LEFT JOIN accounts a ON a.account_id = 'escrow:' || m.milestone_id::text
-     WHERE m.status NOT IN ('PENDING_FUNDING', 'FUNDING_FAILED') AND coalesce(a.balance, 0) <> m.held`,
+     WHERE m.status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED') AND coalesce(a.balance, 0) <> m.held`,
   )) {
     v.push({ check: 'escrow_matches_milestone', detail: `${r.milestone_id}: escrow account ${r.escrow}, milestone held ${r.held}` });
   }

@@ -22,6 +22,7 @@ export const ACCOUNT_EVENT = {
 /** Milestone event types that move money, and the posting kind each one makes. */
 const MILESTONE_POSTINGS: Record<string, 'hold' | 'release' | 'return'> = {
   [eventType('milestone', 'created')]: 'hold',
+  [eventType('milestone', 'request_accepted')]: 'hold',
   [eventType('milestone', 'released')]: 'release',
   [eventType('milestone', 'partially_released')]: 'release',
   [eventType('milestone', 'cancelled')]: 'return',
