@@ -6,7 +6,14 @@ import encoding from 'k6/encoding';
 
 export const TARGET = __ENV.TARGET || '127.0.0.1:50051';
 export const SECRET = __ENV.AUTH_JWT_SECRET || '';
-export const PREFIX = __ENV.PREFIX || `k6${Date.now().toString(36)}`;
+/**
+ * Makes user ids and keys unique to a run. Init code runs once per VU (and for setup and
+ * teardown), so a prefix made there would differ between them: setup makes it once and
+ * passes it on in its data.
+ */
+export function newPrefix() {
+  return __ENV.PREFIX || `k6${Date.now().toString(36)}`;
+}
 
 export function int(name, fallback, max) {
   const v = Number(__ENV[name] || fallback);

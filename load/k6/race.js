@@ -6,15 +6,13 @@
 import { check, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 import exec from 'k6/execution';
-import { OK, PREFIX, call, close, int, mint, statusName, usd } from './lib.js';
+import { OK, call, close, int, mint, newPrefix, statusName, usd } from './lib.js';
 
 const MILESTONES = int('MILESTONES', 200, 100000);
 const CONTENDERS = int('CONTENDERS', 20, 1000);
 const DUPLICATES = int('DUPLICATES', 1, 20);
 const RELEASE_SHARE = Number(__ENV.RELEASE_SHARE || 0.5);
 const AMOUNT = __ENV.AMOUNT || '10.00';
-const EMPLOYER = `${PREFIX}-emp`;
-const FREELANCER = `${PREFIX}-fl`;
 
 const winners = new Counter('race_winners');
 const doubleWins = new Counter('race_double_wins');
@@ -30,11 +28,14 @@ export const options = {
   thresholds: {
     race_double_wins: ['count==0'],
     race_unbalanced_balances: ['count==0'],
-    race_winners: [`count<=${MILESTONES}`],
+    race_winners: ['count>0', `count<=${MILESTONES}`],
   },
 };
 
 export function setup() {
+  const PREFIX = newPrefix();
+  const EMPLOYER = `${PREFIX}-emp`;
+  const FREELANCER = `${PREFIX}-fl`;
   const payments = mint(`${PREFIX}-payments`, ['payments']);
   const employer = mint(EMPLOYER);
   const cents = Math.round(Number(AMOUNT) * 100) * MILESTONES;
@@ -58,7 +59,7 @@ export function setup() {
   }
   close();
   // The start barrier: every VU waits until the same instant.
-  return { ids, startAt: Date.now() + 3000, employer, freelancer: mint(FREELANCER) };
+  return { ids, startAt: Date.now() + 3000, prefix: PREFIX, employerId: EMPLOYER, freelancerId: FREELANCER, employer, freelancer: mint(FREELANCER) };
 }
 
 export default function (data) {
@@ -68,7 +69,7 @@ export default function (data) {
   const m = exec.vu.iterationInScenario;
   const id = data.ids[m];
   const release = contender < Math.round(CONTENDERS * RELEASE_SHARE);
-  const key = `${PREFIX}-${release ? 'release' : 'cancel'}-${m}-${contender}`;
+  const key = `${data.prefix}-${release ? 'release' : 'cancel'}-${m}-${contender}`;
   let won = false;
   for (let d = 0; d < DUPLICATES; d++) {
     const res = release
@@ -85,6 +86,10 @@ export function teardown(data) {
   let released = 0;
   for (const id of data.ids) {
     const r = call('escrow.v1.MilestoneService/GetMilestone', data.employer, { milestone_id: id });
+    if (r.status !== OK) {
+      doubleWins.add(1, { reason: 'unreadable' });
+      continue;
+    }
     const ms = r.message.milestone;
     const ends = ms.history.filter((h) => h.type === 'released' || h.type === 'cancelled').length;
     const ok = check(ms, {
@@ -97,8 +102,15 @@ export function teardown(data) {
   }
   sleep(2); // The ledger follows the log a moment behind.
   const cents = Math.round(Number(AMOUNT) * 100);
-  const emp = call('escrow.v1.AccountService/GetBalance', data.employer, { user_id: EMPLOYER, currency_code: 'USD' }).message;
-  const fl = call('escrow.v1.AccountService/GetBalance', data.freelancer, { user_id: FREELANCER, currency_code: 'USD' }).message;
+  const empRes = call('escrow.v1.AccountService/GetBalance', data.employer, { user_id: data.employerId, currency_code: 'USD' });
+  const flRes = call('escrow.v1.AccountService/GetBalance', data.freelancer, { user_id: data.freelancerId, currency_code: 'USD' });
+  if (empRes.status !== OK || flRes.status !== OK) {
+    unbalanced.add(1);
+    close();
+    return;
+  }
+  const emp = empRes.message;
+  const fl = flRes.message;
   const balanced = check(null, {
     'employer got back the cancelled': () => Math.round(Number(emp.available.amount) * 100) === (MILESTONES - released) * cents,
     'freelancer got the released': () => Math.round(Number(fl.available.amount) * 100) === released * cents,

@@ -4,7 +4,7 @@
 import { check } from 'k6';
 import { Rate } from 'k6/metrics';
 import exec from 'k6/execution';
-import { OK, PREFIX, call, close, int, mint, usd } from './lib.js';
+import { OK, call, close, int, mint, newPrefix, usd } from './lib.js';
 
 const RATE = int('RATE', 200, 100000);
 const USERS = int('USERS', 50, 10000);
@@ -29,19 +29,21 @@ export const options = {
 };
 
 export function setup() {
+  const PREFIX = newPrefix();
   const payments = mint(`${PREFIX}-payments`, ['payments']);
   for (let u = 0; u < USERS; u++) {
     const r = call('escrow.v1.AccountService/Deposit', payments, { user_id: `${PREFIX}-emp-${u}`, amount: usd('1000000.00'), external_reference: `${PREFIX}-seed-${u}` });
     if (r.status !== OK) throw new Error(`seeding failed: ${JSON.stringify(r.error)}`);
   }
   close();
-  return {};
+  return { prefix: PREFIX };
 }
 
 // Each VU keeps the milestones it created, to release, cancel and read them later.
 const mine = [];
 
-export default function () {
+export default function (data) {
+  const PREFIX = data.prefix;
   const u = exec.scenario.iterationInTest % USERS;
   const employer = `${PREFIX}-emp-${u}`;
   const freelancer = `${PREFIX}-fl-${u}`;

@@ -72,13 +72,56 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   )) {
     v.push({ check: 'escrow_matches_milestone', detail: `${r.milestone_id}: escrow account ${r.escrow}, milestone held ${r.held}` });
   }
-  for (const r of await rows<{ user_id: string; currency: string }>(
+  // Per milestone, the postings must say what the milestone says: at most one hold, of the
+  // amount; releases summing to released; returns summing to returned. Two distinct money
+  // events for one milestone (a double hold, a double release) stand out here even when every
+  // balance is consistent with them.
+  for (const r of await rows<{ milestone_id: string; detail: string }>(
     pool,
-    `SELECT b.user_id, b.currency FROM user_balances b
-     LEFT JOIN accounts a ON a.account_id = 'available:' || b.currency || ':' || b.user_id
-     WHERE coalesce(a.balance, 0) <> b.available`,
+    `WITH p AS (
+       SELECT milestone_id,
+              count(*) FILTER (WHERE kind = 'hold') AS holds,
+              coalesce(sum(amount) FILTER (WHERE kind = 'hold'), 0) AS held_in,
+              coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released,
+              coalesce(sum(amount) FILTER (WHERE kind = 'return'), 0) AS returned
+       FROM postings WHERE result = 'ok' AND milestone_id IS NOT NULL GROUP BY milestone_id)
+     SELECT m.milestone_id::text,
+            format('status %s, amount %s, released %s, returned %s; postings: %s holds of %s, released %s, returned %s',
+                   m.status, m.amount, m.released, m.returned, coalesce(p.holds, 0), coalesce(p.held_in, 0), coalesce(p.released, 0), coalesce(p.returned, 0)) AS detail
+     FROM milestones m LEFT JOIN p ON p.milestone_id = m.milestone_id
+     WHERE coalesce(p.holds, 0) > 1
+        OR (m.status IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'FUNDING_FAILED') AND coalesce(p.holds, 0) > 0)
+        OR (m.status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED')
+            AND (coalesce(p.held_in, 0) <> m.amount OR coalesce(p.released, 0) <> m.released OR coalesce(p.returned, 0) <> m.returned))`,
   )) {
-    v.push({ check: 'projection_matches_ledger', detail: `${r.user_id} ${r.currency}: user_balances.available differs from the ledger` });
+    v.push({ check: 'milestone_matches_postings', detail: `${r.milestone_id}: ${r.detail}` });
+  }
+  // The balance projection against the ledger, for every user on either side: available from
+  // the user's account, held and incoming from the escrow accounts of their milestones.
+  for (const r of await rows<{ user_id: string; currency: string; detail: string }>(
+    pool,
+    `WITH ledger AS (
+       SELECT owner_id AS user_id, currency, balance AS available, 0::numeric AS held, 0::numeric AS incoming FROM accounts WHERE kind = 'available'
+       UNION ALL
+       SELECT m.employer_id, a.currency, 0, a.balance, 0 FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
+       UNION ALL
+       SELECT m.freelancer_id, a.currency, 0, 0, a.balance FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text),
+     expected AS (SELECT user_id, currency, sum(available) AS available, sum(held) AS held, sum(incoming) AS incoming FROM ledger GROUP BY user_id, currency)
+     SELECT coalesce(e.user_id, b.user_id) AS user_id, coalesce(e.currency, b.currency) AS currency,
+            format('projection %s/%s/%s, ledger %s/%s/%s (available/held/incoming)', b.available, b.held, b.incoming, e.available, e.held, e.incoming) AS detail
+     FROM expected e FULL JOIN user_balances b ON b.user_id = e.user_id AND b.currency = e.currency
+     WHERE coalesce(e.available, 0) <> coalesce(b.available, 0) OR coalesce(e.held, 0) <> coalesce(b.held, 0) OR coalesce(e.incoming, 0) <> coalesce(b.incoming, 0)`,
+  )) {
+    v.push({ check: 'projection_matches_ledger', detail: `${r.user_id} ${r.currency}: ${r.detail}` });
+  }
+  // Escrow accounts belong to milestones; one without a milestone row is money nobody can see.
+  for (const r of await rows<{ account_id: string; balance: string }>(
+    pool,
+    `SELECT a.account_id, a.balance::text FROM accounts a
+     WHERE a.kind = 'escrow' AND a.balance <> 0
+       AND NOT EXISTS (SELECT 1 FROM milestones m WHERE a.account_id = 'escrow:' || m.milestone_id::text)`,
+  )) {
+    v.push({ check: 'escrow_has_milestone', detail: `${r.account_id} holds ${r.balance} for no known milestone` });
   }
   return v;
 }

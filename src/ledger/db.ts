@@ -15,7 +15,8 @@ export function createPool(connectionString: string, schema: string, max = 10): 
   const pool = new pg.Pool({
     connectionString,
     max,
-    options: `-c search_path=${schema}`,
+    // statement_timeout ends the statement on the server too, so an abandoned one releases its locks.
+    options: `-c search_path=${schema} -c statement_timeout=15000`,
     connectionTimeoutMillis: 3_000,
     query_timeout: 15_000,
   });

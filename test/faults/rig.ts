@@ -77,9 +77,17 @@ export class Rig {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stops every process and forgets them, so `start` can be tried again. */
+  async stopProcesses(): Promise<void> {
     for (const c of this.clients) c.close();
     await Promise.all([...this.gateways, ...this.workers].map((p) => p.stop()));
+    this.gateways.length = 0;
+    this.workers.length = 0;
+    this.clients = [];
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcesses();
     await dropNamespace(inject('databaseUrl'), this.natsUrl, this.namespace).catch(() => {});
   }
 }
