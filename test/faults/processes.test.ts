@@ -48,18 +48,38 @@ describe('faults under a running load, each ending with the auditor', () => {
     const nats = await ownNats();
     const rig = await rigOn(nats, { gateways: 2, workers: 1 }, { ESCROW_LEDGER_BATCH_MAX: '16' });
     const load = await loadOn(rig);
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    let midBatch = 0;
     let recoveryMs = 0;
     for (let k = 0; k < 3; k++) {
       await sleep(phaseMs(1_500));
+      // Killed while it holds unacknowledged events: mid-batch, not between batches.
+      for (let i = 0; i < 100; i++) {
+        const info = await jsm.consumers.info(rig.namespace.toUpperCase(), `${rig.namespace}_ledger`).catch(() => null);
+        if ((info?.num_ack_pending ?? 0) > 0) {
+          midBatch++;
+          break;
+        }
+        await sleep(10);
+      }
       await rig.workers[0]!.kill();
       await sleep(300);
-      const t0 = Date.now();
       await rig.workers[0]!.spawn();
+      // Recovered when the next milestone settles, which needs the ledger (its funding).
+      const t0 = Date.now();
+      const settled = load.settled.length;
+      for (let i = 0; i < 500 && load.settled.length === settled; i++) await sleep(20);
       recoveryMs = Math.max(recoveryMs, Date.now() - t0);
     }
+    await nc.close();
     await sleep(phaseMs(1_500));
     await load.stop();
-    await verifyFault('worker SIGKILL x3', rig, load, { recoveryMs });
+    expect(load.settled.length).toBeGreaterThan(0);
+    expect(midBatch).toBeGreaterThan(0);
+    await verifyFault('worker SIGKILL x3', rig, load, { killedMidBatch: midBatch, recoveryMs });
   });
 
   it('SIGKILL a gateway with commands in flight: retries on the other gateway take effect once, answers agree', async () => {
