@@ -87,25 +87,37 @@ export class EventLog {
 
   /** False while the connection to NATS is down: calls then fail at once with UNAVAILABLE. */
   private connected = true;
+  /** Set when, after a reconnect, the server can no longer be trusted with conditional appends. */
+  private unsafe: UnsafeEventLog | null = null;
 
   static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
     const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const jsm = await jetstreamManager(nc, { timeout });
     const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names);
     await log.ensureStream(options);
-    const info = await jsm.streams.info(names.stream);
-    const version = nc.info?.version ?? '0.0.0';
-    if (info.config.num_replicas > 1 && !versionAtLeast(version, SAFE_REPLICATED_SERVER) && !options.allowUnsafeReplicas) {
-      throw new UnsafeEventLog(version, info.config.num_replicas);
-    }
-    void log.followConnection();
+    const unsafe = await log.unsafeReason(options);
+    if (unsafe) throw unsafe;
+    void log.followConnection(options);
     return log;
   }
 
-  private async followConnection(): Promise<void> {
+  /** Refuses a replicated stream on a server that cannot serialize conditional appends. */
+  private async unsafeReason(options: StreamOptions): Promise<UnsafeEventLog | null> {
+    if (options.allowUnsafeReplicas) return null;
+    const info = await this.jsm.streams.info(this.names.stream);
+    const version = this.nc.info?.version ?? '0.0.0';
+    return info.config.num_replicas > 1 && !versionAtLeast(version, SAFE_REPLICATED_SERVER) ? new UnsafeEventLog(version, info.config.num_replicas) : null;
+  }
+
+  private async followConnection(options: StreamOptions): Promise<void> {
     for await (const s of this.nc.status()) {
       if (s.type === 'disconnect') this.connected = false;
-      else if (s.type === 'reconnect') this.connected = true;
+      else if (s.type === 'reconnect') {
+        // The server may be another node now, of another version, or the stream rescaled:
+        // check again before appending anything.
+        this.unsafe = await this.unsafeReason(options).catch(() => null);
+        this.connected = true;
+      }
     }
   }
 
@@ -113,6 +125,7 @@ export class EventLog {
     // Buffering a command until NATS comes back would answer it late, or after the client
     // gave up; failing fast lets the client retry (with the same key) elsewhere or later.
     if (!this.connected || this.nc.isClosed()) throw new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event log is unreachable');
+    if (this.unsafe) throw new Unavailable('EVENT_LOG_UNSAFE', this.unsafe.message);
   }
 
   private async ensureStream(options: StreamOptions): Promise<void> {
