@@ -148,6 +148,29 @@ export const initialMilestoneContext: MilestoneContext = {
   emitted: null,
 };
 
+/** The context of a milestone that comes into being, by a create or a request: nothing held yet. */
+function opened(
+  e: { milestoneId: string; projectId: string; description: string; currency: string; amount: string; at: string },
+  parties: { employerId: string; freelancerId: string },
+  emittedType: 'created' | 'requested',
+): Partial<MilestoneContext> {
+  const z = zero(e.currency);
+  return {
+    id: e.milestoneId,
+    projectId: e.projectId,
+    ...parties,
+    description: e.description,
+    currency: e.currency,
+    amount: e.amount,
+    held: z,
+    released: z,
+    returned: z,
+    createdAt: e.at,
+    updatedAt: e.at,
+    emitted: { type: emittedType, data: { amount: e.amount } },
+  };
+}
+
 const releaseTransitions = [
   { guard: not('mayIssue'), actions: 'rejectParty' as const },
   { guard: not('releaseInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
@@ -196,44 +219,12 @@ export const milestoneMachine = setup({
       rejection: ({ context }) =>
         reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `release amount exceeds the ${context.held} ${context.currency} still held`),
     }),
-    create: assign(({ event }) => {
-      if (event.type !== 'CREATE') return {};
-      const z = zero(event.currency);
-      return {
-        id: event.milestoneId,
-        projectId: event.projectId,
-        employerId: event.by.id,
-        freelancerId: event.freelancerId,
-        description: event.description,
-        currency: event.currency,
-        amount: event.amount,
-        held: z,
-        released: z,
-        returned: z,
-        createdAt: event.at,
-        updatedAt: event.at,
-        emitted: { type: 'created', data: { amount: event.amount } },
-      };
-    }),
-    request: assign(({ event }) => {
-      if (event.type !== 'REQUEST') return {};
-      const z = zero(event.currency);
-      return {
-        id: event.milestoneId,
-        projectId: event.projectId,
-        employerId: event.employerId,
-        freelancerId: event.by.id,
-        description: event.description,
-        currency: event.currency,
-        amount: event.amount,
-        held: z,
-        released: z,
-        returned: z,
-        createdAt: event.at,
-        updatedAt: event.at,
-        emitted: { type: 'requested', data: { amount: event.amount } },
-      };
-    }),
+    create: assign(({ event }) =>
+      event.type !== 'CREATE' ? {} : opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created'),
+    ),
+    request: assign(({ event }) =>
+      event.type !== 'REQUEST' ? {} : opened(event, { employerId: event.employerId, freelancerId: event.by.id }, 'requested'),
+    ),
     acceptRequest: assign(({ context, event }) => ({
       updatedAt: event.at,
       // Funds it exactly like a create: the ledger holds the amount on this event.
