@@ -129,3 +129,36 @@ describe('a worker killed mid-batch', () => {
     await expectLedgerSound(readEngine);
   });
 });
+
+describe('the ledger refuses to pay what escrow does not hold', () => {
+  let t: TestEngine;
+  beforeAll(async () => {
+    t = await startEngine({ gateway: false });
+  });
+  afterAll(async () => {
+    await t.stop();
+    await dropNamespace(t.namespace);
+  });
+
+  it('a release with no hold before it is a broken invariant: nothing is committed', async () => {
+    const { InvariantViolation } = await import('../src/errors.js');
+    const id = '11111111-2222-8333-8444-555555555555';
+    const state = {
+      id,
+      state: 'released',
+      version: 3,
+      applied: {},
+      history: [],
+      context: { employerId: 'e', freelancerId: 'f', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00', projectId: 'p', description: '', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() },
+    };
+    const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00' }, state } } as const;
+    const client = await t.engine.pool.connect();
+    try {
+      await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);
+    } finally {
+      client.release();
+    }
+    const { rows } = await t.db.query('SELECT count(*)::int AS n FROM postings');
+    expect(rows[0].n).toBe(0);
+  });
+});
