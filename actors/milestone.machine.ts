@@ -1,7 +1,9 @@
 import { assign, not, setup } from 'xstate';
-import { add, cmp, isZero, sub, zero } from '../src/money.js';
+import { Decimal } from 'decimal.js';
+import { add, cmp, format, isZero, sub, zero } from '../src/money.js';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
-import { SYSTEM_CALLER } from './decision.js';
+import { ARBITER_ROLE, SYSTEM_CALLER } from './decision.js';
+import { DEFAULT_TERMS, feeOn, freelancerFeeFor, type Terms } from './terms.js';
 
 /**
  * The milestone state machine: the single place that says which command is legal in which
@@ -9,7 +11,35 @@ import { SYSTEM_CALLER } from './decision.js';
  * decides with xstate's `transition` and appends what the machine emitted.
  *
  * Money invariant kept by every transition: amount = held + released + returned once funded.
+ * Fees are on top (the employer fee) or inside what was released (the freelancer fee); they
+ * never change that sum.
  */
+
+/** An open (or decided) dispute. The filer claims an amount; the other party is the respondent. */
+export interface Dispute {
+  filerId: string;
+  respondentId: string;
+  reason: string;
+  /** What the filer claims: the freelancer a payment, the employer a refund; 0 < claim <= held. */
+  claim: string;
+  openedAt: string;
+  /** The respondent proposed or accepted a settlement (or escalated successfully): no response deadline any more. */
+  answered: boolean;
+  /** The standing proposal: the amount for the freelancer, the rest back to the employer. */
+  proposal: { byId: string; freelancerAmount: string } | null;
+  /** Who escalated to arbitration, and the fee it paid; '' / '0' when nobody did. */
+  escalatedBy: string;
+  arbitrationFee: string;
+  /** Why the last escalation failed (e.g. INSUFFICIENT_FUNDS). */
+  escalationFailureReason: string;
+  /** How it ended: settled (accepted proposal), claim_granted (deadline), arbitrated; '' while open. */
+  outcome: '' | 'settled' | 'claim_granted' | 'arbitrated';
+  /** The decided amount for the freelancer, once it ended. */
+  freelancerAmount: string;
+}
+
+/** Timers a milestone may be waiting on; `dueAt` says when. */
+export type DueKind = '' | 'dispute_response' | 'auto_release';
 
 export interface MilestoneContext extends DecisionSlots {
   id: string;
@@ -30,6 +60,16 @@ export interface MilestoneContext extends DecisionSlots {
   fundingFailureReason: string;
   /** The state a cancellation request came from, to go back to if the freelancer rejects it. */
   stateBeforeCancellationRequest: string;
+  /** The contract's terms, copied from the configuration at creation. */
+  terms: Terms;
+  /** The employer fee, charged on top of the amount when the milestone is funded. */
+  employerFee: string;
+  /** Freelancer fees charged so far, out of what was paid to the freelancer. */
+  freelancerFee: string;
+  /** ISO time a timer of kind `dueKind` fires at; '' when no timer runs. */
+  dueAt: string;
+  dueKind: DueKind;
+  dispute: Dispute | null;
 }
 
 export type MilestoneEvent =
@@ -41,6 +81,7 @@ export type MilestoneEvent =
       currency: string;
       amount: string;
       description: string;
+      terms: Terms;
     })
   /** A freelancer proposes a milestone; the project machine has checked the parties. */
   | (CommandBase & {
@@ -51,6 +92,7 @@ export type MilestoneEvent =
       currency: string;
       amount: string;
       description: string;
+      terms: Terms;
     })
   | (CommandBase & { type: 'ACCEPT_REQUEST' })
   | (CommandBase & { type: 'REJECT_REQUEST' })
@@ -63,7 +105,17 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'RELEASE'; amount: string; currency: string })
   | (CommandBase & { type: 'REQUEST_CANCELLATION'; reason: string })
   /** `awardAccepted` is read from the project by the caller of the machine, at command time. */
-  | (CommandBase & { type: 'CANCEL'; reason: string; awardAccepted: boolean });
+  | (CommandBase & { type: 'CANCEL'; reason: string; awardAccepted: boolean })
+  | (CommandBase & { type: 'OPEN_DISPUTE'; reason: string; currency: string; claim: string })
+  | (CommandBase & { type: 'PROPOSE_SETTLEMENT'; currency: string; freelancerAmount: string })
+  /** `expectedFreelancerAmount` (optional, '' = any) guards against accepting a proposal replaced a moment before. */
+  | (CommandBase & { type: 'ACCEPT_SETTLEMENT'; expectedFreelancerAmount: string })
+  | (CommandBase & { type: 'ESCALATE' })
+  | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
+  | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
+  | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })
+  /** A timer of the milestone came due; the machine checks `at` against `dueAt`. */
+  | (CommandBase & { type: 'DEADLINE' });
 
 export type MilestoneCommandType = MilestoneEvent['type'];
 
@@ -80,13 +132,28 @@ export const MILESTONE_STATUS = {
   cancellationRequested: 'CANCELLATION_REQUESTED',
   released: 'RELEASED',
   cancelled: 'CANCELLED',
+  disputed: 'DISPUTED',
+  escalating: 'DISPUTED',
+  arbitration: 'DISPUTED',
+  resolved: 'RESOLVED',
 } as const;
+
+/** The stage of a dispute, by state, for clients that need more than DISPUTED. */
+export const DISPUTE_STAGE: Partial<Record<MilestoneStateName, string>> = {
+  disputed: 'NEGOTIATION',
+  escalating: 'ESCALATING',
+  arbitration: 'ARBITRATION',
+  resolved: 'RESOLVED',
+};
 export type MilestoneStateName = keyof typeof MILESTONE_STATUS;
 export type MilestoneStatus = (typeof MILESTONE_STATUS)[MilestoneStateName];
 
 const isEmployer = (c: MilestoneContext, e: MilestoneEvent) => e.by.id === c.employerId;
 const isFreelancer = (c: MilestoneContext, e: MilestoneEvent) => e.by.id === c.freelancerId;
 const isSystem = (_c: MilestoneContext, e: MilestoneEvent) => e.by.id === SYSTEM_CALLER;
+const isParty = (c: MilestoneContext, e: MilestoneEvent) => isEmployer(c, e) || isFreelancer(c, e);
+const systemOnly = (c: MilestoneContext, e: MilestoneEvent) => (isSystem(c, e) ? null : 'SYSTEM_ONLY');
+const partiesOnly = (c: MilestoneContext, e: MilestoneEvent) => (isParty(c, e) ? null : 'NOT_PARTY');
 
 /**
  * Who may issue each command. Returns null when the caller may, else the stable reason of
@@ -101,8 +168,8 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   REJECT_REQUEST: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   WITHDRAW_REQUEST: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   REJECT_CANCELLATION: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
-  FUNDING_SUCCEEDED: (c, e) => (isSystem(c, e) ? null : 'SYSTEM_ONLY'),
-  FUNDING_FAILED: (c, e) => (isSystem(c, e) ? null : 'SYSTEM_ONLY'),
+  FUNDING_SUCCEEDED: systemOnly,
+  FUNDING_FAILED: systemOnly,
   REQUEST_RELEASE: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   RELEASE: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   REQUEST_CANCELLATION: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
@@ -112,6 +179,15 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
     if (isEmployer(c, e)) return e.awardAccepted ? 'AWARD_ACCEPTED_ONLY_FREELANCER_MAY_CANCEL' : null;
     return 'NOT_PARTY';
   },
+  OPEN_DISPUTE: partiesOnly,
+  PROPOSE_SETTLEMENT: partiesOnly,
+  ACCEPT_SETTLEMENT: partiesOnly,
+  ESCALATE: partiesOnly,
+  ESCALATION_SUCCEEDED: systemOnly,
+  ESCALATION_FAILED: systemOnly,
+  // An arbiter decides disputes it is not a party to.
+  RESOLVE: (c, e) => (!e.by.roles.includes(ARBITER_ROLE) ? 'NOT_ARBITER' : isParty(c, e) ? 'ARBITER_IS_PARTY' : null),
+  DEADLINE: systemOnly,
 };
 
 function refusalFor(c: MilestoneContext, e: MilestoneEvent): string | null {
@@ -122,6 +198,53 @@ function refusalFor(c: MilestoneContext, e: MilestoneEvent): string | null {
 /** The amount a RELEASE moves: the requested one, or everything held. */
 export function releaseAmount(c: MilestoneContext, e: Extract<MilestoneEvent, { type: 'RELEASE' }>): string {
   return e.amount === '' ? c.held : e.amount;
+}
+
+const later = (iso: string, ms: number) => new Date(Date.parse(iso) + ms).toISOString();
+const reached = (at: string, due: string) => due !== '' && Date.parse(at) >= Date.parse(due);
+
+/** What a payout of `amount` to the freelancer costs in freelancer fees (see terms.ts). */
+function payoutFee(c: MilestoneContext, amount: string): string {
+  return freelancerFeeFor(c.terms, c.currency, c.released, c.freelancerFee, amount);
+}
+
+/**
+ * Ends a dispute with `freelancerAmount` for the freelancer and the rest of what is held back
+ * to the employer, in one step. An escalation fee goes back to the escalating party if it won
+ * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
+ * else to the platform.
+ */
+function settlement(c: MilestoneContext, freelancerAmount: string, outcome: Dispute['outcome'], at: string): Partial<MilestoneContext> {
+  const d = c.dispute!;
+  const employerAmount = sub(c.currency, c.held, freelancerAmount);
+  const fee = payoutFee(c, freelancerAmount);
+  const filerShare = d.filerId === c.freelancerId ? freelancerAmount : employerAmount;
+  const filerWon = new Decimal(filerShare).gt(new Decimal(d.claim).dividedBy(2));
+  const winnerId = filerWon ? d.filerId : d.respondentId;
+  const escalated = d.escalatedBy !== '' && !isZero(d.arbitrationFee);
+  return {
+    held: zero(c.currency),
+    released: add(c.currency, c.released, freelancerAmount),
+    returned: add(c.currency, c.returned, employerAmount),
+    freelancerFee: add(c.currency, c.freelancerFee, fee),
+    dueAt: '',
+    dueKind: '',
+    dispute: { ...d, outcome, freelancerAmount },
+    updatedAt: at,
+    emitted: {
+      type: 'resolved',
+      data: {
+        amount: c.held,
+        freelancerAmount,
+        employerAmount,
+        fee,
+        outcome,
+        arbitrationFee: escalated ? d.arbitrationFee : zero(c.currency),
+        escalatorId: escalated ? d.escalatedBy : '',
+        arbitrationFeeRefunded: escalated && winnerId === d.escalatedBy,
+      },
+    },
+  };
 }
 
 function reject(code: Rejection['code'], reason: string, message: string): Rejection {
@@ -144,18 +267,28 @@ export const initialMilestoneContext: MilestoneContext = {
   cancellationReason: '',
   fundingFailureReason: '',
   stateBeforeCancellationRequest: '',
+  terms: DEFAULT_TERMS,
+  employerFee: '0',
+  freelancerFee: '0',
+  dueAt: '',
+  dueKind: '',
+  dispute: null,
   rejection: null,
   emitted: null,
 };
 
 /** The context of a milestone that comes into being, by a create or a request: nothing held yet. */
 function opened(
-  e: { milestoneId: string; projectId: string; description: string; currency: string; amount: string; at: string },
+  e: { milestoneId: string; projectId: string; description: string; currency: string; amount: string; at: string; terms: Terms },
   parties: { employerId: string; freelancerId: string },
   emittedType: 'created' | 'requested',
 ): Partial<MilestoneContext> {
   const z = zero(e.currency);
+  const employerFee = feeOn(e.terms.employerFee, e.currency, e.amount);
   return {
+    terms: e.terms,
+    employerFee,
+    freelancerFee: z,
     id: e.milestoneId,
     projectId: e.projectId,
     ...parties,
@@ -167,7 +300,8 @@ function opened(
     returned: z,
     createdAt: e.at,
     updatedAt: e.at,
-    emitted: { type: emittedType, data: { amount: e.amount } },
+    // A create asks the ledger for the hold (amount plus the employer fee); a request does not yet.
+    emitted: { type: emittedType, data: emittedType === 'created' ? { amount: e.amount, employerFee } : { amount: e.amount } },
   };
 }
 
@@ -185,6 +319,21 @@ const cancelTransition = [
   { target: 'cancelled' as const, actions: 'cancel' as const },
 ];
 
+/** Opening a dispute freezes what is held, from any state that holds money. */
+const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequested') => [
+  { guard: not('mayIssue'), actions: 'rejectParty' as const },
+  { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
+  { guard: not('claimWithinHeld'), actions: 'rejectClaimAboveHeld' as const },
+  { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
+];
+
+/** The review window passed without a release or a dispute: everything held goes to the freelancer. */
+const autoReleaseTransition = [
+  { guard: not('mayIssue'), actions: 'rejectParty' as const },
+  { guard: 'autoReleaseDue' as const, target: 'released' as const, actions: 'autoRelease' as const },
+  { actions: 'rejectNotDue' as const },
+];
+
 export const milestoneMachine = setup({
   types: {
     context: {} as MilestoneContext,
@@ -194,6 +343,19 @@ export const milestoneMachine = setup({
     mayIssue: ({ context, event }) => refusalFor(context, event) === null,
     releaseInMilestoneCurrency: ({ context, event }) =>
       event.type === 'RELEASE' && (event.amount === '' || event.currency === context.currency),
+    inMilestoneCurrency: ({ context, event }) => 'currency' in event && event.currency === context.currency,
+    claimWithinHeld: ({ context, event }) => event.type === 'OPEN_DISPUTE' && cmp(event.claim, context.held) <= 0,
+    splitWithinHeld: ({ context, event }) =>
+      (event.type === 'PROPOSE_SETTLEMENT' || event.type === 'RESOLVE') && cmp(event.freelancerAmount, context.held) <= 0,
+    hasProposal: ({ context }) => context.dispute?.proposal != null,
+    ownProposal: ({ context, event }) => context.dispute?.proposal?.byId === event.by.id,
+    proposalAsExpected: ({ context, event }) =>
+      event.type === 'ACCEPT_SETTLEMENT' &&
+      (event.expectedFreelancerAmount === '' || cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
+    negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
+    arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
+    autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
+    responseDue: ({ context, event }) => context.dueKind === 'dispute_response' && reached(event.at, context.dueAt),
     releaseWithinHeld: ({ context, event }) =>
       event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
     releaseEmptiesHeld: ({ context, event }) =>
@@ -215,6 +377,26 @@ export const milestoneMachine = setup({
       rejection: ({ context }) =>
         reject('INVALID_ARGUMENT', 'CURRENCY_MISMATCH', `the milestone is in ${context.currency}`),
     }),
+    rejectClaimAboveHeld: assign({
+      rejection: ({ context }) => reject('FAILED_PRECONDITION', 'CLAIM_EXCEEDS_HELD', `the claim exceeds the ${context.held} ${context.currency} held`),
+    }),
+    rejectSplitAboveHeld: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `the freelancer amount exceeds the ${context.held} ${context.currency} held`),
+    }),
+    rejectNoProposal: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NO_PROPOSAL', 'no settlement has been proposed') }),
+    rejectOwnProposal: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'OWN_PROPOSAL', 'the other party must accept a proposal, not its proposer'),
+    }),
+    rejectProposalChanged: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'PROPOSAL_CHANGED', `the standing proposal is ${context.dispute?.proposal?.freelancerAmount} for the freelancer`),
+    }),
+    rejectNegotiationOpen: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'NEGOTIATION_WINDOW_OPEN', `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`),
+    }),
+    rejectNotDue: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NOT_DUE', 'no timer of this milestone is due') }),
     rejectReleaseAboveHeld: assign({
       rejection: ({ context }) =>
         reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `release amount exceeds the ${context.held} ${context.currency} still held`),
@@ -227,8 +409,8 @@ export const milestoneMachine = setup({
     ),
     acceptRequest: assign(({ context, event }) => ({
       updatedAt: event.at,
-      // Funds it exactly like a create: the ledger holds the amount on this event.
-      emitted: { type: 'request_accepted', data: { amount: context.amount } },
+      // Funds it exactly like a create: the ledger holds the amount (plus the employer fee) on this event.
+      emitted: { type: 'request_accepted', data: { amount: context.amount, employerFee: context.employerFee } },
     })),
     rejectRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_rejected', data: {} } })),
     withdrawRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_withdrawn', data: {} } })),
@@ -240,25 +422,121 @@ export const milestoneMachine = setup({
     markFunded: assign(({ context, event }) => ({
       held: context.amount,
       updatedAt: event.at,
-      emitted: { type: 'funded', data: { amount: context.amount } },
+      emitted: { type: 'funded', data: { amount: context.amount, employerFee: context.employerFee } },
     })),
     markFundingFailed: assign(({ event }) => {
       const reason = event.type === 'FUNDING_FAILED' ? event.reason : '';
       return { fundingFailureReason: reason, updatedAt: event.at, emitted: { type: 'funding_failed', data: { reason } } };
     }),
-    markReleaseRequested: assign(({ event }) => ({
-      updatedAt: event.at,
-      emitted: { type: 'release_requested', data: {} },
-    })),
+    markReleaseRequested: assign(({ context, event }): Partial<MilestoneContext> => {
+      // With a review window, the request starts the auto-release timer.
+      const window = context.terms.reviewWindowMs;
+      if (window === 0) return { updatedAt: event.at, emitted: { type: 'release_requested', data: {} } };
+      const dueAt = later(event.at, window);
+      return { dueAt, dueKind: 'auto_release' as const, updatedAt: event.at, emitted: { type: 'release_requested', data: { autoReleaseAt: dueAt } } };
+    }),
     release: assign(({ context, event }) => {
       if (event.type !== 'RELEASE') return {};
       const amount = releaseAmount(context, event);
       const held = sub(context.currency, context.held, amount);
+      const fee = payoutFee(context, amount);
       return {
         held,
         released: add(context.currency, context.released, amount),
+        freelancerFee: add(context.currency, context.freelancerFee, fee),
+        // A partial release leaves a running review window as it is; the rest follows when it passes.
+        ...(isZero(held) ? { dueAt: '', dueKind: '' as const } : {}),
         updatedAt: event.at,
-        emitted: { type: isZero(held) ? 'released' : 'partially_released', data: { amount, held } },
+        emitted: { type: isZero(held) ? 'released' : 'partially_released', data: { amount, held, fee } },
+      };
+    }),
+    autoRelease: assign(({ context, event }) => {
+      const fee = payoutFee(context, context.held);
+      return {
+        held: zero(context.currency),
+        released: add(context.currency, context.released, context.held),
+        freelancerFee: add(context.currency, context.freelancerFee, fee),
+        dueAt: '',
+        dueKind: '' as const,
+        updatedAt: event.at,
+        emitted: { type: 'released', data: { amount: context.held, held: zero(context.currency), fee, automatic: true } },
+      };
+    }),
+    openDispute: assign(({ context, event }, params: { from: MilestoneStateName }) => {
+      if (event.type !== 'OPEN_DISPUTE') return {};
+      const filerIsFreelancer = event.by.id === context.freelancerId;
+      const respondentId = filerIsFreelancer ? context.employerId : context.freelancerId;
+      const window = filerIsFreelancer ? context.terms.responseMsEmployer : context.terms.responseMsFreelancer;
+      const dueAt = later(event.at, window);
+      return {
+        // Any auto-release timer stops: the dispute's response deadline replaces it.
+        dueAt,
+        dueKind: 'dispute_response' as const,
+        stateBeforeCancellationRequest: params.from === 'cancellationRequested' ? context.stateBeforeCancellationRequest : '',
+        dispute: {
+          filerId: event.by.id,
+          respondentId,
+          reason: event.reason,
+          claim: event.claim,
+          openedAt: event.at,
+          answered: false,
+          proposal: null,
+          escalatedBy: '',
+          arbitrationFee: zero(context.currency),
+          escalationFailureReason: '',
+          outcome: '' as const,
+          freelancerAmount: '',
+        },
+        updatedAt: event.at,
+        emitted: { type: 'dispute_opened', data: { reason: event.reason, claimedAmount: event.claim, respondentId, respondBy: dueAt } },
+      };
+    }),
+    proposeSettlement: assign(({ context, event }) => {
+      if (event.type !== 'PROPOSE_SETTLEMENT') return {};
+      const d = context.dispute!;
+      const answers = event.by.id === d.respondentId;
+      return {
+        ...(answers ? { dueAt: '', dueKind: '' as const } : {}),
+        dispute: { ...d, answered: d.answered || answers, proposal: { byId: event.by.id, freelancerAmount: event.freelancerAmount } },
+        updatedAt: event.at,
+        emitted: {
+          type: 'settlement_proposed',
+          data: { freelancerAmount: event.freelancerAmount, employerAmount: sub(context.currency, context.held, event.freelancerAmount) },
+        },
+      };
+    }),
+    acceptSettlement: assign(({ context, event }) => settlement(context, context.dispute!.proposal!.freelancerAmount, 'settled', event.at)),
+    resolve: assign(({ context, event }) => (event.type === 'RESOLVE' ? settlement(context, event.freelancerAmount, 'arbitrated', event.at) : {})),
+    grantClaim: assign(({ context, event }) => {
+      // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
+      const d = context.dispute!;
+      const freelancerAmount = d.filerId === context.freelancerId ? d.claim : sub(context.currency, context.held, d.claim);
+      return settlement(context, freelancerAmount, 'claim_granted', event.at);
+    }),
+    requestEscalation: assign(({ context, event }) => ({
+      dispute: { ...context.dispute!, escalatedBy: event.by.id, arbitrationFee: format(context.currency, context.terms.arbitrationFee) },
+      updatedAt: event.at,
+      // The ledger holds the fee from the escalating party's available balance, or refuses.
+      emitted: { type: 'escalation_requested', data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id } },
+    })),
+    escalate: assign(({ context, event }) => {
+      const d = context.dispute!;
+      const by = d.escalatedBy || event.by.id;
+      return {
+        // In arbitration nothing is due: the arbiter decides.
+        dueAt: '',
+        dueKind: '' as const,
+        dispute: { ...d, escalatedBy: by, answered: true, escalationFailureReason: '' },
+        updatedAt: event.at,
+        emitted: { type: 'escalated', data: { escalatorId: by, arbitrationFee: d.arbitrationFee } },
+      };
+    }),
+    markEscalationFailed: assign(({ context, event }) => {
+      const reason = event.type === 'ESCALATION_FAILED' ? event.reason : '';
+      return {
+        dispute: { ...context.dispute!, escalatedBy: '', arbitrationFee: zero(context.currency), escalationFailureReason: reason },
+        updatedAt: event.at,
+        emitted: { type: 'escalation_failed', data: { reason } },
       };
     }),
     markCancellationRequested: assign(({ event }, params: { from: MilestoneStateName }) => {
@@ -276,6 +554,8 @@ export const milestoneMachine = setup({
         held: zero(context.currency),
         returned: add(context.currency, context.returned, context.held),
         cancellationReason: reason,
+        dueAt: '',
+        dueKind: '' as const,
         updatedAt: event.at,
         emitted: { type: 'cancelled', data: { amount: context.held, reason } },
       };
@@ -328,6 +608,7 @@ export const milestoneMachine = setup({
           actions: { type: 'markCancellationRequested', params: { from: 'funded' } },
         },
         CANCEL: cancelTransition,
+        OPEN_DISPUTE: openDisputeFrom('funded'),
       },
     },
     releaseRequested: {
@@ -340,6 +621,8 @@ export const milestoneMachine = setup({
           actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } },
         },
         CANCEL: cancelTransition,
+        OPEN_DISPUTE: openDisputeFrom('releaseRequested'),
+        DEADLINE: autoReleaseTransition,
       },
     },
     cancellationRequested: {
@@ -353,17 +636,68 @@ export const milestoneMachine = setup({
           { guard: 'cameFromReleaseRequested', target: 'releaseRequested', actions: 'rejectCancellation' },
           { target: 'funded', actions: 'rejectCancellation' },
         ],
+        OPEN_DISPUTE: openDisputeFrom('cancellationRequested'),
+        // A cancellation request does not stop a running review window (only a release or a dispute does).
+        DEADLINE: autoReleaseTransition,
+      },
+    },
+    disputed: {
+      description: 'Frozen: no release or cancel. The parties negotiate; the respondent must answer before dueAt.',
+      on: {
+        PROPOSE_SETTLEMENT: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
+          { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
+          { target: 'disputed', actions: 'proposeSettlement' },
+        ],
+        ACCEPT_SETTLEMENT: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: not('hasProposal'), actions: 'rejectNoProposal' },
+          { guard: 'ownProposal', actions: 'rejectOwnProposal' },
+          { guard: not('proposalAsExpected'), actions: 'rejectProposalChanged' },
+          { target: 'resolved', actions: 'acceptSettlement' },
+        ],
+        ESCALATE: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: not('negotiationOver'), actions: 'rejectNegotiationOpen' },
+          { guard: 'arbitrationFree', target: 'arbitration', actions: 'escalate' },
+          { target: 'escalating', actions: 'requestEscalation' },
+        ],
+        DEADLINE: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'responseDue', target: 'resolved', actions: 'grantClaim' },
+          { actions: 'rejectNotDue' },
+        ],
+      },
+    },
+    escalating: {
+      description: 'Still disputed; the ledger is holding (or refusing) the arbitration fee of the escalating party.',
+      on: {
+        ESCALATION_SUCCEEDED: { guard: 'mayIssue', target: 'arbitration', actions: 'escalate' },
+        ESCALATION_FAILED: { guard: 'mayIssue', target: 'disputed', actions: 'markEscalationFailed' },
+      },
+    },
+    arbitration: {
+      description: 'Still disputed; an arbiter decides the split.',
+      on: {
+        RESOLVE: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
+          { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
+          { target: 'resolved', actions: 'resolve' },
+        ],
       },
     },
     released: { description: 'Final: everything held was released to the freelancer.' },
     cancelled: { description: 'Final: what was still held went back to the employer.' },
+    resolved: { description: 'Final: the dispute ended and what was held was split between the parties.' },
   },
 });
 
-/** Who may read a milestone (GetMilestone, WatchMilestone): its two parties. */
-export function mayView(c: MilestoneContext, caller: { id: string }): boolean {
-  return caller.id === c.employerId || caller.id === c.freelancerId;
+/** Who may read a milestone (GetMilestone, WatchMilestone): its two parties, and arbiters (who decide disputes). */
+export function mayView(c: MilestoneContext, caller: { id: string; roles?: readonly string[] }): boolean {
+  return caller.id === c.employerId || caller.id === c.freelancerId || !!caller.roles?.includes(ARBITER_ROLE);
 }
 
 /** States after which nothing can happen to a milestone any more. */
-export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled', 'requestRejected', 'requestWithdrawn']);
+export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled', 'requestRejected', 'requestWithdrawn', 'resolved']);

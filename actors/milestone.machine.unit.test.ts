@@ -2,17 +2,33 @@ import { describe, expect, it } from 'vitest';
 import { decide, type Decision } from './decide.js';
 import { initialMilestoneContext, milestoneMachine, type MilestoneContext, type MilestoneEvent } from './milestone.machine.js';
 import { Decimal } from 'decimal.js';
+import { DEFAULT_TERMS } from './terms.js';
 
 const AT = '2026-12-01T00:00:00.000Z';
 const EMPLOYER = 'emp';
 const FREELANCER = 'fl';
-const ROLES = { employer: EMPLOYER, freelancer: FREELANCER, stranger: 'someone-else', system: 'system' } as const;
+const ROLES = { employer: EMPLOYER, freelancer: FREELANCER, stranger: 'someone-else', system: 'system', arbiter: 'arb' } as const;
 type Role = keyof typeof ROLES;
 
 const STATES = [
   'new', 'requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed', 'funded',
-  'releaseRequested', 'cancellationRequested', 'released', 'cancelled',
+  'releaseRequested', 'cancellationRequested', 'released', 'cancelled', 'disputed', 'escalating', 'arbitration', 'resolved',
 ] as const;
+const LONG_AGO = '2026-11-01T00:00:00.000Z';
+const DISPUTE = {
+  filerId: FREELANCER,
+  respondentId: EMPLOYER,
+  reason: 'not paid',
+  claim: '6.00',
+  openedAt: LONG_AGO,
+  answered: false,
+  proposal: { byId: EMPLOYER, freelancerAmount: '5.00' },
+  escalatedBy: '',
+  arbitrationFee: '0.00',
+  escalationFailureReason: '',
+  outcome: '' as const,
+  freelancerAmount: '',
+};
 type State = (typeof STATES)[number];
 
 function contextIn(state: State): MilestoneContext {
@@ -32,17 +48,24 @@ function contextIn(state: State): MilestoneContext {
     updatedAt: AT,
   };
   if (['requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed'].includes(state)) return { ...base, held: '0.00' };
-  if (state === 'cancellationRequested') return { ...base, stateBeforeCancellationRequest: 'releaseRequested' };
+  // The fixture's timers are due at AT: auto-release after a release request, the response deadline of a dispute.
+  const autoRelease = { dueAt: AT, dueKind: 'auto_release' as const };
+  if (state === 'releaseRequested') return { ...base, ...autoRelease };
+  if (state === 'cancellationRequested') return { ...base, ...autoRelease, stateBeforeCancellationRequest: 'releaseRequested' };
   if (state === 'released') return { ...base, held: '0.00', released: '10.00' };
   if (state === 'cancelled') return { ...base, held: '0.00', returned: '10.00' };
+  if (state === 'disputed') return { ...base, dueAt: AT, dueKind: 'dispute_response', dispute: DISPUTE };
+  if (state === 'escalating') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
+  if (state === 'arbitration') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
+  if (state === 'resolved') return { ...base, held: '0.00', released: '5.00', returned: '5.00', dispute: { ...DISPUTE, outcome: 'settled', freelancerAmount: '5.00' } };
   return base;
 }
 
 type CommandCase = { name: string; event: (by: string) => MilestoneEvent };
-const caller = (id: string) => ({ id, roles: [] });
+const caller = (id: string) => ({ id, roles: id === ROLES.arbiter ? ['arbiter'] : [] });
 const COMMANDS: CommandCase[] = [
-  { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '' }) },
-  { name: 'REQUEST', event: (by) => ({ type: 'REQUEST', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, currency: 'USD', amount: '10.00', description: '' }) },
+  { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS }) },
+  { name: 'REQUEST', event: (by) => ({ type: 'REQUEST', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS }) },
   { name: 'ACCEPT_REQUEST', event: (by) => ({ type: 'ACCEPT_REQUEST', by: caller(by), at: AT }) },
   { name: 'REJECT_REQUEST', event: (by) => ({ type: 'REJECT_REQUEST', by: caller(by), at: AT }) },
   { name: 'WITHDRAW_REQUEST', event: (by) => ({ type: 'WITHDRAW_REQUEST', by: caller(by), at: AT }) },
@@ -55,7 +78,17 @@ const COMMANDS: CommandCase[] = [
   { name: 'REQUEST_CANCELLATION', event: (by) => ({ type: 'REQUEST_CANCELLATION', by: caller(by), at: AT, reason: 'other' }) },
   { name: 'CANCEL_BEFORE_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reason: '', awardAccepted: false }) },
   { name: 'CANCEL_AFTER_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reason: '', awardAccepted: true }) },
+  { name: 'OPEN_DISPUTE', event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }) },
+  { name: 'PROPOSE_SETTLEMENT', event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }) },
+  { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '' }) },
+  { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT }) },
+  { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
+  { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
+  { name: 'RESOLVE', event: (by) => ({ type: 'RESOLVE', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '7.00' }) },
+  { name: 'DEADLINE', event: (by) => ({ type: 'DEADLINE', by: caller(by), at: AT }) },
 ];
+const party = (r: Role) => (r === 'employer' || r === 'freelancer' ? null : 'NOT_PARTY');
+const system = (r: Role) => (r === 'system' ? null : 'SYSTEM_ONLY');
 
 // The rules of the guide, section 2, written out independently of the machine.
 const WHO_MAY: Record<string, (role: Role) => string | null> = {
@@ -65,8 +98,16 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   REJECT_REQUEST: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   WITHDRAW_REQUEST: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
   REJECT_CANCELLATION: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
-  FUNDING_SUCCEEDED: (r) => (r === 'system' ? null : 'SYSTEM_ONLY'),
-  FUNDING_FAILED: (r) => (r === 'system' ? null : 'SYSTEM_ONLY'),
+  FUNDING_SUCCEEDED: system,
+  FUNDING_FAILED: system,
+  OPEN_DISPUTE: party,
+  PROPOSE_SETTLEMENT: party,
+  ACCEPT_SETTLEMENT: party,
+  ESCALATE: party,
+  ESCALATION_SUCCEEDED: system,
+  ESCALATION_FAILED: system,
+  RESOLVE: (r) => (r === 'arbiter' ? null : 'NOT_ARBITER'),
+  DEADLINE: system,
   REQUEST_RELEASE: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
   RELEASE: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   RELEASE_PARTIAL: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
@@ -75,7 +116,26 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   CANCEL_AFTER_AWARD: (r) => (r === 'freelancer' ? null : r === 'employer' ? 'AWARD_ACCEPTED_ONLY_FREELANCER_MAY_CANCEL' : 'NOT_PARTY'),
 };
 const HOLDING: State[] = ['funded', 'releaseRequested', 'cancellationRequested'];
+/** Refusals past the party rule that depend on the fixture (FAILED_PRECONDITION). */
+function refusedInState(state: State, command: string, role: Role): string | null {
+  // The standing proposal is the employer's: only the freelancer may accept it.
+  if (state === 'disputed' && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return 'OWN_PROPOSAL';
+  return null;
+}
 function legalNext(state: State, command: string): State | null {
+  if (state === 'disputed') {
+    if (command === 'PROPOSE_SETTLEMENT') return 'disputed';
+    if (command === 'ACCEPT_SETTLEMENT' || command === 'DEADLINE') return 'resolved';
+    // The fixture's negotiation window has passed and arbitration costs nothing.
+    if (command === 'ESCALATE') return 'arbitration';
+    return null;
+  }
+  if (state === 'escalating' && command === 'ESCALATION_SUCCEEDED') return 'arbitration';
+  if (state === 'escalating' && command === 'ESCALATION_FAILED') return 'disputed';
+  if (state === 'arbitration' && command === 'RESOLVE') return 'resolved';
+  if (HOLDING.includes(state) && command === 'OPEN_DISPUTE') return 'disputed';
+  // Auto-release is due in the fixture's RELEASE_REQUESTED and CANCELLATION_REQUESTED.
+  if ((state === 'releaseRequested' || state === 'cancellationRequested') && command === 'DEADLINE') return 'released';
   if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'pendingFunding';
   if (state === 'requested' && command === 'REJECT_REQUEST') return 'requestRejected';
   if (state === 'requested' && command === 'WITHDRAW_REQUEST') return 'requestWithdrawn';
@@ -100,6 +160,8 @@ function expected(state: State, command: string, role: Role): { next: State } | 
   }
   const refusal = WHO_MAY[command]!(role);
   if (refusal) return { code: 'PERMISSION_DENIED', reason: refusal };
+  const inState = refusedInState(state, command, role);
+  if (inState) return { code: 'FAILED_PRECONDITION', reason: inState };
   const next = legalNext(state, command);
   return next ? { next } : { code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' };
 }
@@ -116,7 +178,7 @@ describe('milestone machine: every state x command x role', () => {
     const d = decide(milestoneMachine, { state, context: contextIn(state) }, command.event(ROLES[role]));
     expect(outcome(d)).toEqual(expected(state, command.name, role));
   });
-  it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 4));
+  it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 5));
 });
 
 describe('milestone machine: requests and cancellation requests', () => {
@@ -131,7 +193,7 @@ describe('milestone machine: requests and cancellation requests', () => {
     const d = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT });
     if (d.kind !== 'accepted') throw new Error('accept refused');
     expect(d.next.state).toBe('pendingFunding');
-    expect(d.emitted).toEqual({ type: 'request_accepted', data: { amount: '10.00' } });
+    expect(d.emitted).toEqual({ type: 'request_accepted', data: { amount: '10.00', employerFee: '0' } });
   });
 
   it.each([
@@ -156,7 +218,7 @@ describe('milestone machine: money', () => {
     expect(d.kind).toBe('accepted');
     if (d.kind !== 'accepted') return;
     expect(d.next.context).toMatchObject({ held: '6.00', released: '4.00', returned: '0.00' });
-    expect(d.emitted).toEqual({ type: 'partially_released', data: { amount: '4.00', held: '6.00' } });
+    expect(d.emitted).toEqual({ type: 'partially_released', data: { amount: '4.00', held: '6.00', fee: '0.00' } });
   });
 
   it('a release above what is held is refused', () => {
@@ -202,5 +264,104 @@ describe('milestone machine: money', () => {
         expect(new Decimal(c.held).gte(0)).toBe(true);
       }
     }
+  });
+});
+
+describe('milestone machine: fees, disputes and timers', () => {
+  const terms = {
+    ...DEFAULT_TERMS,
+    employerFee: { percent: '3', minimum: '0.50' },
+    freelancerFee: { percent: '10', minimum: '2.00' },
+    arbitrationFee: '5.00',
+    reviewWindowMs: 3_600_000,
+  };
+  const create: MilestoneEvent = { type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '100.00', description: '', terms };
+  const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
+    const d = decide(milestoneMachine, at, e);
+    if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
+    return { ...d.next, emitted: d.emitted };
+  };
+  const sys = caller('system');
+  const funded = () => step(step({ state: 'new', context: initialMilestoneContext }, create), { type: 'FUNDING_SUCCEEDED', by: sys, at: AT });
+  const inHours = (h: number) => new Date(Date.parse(AT) + h * 3_600_000).toISOString();
+
+  it('charges the employer fee on top at creation, from the terms', () => {
+    const c = step({ state: 'new', context: initialMilestoneContext }, create);
+    expect(c.emitted.data).toEqual({ amount: '100.00', employerFee: '3.00' });
+    expect(c.context.employerFee).toBe('3.00');
+  });
+
+  it('partial releases cost the same freelancer fee as one release', () => {
+    const one = step(funded(), { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' });
+    expect(one.emitted.data.fee).toBe('10.00');
+    let m = funded();
+    const fees: string[] = [];
+    for (const part of ['5.00', '15.00', '80.00']) {
+      m = step(m, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: part, currency: 'USD' });
+      fees.push(String(m.emitted.data.fee));
+    }
+    // 5.00 pays the 2.00 minimum; at 20.00 the minimum is still the fee; the rest is 10 %.
+    expect(fees).toEqual(['2.00', '0.00', '8.00']);
+    expect(m.context.freelancerFee).toBe('10.00');
+    expect(m.state).toBe('released');
+  });
+
+  it('auto-releases after the review window, not before', () => {
+    const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
+    expect(asked.context).toMatchObject({ dueKind: 'auto_release', dueAt: inHours(1) });
+    expect(outcome(decide(milestoneMachine, asked, { type: 'DEADLINE', by: sys, at: inHours(0.5) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' });
+    const auto = step(asked, { type: 'DEADLINE', by: sys, at: inHours(1) });
+    expect(auto.state).toBe('released');
+    expect(auto.emitted.data).toMatchObject({ amount: '100.00', fee: '10.00', automatic: true });
+    expect(auto.context).toMatchObject({ held: '0.00', released: '100.00', dueAt: '' });
+  });
+
+  it('a dispute stops the review window and starts the respondent deadline (14 days for an employer)', () => {
+    const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
+    const open = step(asked, { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'silent', currency: 'USD', claim: '80.00' });
+    expect(open.state).toBe('disputed');
+    expect(open.context).toMatchObject({ dueKind: 'dispute_response', dueAt: inHours(14 * 24) });
+    expect(outcome(decide(milestoneMachine, open, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' });
+    // Unanswered: the freelancer's claim of 80 is granted, 20 goes back, the fee is on the 80.
+    const granted = step(open, { type: 'DEADLINE', by: sys, at: inHours(14 * 24) });
+    expect(granted.state).toBe('resolved');
+    expect(granted.emitted.data).toMatchObject({ amount: '100.00', freelancerAmount: '80.00', employerAmount: '20.00', fee: '8.00', outcome: 'claim_granted' });
+    expect(granted.context).toMatchObject({ held: '0.00', released: '80.00', returned: '20.00' });
+  });
+
+  it('an answer by the respondent stops the deadline; the other party accepts a proposal', () => {
+    const open = step(funded(), { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: AT, reason: 'late', currency: 'USD', claim: '50.00' });
+    expect(open.context.dueAt).toBe(inHours(4 * 24));
+    const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '70.00' });
+    expect(proposed.context.dueAt).toBe('');
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '60.00' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_CHANGED' });
+    const settled = step(proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '70.00' });
+    expect(settled.emitted.data).toMatchObject({ freelancerAmount: '70.00', employerAmount: '30.00', fee: '7.00', outcome: 'settled' });
+  });
+
+  it('escalation waits for the negotiation window, asks for the fee, and the winner gets it back', () => {
+    const open = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'unpaid', currency: 'USD', claim: '100.00' });
+    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NEGOTIATION_WINDOW_OPEN' });
+    const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72) });
+    expect(asked.state).toBe('escalating');
+    expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER } });
+    const failed = step(asked, { type: 'ESCALATION_FAILED', by: sys, at: inHours(72), reason: 'INSUFFICIENT_FUNDS' });
+    expect(failed.state).toBe('disputed');
+    expect(failed.context.dispute?.escalationFailureReason).toBe('INSUFFICIENT_FUNDS');
+    const again = step(step(failed, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(73) }), { type: 'ESCALATION_SUCCEEDED', by: sys, at: inHours(73) });
+    expect(again.state).toBe('arbitration');
+    expect(outcome(decide(milestoneMachine, again, { type: 'RESOLVE', by: { id: EMPLOYER, roles: ['arbiter'] }, at: AT, currency: 'USD', freelancerAmount: '1.00' }))).toEqual({ code: 'PERMISSION_DENIED', reason: 'ARBITER_IS_PARTY' });
+    // The freelancer (filer, claim 100) gets 60 > 50: it won, so its fee is refunded.
+    const won = step(again, { type: 'RESOLVE', by: caller(ROLES.arbiter), at: AT, currency: 'USD', freelancerAmount: '60.00' });
+    expect(won.emitted.data).toMatchObject({ freelancerAmount: '60.00', employerAmount: '40.00', arbitrationFee: '5.00', escalatorId: FREELANCER, arbitrationFeeRefunded: true });
+    // Exactly half is not more than half: the respondent wins and the fee goes to the platform.
+    const lost = step(again, { type: 'RESOLVE', by: caller(ROLES.arbiter), at: AT, currency: 'USD', freelancerAmount: '50.00' });
+    expect(lost.emitted.data).toMatchObject({ arbitrationFeeRefunded: false });
+  });
+
+  it('a claim above what is held is refused', () => {
+    expect(outcome(decide(milestoneMachine, funded(), { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: AT, reason: 'x', currency: 'USD', claim: '100.01' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'CLAIM_EXCEEDS_HELD' });
   });
 });

@@ -1,3 +1,8 @@
+import { Decimal } from 'decimal.js';
+import { DEFAULT_POLICY, type FeeRule, type TermsPolicy } from '../actors/terms.js';
+import { InvalidArgument } from './errors.js';
+import { parseAmount } from './money.js';
+
 /**
  * The one module that reads the environment. Every setting is validated at start-up; a bad
  * value stops the process with the name of the key.
@@ -56,6 +61,15 @@ export interface Config {
    * acknowledging, so a short ack wait makes JetStream redeliver. Default 0.
    */
   faultAckDelayMs: number;
+  /**
+   * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.
+   * {"USD":{"employer":{"percent":"2","minimum":"0.50"},"freelancer":{"percent":"10","minimum":"1.00"},"arbitration":"25.00"}};
+   * default none. ESCROW_DISPUTE_RESPONSE_FREELANCER (default 4d), ESCROW_DISPUTE_RESPONSE_EMPLOYER
+   * (14d) and ESCROW_DISPUTE_NEGOTIATION (3d) are durations: 500ms, 30s, 15m, 36h, 4d.
+   */
+  terms: TermsPolicy;
+  /** How often due timers (dispute deadlines, auto-release) are looked for. Default 1000. */
+  timerScanMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -82,6 +96,51 @@ function bool(env: Env, key: string, fallback: boolean): boolean {
   if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
   if (['0', 'false', 'off', 'no'].includes(raw)) return false;
   throw new ConfigError(key, `"${raw}" is not a boolean (on/off)`);
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function duration(env: Env, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const m = /^([0-9]{1,9})(ms|s|m|h|d)$/.exec(raw);
+  if (!m) throw new ConfigError(key, `"${raw}" is not a duration such as 500ms, 30s, 15m, 36h or 4d`);
+  const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
+  if (ms < 1 || ms > 365 * 86_400_000) throw new ConfigError(key, `${raw} is outside 1ms..365d`);
+  return ms;
+}
+
+function fees(env: Env): TermsPolicy['fees'] {
+  const key = 'ESCROW_FEES';
+  const raw = optional(env, key);
+  if (raw === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(key, 'is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(key, 'must be an object keyed by currency');
+  const out: Record<string, { employer: FeeRule; freelancer: FeeRule; arbitration: string }> = {};
+  for (const [currency, v] of Object.entries(parsed as Record<string, any>)) {
+    const amount = (value: unknown, field: string): string => {
+      if (value === undefined) return '0';
+      try {
+        return parseAmount(currency, String(value), `${currency}.${field}`, { allowZero: true }).amount;
+      } catch (err) {
+        throw new ConfigError(key, err instanceof InvalidArgument ? err.message : String(err));
+      }
+    };
+    const rule = (r: any, field: string): FeeRule => {
+      const percent = r?.percent === undefined ? '0' : String(r.percent);
+      if (!/^[0-9]{1,3}(\.[0-9]{1,4})?$/.test(percent) || new Decimal(percent).gt(100)) {
+        throw new ConfigError(key, `${currency}.${field}.percent "${percent}" is not a percent 0..100`);
+      }
+      return { percent, minimum: amount(r?.minimum, `${field}.minimum`) };
+    };
+    out[currency] = { employer: rule(v?.employer, 'employer'), freelancer: rule(v?.freelancer, 'freelancer'), arbitration: amount(v?.arbitration, 'arbitration') };
+  }
+  return out;
 }
 
 function optional(env: Env, key: string): string | undefined {
@@ -128,5 +187,12 @@ export function loadConfig(env: Env = process.env): Config {
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
     faultAckDelayMs: int(env, 'ESCROW_FAULT_ACK_DELAY_MS', 0, 0, 60_000),
+    terms: {
+      fees: fees(env),
+      responseMsFreelancer: duration(env, 'ESCROW_DISPUTE_RESPONSE_FREELANCER', DEFAULT_POLICY.responseMsFreelancer),
+      responseMsEmployer: duration(env, 'ESCROW_DISPUTE_RESPONSE_EMPLOYER', DEFAULT_POLICY.responseMsEmployer),
+      negotiationMs: duration(env, 'ESCROW_DISPUTE_NEGOTIATION', DEFAULT_POLICY.negotiationMs),
+    },
+    timerScanMs: int(env, 'ESCROW_TIMER_SCAN_MS', 1_000, 10, 3_600_000),
   };
 }

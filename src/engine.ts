@@ -61,7 +61,9 @@ export class Engine {
     }
     let gateway: Gateway | null = null;
     let milestones: MilestoneApp | null = null;
-    if (o.gateway) {
+    // Every process runs the milestone use cases' background work (saga sweep, timers); the
+    // gateway serves them over gRPC.
+    if (o.gateway || o.worker) {
       milestones = new MilestoneApp({
         log,
         mailboxMax: config.mailboxMax,
@@ -70,8 +72,12 @@ export class Engine {
         fundingWaitMs: config.fundingWaitMs,
         now,
         pool,
+        terms: config.terms,
+        timerScanMs: config.timerScanMs,
       });
       milestones.start();
+    }
+    if (o.gateway && milestones) {
       const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });
       gateway = new Gateway({
         address: config.grpcAddress,

@@ -48,6 +48,11 @@ export function minorUnits(currency: string): number {
  * the currency allows), AMOUNT_NOT_POSITIVE, AMOUNT_TOO_LARGE, CURRENCY_UNKNOWN.
  */
 export function parsePositiveAmount(currency: string, amount: string, field = 'amount'): Money {
+  return parseAmount(currency, amount, field, { allowZero: false });
+}
+
+/** As parsePositiveAmount; with `allowZero`, "0" is accepted (a settlement that gives one party nothing). */
+export function parseAmount(currency: string, amount: string, field: string, o: { allowZero: boolean }): Money {
   const scale = minorUnits(currency);
   if (amount === '') throw new InvalidArgument('AMOUNT_REQUIRED', `${field} is required`);
   if (amount.length > AMOUNT_MAX_LENGTH || !AMOUNT_PATTERN.test(amount)) {
@@ -58,7 +63,7 @@ export function parsePositiveAmount(currency: string, amount: string, field = 'a
     throw new InvalidArgument('AMOUNT_SCALE', `${field} has more than ${scale} decimal places for ${currency}`);
   }
   const value = new Decimal(amount);
-  if (value.lte(0)) throw new InvalidArgument('AMOUNT_NOT_POSITIVE', `${field} must be greater than zero`);
+  if (o.allowZero ? value.lt(0) : value.lte(0)) throw new InvalidArgument('AMOUNT_NOT_POSITIVE', `${field} must be greater than zero`);
   if (value.gt(MAX_AMOUNT)) throw new InvalidArgument('AMOUNT_TOO_LARGE', `${field} exceeds ${MAX_AMOUNT.toFixed(0)}`);
   return { currency, amount: value.toFixed(scale) };
 }

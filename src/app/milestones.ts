@@ -12,6 +12,7 @@ import type { Money } from '../money.js';
 import type { Command, EntityEventData, EntityKind, Persisted } from '../runtime/entity.js';
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
+import { termsFor, type TermsPolicy } from '../../actors/terms.js';
 
 export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
@@ -34,8 +35,12 @@ export interface MilestoneAppOptions {
   actorIdleMs: number;
   fundingWaitMs: number;
   now: () => Date;
-  /** The read model, for the sweep of unfinished funding sagas. */
+  /** The read model, for the sweep of unfinished funding sagas and the timers. */
   pool?: Pool;
+  /** Fees and dispute windows of new milestones. */
+  terms: TermsPolicy;
+  /** How often due timers are looked for. */
+  timerScanMs: number;
 }
 
 const SWEEP_EVERY_MS = 2_000;
@@ -50,6 +55,19 @@ export interface CallContext {
 }
 
 const FUNDING_OUTCOME_KEY = scopedKey(SYSTEM_CALLER, 'funding-outcome');
+const TIMER_BATCH_MAX = 200;
+const SYSTEM: Caller = { id: SYSTEM_CALLER, roles: [] };
+
+/**
+ * The sagas of a milestone: a state that waits for the ledger, the event that asked it (the
+ * causation of the outcome), and the commands the outcome becomes.
+ */
+const SAGAS = {
+  pendingFunding: { asked: ['created', 'request_accepted'], ok: 'FUNDING_SUCCEEDED', failed: 'FUNDING_FAILED', key: FUNDING_OUTCOME_KEY },
+  escalating: { asked: ['escalation_requested'], ok: 'ESCALATION_SUCCEEDED', failed: 'ESCALATION_FAILED', key: '' },
+} as const;
+type SagaState = keyof typeof SAGAS;
+const isSagaState = (state: string): state is SagaState => state in SAGAS;
 
 /**
  * The milestone use cases: each turns a validated request into commands for the project and
@@ -63,12 +81,14 @@ export class MilestoneApp {
   private readonly subscriptions: Subscription[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
+  private timers: NodeJS.Timeout | null = null;
+  private firing = false;
 
   constructor(private readonly o: MilestoneAppOptions) {
     this.log = o.log;
     const bounds = { log: o.log, mailboxMax: o.mailboxMax, actorsMax: o.actorsMax, actorIdleMs: o.actorIdleMs };
     this.outcomes = new Outcomes(o.log, (outcome) => this.onHoldOutcome(outcome));
-    this.milestones = new Registry({ ...bounds, kind: MILESTONE, resume: (state) => this.resumeFunding(state) });
+    this.milestones = new Registry({ ...bounds, kind: MILESTONE, resume: (state) => this.resumeSaga(state) });
     this.projects = new Registry({ ...bounds, kind: PROJECT });
   }
 
@@ -101,11 +121,14 @@ export class MilestoneApp {
     if (this.o.pool) {
       this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
       this.sweeper.unref();
+      this.timers = setInterval(() => void this.fireDueTimers().catch(() => {}), this.o.timerScanMs);
+      this.timers.unref();
     }
   }
 
   stop(): void {
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.timers) clearInterval(this.timers);
     for (const sub of this.subscriptions) sub.unsubscribe();
     this.outcomes.stop();
     this.milestones.close();
@@ -121,7 +144,7 @@ export class MilestoneApp {
     if (this.sweeping || !this.o.pool) return;
     this.sweeping = true;
     try {
-      for (const id of await read.stalePendingFunding(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX)) {
+      for (const id of await read.staleSagas(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX)) {
         this.milestones.peek(id)?.invalidate();
         await this.milestones.read(id).catch(() => {});
       }
@@ -130,6 +153,33 @@ export class MilestoneApp {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /**
+   * Fires the timers that are due (dispute response deadlines, auto-release): each becomes a
+   * DEADLINE command through the milestone's actor, like any other command. Every gateway and
+   * worker runs this; the command's key names the timer, so whoever fires it first appends the
+   * event and every other attempt is a replay (same key) or refused (the state moved on): a
+   * timer fires once. Returns how many timers were fired by this call.
+   */
+  async fireDueTimers(): Promise<number> {
+    if (this.firing || !this.o.pool) return 0;
+    this.firing = true;
+    let fired = 0;
+    try {
+      const now = this.o.now();
+      for (const due of await read.dueTimers(this.o.pool, now, TIMER_BATCH_MAX)) {
+        const key = scopedKey(SYSTEM_CALLER, `deadline:${due.dueAt.toISOString()}`);
+        const before = this.milestones.peek(due.id)?.current?.version;
+        const after = await this.milestones
+          .send(due.id, { key, digest: digest({ op: 'deadline' }), event: { type: 'DEADLINE', by: SYSTEM, at: now.toISOString() } })
+          .catch(() => null);
+        if (after && after.version !== before && after.history.at(-1)?.by === SYSTEM_CALLER) fired++;
+      }
+    } finally {
+      this.firing = false;
+    }
+    return fired;
   }
 
   private command<E extends MilestoneEvent | ProjectEvent>(ctx: CallContext, key: string, content: object, event: E): Command {
@@ -142,10 +192,17 @@ export class MilestoneApp {
 
   async create(
     ctx: CallContext,
-    input: { projectId: string; freelancerId: string; money: Money; description: string; key: string },
+    input: { projectId: string; freelancerId: string; money: Money; description: string; reviewWindowMs: number; key: string },
   ): Promise<Persisted<MilestoneContext>> {
     const id = milestoneIdFor(ctx.caller.id, input.key);
-    const content = { op: 'create', projectId: input.projectId, freelancerId: input.freelancerId, money: input.money, description: input.description };
+    const content = {
+      op: 'create',
+      projectId: input.projectId,
+      freelancerId: input.freelancerId,
+      money: input.money,
+      description: input.description,
+      reviewWindowMs: input.reviewWindowMs || undefined,
+    };
     const existing = await this.milestones.read(id);
     // A repeat skips the project step, so reusing a key for other content changes nothing.
     if (!existing.applied[scopedKey(ctx.caller.id, input.key)]) {
@@ -172,6 +229,7 @@ export class MilestoneApp {
         currency: input.money.currency,
         amount: input.money.amount,
         description: input.description,
+        terms: termsFor(this.o.terms, input.money.currency, input.reviewWindowMs),
       }),
     );
     return this.funded(ctx, id, created);
@@ -179,7 +237,7 @@ export class MilestoneApp {
 
   /** Answers a command that started the funding saga: once the ledger decided, or PENDING_FUNDING at the wait. */
   private async funded(ctx: CallContext, id: string, state: Persisted<MilestoneContext>): Promise<Persisted<MilestoneContext>> {
-    const settled = state.state === 'pendingFunding' ? await this.awaitFunding(id, state, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : state;
+    const settled = state.state === 'pendingFunding' ? await this.awaitSaga(id, state, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : state;
     if (settled.state === 'fundingFailed') {
       // A repeat of a refused create (or accept) gets the same refusal.
       throw new FailedPrecondition(settled.context.fundingFailureReason || 'FUNDING_FAILED', 'the employer balance could not fund the milestone');
@@ -212,6 +270,7 @@ export class MilestoneApp {
         currency: input.money.currency,
         amount: input.money.amount,
         description: input.description,
+        terms: termsFor(this.o.terms, input.money.currency, 0),
       }),
     );
   }
@@ -231,8 +290,9 @@ export class MilestoneApp {
     return this.milestones.send(milestoneId, this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }));
   }
 
-  /** Waits until the funding saga moved the milestone on, or the wait ends (answering PENDING_FUNDING). */
-  private async awaitFunding(id: string, current: Persisted<MilestoneContext>, until: number): Promise<Persisted<MilestoneContext>> {
+  /** Waits until the saga the milestone is in (funding, escalation) moved it on, or the wait ends. */
+  private async awaitSaga(id: string, current: Persisted<MilestoneContext>, until: number): Promise<Persisted<MilestoneContext>> {
+    const waitingIn = current.state;
     const actor = this.milestones.get(id);
     let latest = current;
     let unsubscribe = () => {};
@@ -240,36 +300,38 @@ export class MilestoneApp {
       const timer = setTimeout(resolve, Math.max(0, until - Date.now()));
       unsubscribe = actor.subscribe((s) => {
         latest = s;
-        if (s.state !== 'pendingFunding') {
+        if (s.state !== waitingIn) {
           clearTimeout(timer);
           resolve();
         }
       });
-      if (actor.current && actor.current.state !== 'pendingFunding') {
+      if (actor.current && actor.current.state !== waitingIn) {
         latest = actor.current;
         clearTimeout(timer);
         resolve();
       }
     });
     unsubscribe();
-    if (latest.state !== 'pendingFunding') return latest;
+    if (latest.state !== waitingIn) return latest;
     // The live outcome may have been missed: one last look at the stream.
-    const outcome = await this.outcomes.lookup(creationEventId(latest)).catch(() => null);
-    return outcome ? this.milestones.send(id, fundingCommand(outcome, this.at())) : latest;
+    const step = await this.resumeSaga(latest).catch(() => null);
+    return step ? this.milestones.send(id, step) : latest;
   }
 
   private onHoldOutcome(outcome: Outcome): void {
     if (!outcome.milestoneId) return;
     const actor = this.milestones.peek(outcome.milestoneId);
-    if (!actor) return; // Whoever loads the milestone later resumes the saga from the stream.
-    actor.send(fundingCommand(outcome, this.at())).catch(() => {});
+    const state = actor?.current;
+    if (!actor || !state || !isSagaState(state.state)) return; // Whoever loads the milestone later resumes the saga from the stream.
+    if (outcome.causationId !== sagaEventId(state)) return;
+    actor.send(sagaCommand(state, outcome, this.at())).catch(() => {});
   }
 
-  /** After loading a milestone still pending funding, applies the outcome if the ledger has decided. */
-  private async resumeFunding(state: Persisted<MilestoneContext>): Promise<Command | null> {
-    if (state.state !== 'pendingFunding') return null;
-    const outcome = await this.outcomes.lookup(creationEventId(state));
-    return outcome ? fundingCommand(outcome, this.at()) : null;
+  /** After loading a milestone that waits for the ledger, applies the outcome if the ledger has decided. */
+  private async resumeSaga(state: Persisted<MilestoneContext>): Promise<Command | null> {
+    if (!isSagaState(state.state)) return null;
+    const outcome = await this.outcomes.lookup(sagaEventId(state));
+    return outcome ? sagaCommand(state, outcome, this.at()) : null;
   }
 
   async get(ctx: CallContext, milestoneId: string): Promise<Persisted<MilestoneContext>> {
@@ -318,23 +380,76 @@ export class MilestoneApp {
     );
   }
 
+  openDispute(ctx: CallContext, milestoneId: string, reason: string, claim: Money, key: string): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: 'open_dispute', milestoneId, reason, claim }, {
+        type: 'OPEN_DISPUTE',
+        by: ctx.caller,
+        at: this.at(),
+        reason,
+        currency: claim.currency,
+        claim: claim.amount,
+      }),
+    );
+  }
+
+  /** ProposeSettlement (a party) and ResolveDispute (an arbiter): a split of what is held. */
+  split(ctx: CallContext, milestoneId: string, type: 'PROPOSE_SETTLEMENT' | 'RESOLVE', freelancerAmount: Money, key: string): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: type.toLowerCase(), milestoneId, freelancerAmount }, {
+        type,
+        by: ctx.caller,
+        at: this.at(),
+        currency: freelancerAmount.currency,
+        freelancerAmount: freelancerAmount.amount,
+      }),
+    );
+  }
+
+  acceptSettlement(ctx: CallContext, milestoneId: string, expected: Money | null, key: string): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: 'accept_settlement', milestoneId, expected }, {
+        type: 'ACCEPT_SETTLEMENT',
+        by: ctx.caller,
+        at: this.at(),
+        expectedFreelancerAmount: expected?.amount ?? '',
+      }),
+    );
+  }
+
+  /** Escalates to arbitration; with an arbitration fee, answers once the ledger held it (or refused: INSUFFICIENT_FUNDS). */
+  async escalate(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
+    const sent = await this.milestones.send(milestoneId, this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at() }));
+    const settled = sent.state === 'escalating' ? await this.awaitSaga(milestoneId, sent, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : sent;
+    const failure = settled.context.dispute?.escalationFailureReason;
+    if (settled.state === 'disputed' && failure) {
+      throw new FailedPrecondition(failure, 'the escalating party\'s available balance could not pay the arbitration fee');
+    }
+    return settled;
+  }
+
   isFinal(state: Persisted<MilestoneContext>): boolean {
     return FINAL_STATES.has(state.state);
   }
 }
 
-/** The id of the event that asked the ledger to hold the funds (created, or request_accepted): the causation id of the hold. */
-export function creationEventId(state: Persisted<MilestoneContext>): string {
-  const version = [...state.history].reverse().find((h) => h.type === 'created' || h.type === 'request_accepted')?.version ?? 1;
+/** The id of the event that asked the ledger for the outcome the milestone waits for (a hold, or an arbitration fee): the causation id. */
+export function sagaEventId(state: Persisted<MilestoneContext>): string {
+  const asked: readonly string[] = isSagaState(state.state) ? SAGAS[state.state].asked : SAGAS.pendingFunding.asked;
+  const version = [...state.history].reverse().find((h) => asked.includes(h.type))?.version ?? 1;
   const key = Object.entries(state.applied).find(([, v]) => v.version === version)?.[0] ?? '';
   return eventId('milestone', state.id, key);
 }
 
-function fundingCommand(outcome: Outcome, at: string): Command {
-  const by = { id: SYSTEM_CALLER, roles: [] };
+/** The saga step an outcome of the ledger becomes, keyed by the event that asked for it (so each saga step is applied once). */
+function sagaCommand(state: Persisted<MilestoneContext>, outcome: Outcome, at: string): Command {
+  const saga = SAGAS[state.state as SagaState];
   const event =
     outcome.result === 'ok'
-      ? { type: 'FUNDING_SUCCEEDED', by, at }
-      : { type: 'FUNDING_FAILED', by, at, reason: outcome.result.toUpperCase() };
-  return { key: FUNDING_OUTCOME_KEY, digest: digest({ result: outcome.result }), event };
+      ? { type: saga.ok, by: SYSTEM, at }
+      : { type: saga.failed, by: SYSTEM, at, reason: outcome.result.toUpperCase() };
+  return { key: saga.key || scopedKey(SYSTEM_CALLER, `outcome:${outcome.causationId}`), digest: digest({ result: outcome.result }), event };
 }

@@ -1,4 +1,4 @@
-import { MILESTONE_STATUS, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { DISPUTE_STAGE, MILESTONE_STATUS, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import type { EntryRow, MilestoneRow } from '../ledger/read.js';
@@ -35,14 +35,51 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     updated_at: timestamp(c.updatedAt),
     funding_failure_reason: c.fundingFailureReason,
     cancellation_reason: c.cancellationReason,
-    history: s.history.map((h) => ({
-      version: h.version,
-      type: h.type,
-      actor_id: h.by,
-      amount: typeof h.data.amount === 'string' ? money(c.currency, h.data.amount) : null,
-      at: timestamp(h.at),
-      reason: typeof h.data.reason === 'string' ? h.data.reason : '',
-    })),
+    employer_fee: money(c.currency, c.employerFee),
+    freelancer_fee: money(c.currency, c.freelancerFee),
+    review_window_seconds: Math.floor(c.terms.reviewWindowMs / 1000),
+    auto_release_at: c.dueKind === 'auto_release' ? timestamp(c.dueAt) : null,
+    dispute: c.dispute ? disputeMessage(s) : null,
+    history: s.history.map((h) => {
+      const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key] as string) : null);
+      return {
+        version: h.version,
+        type: h.type,
+        actor_id: h.by,
+        amount: m('amount'),
+        at: timestamp(h.at),
+        reason: typeof h.data.reason === 'string' ? h.data.reason : '',
+        fee: m('fee') ?? m('employerFee'),
+        freelancer_amount: m('freelancerAmount'),
+        employer_amount: m('employerAmount'),
+        claimed_amount: m('claimedAmount'),
+        arbitration_fee: m('arbitrationFee'),
+        arbitration_fee_refunded: h.data.arbitrationFeeRefunded === true,
+        outcome: typeof h.data.outcome === 'string' ? h.data.outcome : h.data.automatic === true ? 'automatic' : '',
+      };
+    }),
+  };
+}
+
+function disputeMessage(s: Persisted<MilestoneContext>) {
+  const c = s.context;
+  const d = c.dispute!;
+  return {
+    stage: DISPUTE_STAGE[s.state as MilestoneStateName] ?? 'RESOLVED',
+    filer_id: d.filerId,
+    respondent_id: d.respondentId,
+    reason: d.reason,
+    claimed_amount: money(c.currency, d.claim),
+    opened_at: timestamp(d.openedAt),
+    respond_by: c.dueKind === 'dispute_response' ? timestamp(c.dueAt) : null,
+    escalation_possible_at: timestamp(new Date(Date.parse(d.openedAt) + c.terms.negotiationMs)),
+    proposed_by: d.proposal?.byId ?? '',
+    proposed_freelancer_amount: d.proposal ? money(c.currency, d.proposal.freelancerAmount) : null,
+    escalated_by: d.escalatedBy,
+    arbitration_fee: money(c.currency, d.arbitrationFee),
+    escalation_failure_reason: d.escalationFailureReason,
+    outcome: d.outcome,
+    freelancer_amount: d.freelancerAmount ? money(c.currency, d.freelancerAmount) : null,
   };
 }
 
@@ -64,6 +101,8 @@ export function milestoneRowMessage(r: MilestoneRow) {
     history: [],
     funding_failure_reason: '',
     cancellation_reason: '',
+    employer_fee: money(r.currency, r.employer_fee),
+    freelancer_fee: money(r.currency, r.freelancer_fee),
   };
 }
 
@@ -93,5 +132,6 @@ export function entryMessage(r: EntryRow) {
     amount: money(r.currency, r.amount),
     milestone_id: r.milestone_id ?? '',
     created_at: timestamp(r.created_at),
+    fee: money(r.currency, r.fee),
   };
 }

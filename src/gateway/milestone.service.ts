@@ -8,7 +8,7 @@ import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import type { EntityEventData, Persisted } from '../runtime/entity.js';
 import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
-import { serverStream, unary, unimplemented, type HandlerDeps } from './handlers.js';
+import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import * as v from './validate.js';
 
 type Req = Record<string, any>;
@@ -28,6 +28,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
         freelancerId: v.requireId(r.freelancer_id, 'freelancer_id'),
         money: v.requireMoney(r.amount, 'amount'),
         description: v.optionalText(r.description, 'description'),
+        reviewWindowMs: v.reviewWindowSeconds(r.review_window_seconds) * 1000,
         key: v.requireKey(r.idempotency_key),
       };
       return reply(await app.create(ctx, input));
@@ -95,12 +96,33 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     RejectMilestoneRequest: simple(deps, app, 'RejectMilestoneRequest', 'REJECT_REQUEST'),
     WithdrawMilestoneRequest: simple(deps, app, 'WithdrawMilestoneRequest', 'WITHDRAW_REQUEST'),
     RejectCancellation: simple(deps, app, 'RejectCancellation', 'REJECT_CANCELLATION'),
-    OpenDispute: unimplemented(deps, 'OpenDispute'),
-    ProposeSettlement: unimplemented(deps, 'ProposeSettlement'),
-    AcceptSettlement: unimplemented(deps, 'AcceptSettlement'),
-    EscalateDispute: unimplemented(deps, 'EscalateDispute'),
-    ResolveDispute: unimplemented(deps, 'ResolveDispute'),
+    OpenDispute: unary(deps, 'OpenDispute', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.requireText(r.reason, 'reason');
+      const claim = v.requireMoney(r.claimed_amount, 'claimed_amount');
+      return reply(await app.openDispute(ctx, id, reason, claim, v.requireKey(r.idempotency_key)));
+    }),
+    ProposeSettlement: split(deps, app, 'ProposeSettlement', 'PROPOSE_SETTLEMENT'),
+    AcceptSettlement: unary(deps, 'AcceptSettlement', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const expected = v.optionalMoney(r.freelancer_amount, 'freelancer_amount', { allowZero: true });
+      return reply(await app.acceptSettlement(ctx, id, expected, v.requireKey(r.idempotency_key)));
+    }),
+    EscalateDispute: unary(deps, 'EscalateDispute', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      return reply(await app.escalate(ctx, id, v.requireKey(r.idempotency_key)));
+    }),
+    ResolveDispute: split(deps, app, 'ResolveDispute', 'RESOLVE'),
   };
+}
+
+/** An RPC that splits what is held: the amount for the freelancer (may be zero), the rest to the employer. */
+function split(deps: HandlerDeps, app: MilestoneApp, name: string, type: 'PROPOSE_SETTLEMENT' | 'RESOLVE') {
+  return unary(deps, name, async (r: Req, ctx) => {
+    const id = v.requireMilestoneId(r.milestone_id);
+    const amount = v.requireMoney(r.freelancer_amount, 'freelancer_amount', { allowZero: true });
+    return reply(await app.split(ctx, id, type, amount, v.requireKey(r.idempotency_key)));
+  });
 }
 
 /** An RPC that names only the milestone and the key. */

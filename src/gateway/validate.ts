@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../errors.js';
-import { minorUnits, parsePositiveAmount, type Money } from '../money.js';
+import { minorUnits, parseAmount, type Money } from '../money.js';
 
 /**
  * Request validation: every field a handler uses goes through one of these. A failure is
@@ -54,12 +54,12 @@ interface MoneyMessage {
   amount?: unknown;
 }
 
-export function requireMoney(value: MoneyMessage | null | undefined, field: string): Money {
+export function requireMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money {
   if (!value) throw bad('AMOUNT_REQUIRED', field, `${field} is required`);
   const currency = typeof value.currency_code === 'string' ? value.currency_code : '';
   const amount = typeof value.amount === 'string' ? value.amount : '';
   try {
-    return parsePositiveAmount(currency, amount, field);
+    return parseAmount(currency, amount, field, o);
   } catch (err) {
     if (err instanceof InvalidArgument) throw bad(err.reason, field, err.message);
     throw err;
@@ -67,9 +67,26 @@ export function requireMoney(value: MoneyMessage | null | undefined, field: stri
 }
 
 /** An optional Money field: unset (or all empty) is null. */
-export function optionalMoney(value: MoneyMessage | null | undefined, field: string): Money | null {
+export function optionalMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money | null {
   if (!value || (!value.currency_code && !value.amount)) return null;
-  return requireMoney(value, field);
+  return requireMoney(value, field, o);
+}
+
+/** Text that must be given (a dispute's reason). */
+export function requireText(value: unknown, field: string): string {
+  const text = optionalText(value, field);
+  if (text.trim() === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
+  return text;
+}
+
+/** The review window of auto-release: 0 (off) up to 90 days. */
+export const REVIEW_WINDOW_MAX_SECONDS = 90 * 86_400;
+export function reviewWindowSeconds(value: unknown): number {
+  const n = typeof value === 'number' ? value : 0;
+  if (!Number.isInteger(n) || n < 0 || n > REVIEW_WINDOW_MAX_SECONDS) {
+    throw bad('REVIEW_WINDOW_INVALID', 'review_window_seconds', `review_window_seconds must be 0..${REVIEW_WINDOW_MAX_SECONDS}`);
+  }
+  return n;
 }
 
 export function optionalText(value: unknown, field: string): string {

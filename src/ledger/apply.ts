@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import type { MilestoneContext } from '../../actors/milestone.machine.js';
+import { DISPUTE_STAGE, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { Persisted } from '../runtime/entity.js';
@@ -24,7 +24,7 @@ export interface StreamEvent {
   event: CloudEvent;
 }
 
-const ASKS_FOR_OUTCOME: ReadonlySet<PostingKind> = new Set(['hold', 'deposit', 'withdrawal']);
+const ASKS_FOR_OUTCOME: ReadonlySet<PostingKind> = new Set(['hold', 'fee_hold', 'deposit', 'withdrawal']);
 
 /**
  * Applies one batch of stream events in one transaction: postings keyed by event id (an
@@ -35,11 +35,13 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[]): Pro
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
   const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
   const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
+  const reviews = classified.flatMap((c) => (c.review ? [c.review] : []));
 
   await client.query('BEGIN');
   try {
     const outcomes = intents.length > 0 ? await post(client, intents) : [];
     if (milestones.length > 0) await sql.upsertMilestones(client, milestoneRows(milestones));
+    if (reviews.length > 0) await sql.insertReviews(client, reviews);
     await client.query('COMMIT');
     return outcomes;
   } catch (err) {
@@ -65,7 +67,7 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
   );
 
   const outcomes: Outcome[] = [];
-  const postings: sql.PostingRows = { eventIds: [], seqs: [], kinds: [], results: [], milestoneIds: [], userIds: [], currencies: [], amounts: [] };
+  const postings: sql.PostingRows = { eventIds: [], seqs: [], kinds: [], results: [], milestoneIds: [], userIds: [], currencies: [], amounts: [], fees: [], freelancerAmounts: [] };
   const entries = { eventIds: [] as string[], accountIds: [] as string[], amounts: [] as string[] };
   const newRefs = { refs: [] as string[], kinds: [] as string[], users: [] as string[], currencies: [] as string[], amounts: [] as string[], eventIds: [] as string[] };
   const deltas = new Map<string, Decimal>();
@@ -101,6 +103,8 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
     postings.userIds.push('userId' in intent ? intent.userId : null);
     postings.currencies.push(intent.currency);
     postings.amounts.push(intent.amount);
+    postings.fees.push('fee' in intent ? intent.fee : '0');
+    postings.freelancerAmounts.push(freelancerShare(intent));
     if (ASKS_FOR_OUTCOME.has(intent.kind)) outcomes.push(outcomeOf(intent, result));
     if (result !== 'ok') continue;
 
@@ -148,8 +152,15 @@ function decideResult(intent: Intent, balances: Map<string, Decimal>, references
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
-  if (source && balances.get(source.id)!.lt(intent.amount)) return 'insufficient_funds';
+  if (source && balances.get(source.account.id)!.lt(source.amount)) return 'insufficient_funds';
   return 'ok';
+}
+
+/** What of a posting went to the freelancer, gross of fees: the auditor reconciles milestones with it. */
+function freelancerShare(intent: Intent): string {
+  if (intent.kind === 'release') return intent.amount;
+  if (intent.kind === 'settle') return intent.freelancerAmount;
+  return '0';
 }
 
 function outcomeOf(intent: Intent, result: PostingResult): Outcome {
@@ -189,6 +200,10 @@ function milestoneRows(states: Persisted<MilestoneContext>[]): sql.MilestoneRows
     versions: states.map((s) => s.version),
     // The gateway refuses control characters; a NUL that got in some other way must not block the ledger.
     descriptions: c.map((x) => x.description.replace(/\u0000/g, '')),
+    employerFees: c.map((x) => x.employerFee ?? '0'),
+    freelancerFees: c.map((x) => x.freelancerFee ?? '0'),
+    dueAt: c.map((x) => x.dueAt || null),
+    disputeStages: states.map((s) => DISPUTE_STAGE[s.state as MilestoneStateName] ?? ''),
     createdAt: c.map((x) => x.createdAt),
     updatedAt: c.map((x) => x.updatedAt),
   };

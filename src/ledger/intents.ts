@@ -3,7 +3,7 @@ import { MILESTONE_STATUS, type MilestoneStateName } from '../../actors/mileston
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import type { EntityEventData, Persisted } from '../runtime/entity.js';
-import type { Intent } from './postings.js';
+import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../money.js';
 
 /** The data of escrow.account.deposit_requested.v1 and escrow.account.withdrawal_requested.v1. */
@@ -20,18 +20,34 @@ export const ACCOUNT_EVENT = {
 } as const;
 
 /** Milestone event types that move money, and the posting kind each one makes. */
-const MILESTONE_POSTINGS: Record<string, 'hold' | 'release' | 'return'> = {
+const MILESTONE_POSTINGS: Record<string, MilestoneIntent['kind']> = {
   [eventType('milestone', 'created')]: 'hold',
   [eventType('milestone', 'request_accepted')]: 'hold',
   [eventType('milestone', 'released')]: 'release',
   [eventType('milestone', 'partially_released')]: 'release',
   [eventType('milestone', 'cancelled')]: 'return',
+  [eventType('milestone', 'resolved')]: 'settle',
+  [eventType('milestone', 'escalation_requested')]: 'fee_hold',
 };
+
+export const REVIEW_SUBMITTED = eventType('review', 'submitted');
+
+/** A review as the read model keeps it. */
+export interface ReviewRow {
+  eventId: string;
+  projectId: string;
+  reviewerId: string;
+  revieweeId: string;
+  rating: number;
+  comment: string;
+  at: string;
+}
 
 export interface Classified {
   intent: Intent | null;
   /** The milestone state after the event, for the read model. */
   milestone: Persisted<MilestoneContext> | null;
+  review?: ReviewRow;
 }
 
 /** What one event of the stream means to the ledger. Events it has no use for classify as empty. */
@@ -43,10 +59,12 @@ export function classify(seq: number, event: CloudEvent): Classified {
     const state = data?.state;
     if (!isMilestoneState(state)) return { intent: null, milestone: null };
     const kind = MILESTONE_POSTINGS[event.type];
-    const amount = String(data.change?.amount ?? '');
-    if (amount !== '' && !DECIMAL.test(amount)) return { intent: null, milestone: state };
+    const change = data.change ?? {};
+    const amounts = ['amount', 'employerFee', 'fee', 'freelancerAmount', 'arbitrationFee'].map((k) => String(change[k] ?? '0'));
+    if (amounts.some((a) => !DECIMAL.test(a))) return { intent: null, milestone: state };
+    const [amount, employerFee, fee, freelancerAmount, arbitrationFee] = amounts as [string, string, string, string, string];
     const intent: Intent | null =
-      kind && amount !== '' && !isZero(amount)
+      kind && !isZero(amount)
         ? {
             kind,
             eventId: event.id,
@@ -56,6 +74,11 @@ export function classify(seq: number, event: CloudEvent): Classified {
             freelancerId: state.context.freelancerId,
             currency: state.context.currency,
             amount,
+            fee: kind === 'hold' ? employerFee : fee,
+            freelancerAmount,
+            payerId: typeof change.escalatorId === 'string' ? change.escalatorId : '',
+            arbitrationFee,
+            arbitrationFeeRefunded: change.arbitrationFeeRefunded === true,
           }
         : null;
     return { intent, milestone: state };
@@ -74,6 +97,18 @@ export function classify(seq: number, event: CloudEvent): Classified {
         reference: d.externalReference,
       },
       milestone: null,
+    };
+  }
+  if (event.type === REVIEW_SUBMITTED) {
+    const r = (event.data as unknown as EntityEventData<{ projectId: string; reviewerId: string; revieweeId: string; rating: number; comment: string }>)?.state?.context;
+    if (!r || typeof r.projectId !== 'string' || typeof r.reviewerId !== 'string' || typeof r.revieweeId !== 'string' || typeof r.comment !== 'string') {
+      return { intent: null, milestone: null };
+    }
+    if (!Number.isInteger(r.rating) || r.rating < 1 || r.rating > 5) return { intent: null, milestone: null };
+    return {
+      intent: null,
+      milestone: null,
+      review: { eventId: event.id, projectId: r.projectId, reviewerId: r.reviewerId, revieweeId: r.revieweeId, rating: r.rating, comment: r.comment.replace(/\u0000/g, ''), at: event.time },
     };
   }
   return { intent: null, milestone: null };

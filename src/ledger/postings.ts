@@ -1,13 +1,13 @@
 import { Decimal } from 'decimal.js';
 import { invariant } from '../errors.js';
-import { format } from '../money.js';
+import { add, format, isZero } from '../money.js';
 
 /**
  * The money rules of the ledger, pure: which accounts each kind of money event moves, and
  * how the per-user balance projection changes. Every posting is balanced (its legs sum to zero).
  */
 
-export type PostingKind = 'hold' | 'release' | 'return' | 'deposit' | 'withdrawal';
+export type PostingKind = 'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal';
 export type PostingResult = 'ok' | 'insufficient_funds' | 'reference_conflict';
 
 interface IntentBase {
@@ -19,10 +19,24 @@ interface IntentBase {
 }
 
 export interface MilestoneIntent extends IntentBase {
-  kind: 'hold' | 'release' | 'return';
+  /**
+   * hold: `amount` from the employer into escrow, plus `fee` to the platform.
+   * release: `amount` out of escrow to the freelancer, `fee` of it to the platform.
+   * return: `amount` out of escrow back to the employer.
+   * settle: all of `amount` out of escrow, `freelancerAmount` to the freelancer (less `fee`),
+   *   the rest to the employer; an arbitration fee held goes back to its payer or to the platform.
+   * fee_hold: the arbitration fee `amount` from the payer's available balance, held for the milestone.
+   */
+  kind: 'hold' | 'release' | 'return' | 'settle' | 'fee_hold';
   milestoneId: string;
   employerId: string;
   freelancerId: string;
+  fee: string;
+  freelancerAmount: string;
+  /** fee_hold and settle: who pays (paid) the arbitration fee; '' for none. */
+  payerId: string;
+  arbitrationFee: string;
+  arbitrationFeeRefunded: boolean;
 }
 
 export interface AccountIntent extends IntentBase {
@@ -35,7 +49,7 @@ export type Intent = MilestoneIntent | AccountIntent;
 
 export interface AccountRef {
   id: string;
-  kind: 'available' | 'escrow' | 'revenue' | 'world';
+  kind: 'available' | 'escrow' | 'arbitration' | 'revenue' | 'world';
   owner: string;
   currency: string;
 }
@@ -59,56 +73,78 @@ export const escrow = (milestoneId: string, currency: string): AccountRef => ({
   currency,
 });
 export const world = (currency: string): AccountRef => ({ id: `world:${currency}`, kind: 'world', owner: 'world', currency });
+/** The platform's fee income, one per currency. */
+export const revenue = (currency: string): AccountRef => ({ id: `revenue:${currency}`, kind: 'revenue', owner: 'platform', currency });
+/** An arbitration fee held for one milestone's dispute; owned by the party that paid it. */
+export const arbitration = (milestoneId: string, payerId: string, currency: string): AccountRef => ({
+  id: `arbitration:${milestoneId}`,
+  kind: 'arbitration',
+  owner: payerId,
+  currency,
+});
 
 /** The scoped key of an external reference (see external_references in the migrations). */
 export function referenceKey(intent: AccountIntent): string {
   return intent.kind === 'deposit' ? `deposit:${intent.reference}` : `withdrawal:${intent.userId}:${intent.reference}`;
 }
 
-/** The account that must hold enough for the intent to be applied, if any. */
-export function fundedFrom(intent: Intent): AccountRef | null {
-  if (intent.kind === 'hold') return available(intent.employerId, intent.currency);
-  if (intent.kind === 'withdrawal') return available(intent.userId, intent.currency);
+/** The account that must hold enough for the intent to be applied, and how much, if any. */
+export function fundedFrom(intent: Intent): { account: AccountRef; amount: string } | null {
+  if (intent.kind === 'hold') return { account: available(intent.employerId, intent.currency), amount: add(intent.currency, intent.amount, intent.fee) };
+  if (intent.kind === 'fee_hold') return { account: available(intent.payerId, intent.currency), amount: intent.amount };
+  if (intent.kind === 'withdrawal') return { account: available(intent.userId, intent.currency), amount: intent.amount };
   return null;
 }
 
-/** The legs of an applied intent. The sum is asserted to be zero. */
+/** The legs of an applied intent, one per account (zero legs dropped). The sum is asserted to be zero. */
 export function legsOf(intent: Intent): Leg[] {
+  const c = intent.currency;
   const a = intent.amount;
-  const neg = format(intent.currency, new Decimal(a).neg());
-  let legs: Leg[];
+  const raw: [AccountRef, Decimal.Value][] = [];
   switch (intent.kind) {
     case 'hold':
-      legs = [
-        { account: available(intent.employerId, intent.currency), amount: neg },
-        { account: escrow(intent.milestoneId, intent.currency), amount: a },
-      ];
+      raw.push([available(intent.employerId, c), new Decimal(a).plus(intent.fee).neg()], [escrow(intent.milestoneId, c), a], [revenue(c), intent.fee]);
       break;
     case 'release':
-      legs = [
-        { account: escrow(intent.milestoneId, intent.currency), amount: neg },
-        { account: available(intent.freelancerId, intent.currency), amount: a },
-      ];
+      raw.push([escrow(intent.milestoneId, c), new Decimal(a).neg()], [available(intent.freelancerId, c), new Decimal(a).minus(intent.fee)], [revenue(c), intent.fee]);
       break;
     case 'return':
-      legs = [
-        { account: escrow(intent.milestoneId, intent.currency), amount: neg },
-        { account: available(intent.employerId, intent.currency), amount: a },
-      ];
+      raw.push([escrow(intent.milestoneId, c), new Decimal(a).neg()], [available(intent.employerId, c), a]);
+      break;
+    case 'settle': {
+      const toEmployer = new Decimal(a).minus(intent.freelancerAmount);
+      invariant(toEmployer.gte(0) && new Decimal(intent.fee).lte(intent.freelancerAmount), `settlement ${intent.eventId} splits more than it holds`);
+      raw.push(
+        [escrow(intent.milestoneId, c), new Decimal(a).neg()],
+        [available(intent.freelancerId, c), new Decimal(intent.freelancerAmount).minus(intent.fee)],
+        [available(intent.employerId, c), toEmployer],
+        [revenue(c), intent.fee],
+      );
+      if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
+        raw.push(
+          [arbitration(intent.milestoneId, intent.payerId, c), new Decimal(intent.arbitrationFee).neg()],
+          [intent.arbitrationFeeRefunded ? available(intent.payerId, c) : revenue(c), intent.arbitrationFee],
+        );
+      }
+      break;
+    }
+    case 'fee_hold':
+      raw.push([available(intent.payerId, c), new Decimal(a).neg()], [arbitration(intent.milestoneId, intent.payerId, c), a]);
       break;
     case 'deposit':
-      legs = [
-        { account: world(intent.currency), amount: neg },
-        { account: available(intent.userId, intent.currency), amount: a },
-      ];
+      raw.push([world(c), new Decimal(a).neg()], [available(intent.userId, c), a]);
       break;
     case 'withdrawal':
-      legs = [
-        { account: available(intent.userId, intent.currency), amount: neg },
-        { account: world(intent.currency), amount: a },
-      ];
+      raw.push([available(intent.userId, c), new Decimal(a).neg()], [world(c), a]);
       break;
   }
+  // One leg per account: a refund to a party that also gets a share is one entry.
+  const merged = new Map<string, { account: AccountRef; sum: Decimal }>();
+  for (const [account, amount] of raw) {
+    const m = merged.get(account.id) ?? { account, sum: new Decimal(0) };
+    merged.set(account.id, { account, sum: m.sum.plus(amount) });
+  }
+  const legs = [...merged.values()].filter((m) => !m.sum.isZero()).map((m) => ({ account: m.account, amount: format(c, m.sum) }));
   const sum = legs.reduce((s, l) => s.plus(l.amount), new Decimal(0));
   invariant(sum.isZero(), `posting ${intent.eventId} is unbalanced by ${sum.toString()}`);
   invariant(new Decimal(a).gt(0), `posting ${intent.eventId} has a non-positive amount ${a}`);
@@ -129,25 +165,39 @@ export interface BalanceEffect {
  * incoming the freelancer's view of the same money.
  */
 export function balanceEffects(intent: Intent): BalanceEffect[] {
+  const c = intent.currency;
   const a = intent.amount;
-  const neg = format(intent.currency, new Decimal(a).neg());
-  const fx = (userId: string, availableDelta: string, held: string, incoming: string): BalanceEffect => ({
+  const fx = (userId: string, availableDelta: Decimal.Value, held: Decimal.Value, incoming: Decimal.Value): BalanceEffect => ({
     userId,
-    currency: intent.currency,
-    available: availableDelta,
-    held,
-    incoming,
+    currency: c,
+    available: format(c, availableDelta),
+    held: format(c, held),
+    incoming: format(c, incoming),
   });
+  const neg = new Decimal(a).neg();
   switch (intent.kind) {
     case 'hold':
-      return [fx(intent.employerId, neg, a, '0'), fx(intent.freelancerId, '0', '0', a)];
+      return [fx(intent.employerId, neg.minus(intent.fee), a, 0), fx(intent.freelancerId, 0, 0, a)];
     case 'release':
-      return [fx(intent.employerId, '0', neg, '0'), fx(intent.freelancerId, a, '0', neg)];
+      return [fx(intent.employerId, 0, neg, 0), fx(intent.freelancerId, new Decimal(a).minus(intent.fee), 0, neg)];
     case 'return':
-      return [fx(intent.employerId, a, neg, '0'), fx(intent.freelancerId, '0', '0', neg)];
+      return [fx(intent.employerId, a, neg, 0), fx(intent.freelancerId, 0, 0, neg)];
+    case 'settle': {
+      const effects = [
+        fx(intent.employerId, new Decimal(a).minus(intent.freelancerAmount), neg, 0),
+        fx(intent.freelancerId, new Decimal(intent.freelancerAmount).minus(intent.fee), 0, neg),
+      ];
+      if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
+        // The fee held counts as the payer's held money until the dispute ends.
+        effects.push(fx(intent.payerId, intent.arbitrationFeeRefunded ? intent.arbitrationFee : 0, new Decimal(intent.arbitrationFee).neg(), 0));
+      }
+      return effects;
+    }
+    case 'fee_hold':
+      return [fx(intent.payerId, neg, a, 0)];
     case 'deposit':
-      return [fx(intent.userId, a, '0', '0')];
+      return [fx(intent.userId, a, 0, 0)];
     case 'withdrawal':
-      return [fx(intent.userId, neg, '0', '0')];
+      return [fx(intent.userId, neg, 0, 0)];
   }
 }

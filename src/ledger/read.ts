@@ -38,6 +38,7 @@ export interface EntryRow {
   milestone_id: string | null;
   created_at: Date;
   stream_seq: string;
+  fee: string;
 }
 
 /** Entries on the user's available accounts, newest first, after the (seq) cursor if given. */
@@ -45,10 +46,13 @@ export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | 
   return query<EntryRow>(
     pool,
     'read-entries',
-    `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text
+    `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text,
+            (CASE WHEN (p.kind = 'hold' AND m.employer_id = $1) OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1)
+                  THEN p.fee ELSE 0 END)::text AS fee
      FROM accounts a
      JOIN entries e ON e.account_id = a.account_id
      JOIN postings p ON p.event_id = e.event_id
+     LEFT JOIN milestones m ON m.milestone_id = p.milestone_id
      WHERE a.kind = 'available' AND a.owner_id = $1 AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint)
      ORDER BY p.stream_seq DESC
      LIMIT $3`,
@@ -71,6 +75,8 @@ export interface MilestoneRow {
   description: string;
   created_at: Date;
   updated_at: Date;
+  employer_fee: string;
+  freelancer_fee: string;
 }
 
 export interface MilestoneFilter {
@@ -88,7 +94,7 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
     pool,
     `read-milestones-${f.partyColumn}`,
     `SELECT milestone_id::text, project_id, employer_id, freelancer_id, currency, amount::text, held::text, released::text,
-            returned::text, status, version, description, created_at, updated_at
+            returned::text, status, version, description, created_at, updated_at, employer_fee::text, freelancer_fee::text
      FROM milestones
      WHERE ${f.partyColumn} = $1
        AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
@@ -100,15 +106,26 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
   );
 }
 
-/** Milestones still pending funding in the read model after `olderThanMs`: sagas to finish. */
-export async function stalePendingFunding(pool: Pool, olderThanMs: number, limit: number): Promise<string[]> {
+/** Milestones still waiting for the ledger in the read model after `olderThanMs` (funding, an arbitration fee): sagas to finish. */
+export async function staleSagas(pool: Pool, olderThanMs: number, limit: number): Promise<string[]> {
   const rows = await query<{ milestone_id: string }>(
     pool,
-    'read-stale-pending-funding',
+    'read-stale-sagas',
     `SELECT milestone_id::text FROM milestones
-     WHERE status = 'PENDING_FUNDING' AND updated_at < now() - $1 * interval '1 millisecond'
+     WHERE (status = 'PENDING_FUNDING' OR dispute_stage = 'ESCALATING') AND updated_at < now() - $1 * interval '1 millisecond'
      ORDER BY updated_at LIMIT $2`,
     [olderThanMs, limit],
   );
   return rows.map((r) => r.milestone_id);
+}
+
+/** Milestones with a timer due at `now` (by the injected clock), oldest first. */
+export async function dueTimers(pool: Pool, now: Date, limit: number): Promise<{ id: string; dueAt: Date }[]> {
+  const rows = await query<{ milestone_id: string; due_at: Date }>(
+    pool,
+    'read-due-timers',
+    `SELECT milestone_id::text, due_at FROM milestones WHERE due_at <= $1 ORDER BY due_at LIMIT $2`,
+    [now, limit],
+  );
+  return rows.map((r) => ({ id: r.milestone_id, dueAt: r.due_at }));
 }

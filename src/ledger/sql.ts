@@ -1,4 +1,5 @@
 import type { PoolClient } from './db.js';
+import type { ReviewRow } from './intents.js';
 
 /**
  * Every statement the ledger worker runs, one function each, as named prepared statements.
@@ -62,6 +63,8 @@ export interface PostingRows {
   userIds: (string | null)[];
   currencies: string[];
   amounts: string[];
+  fees: string[];
+  freelancerAmounts: string[];
 }
 
 /** Returns how many were inserted: with the accounts locked first, never fewer than given. */
@@ -70,11 +73,11 @@ export async function insertPostings(c: PoolClient, p: PostingRows): Promise<num
     name: 'ledger-insert-postings',
     // created_at is the wall clock at insert, not the transaction start: the ledger lag
     // (command answered -> posting written) is measured from it.
-    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount, created_at)
+    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount, fee, freelancer_amount, created_at)
            SELECT u.*, clock_timestamp()
-           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[]) AS u
+           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[]) AS u
            ON CONFLICT (event_id) DO NOTHING`,
-    values: [p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts],
+    values: [p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts, p.fees, p.freelancerAmounts],
   });
   return r.rowCount ?? 0;
 }
@@ -146,6 +149,11 @@ export interface MilestoneRows {
   descriptions: string[];
   createdAt: string[];
   updatedAt: string[];
+  employerFees: string[];
+  freelancerFees: string[];
+  /** When a timer of the milestone is due (the timers look here); null when none runs. */
+  dueAt: (string | null)[];
+  disputeStages: string[];
 }
 
 /** Projects milestone states; an older version never overwrites a newer one. */
@@ -153,13 +161,26 @@ export async function upsertMilestones(c: PoolClient, m: MilestoneRows): Promise
   await c.query({
     name: 'ledger-upsert-milestones',
     text: `INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
-                                   status, version, description, created_at, updated_at)
+                                   status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage)
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[],
-                                $9::numeric[], $10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+                                $9::numeric[], $10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[],
+                                $15::numeric[], $16::numeric[], $17::timestamptz[], $18::text[])
            ON CONFLICT (milestone_id) DO UPDATE SET
              held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
-             version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+             version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, employer_fee = EXCLUDED.employer_fee,
+             freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage
            WHERE milestones.version < EXCLUDED.version`,
-    values: [m.ids, m.projects, m.employers, m.freelancers, m.currencies, m.amounts, m.held, m.released, m.returned, m.statuses, m.versions, m.descriptions, m.createdAt, m.updatedAt],
+    values: [m.ids, m.projects, m.employers, m.freelancers, m.currencies, m.amounts, m.held, m.released, m.returned, m.statuses, m.versions, m.descriptions, m.createdAt, m.updatedAt, m.employerFees, m.freelancerFees, m.dueAt, m.disputeStages],
+  });
+}
+
+/** Projects reviews; one per reviewer per project, so a redelivered event inserts nothing. */
+export async function insertReviews(c: PoolClient, r: ReviewRow[]): Promise<void> {
+  await c.query({
+    name: 'ledger-insert-reviews',
+    text: `INSERT INTO reviews (project_id, reviewer_id, reviewee_id, rating, comment, event_id, created_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], $6::uuid[], $7::timestamptz[])
+           ON CONFLICT DO NOTHING`,
+    values: [r.map((x) => x.projectId), r.map((x) => x.reviewerId), r.map((x) => x.revieweeId), r.map((x) => x.rating), r.map((x) => x.comment), r.map((x) => x.eventId), r.map((x) => x.at)],
   });
 }

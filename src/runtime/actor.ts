@@ -145,7 +145,10 @@ export class Actor<C extends DecisionSlots> {
 
   private async load(): Promise<Persisted<C>> {
     const last = await this.o.log.readLast<EntityEventData<C>>(this.subject());
-    this.state = last ? last.event.data.state : emptyPersisted(this.o.id, this.o.kind.initial);
+    // Fields added to a machine's context later get their initial values in older states.
+    this.state = last
+      ? { ...last.event.data.state, context: { ...this.o.kind.initial.context, ...last.event.data.state.context } }
+      : emptyPersisted(this.o.id, this.o.kind.initial);
     this.seq = last ? last.seq : 0;
     for (const listener of this.listeners) listener(this.state);
     if (this.o.resume && !this.resuming) {
