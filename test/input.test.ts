@@ -102,9 +102,21 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
     expect(err).toMatchObject({ code: grpc.status.NOT_FOUND, reason: 'MILESTONE_NOT_FOUND' });
   });
 
-  it('not-yet-built RPCs answer UNIMPLEMENTED', async () => {
-    const err = await failure(t.client.m('OpenDispute', 'emp', { milestone_id: milestone, idempotency_key: key() }));
-    expect(err).toMatchObject({ code: grpc.status.UNIMPLEMENTED, reason: 'NOT_IMPLEMENTED' });
+  it.each([
+    ['OpenDispute without a reason', 'OpenDispute', { claimed_amount: usd('1.00') }, 'FIELD_REQUIRED'],
+    ['OpenDispute without a claim', 'OpenDispute', { reason: 'late' }, 'AMOUNT_REQUIRED'],
+    ['OpenDispute with a zero claim', 'OpenDispute', { reason: 'late', claimed_amount: usd('0') }, 'AMOUNT_NOT_POSITIVE'],
+    ['OpenDispute with a claim above what is held', 'OpenDispute', { reason: 'late', claimed_amount: usd('10.01') }, 'CLAIM_EXCEEDS_HELD'],
+    ['OpenDispute in another currency', 'OpenDispute', { reason: 'late', claimed_amount: { currency_code: 'EUR', amount: '1.00' } }, 'CURRENCY_MISMATCH'],
+    ['ProposeSettlement with a negative amount', 'ProposeSettlement', { freelancer_amount: usd('-1.00') }, 'AMOUNT_INVALID'],
+    ['ProposeSettlement on a milestone not in dispute', 'ProposeSettlement', { freelancer_amount: usd('1.00') }, 'ILLEGAL_IN_STATUS'],
+    ['AcceptSettlement with a bad amount', 'AcceptSettlement', { freelancer_amount: usd('1.001') }, 'AMOUNT_SCALE'],
+    ['EscalateDispute on a milestone not in dispute', 'EscalateDispute', {}, 'ILLEGAL_IN_STATUS'],
+    ['CreateMilestone with a review window above 90 days', 'CreateMilestone', { project_id: 'p', freelancer_id: 'fl', amount: usd('1.00'), review_window_seconds: 90 * 86_400 + 1 }, 'REVIEW_WINDOW_INVALID'],
+  ] as const)('%s is refused', async (_name, method, fields, reason) => {
+    const err = await failure(t.client.m(method, 'emp', { milestone_id: milestone, idempotency_key: key(), ...fields }));
+    expect(err.reason).toBe(reason);
+    expect([grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION]).toContain(err.code);
   });
 
   it('afterwards the stream and the balances are unchanged', async () => {

@@ -59,8 +59,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   for (const r of await rows<{ milestone_id: string }>(
     pool,
     `SELECT milestone_id::text FROM postings WHERE milestone_id IS NOT NULL AND result = 'ok'
-     GROUP BY milestone_id HAVING bool_or(kind = 'return') AND sum(CASE WHEN kind = 'release' THEN amount ELSE 0 END) > 0
-        AND sum(CASE WHEN kind = 'hold' THEN amount ELSE 0 END) < sum(CASE WHEN kind IN ('release', 'return') THEN amount ELSE 0 END)`,
+     GROUP BY milestone_id HAVING sum(CASE WHEN kind = 'hold' THEN amount ELSE 0 END) < sum(CASE WHEN kind IN ('release', 'return', 'settle') THEN amount ELSE 0 END)`,
   )) {
     v.push({ check: 'paid_once', detail: `${r.milestone_id}: released and returned more than was held` });
   }
@@ -73,28 +72,42 @@ export async function audit(pool: Pool): Promise<Violation[]> {
     v.push({ check: 'escrow_matches_milestone', detail: `${r.milestone_id}: escrow account ${r.escrow}, milestone held ${r.held}` });
   }
   // Per milestone, the postings must say what the milestone says: at most one hold, of the
-  // amount; releases summing to released; returns summing to returned. Two distinct money
-  // events for one milestone (a double hold, a double release) stand out here even when every
-  // balance is consistent with them.
+  // amount; releases and the freelancer's shares of settlements summing to released; returns and
+  // the employer's shares summing to returned; the fees of its postings summing to its fees.
+  // Two distinct money events for one milestone (a double hold, a double release, a second
+  // settlement) stand out here even when every balance is consistent with them.
   for (const r of await rows<{ milestone_id: string; detail: string }>(
     pool,
     `WITH p AS (
        SELECT milestone_id,
               count(*) FILTER (WHERE kind = 'hold') AS holds,
+              count(*) FILTER (WHERE kind = 'settle') AS settles,
               coalesce(sum(amount) FILTER (WHERE kind = 'hold'), 0) AS held_in,
-              coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released,
-              coalesce(sum(amount) FILTER (WHERE kind = 'return'), 0) AS returned
+              coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) + coalesce(sum(freelancer_amount) FILTER (WHERE kind = 'settle'), 0) AS released,
+              coalesce(sum(amount) FILTER (WHERE kind = 'return'), 0) + coalesce(sum(amount - freelancer_amount) FILTER (WHERE kind = 'settle'), 0) AS returned,
+              coalesce(sum(fee) FILTER (WHERE kind IN ('hold', 'release', 'settle')), 0) AS fees
        FROM postings WHERE result = 'ok' AND milestone_id IS NOT NULL GROUP BY milestone_id)
      SELECT m.milestone_id::text,
-            format('status %s, amount %s, released %s, returned %s; postings: %s holds of %s, released %s, returned %s',
-                   m.status, m.amount, m.released, m.returned, coalesce(p.holds, 0), coalesce(p.held_in, 0), coalesce(p.released, 0), coalesce(p.returned, 0)) AS detail
+            format('status %s, amount %s, released %s, returned %s, fees %s; postings: %s holds of %s, %s settlements, released %s, returned %s, fees %s',
+                   m.status, m.amount, m.released, m.returned, m.employer_fee + m.freelancer_fee, coalesce(p.holds, 0), coalesce(p.held_in, 0),
+                   coalesce(p.settles, 0), coalesce(p.released, 0), coalesce(p.returned, 0), coalesce(p.fees, 0)) AS detail
      FROM milestones m LEFT JOIN p ON p.milestone_id = m.milestone_id
-     WHERE coalesce(p.holds, 0) > 1
+     WHERE coalesce(p.holds, 0) > 1 OR coalesce(p.settles, 0) > 1
         OR (m.status IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'FUNDING_FAILED') AND coalesce(p.holds, 0) > 0)
         OR (m.status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED')
-            AND (coalesce(p.held_in, 0) <> m.amount OR coalesce(p.released, 0) <> m.released OR coalesce(p.returned, 0) <> m.returned))`,
+            AND (coalesce(p.held_in, 0) <> m.amount OR coalesce(p.released, 0) <> m.released OR coalesce(p.returned, 0) <> m.returned
+                 OR coalesce(p.fees, 0) <> m.employer_fee + m.freelancer_fee))`,
   )) {
     v.push({ check: 'milestone_matches_postings', detail: `${r.milestone_id}: ${r.detail}` });
+  }
+  // An arbitration fee is held only while its dispute is being escalated or arbitrated.
+  for (const r of await rows<{ account_id: string; balance: string; stage: string }>(
+    pool,
+    `SELECT a.account_id, a.balance::text, coalesce(m.dispute_stage, '?') AS stage FROM accounts a
+     LEFT JOIN milestones m ON a.account_id = 'arbitration:' || m.milestone_id::text
+     WHERE a.kind = 'arbitration' AND a.balance <> 0 AND coalesce(m.dispute_stage, '') NOT IN ('ESCALATING', 'ARBITRATION')`,
+  )) {
+    v.push({ check: 'arbitration_fee_held_while_disputed', detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}` });
   }
   // The balance projection against the ledger, for every user on either side: available from
   // the user's account, held and incoming from the escrow accounts of their milestones.
@@ -105,7 +118,9 @@ export async function audit(pool: Pool): Promise<Violation[]> {
        UNION ALL
        SELECT m.employer_id, a.currency, 0, a.balance, 0 FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
        UNION ALL
-       SELECT m.freelancer_id, a.currency, 0, 0, a.balance FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text),
+       SELECT m.freelancer_id, a.currency, 0, 0, a.balance FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
+       UNION ALL
+       SELECT owner_id, currency, 0, balance, 0 FROM accounts WHERE kind = 'arbitration'),
      expected AS (SELECT user_id, currency, sum(available) AS available, sum(held) AS held, sum(incoming) AS incoming FROM ledger GROUP BY user_id, currency)
      SELECT coalesce(e.user_id, b.user_id) AS user_id, coalesce(e.currency, b.currency) AS currency,
             format('projection %s/%s/%s, ledger %s/%s/%s (available/held/incoming)', b.available, b.held, b.incoming, e.available, e.held, e.incoming) AS detail

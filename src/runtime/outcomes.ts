@@ -14,7 +14,7 @@ export class Outcomes {
 
   constructor(
     private readonly log: EventLog,
-    /** Called with every live hold outcome, to move resident milestone actors on. */
+    /** Called with every live hold (funding or arbitration fee) outcome, to move resident milestone actors on. */
     private readonly onHold: (o: Outcome) => void,
   ) {}
 
@@ -29,7 +29,7 @@ export class Outcomes {
           return;
         }
         this.deliver(outcome);
-        if (outcome.kind === 'hold') this.onHold(outcome);
+        if (outcome.kind === 'hold' || outcome.kind === 'fee_hold') this.onHold(outcome);
       },
     });
   }

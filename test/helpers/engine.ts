@@ -44,7 +44,9 @@ export interface TestEngine {
 }
 
 /** An in-process engine (gateway and/or worker) on a fresh namespace. */
-export async function startEngine(o: { namespace?: string; gateway?: boolean; worker?: boolean; env?: Record<string, string> } = {}): Promise<TestEngine> {
+export async function startEngine(
+  o: { namespace?: string; gateway?: boolean; worker?: boolean; env?: Record<string, string>; now?: () => Date } = {},
+): Promise<TestEngine> {
   const namespace = o.namespace ?? freshNamespace();
   const env = engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...o.env });
   const config = loadConfig(env);
@@ -53,6 +55,7 @@ export async function startEngine(o: { namespace?: string; gateway?: boolean; wo
     gateway: o.gateway ?? true,
     worker: o.worker ?? true,
     logger: createLogger('silent'),
+    ...(o.now ? { now: o.now } : {}),
     onFatal: (err) => {
       throw err;
     },
@@ -119,4 +122,13 @@ export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine
       return started[prop as keyof TestEngine];
     },
   });
+}
+
+/** A clock tests move by hand: days pass in a call. Starts at the real time. */
+export class TestClock {
+  private offsetMs = 0;
+  readonly now = (): Date => new Date(Date.now() + this.offsetMs);
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
 }

@@ -1,0 +1,263 @@
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { failure, PAYMENTS, usd } from './helpers/client.js';
+import { eventually, TestClock, useEngine } from './helpers/engine.js';
+import { deposit, expectBalance, key } from './helpers/flows.js';
+import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+
+const DAY = 86_400_000;
+const FEES = { USD: { employer: { percent: '2', minimum: '0.50' }, freelancer: { percent: '10', minimum: '1.00' }, arbitration: '5.00' } };
+const clock = new TestClock();
+// Timers are looked for by hand (fireDueTimers) in these tests: the scan interval is long.
+const t = useEngine({ now: clock.now, env: { ESCROW_FEES: JSON.stringify(FEES), ESCROW_TIMER_SCAN_MS: '3600000' } });
+const ARBITER = { id: 'arb-1', roles: ['arbiter'] };
+
+let n = 0;
+function parties() {
+  n++;
+  return { emp: `emp-d${n}`, fl: `fl-d${n}`, project: `proj-d${n}` };
+}
+
+async function fundedMilestone(p: ReturnType<typeof parties>, amount: string, extra: object = {}) {
+  const r = await t.client.m('CreateMilestone', p.emp, { project_id: p.project, freelancer_id: p.fl, amount: usd(amount), idempotency_key: key(), ...extra });
+  expect(r.milestone.status).toBe('FUNDED');
+  return r.milestone;
+}
+
+const cmd = (method: string, who: string | object, id: string, fields: object = {}, k = key()) =>
+  t.client.m(method, who as never, { milestone_id: id, idempotency_key: k, ...fields });
+
+async function revenue(): Promise<string> {
+  await ledgerCaughtUp(t.engine);
+  const r = await t.db.query<{ balance: string }>(`SELECT balance::text FROM accounts WHERE account_id = 'revenue:USD'`);
+  return r.rows[0]?.balance ?? '0';
+}
+
+describe('fees', () => {
+  it('charges the employer fee on top at funding and deducts the freelancer fee at release, to the revenue account', async () => {
+    const p = parties();
+    const before = Number(await revenue());
+    await deposit(t.client, p.emp, '102.00');
+    const m = await fundedMilestone(p, '100.00');
+    expect(m.employer_fee).toEqual(usd('2.00'));
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '100.00', incoming: '0.00' });
+    const released = await cmd('ReleaseMilestone', p.emp, m.id);
+    expect(released.milestone).toMatchObject({ status: 'RELEASED', released: usd('100.00'), freelancer_fee: usd('10.00') });
+    await expectBalance(t.client, p.fl, { available: '90.00', held: '0.00', incoming: '0.00' });
+    expect(Number(await revenue()) - before).toBeCloseTo(12, 6);
+    // History shows each fee where it was charged.
+    const history = released.milestone.history.map((h: any) => [h.type, h.fee?.amount]);
+    expect(history).toEqual([['created', '2.00'], ['funded', '2.00'], ['released', '10.00']]);
+    // The ledger entries show them too.
+    const empEntries = await t.client.a('ListLedgerEntries', p.emp, { user_id: p.emp });
+    expect(empEntries.entries.find((e: any) => e.kind === 'hold')).toMatchObject({ amount: usd('-102.00'), fee: usd('2.00') });
+    const flEntries = await t.client.a('ListLedgerEntries', p.fl, { user_id: p.fl });
+    expect(flEntries.entries).toHaveLength(1);
+    expect(flEntries.entries[0]).toMatchObject({ kind: 'release', amount: usd('90.00'), fee: usd('10.00') });
+  });
+
+  it('refuses funding that covers the amount but not the fee', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '100.00');
+    const err = await failure(t.client.m('CreateMilestone', p.emp, { project_id: p.project, freelancer_id: p.fl, amount: usd('100.00'), idempotency_key: key() }));
+    expect(err).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
+    await expectBalance(t.client, p.emp, { available: '100.00', held: '0.00', incoming: '0.00' });
+  });
+
+  it('keeps the employer fee when a milestone is cancelled: only the held amount goes back', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '60.00');
+    const m = await fundedMilestone(p, '50.00');
+    const cancelled = await cmd('CancelMilestone', p.emp, m.id, { reason: 'no longer needed' });
+    expect(cancelled.milestone).toMatchObject({ status: 'CANCELLED', returned: usd('50.00'), employer_fee: usd('1.00') });
+    await expectBalance(t.client, p.emp, { available: '59.00', held: '0.00', incoming: '0.00' });
+  });
+});
+
+describe('disputes', () => {
+  it('a settlement proposed by one party and accepted by the other splits what is held in one step', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '102.00');
+    const m = await fundedMilestone(p, '100.00');
+    expect(await failure(cmd('OpenDispute', 'stranger', m.id, { reason: 'x', claimed_amount: usd('1.00') }))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_PARTY' });
+    const opened = await cmd('OpenDispute', p.fl, m.id, { reason: 'work delivered, not paid', claimed_amount: usd('80.00') });
+    expect(opened.milestone).toMatchObject({ status: 'DISPUTED', dispute: { stage: 'NEGOTIATION', filer_id: p.fl, respondent_id: p.emp, claimed_amount: usd('80.00') } });
+    expect(opened.milestone.dispute.respond_by).toBeTruthy();
+    // Frozen: no release or cancel, by anyone.
+    for (const [method, who] of [['ReleaseMilestone', p.emp], ['CancelMilestone', p.fl], ['RequestCancellation', p.emp], ['RequestRelease', p.fl]] as const) {
+      expect(await failure(cmd(method, who, m.id))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'ILLEGAL_IN_STATUS' });
+    }
+    expect(await failure(cmd('OpenDispute', p.emp, m.id, { reason: 'again', claimed_amount: usd('1.00') }))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id))).toMatchObject({ reason: 'NO_PROPOSAL' });
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('100.01') }))).toMatchObject({ reason: 'AMOUNT_EXCEEDS_HELD' });
+    const proposed = await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('60.00') });
+    // The respondent answered: no deadline any more.
+    expect(proposed.milestone.dispute).toMatchObject({ proposed_by: p.emp, proposed_freelancer_amount: usd('60.00'), respond_by: null });
+    expect(await failure(cmd('AcceptSettlement', p.emp, m.id))).toMatchObject({ reason: 'OWN_PROPOSAL' });
+    expect(await failure(cmd('AcceptSettlement', 'stranger', m.id))).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('70.00') }))).toMatchObject({ reason: 'PROPOSAL_CHANGED' });
+    const k = key();
+    const settled = await cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('60.00') }, k);
+    expect(settled.milestone).toMatchObject({
+      status: 'RESOLVED',
+      held: usd('0.00'),
+      released: usd('60.00'),
+      returned: usd('40.00'),
+      freelancer_fee: usd('6.00'),
+      dispute: { stage: 'RESOLVED', outcome: 'settled', freelancer_amount: usd('60.00') },
+    });
+    const again = await cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('60.00') }, k);
+    expect(again.milestone.version).toBe(settled.milestone.version);
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('50.00') }, k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    await expectBalance(t.client, p.fl, { available: '54.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.emp, { available: '40.00', held: '0.00', incoming: '0.00' });
+    const last = settled.milestone.history.at(-1);
+    expect(last).toMatchObject({ type: 'resolved', actor_id: p.fl, amount: usd('100.00'), freelancer_amount: usd('60.00'), employer_amount: usd('40.00'), fee: usd('6.00'), outcome: 'settled' });
+    // An arbiter may look at any milestone.
+    expect((await t.client.m('GetMilestone', ARBITER as never, { milestone_id: m.id })).milestone.status).toBe('RESOLVED');
+  });
+
+  it('an unanswered dispute grants the filer its claim at the deadline, once (14 days for an employer respondent)', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '51.00');
+    const m = await fundedMilestone(p, '50.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'silence', claimed_amount: usd('30.00') });
+    await ledgerCaughtUp(t.engine);
+    clock.advance(13 * DAY);
+    expect(await t.engine.milestones!.fireDueTimers()).toBe(0);
+    clock.advance(DAY + 1000);
+    await ledgerCaughtUp(t.engine);
+    expect(await t.engine.milestones!.fireDueTimers()).toBeGreaterThanOrEqual(1);
+    const got = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
+    expect(got.milestone).toMatchObject({ status: 'RESOLVED', released: usd('30.00'), returned: usd('20.00'), dispute: { outcome: 'claim_granted' } });
+    expect(got.milestone.history.at(-1)).toMatchObject({ type: 'resolved', actor_id: 'system' });
+    // Scanning again (the read model may lag) appends nothing more.
+    await ledgerCaughtUp(t.engine);
+    await t.engine.milestones!.fireDueTimers();
+    const after = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
+    expect(after.milestone.version).toBe(got.milestone.version);
+    expect(after.milestone.history.filter((h: any) => h.type === 'resolved')).toHaveLength(1);
+    await expectBalance(t.client, p.fl, { available: '27.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.emp, { available: '20.00', held: '0.00', incoming: '0.00' });
+  });
+
+  it('does not fire when the respondent answered in time', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '51.00');
+    const m = await fundedMilestone(p, '50.00');
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'late', claimed_amount: usd('50.00') });
+    clock.advance(3 * DAY);
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('25.00') });
+    await ledgerCaughtUp(t.engine);
+    clock.advance(30 * DAY);
+    await t.engine.milestones!.fireDueTimers();
+    const got = await t.client.m('GetMilestone', p.emp, { milestone_id: m.id });
+    expect(got.milestone).toMatchObject({ status: 'DISPUTED', dispute: { stage: 'NEGOTIATION' } });
+  });
+
+  it('escalation after the negotiation window charges the fee; the arbiter decides; the winner gets the fee back', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '102.00');
+    const m = await fundedMilestone(p, '100.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('80.00') });
+    await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('10.00') });
+    expect(await failure(cmd('EscalateDispute', p.fl, m.id))).toMatchObject({ reason: 'NEGOTIATION_WINDOW_OPEN' });
+    clock.advance(3 * DAY + 1000);
+    // The freelancer has nothing available: refused, still negotiating.
+    const short = await failure(cmd('EscalateDispute', p.fl, m.id));
+    expect(short).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
+    const still = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
+    expect(still.milestone.dispute).toMatchObject({ stage: 'NEGOTIATION', escalation_failure_reason: 'INSUFFICIENT_FUNDS' });
+    await deposit(t.client, p.fl, '5.00');
+    const k = key();
+    const escalated = await cmd('EscalateDispute', p.fl, m.id, {}, k);
+    expect(escalated.milestone.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: p.fl, arbitration_fee: usd('5.00') });
+    expect((await cmd('EscalateDispute', p.fl, m.id, {}, k)).milestone.version).toBe(escalated.milestone.version);
+    await expectBalance(t.client, p.fl, { available: '0.00', held: '5.00', incoming: '100.00' });
+    // Only dispute actions, and in arbitration only the arbiter's.
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    expect(await failure(cmd('ResolveDispute', p.emp, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_ARBITER' });
+    expect(await failure(cmd('ResolveDispute', { id: p.emp, roles: ['arbiter'] }, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ reason: 'ARBITER_IS_PARTY' });
+    expect(await failure(cmd('ResolveDispute', PAYMENTS, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ reason: 'NOT_ARBITER' });
+    const resolved = await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('70.00') });
+    expect(resolved.milestone).toMatchObject({ status: 'RESOLVED', released: usd('70.00'), returned: usd('30.00'), dispute: { outcome: 'arbitrated' } });
+    expect(resolved.milestone.history.at(-1)).toMatchObject({ arbitration_fee: usd('5.00'), arbitration_fee_refunded: true });
+    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    // 70 less the 7.00 fee, plus the 5.00 arbitration fee back.
+    await expectBalance(t.client, p.fl, { available: '68.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.emp, { available: '30.00', held: '0.00', incoming: '0.00' });
+  });
+
+  it('the escalating party that loses pays the arbitration fee to the platform', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '107.00');
+    const m = await fundedMilestone(p, '100.00');
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'not delivered', claimed_amount: usd('100.00') });
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('90.00') });
+    clock.advance(3 * DAY + 1000);
+    const before = Number(await revenue());
+    await cmd('EscalateDispute', p.emp, m.id);
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '105.00', incoming: '0.00' });
+    // The employer claimed a refund of 100 and gets 40: not more than half, it lost.
+    const resolved = await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('60.00') });
+    expect(resolved.milestone.history.at(-1)).toMatchObject({ arbitration_fee_refunded: false });
+    await expectBalance(t.client, p.emp, { available: '40.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.fl, { available: '54.00', held: '0.00', incoming: '0.00' });
+    expect(Number(await revenue()) - before).toBeCloseTo(11, 6);
+  });
+});
+
+describe('auto-release', () => {
+  it('releases everything held when the review window passes without a release or a dispute', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '40.80');
+    const m = await fundedMilestone(p, '40.00', { review_window_seconds: 3600 });
+    expect(m.review_window_seconds).toBe(3600);
+    const asked = await cmd('RequestRelease', p.fl, m.id);
+    expect(asked.milestone.auto_release_at).toBeTruthy();
+    await ledgerCaughtUp(t.engine);
+    clock.advance(59 * 60_000);
+    expect(await t.engine.milestones!.fireDueTimers()).toBe(0);
+    clock.advance(2 * 60_000);
+    await eventually(async () => {
+      await t.engine.milestones!.fireDueTimers();
+      const got = await t.client.m('GetMilestone', p.emp, { milestone_id: m.id });
+      expect(got.milestone).toMatchObject({ status: 'RELEASED', released: usd('40.00') });
+      expect(got.milestone.history.at(-1)).toMatchObject({ type: 'released', actor_id: 'system', outcome: 'automatic', fee: usd('4.00') });
+    });
+    await expectBalance(t.client, p.fl, { available: '36.00', held: '0.00', incoming: '0.00' });
+  });
+
+  it('does not release when the employer disputes within the window', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.50');
+    const m = await fundedMilestone(p, '10.00', { review_window_seconds: 60 });
+    await cmd('RequestRelease', p.fl, m.id);
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'not what was asked', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('5.00') });
+    await ledgerCaughtUp(t.engine);
+    clock.advance(10 * 60_000);
+    await t.engine.milestones!.fireDueTimers();
+    const got = await t.client.m('GetMilestone', p.emp, { milestone_id: m.id });
+    expect(got.milestone).toMatchObject({ status: 'DISPUTED', auto_release_at: null });
+  });
+
+  it('is off unless asked for', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.50');
+    const m = await fundedMilestone(p, '10.00');
+    const asked = await cmd('RequestRelease', p.fl, m.id);
+    expect(asked.milestone).toMatchObject({ review_window_seconds: 0, auto_release_at: null });
+    await ledgerCaughtUp(t.engine);
+    clock.advance(365 * DAY);
+    await t.engine.milestones!.fireDueTimers();
+    expect((await t.client.m('GetMilestone', p.emp, { milestone_id: m.id })).milestone.status).toBe('RELEASE_REQUESTED');
+  });
+});
+
+describe('the ledger after fees, disputes and timers', () => {
+  it('holds together', async () => {
+    await ledgerCaughtUp(t.engine);
+    await expectLedgerSound(t.engine);
+  });
+});
