@@ -64,6 +64,10 @@ export class EscrowClient {
     return this.call<T>('AccountService', method, user, request);
   }
 
+  r<T = any>(method: string, user: User, request: object) {
+    return this.call<T>('ReviewService', method, user, request);
+  }
+
   stream(method: string, token: string, request: object): grpc.ClientReadableStream<any> {
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${token}`);

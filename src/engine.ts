@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AccountApp } from './app/accounts.js';
 import { MilestoneApp } from './app/milestones.js';
+import { ReviewApp } from './app/reviews.js';
 import type { Config } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
@@ -32,6 +33,7 @@ export class Engine {
     readonly gateway: Gateway | null,
     readonly worker: LedgerWorker | null,
     readonly milestones: MilestoneApp | null,
+    readonly reviews: ReviewApp | null,
   ) {}
 
   static async start(o: EngineOptions): Promise<Engine> {
@@ -60,6 +62,7 @@ export class Engine {
       await worker.start();
     }
     let gateway: Gateway | null = null;
+    let reviews: ReviewApp | null = null;
     let milestones: MilestoneApp | null = null;
     // Every process runs the milestone use cases' background work (saga sweep, timers); the
     // gateway serves them over gRPC.
@@ -79,6 +82,7 @@ export class Engine {
     }
     if (o.gateway && milestones) {
       const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });
+      reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now });
       gateway = new Gateway({
         address: config.grpcAddress,
         secret: config.authJwtSecret,
@@ -86,18 +90,20 @@ export class Engine {
         inflightMax: config.inflightMax,
         milestones,
         accounts,
+        reviews,
         pool,
         logger: logger.child({ role: 'gateway' }),
       });
       await gateway.start();
     }
-    return new Engine(nc, log, pool, gateway, worker, milestones);
+    return new Engine(nc, log, pool, gateway, worker, milestones, reviews);
   }
 
   /** Graceful: no new calls, running calls and the current ledger batch finish, then connections close. */
   async stop(): Promise<void> {
     await this.gateway?.stop();
     this.milestones?.stop();
+    this.reviews?.close();
     await this.worker?.stop();
     await this.nc.drain().catch(() => {});
     await this.pool.end().catch(() => {});

@@ -58,3 +58,8 @@ function stableJson(value: unknown): string {
 export function randomId(): string {
   return randomUUID();
 }
+
+/** The review entity of one reviewer on one project: one review each. */
+export function reviewIdFor(projectId: string, reviewerId: string): string {
+  return uuidFromHash(`review\u0000${projectId}\u0000${reviewerId}`);
+}

@@ -5,7 +5,9 @@ import type { Pool } from '../ledger/db.js';
 import type { Logger } from '../log.js';
 import { accountService } from './account.service.js';
 import { Authenticator } from './auth.js';
-import { unimplemented, type HandlerDeps } from './handlers.js';
+import type { HandlerDeps } from './handlers.js';
+import { reviewService } from './review.service.js';
+import type { ReviewApp } from '../app/reviews.js';
 import { milestoneService } from './milestone.service.js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -20,6 +22,7 @@ export interface GatewayOptions {
   inflightMax: number;
   milestones: MilestoneApp;
   accounts: AccountApp;
+  reviews: ReviewApp;
   pool: Pool;
   logger: Logger;
 }
@@ -39,11 +42,7 @@ export class Gateway {
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));
-    this.server.addService(pkg.ReviewService.service, {
-      SubmitReview: unimplemented(deps, 'SubmitReview'),
-      ListReviews: unimplemented(deps, 'ListReviews'),
-      GetReputation: unimplemented(deps, 'GetReputation'),
-    });
+    this.server.addService(pkg.ReviewService.service, reviewService(deps, o.reviews));
     // Standard grpc.health.v1 (for load balancers) and server reflection (grpcurl without -proto).
     this.health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
     this.health.addToServer(this.server);

@@ -129,3 +129,55 @@ export async function dueTimers(pool: Pool, now: Date, limit: number): Promise<{
   );
   return rows.map((r) => ({ id: r.milestone_id, dueAt: r.due_at }));
 }
+
+/** Whether any milestone of the project has paid its freelancer (a release or a dispute share). */
+export async function projectHasPaid(pool: Pool, projectId: string): Promise<boolean> {
+  const rows = await query<{ one: number }>(pool, 'read-project-paid', 'SELECT 1 AS one FROM milestones WHERE project_id = $1 AND released > 0 LIMIT 1', [projectId]);
+  return rows.length > 0;
+}
+
+export interface ReviewRow {
+  project_id: string;
+  reviewer_id: string;
+  reviewee_id: string;
+  rating: number;
+  comment: string;
+  created_at: Date;
+}
+
+/** Reviews about the user, newest first. */
+export async function reviewsOf(pool: Pool, userId: string, limit: number): Promise<ReviewRow[]> {
+  return query<ReviewRow>(
+    pool,
+    'read-reviews',
+    `SELECT project_id, reviewer_id, reviewee_id, rating, comment, created_at FROM reviews
+     WHERE reviewee_id = $1 ORDER BY created_at DESC, project_id LIMIT $2`,
+    [userId, limit],
+  );
+}
+
+/** A freelancer's paid milestones and earnings (net of fees) per currency, and the reviews about the user. */
+export async function reputationOf(
+  pool: Pool,
+  userId: string,
+): Promise<{ releasedMilestones: number; earned: { currency: string; amount: string }[]; reviewCount: number; ratingSum: number }> {
+  const earned = await query<{ currency: string; milestones: string; amount: string }>(
+    pool,
+    'read-reputation-earned',
+    `SELECT currency, count(*)::text AS milestones, sum(released - freelancer_fee)::text AS amount FROM milestones
+     WHERE freelancer_id = $1 AND released > 0 GROUP BY currency ORDER BY currency`,
+    [userId],
+  );
+  const reviews = await query<{ n: string; total: string }>(
+    pool,
+    'read-reputation-reviews',
+    'SELECT count(*)::text AS n, coalesce(sum(rating), 0)::text AS total FROM reviews WHERE reviewee_id = $1',
+    [userId],
+  );
+  return {
+    releasedMilestones: earned.reduce((s, r) => s + Number(r.milestones), 0),
+    earned: earned.map((r) => ({ currency: r.currency, amount: r.amount })),
+    reviewCount: Number(reviews[0]?.n ?? 0),
+    ratingSum: Number(reviews[0]?.total ?? 0),
+  };
+}

@@ -1,0 +1,43 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { ReviewApp } from '../app/reviews.js';
+import { InvalidArgument } from '../errors.js';
+import { money, timestamp } from './convert.js';
+import { unary, type HandlerDeps } from './handlers.js';
+import * as v from './validate.js';
+
+type Req = Record<string, any>;
+
+export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedServiceImplementation {
+  return {
+    SubmitReview: unary(deps, 'SubmitReview', async (r: Req, ctx) => {
+      const rating = r.rating;
+      if (!Number.isInteger(rating) || rating < 1 || rating > 5) throw new InvalidArgument('RATING_INVALID', 'rating must be 1..5', { field: 'rating' });
+      const s = await app.submit(ctx, {
+        projectId: v.requireId(r.project_id, 'project_id'),
+        revieweeId: v.requireId(r.reviewee_id, 'reviewee_id'),
+        rating,
+        comment: v.optionalText(r.comment, 'comment'),
+        key: v.requireKey(r.idempotency_key),
+      });
+      const c = s.context;
+      return { project_id: c.projectId, reviewer_id: c.reviewerId, reviewee_id: c.revieweeId, rating: c.rating, comment: c.comment, created_at: timestamp(c.createdAt) };
+    }),
+    ListReviews: unary(deps, 'ListReviews', async (r: Req) => {
+      const rows = await app.list(v.requireId(r.user_id, 'user_id'));
+      return {
+        reviews: rows.map((x) => ({ project_id: x.project_id, reviewer_id: x.reviewer_id, reviewee_id: x.reviewee_id, rating: x.rating, comment: x.comment, created_at: timestamp(x.created_at) })),
+      };
+    }),
+    GetReputation: unary(deps, 'GetReputation', async (r: Req) => {
+      const rep = await app.reputation(v.requireId(r.user_id, 'user_id'));
+      return {
+        user_id: rep.userId,
+        released_milestones: rep.releasedMilestones,
+        earned: rep.earned.map((e) => money(e.currency, e.amount)),
+        review_count: rep.reviewCount,
+        average_rating: rep.averageRating,
+        score: rep.score,
+      };
+    }),
+  };
+}
