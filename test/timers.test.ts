@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineProcess as BaseProcess } from '../load/processes.js';
+import { EscrowClient, usd } from './helpers/client.js';
+import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { deposit, key } from './helpers/flows.js';
+import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+
+/**
+ * Durable timers against real processes: dispute deadlines and auto-release, with windows of
+ * seconds (configuration), fired once across a SIGKILL and with several processes scanning.
+ */
+const TIMER_ENV = { ESCROW_DISPUTE_RESPONSE_EMPLOYER: '3s', ESCROW_TIMER_SCAN_MS: '100' };
+const systemEvents = (m: any) => m.history.filter((h: any) => h.actor_id === 'system' && ['resolved', 'released'].includes(h.type));
+
+describe('durable timers', () => {
+  const namespace = freshNamespace();
+  let observer: TestEngine;
+  const started: BaseProcess[] = [];
+  const start = async (role: 'gateway' | 'worker' | 'all', extra: Record<string, string> = {}) => {
+    const p = await EngineProcess.start(role, namespace, { ...TIMER_ENV, ...extra });
+    started.push(p);
+    return p;
+  };
+  beforeAll(async () => {
+    // In-process, neither gateway nor worker: only the log and the database, for the audit.
+    observer = await startEngine({ namespace, gateway: false, worker: false });
+  });
+  afterAll(async () => {
+    for (const p of started) await p.kill().catch(() => {});
+    await observer.stop();
+    await dropNamespace(namespace);
+  });
+
+  it('a deadline that passes while every process is down fires once after the restart', async () => {
+    const a = await start('all');
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t1', '10.00');
+    const m = (await c.m('CreateMilestone', 'emp-t1', { project_id: 'proj-t1', freelancer_id: 'fl-t1', amount: usd('10.00'), idempotency_key: key() })).milestone;
+    const opened = await c.m('OpenDispute', 'fl-t1', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('7.00'), idempotency_key: key() });
+    expect(opened.milestone.status).toBe('DISPUTED');
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 3_500));
+
+    const b = await start('all');
+    const c2 = new EscrowClient(b.address);
+    try {
+      const resolved = await eventually(async () => {
+        const got = (await c2.m('GetMilestone', 'fl-t1', { milestone_id: m.id })).milestone;
+        expect(got).toMatchObject({ status: 'RESOLVED', released: usd('7.00'), returned: usd('3.00'), dispute: { outcome: 'claim_granted' } });
+        return got;
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const later = (await c2.m('GetMilestone', 'fl-t1', { milestone_id: m.id })).milestone;
+      expect(later.version).toBe(resolved.version);
+      expect(systemEvents(later)).toHaveLength(1);
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+  });
+
+  it('two workers and a gateway scanning the same timers fire each once; answered ones never fire', async () => {
+    // The gateway does not scan; the two workers do, every 100 ms.
+    const gw = await start('gateway', { ESCROW_TIMER_SCAN_MS: '3600000' });
+    await start('worker');
+    await start('worker');
+    const c = new EscrowClient(gw.address);
+    try {
+      await deposit(c, 'emp-t2', '100.00');
+      const create = async (extra: object = {}) =>
+        (await c.m('CreateMilestone', 'emp-t2', { project_id: 'proj-t2', freelancer_id: 'fl-t2', amount: usd('5.00'), idempotency_key: key(), ...extra })).milestone.id as string;
+      const disputed: string[] = [];
+      const autoReleased: string[] = [];
+      const answered: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const d = await create();
+        await c.m('OpenDispute', 'fl-t2', { milestone_id: d, reason: 'unpaid', claimed_amount: usd('5.00'), idempotency_key: key() });
+        disputed.push(d);
+        const r = await create({ review_window_seconds: 2 });
+        await c.m('RequestRelease', 'fl-t2', { milestone_id: r, idempotency_key: key() });
+        autoReleased.push(r);
+        const a = await create({ review_window_seconds: 2 });
+        await c.m('RequestRelease', 'fl-t2', { milestone_id: a, idempotency_key: key() });
+        await c.m('ReleaseMilestone', 'emp-t2', { milestone_id: a, amount: usd('1.00'), idempotency_key: key() });
+        await c.m('OpenDispute', 'emp-t2', { milestone_id: a, reason: 'wrong', claimed_amount: usd('4.00'), idempotency_key: key() });
+        await c.m('ProposeSettlement', 'fl-t2', { milestone_id: a, freelancer_amount: usd('2.00'), idempotency_key: key() });
+        answered.push(a);
+      }
+      await eventually(async () => {
+        for (const id of [...disputed, ...autoReleased]) {
+          const got = (await c.m('GetMilestone', 'emp-t2', { milestone_id: id })).milestone;
+          expect(['RESOLVED', 'RELEASED']).toContain(got.status);
+        }
+      }, 20_000);
+      await new Promise((r) => setTimeout(r, 1_000));
+      for (const id of [...disputed, ...autoReleased]) {
+        const got = (await c.m('GetMilestone', 'emp-t2', { milestone_id: id })).milestone;
+        expect(systemEvents(got)).toHaveLength(1);
+        expect(got.held).toEqual(usd('0.00'));
+      }
+      for (const id of answered) {
+        const got = (await c.m('GetMilestone', 'emp-t2', { milestone_id: id })).milestone;
+        expect(got).toMatchObject({ status: 'DISPUTED', held: usd('4.00') });
+        expect(systemEvents(got)).toHaveLength(0);
+      }
+      await ledgerCaughtUp(observer.engine);
+      await expectLedgerSound(observer.engine);
+    } finally {
+      c.close();
+    }
+  });
+});
