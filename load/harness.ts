@@ -28,6 +28,7 @@ const { values: a } = parseArgs({
     milestones: { type: 'string', default: '200' },
     contenders: { type: 'string', default: '20' },
     'release-share': { type: 'string', default: '0.5' },
+    'dispute-share': { type: 'string', default: '0' },
     duplicates: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '512' },
     'duration-s': { type: 'string', default: '120' },
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
 if (a.help) {
   console.log(`npm run race -- [--targets host:port,...  --secret S --namespace NS] | [--spawn-gateways N]
   --milestones 200 --contenders 20 --release-share 0.5 --duplicates 1 --concurrency 512 --duration-s 120 --amount 10.00
+  --dispute-share 0   share of the milestones disputed first (settlement races release and cancel there)
   --no-audit   skip the auditor      --keep   keep the namespace a spawned run made`);
   process.exit(0);
 }
@@ -59,6 +61,7 @@ const opts = {
   milestones: num('milestones', 1, 100_000),
   contenders: num('contenders', 1, 1_000),
   releaseShare: num('release-share', 0, 1),
+  disputeShare: num('dispute-share', 0, 1),
   duplicates: num('duplicates', 1, 20),
   concurrency: num('concurrency', 1, 10_000),
   durationMs: num('duration-s', 1, 600) * 1000,
@@ -112,11 +115,15 @@ async function main(): Promise<number> {
     }
   }
 
-  const oneWinnerEach = Object.keys(race.winnersHistogram).every((k) => k === '1');
+  const wrongWinners = race.disputedIds.filter((id) => race.winners[id] !== undefined && race.winners[id] !== 'settle');
+  const oneWinnerEach = Object.keys(race.winnersHistogram).every((k) => k === '1') && wrongWinners.length === 0;
+  const winnerKinds: Record<string, number> = {};
+  for (const kind of Object.values(race.winners)) winnerKinds[kind] = (winnerKinds[kind] ?? 0) + 1;
   const verdict = audit ? (audit.ok ? 'pass' : 'fail') : 'skipped';
   console.log(`race: ${race.milestoneIds.length} milestones x ${opts.contenders} contenders x ${opts.duplicates} copies over ${targets.length} gateway(s)`);
   console.log(`  ${race.commands} commands in ${race.elapsedMs} ms = ${race.commandsPerSecond}/s; latency ms p50 ${race.latencyMs.p50} p95 ${race.latencyMs.p95} p99 ${race.latencyMs.p99}`);
   console.log(`  winners per milestone: ${JSON.stringify(race.winnersHistogram)} ${oneWinnerEach ? '(exactly one each)' : '(VIOLATION: not exactly one)'}`);
+  console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
@@ -131,6 +138,8 @@ async function main(): Promise<number> {
         commandsPerSecond: race.commandsPerSecond,
         latencyMs: race.latencyMs,
         winnersHistogram: race.winnersHistogram,
+        winnerKinds,
+        disputed: race.disputedIds.length,
         loserCodes: race.loserCodes,
         ledgerLagMs: lag,
         audit: verdict,

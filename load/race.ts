@@ -6,7 +6,10 @@ import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.j
  * The release/cancel race, the scenario of the k6 race script and of the race harness:
  * contenders release and cancel the same funded milestones at once, optionally each
  * command sent several times with the same idempotency key; exactly one command (key) may
- * win each milestone.
+ * win each milestone. With a dispute share, that share of the milestones is disputed first
+ * (the freelancer claims everything, the employer proposes half): there the releasing
+ * contenders become the freelancer's AcceptSettlement, racing releases and cancels that a
+ * disputed milestone must refuse, and exactly one split may be posted.
  */
 
 export interface RaceClient {
@@ -22,6 +25,8 @@ export interface RaceOptions {
   contenders: number;
   /** Share of the contenders that release (the rest cancel). Default 0.5. */
   releaseShare?: number;
+  /** Share of the milestones disputed before the race (settlement race). Default 0. */
+  disputeShare?: number;
   /** Copies of each command, sent at once with the same idempotency key. Default 1. */
   duplicates?: number;
   /** Most commands in flight during the race. Default: all at once. */
@@ -34,9 +39,11 @@ export interface RaceOptions {
   prefix: string;
 }
 
+export type WinKind = 'release' | 'cancel' | 'settle';
+
 export interface Win {
   milestoneId: string;
-  kind: 'release' | 'cancel';
+  kind: WinKind;
   eventId: string;
   /** Epoch ms when the winning answer arrived. */
   ackedAt: number;
@@ -44,11 +51,13 @@ export interface Win {
 
 export interface RaceResult {
   milestoneIds: string[];
+  /** The milestones disputed before the race: only a settlement may win them. */
+  disputedIds: string[];
   employer: string;
   freelancer: string;
   /** Distinct winning keys per milestone -> how many milestones had that many. */
   winnersHistogram: Record<string, number>;
-  winners: Record<string, 'release' | 'cancel'>;
+  winners: Record<string, WinKind>;
   wins: Win[];
   /** Loser gRPC status names -> count. */
   loserCodes: Record<string, number>;
@@ -72,7 +81,9 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   const milestoneIds = await seedMilestones(o, employer, freelancer);
 
   const wonBy = new Map<string, Set<string>>();
-  const winners: Record<string, 'release' | 'cancel'> = {};
+  const winners: Record<string, WinKind> = {};
+  const disputed = new Set(milestoneIds.slice(0, Math.round(milestoneIds.length * (o.disputeShare ?? 0))));
+  await disputeMilestones(o, [...disputed], employer, freelancer);
   const wins: Win[] = [];
   const loserCodes: Record<string, number> = {};
   const latencies: number[] = [];
@@ -80,14 +91,16 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   const tasks: (() => Promise<void>)[] = [];
   milestoneIds.forEach((id, mi) => {
     for (let c = 0; c < o.contenders; c++) {
-      const kind = c < releases ? 'release' : 'cancel';
+      const kind: WinKind = c < releases ? (disputed.has(id) ? 'settle' : 'release') : 'cancel';
       const key = `${o.prefix}-${kind}-${mi}-${c}`;
+      const by = kind === 'release' ? employer : freelancer;
       for (let d = 0; d < duplicates; d++) {
         const client = pick(mi + c + d);
         tasks.push(async () => {
           const t0 = process.hrtime.bigint();
           try {
             if (kind === 'release') await client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key });
+            else if (kind === 'settle') await client.m('AcceptSettlement', freelancer, { milestone_id: id, idempotency_key: key });
             else await client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
             latencies.push(elapsedMs(t0));
             let keys = wonBy.get(id);
@@ -95,7 +108,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
             if (!keys.has(key)) {
               keys.add(key);
               winners[id] = kind;
-              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, scopedKey(kind === 'release' ? employer : freelancer, key)), ackedAt: Date.now() });
+              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, scopedKey(by, key)), ackedAt: Date.now() });
             }
           } catch (err) {
             latencies.push(elapsedMs(t0));
@@ -116,6 +129,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   }
   return {
     milestoneIds,
+    disputedIds: [...disputed],
     employer,
     freelancer,
     winnersHistogram,
@@ -127,6 +141,18 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
     latencyMs: summarize(latencies),
     commandsPerSecond: Math.round((commands / Math.max(1, elapsed)) * 1000),
   };
+}
+
+/** Puts milestones into dispute: the freelancer claims everything, the employer proposes half. */
+async function disputeMilestones(o: RaceOptions, ids: string[], employer: string, freelancer: string): Promise<void> {
+  const pick = (i: number) => o.clients[i % o.clients.length]!;
+  const cents = Math.round(Number(o.amount) * 100);
+  const half = `${Math.floor(cents / 200)}.${String(Math.floor(cents / 2) % 100).padStart(2, '0')}`;
+  const tasks = ids.map((id, i) => async () => {
+    await pick(i).m('OpenDispute', freelancer, { milestone_id: id, reason: 'race', claimed_amount: { currency_code: 'USD', amount: o.amount }, idempotency_key: `${o.prefix}-dispute-${i}` });
+    await pick(i).m('ProposeSettlement', employer, { milestone_id: id, freelancer_amount: { currency_code: 'USD', amount: half }, idempotency_key: `${o.prefix}-propose-${i}` });
+  });
+  await runBounded(tasks, 64);
 }
 
 /** Deposits enough for the employer and creates the funded milestones of the race. */
