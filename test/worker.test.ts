@@ -44,6 +44,11 @@ describe('ledger worker redelivery', () => {
     await c.m('ReleaseMilestone', 'emp', { milestone_id: a, amount: usd('10.00'), idempotency_key: key() });
     await c.m('CancelMilestone', 'emp', { milestone_id: b, reason: 'x', idempotency_key: key() });
     await c.a('Withdraw', 'emp', { amount: usd('5.00'), external_reference: key('wd') });
+    // A dispute settled by agreement: a split posted once, however often its event is applied.
+    const d = await funded(c, 'emp', 'fl', '15.00', 'proj');
+    await c.m('OpenDispute', 'fl', { milestone_id: d, reason: 'x', claimed_amount: usd('15.00'), idempotency_key: key() });
+    await c.m('ProposeSettlement', 'emp', { milestone_id: d, freelancer_amount: usd('6.00'), idempotency_key: key() });
+    await c.m('AcceptSettlement', 'fl', { milestone_id: d, idempotency_key: key() });
     await ledgerCaughtUp(t.engine);
     const before = await ledgerSnapshot(t);
 
