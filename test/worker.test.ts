@@ -66,7 +66,7 @@ describe('ledger worker redelivery', () => {
     }
     expect(await ledgerSnapshot(t)).toEqual(before);
     await expectLedgerSound(t.engine);
-    expect(await balance(c, 'emp')).toEqual({ available: '65.00', held: '20.00', incoming: '0.00' });
+    expect(await balance(c, 'emp')).toEqual({ available: '59.00', held: '20.00', incoming: '0.00' });
   });
 
   it('a second worker on the same consumer changes nothing twice', async () => {
