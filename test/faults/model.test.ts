@@ -18,7 +18,10 @@ type Action =
   | { op: 'create'; who: Who; cents: number }
   | { op: 'requestRelease' | 'requestCancellation' | 'cancel' | 'acceptAward'; who: Who; target: number }
   | { op: 'release'; who: Who; target: number; cents: number | null }
-  | { op: 'withdraw'; who: Who; cents: number };
+  | { op: 'withdraw'; who: Who; cents: number }
+  | { op: 'openDispute' | 'propose'; who: Who; target: number; cents: number }
+  | { op: 'accept' | 'escalate'; who: Who; target: number }
+  | { op: 'resolve'; who: Who; target: number; cents: number };
 
 interface MilestoneModel {
   id: string;
@@ -27,6 +30,8 @@ interface MilestoneModel {
   held: number;
   released: number;
   returned: number;
+  /** The standing settlement proposal while disputed. */
+  proposal: { by: Who; cents: number } | null;
 }
 
 /** The reference: balances in cents, milestones, the award. */
@@ -49,11 +54,11 @@ class Model {
       case 'create':
         if (a.who !== 'employer') return 'PERMISSION_DENIED';
         if (this.avail.employer < a.cents) {
-          this.milestones.push({ id: createdId ?? '', status: 'FUNDING_FAILED', amount: a.cents, held: 0, released: 0, returned: 0 });
+          this.milestones.push({ id: createdId ?? '', status: 'FUNDING_FAILED', amount: a.cents, held: 0, released: 0, returned: 0, proposal: null });
           return 'FAILED_PRECONDITION';
         }
         this.avail.employer -= a.cents;
-        this.milestones.push({ id: createdId ?? '', status: 'FUNDED', amount: a.cents, held: a.cents, released: 0, returned: 0 });
+        this.milestones.push({ id: createdId ?? '', status: 'FUNDED', amount: a.cents, held: a.cents, released: 0, returned: 0, proposal: null });
         return 'OK';
       case 'acceptAward':
         if (a.who !== 'freelancer') return 'PERMISSION_DENIED';
@@ -92,6 +97,36 @@ class Model {
         m.held = 0;
         m.status = 'CANCELLED';
         return 'OK';
+      // Disputes (no fees, no arbitration fee; the negotiation window of days never passes here).
+      case 'openDispute':
+        if (a.who !== 'employer' && a.who !== 'freelancer') return 'PERMISSION_DENIED';
+        if (!holding(m) || a.cents > m.held) return 'FAILED_PRECONDITION';
+        m.status = 'DISPUTED';
+        return 'OK';
+      case 'propose':
+        if (a.who !== 'employer' && a.who !== 'freelancer') return 'PERMISSION_DENIED';
+        if (m.status !== 'DISPUTED' || a.cents > m.held) return 'FAILED_PRECONDITION';
+        m.proposal = { by: a.who, cents: a.cents };
+        return 'OK';
+      case 'accept': {
+        if (a.who !== 'employer' && a.who !== 'freelancer') return 'PERMISSION_DENIED';
+        if (m.status !== 'DISPUTED' || !m.proposal || m.proposal.by === a.who) return 'FAILED_PRECONDITION';
+        const toFreelancer = m.proposal.cents;
+        this.avail.freelancer += toFreelancer;
+        this.avail.employer += m.held - toFreelancer;
+        m.released += toFreelancer;
+        m.returned += m.held - toFreelancer;
+        m.held = 0;
+        m.status = 'RESOLVED';
+        return 'OK';
+      }
+      case 'escalate':
+        if (a.who !== 'employer' && a.who !== 'freelancer') return 'PERMISSION_DENIED';
+        return 'FAILED_PRECONDITION';
+      case 'resolve':
+        // Only an arbiter who is not a party; and never in arbitration here.
+        if (a.who !== 'arbiter') return 'PERMISSION_DENIED';
+        return 'FAILED_PRECONDITION';
     }
   }
 }
@@ -108,6 +143,11 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('acceptAward' as const), who, target }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('release' as const), who, target, cents: fc.option(fc.integer({ min: 1, max: 600 }), { nil: null }) }), weight: 3 },
   { arbitrary: fc.record({ op: fc.constant('withdraw' as const), who, cents }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('openDispute' as const), who, target, cents: fc.integer({ min: 1, max: 600 }) }), weight: 2 },
+  { arbitrary: fc.record({ op: fc.constant('propose' as const), who, target, cents: fc.integer({ min: 0, max: 600 }) }), weight: 2 },
+  { arbitrary: fc.record({ op: fc.constant('accept' as const), who, target }), weight: 2 },
+  { arbitrary: fc.record({ op: fc.constant('escalate' as const), who, target }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('resolve' as const), who, target, cents: fc.integer({ min: 0, max: 600 }) }), weight: 1 },
 );
 
 const t = useEngine();
@@ -150,8 +190,27 @@ async function check(actions: Action[]): Promise<void> {
           break;
         default: {
           const m = model.milestones[a.target % model.milestones.length]!;
-          const method = { requestRelease: 'RequestRelease', requestCancellation: 'RequestCancellation', cancel: 'CancelMilestone', release: 'ReleaseMilestone' }[a.op];
-          const extra = a.op === 'release' && a.cents !== null ? { amount: money(a.cents) } : {};
+          const method = {
+            requestRelease: 'RequestRelease',
+            requestCancellation: 'RequestCancellation',
+            cancel: 'CancelMilestone',
+            release: 'ReleaseMilestone',
+            openDispute: 'OpenDispute',
+            propose: 'ProposeSettlement',
+            accept: 'AcceptSettlement',
+            escalate: 'EscalateDispute',
+            resolve: 'ResolveDispute',
+          }[a.op];
+          const extra =
+            a.op === 'release'
+              ? a.cents !== null
+                ? { amount: money(a.cents) }
+                : {}
+              : a.op === 'openDispute'
+                ? { reason: 'model', claimed_amount: money(a.cents) }
+                : a.op === 'propose' || a.op === 'resolve'
+                  ? { freelancer_amount: money(a.cents) }
+                  : {};
           await c.m(method, ids[a.who], { milestone_id: m.id, idempotency_key: key, ...extra });
         }
       }
