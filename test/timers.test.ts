@@ -61,6 +61,68 @@ describe('durable timers', () => {
     }
   });
 
+  it('an auto-release window that passes while every process is down releases once after the restart', async () => {
+    const a = await start('all');
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t3', '10.00');
+    const m = (await c.m('CreateMilestone', 'emp-t3', { project_id: 'proj-t3', freelancer_id: 'fl-t3', amount: usd('10.00'), review_window_seconds: 2, idempotency_key: key() })).milestone;
+    await c.m('RequestRelease', 'fl-t3', { milestone_id: m.id, idempotency_key: key() });
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 2_500));
+
+    const b = await start('all');
+    const c2 = new EscrowClient(b.address);
+    try {
+      await eventually(async () => {
+        const got = (await c2.m('GetMilestone', 'fl-t3', { milestone_id: m.id })).milestone;
+        expect(got).toMatchObject({ status: 'RELEASED', released: usd('10.00') });
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const later = (await c2.m('GetMilestone', 'fl-t3', { milestone_id: m.id })).milestone;
+      expect(systemEvents(later)).toHaveLength(1);
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+  });
+
+  it('an escalation left waiting for its fee by a killed gateway is finished by another process', async () => {
+    const fees = { ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }), ESCROW_DISPUTE_NEGOTIATION: '1ms', ESCROW_FUNDING_WAIT_MS: '300' };
+    const gw = await start('gateway', fees);
+    const worker = await start('worker', fees);
+    const c = new EscrowClient(gw.address);
+    await deposit(c, 'emp-t4', '10.00');
+    await deposit(c, 'fl-t4', '2.00');
+    const m = (await c.m('CreateMilestone', 'emp-t4', { project_id: 'proj-t4', freelancer_id: 'fl-t4', amount: usd('10.00'), idempotency_key: key() })).milestone;
+    await c.m('OpenDispute', 'fl-t4', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('10.00'), idempotency_key: key() });
+    await c.m('ProposeSettlement', 'emp-t4', { milestone_id: m.id, freelancer_amount: usd('1.00'), idempotency_key: key() });
+    // No ledger: the fee cannot be held yet, so the escalation answers while still ESCALATING.
+    await worker.kill();
+    const escalating = await c.m('EscalateDispute', 'fl-t4', { milestone_id: m.id, idempotency_key: key() });
+    expect(escalating.milestone.dispute.stage).toBe('ESCALATING');
+    c.close();
+    await gw.kill();
+    // Only a worker again: it holds the fee and its sweep moves the milestone on; nobody waits for it.
+    await start('worker', fees);
+    const gw2 = await start('gateway', { ...fees, ESCROW_TIMER_SCAN_MS: '3600000' });
+    const c2 = new EscrowClient(gw2.address);
+    try {
+      await eventually(async () => {
+        const got = (await observer.db.query(`SELECT dispute_stage FROM milestones WHERE milestone_id = $1`, [m.id])).rows[0];
+        expect(got?.dispute_stage).toBe('ARBITRATION');
+      }, 20_000);
+      const got = (await c2.m('GetMilestone', 'fl-t4', { milestone_id: m.id })).milestone;
+      expect(got.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: 'fl-t4', arbitration_fee: usd('2.00') });
+      expect(got.history.filter((h: any) => h.type === 'escalated')).toHaveLength(1);
+      const b = await c2.a('GetBalance', 'fl-t4', { user_id: 'fl-t4', currency_code: 'USD' });
+      expect(b).toMatchObject({ available: usd('0.00'), held: usd('2.00') });
+    } finally {
+      c2.close();
+    }
+  });
+
   it('two workers and a gateway scanning the same timers fire each once; answered ones never fire', async () => {
     // The gateway does not scan; the two workers do, every 100 ms.
     const gw = await start('gateway', { ESCROW_TIMER_SCAN_MS: '3600000' });
