@@ -32,11 +32,24 @@ export interface Dispute {
   arbitrationFee: string;
   /** Why the last escalation failed (e.g. INSUFFICIENT_FUNDS). */
   escalationFailureReason: string;
+  /** Proposals and escalation attempts made, by party id: both are capped, so a dispute has a bounded number of events. */
+  proposalsBy: Record<string, number>;
+  escalationsBy: Record<string, number>;
   /** How it ended: settled (accepted proposal), claim_granted (deadline), arbitrated; '' while open. */
   outcome: '' | 'settled' | 'claim_granted' | 'arbitrated';
   /** The decided amount for the freelancer, once it ended. */
   freelancerAmount: string;
 }
+
+/** Per party and dispute: proposals, and escalation attempts (a refused one costs nothing, so it is capped too). */
+export const PROPOSALS_MAX = 10;
+export const ESCALATIONS_MAX = 3;
+
+/** States a dispute moves through. Their transitions may go past the event limit: the caps above bound them. */
+export const DISPUTE_STATES: ReadonlySet<string> = new Set(['disputed', 'escalating', 'arbitration']);
+
+/** States that handle DEADLINE: a timer of the milestone can fire only in them (the read model shows `due_at` only there). */
+export const TIMER_STATES: ReadonlySet<string> = new Set(['releaseRequested', 'cancellationRequested', 'disputed']);
 
 /** Timers a milestone may be waiting on; `dueAt` says when. */
 export type DueKind = '' | 'dispute_response' | 'auto_release';
@@ -109,7 +122,7 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'OPEN_DISPUTE'; reason: string; currency: string; claim: string })
   | (CommandBase & { type: 'PROPOSE_SETTLEMENT'; currency: string; freelancerAmount: string })
   /** `expectedFreelancerAmount` (optional, '' = any) guards against accepting a proposal replaced a moment before. */
-  | (CommandBase & { type: 'ACCEPT_SETTLEMENT'; expectedFreelancerAmount: string })
+  | (CommandBase & { type: 'ACCEPT_SETTLEMENT'; expectedFreelancerAmount: string; expectedCurrency: string })
   | (CommandBase & { type: 'ESCALATE' })
   | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
   | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
@@ -316,12 +329,15 @@ const releaseTransitions = [
 
 const cancelTransition = [
   { guard: not('mayIssue'), actions: 'rejectParty' as const },
+  // Once the review window passed, what is held is the freelancer's: the timer releases it.
+  { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
   { target: 'cancelled' as const, actions: 'cancel' as const },
 ];
 
 /** Opening a dispute freezes what is held, from any state that holds money. */
 const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequested') => [
   { guard: not('mayIssue'), actions: 'rejectParty' as const },
+  { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
   { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
   { guard: not('claimWithinHeld'), actions: 'rejectClaimAboveHeld' as const },
   { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
@@ -349,9 +365,13 @@ export const milestoneMachine = setup({
       (event.type === 'PROPOSE_SETTLEMENT' || event.type === 'RESOLVE') && cmp(event.freelancerAmount, context.held) <= 0,
     hasProposal: ({ context }) => context.dispute?.proposal != null,
     ownProposal: ({ context, event }) => context.dispute?.proposal?.byId === event.by.id,
+    expectedInMilestoneCurrency: ({ context, event }) =>
+      event.type === 'ACCEPT_SETTLEMENT' && (event.expectedFreelancerAmount === '' || event.expectedCurrency === context.currency),
     proposalAsExpected: ({ context, event }) =>
       event.type === 'ACCEPT_SETTLEMENT' &&
       (event.expectedFreelancerAmount === '' || cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
+    proposalsLeft: ({ context, event }) => (context.dispute?.proposalsBy?.[event.by.id] ?? 0) < PROPOSALS_MAX,
+    escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy?.[event.by.id] ?? 0) < ESCALATIONS_MAX,
     negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
     autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
@@ -395,6 +415,20 @@ export const milestoneMachine = setup({
     rejectNegotiationOpen: assign({
       rejection: ({ context }) =>
         reject('FAILED_PRECONDITION', 'NEGOTIATION_WINDOW_OPEN', `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`),
+    }),
+    rejectProposalLimit: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'PROPOSAL_LIMIT', `at most ${PROPOSALS_MAX} proposals per party and dispute`),
+    }),
+    rejectEscalationLimit: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'ESCALATION_LIMIT', `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`),
+    }),
+    rejectResponseDeadlinePassed: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'RESPONSE_DEADLINE_PASSED', `the respondent did not answer by ${context.dueAt}: the claim is being granted`),
+    }),
+    rejectReviewWindowPassed: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'REVIEW_WINDOW_PASSED', `the review window ended at ${context.dueAt}: what is held is being released`),
     }),
     rejectNotDue: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NOT_DUE', 'no timer of this milestone is due') }),
     rejectReleaseAboveHeld: assign({
@@ -484,6 +518,8 @@ export const milestoneMachine = setup({
           escalatedBy: '',
           arbitrationFee: zero(context.currency),
           escalationFailureReason: '',
+          proposalsBy: {},
+          escalationsBy: {},
           outcome: '' as const,
           freelancerAmount: '',
         },
@@ -497,7 +533,12 @@ export const milestoneMachine = setup({
       const answers = event.by.id === d.respondentId;
       return {
         ...(answers ? { dueAt: '', dueKind: '' as const } : {}),
-        dispute: { ...d, answered: d.answered || answers, proposal: { byId: event.by.id, freelancerAmount: event.freelancerAmount } },
+        dispute: {
+          ...d,
+          answered: d.answered || answers,
+          proposal: { byId: event.by.id, freelancerAmount: event.freelancerAmount },
+          proposalsBy: { ...d.proposalsBy, [event.by.id]: (d.proposalsBy?.[event.by.id] ?? 0) + 1 },
+        },
         updatedAt: event.at,
         emitted: {
           type: 'settlement_proposed',
@@ -514,7 +555,12 @@ export const milestoneMachine = setup({
       return settlement(context, freelancerAmount, 'claim_granted', event.at);
     }),
     requestEscalation: assign(({ context, event }) => ({
-      dispute: { ...context.dispute!, escalatedBy: event.by.id, arbitrationFee: format(context.currency, context.terms.arbitrationFee) },
+      dispute: {
+        ...context.dispute!,
+        escalatedBy: event.by.id,
+        arbitrationFee: format(context.currency, context.terms.arbitrationFee),
+        escalationsBy: { ...context.dispute!.escalationsBy, [event.by.id]: (context.dispute!.escalationsBy?.[event.by.id] ?? 0) + 1 },
+      },
       updatedAt: event.at,
       // The ledger holds the fee from the escalating party's available balance, or refuses.
       emitted: { type: 'escalation_requested', data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id } },
@@ -615,11 +661,11 @@ export const milestoneMachine = setup({
       description: 'The freelancer asked the employer to release; money still held.',
       on: {
         RELEASE: releaseTransitions,
-        REQUEST_CANCELLATION: {
-          guard: 'mayIssue',
-          target: 'cancellationRequested',
-          actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } },
-        },
+        REQUEST_CANCELLATION: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'autoReleaseDue', actions: 'rejectReviewWindowPassed' },
+          { target: 'cancellationRequested', actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } } },
+        ],
         CANCEL: cancelTransition,
         OPEN_DISPUTE: openDisputeFrom('releaseRequested'),
         DEADLINE: autoReleaseTransition,
@@ -644,14 +690,19 @@ export const milestoneMachine = setup({
     disputed: {
       description: 'Frozen: no release or cancel. The parties negotiate; the respondent must answer before dueAt.',
       on: {
+        // Past an unanswered deadline nothing but the timer's grant is accepted.
         PROPOSE_SETTLEMENT: [
           { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
           { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
           { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
+          { guard: not('proposalsLeft'), actions: 'rejectProposalLimit' },
           { target: 'disputed', actions: 'proposeSettlement' },
         ],
         ACCEPT_SETTLEMENT: [
           { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
+          { guard: not('expectedInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
           { guard: not('hasProposal'), actions: 'rejectNoProposal' },
           { guard: 'ownProposal', actions: 'rejectOwnProposal' },
           { guard: not('proposalAsExpected'), actions: 'rejectProposalChanged' },
@@ -659,7 +710,9 @@ export const milestoneMachine = setup({
         ],
         ESCALATE: [
           { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
           { guard: not('negotiationOver'), actions: 'rejectNegotiationOpen' },
+          { guard: not('escalationsLeft'), actions: 'rejectEscalationLimit' },
           { guard: 'arbitrationFree', target: 'arbitration', actions: 'escalate' },
           { target: 'escalating', actions: 'requestEscalation' },
         ],

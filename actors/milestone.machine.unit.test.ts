@@ -15,6 +15,7 @@ const STATES = [
   'releaseRequested', 'cancellationRequested', 'released', 'cancelled', 'disputed', 'escalating', 'arbitration', 'resolved',
 ] as const;
 const LONG_AGO = '2026-11-01T00:00:00.000Z';
+const SOON = '2026-12-01T01:00:00.000Z';
 const DISPUTE = {
   filerId: FREELANCER,
   respondentId: EMPLOYER,
@@ -26,6 +27,8 @@ const DISPUTE = {
   escalatedBy: '',
   arbitrationFee: '0.00',
   escalationFailureReason: '',
+  proposalsBy: {},
+  escalationsBy: {},
   outcome: '' as const,
   freelancerAmount: '',
 };
@@ -48,13 +51,13 @@ function contextIn(state: State): MilestoneContext {
     updatedAt: AT,
   };
   if (['requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed'].includes(state)) return { ...base, held: '0.00' };
-  // The fixture's timers are due at AT: auto-release after a release request, the response deadline of a dispute.
-  const autoRelease = { dueAt: AT, dueKind: 'auto_release' as const };
+  // The fixture's timers are not due yet at AT (see the deadline tests below for after): auto-release after a release request, the response deadline of a dispute.
+  const autoRelease = { dueAt: SOON, dueKind: 'auto_release' as const };
   if (state === 'releaseRequested') return { ...base, ...autoRelease };
   if (state === 'cancellationRequested') return { ...base, ...autoRelease, stateBeforeCancellationRequest: 'releaseRequested' };
   if (state === 'released') return { ...base, held: '0.00', released: '10.00' };
   if (state === 'cancelled') return { ...base, held: '0.00', returned: '10.00' };
-  if (state === 'disputed') return { ...base, dueAt: AT, dueKind: 'dispute_response', dispute: DISPUTE };
+  if (state === 'disputed') return { ...base, dueAt: SOON, dueKind: 'dispute_response', dispute: DISPUTE };
   if (state === 'escalating') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'arbitration') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'resolved') return { ...base, held: '0.00', released: '5.00', returned: '5.00', dispute: { ...DISPUTE, outcome: 'settled', freelancerAmount: '5.00' } };
@@ -80,7 +83,7 @@ const COMMANDS: CommandCase[] = [
   { name: 'CANCEL_AFTER_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reason: '', awardAccepted: true }) },
   { name: 'OPEN_DISPUTE', event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }) },
   { name: 'PROPOSE_SETTLEMENT', event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }) },
-  { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '' }) },
+  { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }) },
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
@@ -120,12 +123,14 @@ const HOLDING: State[] = ['funded', 'releaseRequested', 'cancellationRequested']
 function refusedInState(state: State, command: string, role: Role): string | null {
   // The standing proposal is the employer's: only the freelancer may accept it.
   if (state === 'disputed' && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return 'OWN_PROPOSAL';
+  // The fixture's timers run but are not due.
+  if (['releaseRequested', 'cancellationRequested', 'disputed'].includes(state) && command === 'DEADLINE') return 'NOT_DUE';
   return null;
 }
 function legalNext(state: State, command: string): State | null {
   if (state === 'disputed') {
     if (command === 'PROPOSE_SETTLEMENT') return 'disputed';
-    if (command === 'ACCEPT_SETTLEMENT' || command === 'DEADLINE') return 'resolved';
+    if (command === 'ACCEPT_SETTLEMENT') return 'resolved';
     // The fixture's negotiation window has passed and arbitration costs nothing.
     if (command === 'ESCALATE') return 'arbitration';
     return null;
@@ -134,8 +139,7 @@ function legalNext(state: State, command: string): State | null {
   if (state === 'escalating' && command === 'ESCALATION_FAILED') return 'disputed';
   if (state === 'arbitration' && command === 'RESOLVE') return 'resolved';
   if (HOLDING.includes(state) && command === 'OPEN_DISPUTE') return 'disputed';
-  // Auto-release is due in the fixture's RELEASE_REQUESTED and CANCELLATION_REQUESTED.
-  if ((state === 'releaseRequested' || state === 'cancellationRequested') && command === 'DEADLINE') return 'released';
+
   if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'pendingFunding';
   if (state === 'requested' && command === 'REJECT_REQUEST') return 'requestRejected';
   if (state === 'requested' && command === 'WITHDRAW_REQUEST') return 'requestWithdrawn';
@@ -335,9 +339,9 @@ describe('milestone machine: fees, disputes and timers', () => {
     const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '70.00' });
     expect(proposed.context.dueAt).toBe('');
     expect(outcome(decide(milestoneMachine, proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' });
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '60.00' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_CHANGED' });
-    const settled = step(proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '70.00' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '60.00', expectedCurrency: 'USD' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_CHANGED' });
+    const settled = step(proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '70.00', expectedCurrency: 'USD' });
     expect(settled.emitted.data).toMatchObject({ freelancerAmount: '70.00', employerAmount: '30.00', fee: '7.00', outcome: 'settled' });
   });
 
@@ -363,5 +367,54 @@ describe('milestone machine: fees, disputes and timers', () => {
 
   it('a claim above what is held is refused', () => {
     expect(outcome(decide(milestoneMachine, funded(), { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: AT, reason: 'x', currency: 'USD', claim: '100.01' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'CLAIM_EXCEEDS_HELD' });
+  });
+
+  it('after an unanswered deadline only the grant is accepted; after the review window, no cancel or dispute', () => {
+    const open = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
+    const late = inHours(14 * 24);
+    for (const e of [
+      { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: late, currency: 'USD', freelancerAmount: '1.00' },
+      { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: late, currency: 'USD', freelancerAmount: '1.00' },
+      { type: 'ESCALATE', by: caller(EMPLOYER), at: late },
+    ] as MilestoneEvent[]) {
+      expect(outcome(decide(milestoneMachine, open, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESPONSE_DEADLINE_PASSED' });
+    }
+    const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '9.00' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: late, expectedFreelancerAmount: '', expectedCurrency: '' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'RESPONSE_DEADLINE_PASSED',
+    });
+    const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
+    const after = inHours(1);
+    for (const e of [
+      { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: after, reason: 'x', currency: 'USD', claim: '1.00' },
+      { type: 'CANCEL', by: caller(FREELANCER), at: after, reason: '', awardAccepted: true },
+      { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: after, reason: 'late' },
+    ] as MilestoneEvent[]) {
+      expect(outcome(decide(milestoneMachine, asked, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'REVIEW_WINDOW_PASSED' });
+    }
+    // Releasing is still the employer's to do.
+    expect(step(asked, { type: 'RELEASE', by: caller(EMPLOYER), at: after, amount: '', currency: '' }).state).toBe('released');
+  });
+
+  it('caps proposals and escalation attempts per party, so a dispute has a bounded number of events', () => {
+    let m = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
+    for (let i = 0; i < 10; i++) m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: `${i}.00` });
+    expect(outcome(decide(milestoneMachine, m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '1.00' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_LIMIT' });
+    // The other party's proposals are its own to make.
+    m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
+    const later = inHours(73);
+    for (let i = 0; i < 3; i++) {
+      m = step(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later });
+      m = step(m, { type: 'ESCALATION_FAILED', by: sys, at: later, reason: 'INSUFFICIENT_FUNDS' });
+    }
+    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ESCALATION_LIMIT' });
+    expect(step(m, { type: 'ESCALATE', by: caller(FREELANCER), at: later }).state).toBe('escalating');
+  });
+
+  it('an expected amount in another currency is refused', () => {
+    let m = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
+    m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
+    expect(outcome(decide(milestoneMachine, m, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '5', expectedCurrency: 'JPY' }))).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
   });
 });

@@ -76,8 +76,8 @@ describe('the auditor', () => {
     const found = (await audit(t.engine.pool)).filter((v) => v.detail.includes(id)).map((v) => v.check);
     expect(found).toContain('milestone_matches_postings');
 
-    await t.engine.pool.query(`INSERT INTO accounts (account_id, kind, owner_id, currency, balance) VALUES ($1, 'arbitration', 'fl-s', 'USD', 0)`, [`arbitration:${id}`]);
-    await t.engine.pool.query(`UPDATE accounts SET balance = 5 WHERE account_id = $1`, [`arbitration:${id}`]);
+    await t.engine.pool.query(`INSERT INTO accounts (account_id, kind, owner_id, currency, balance) VALUES ($1, 'arbitration', 'fl-s', 'USD', 0)`, [`arbitration:${id}:fl-s`]);
+    await t.engine.pool.query(`UPDATE accounts SET balance = 5 WHERE account_id = $1`, [`arbitration:${id}:fl-s`]);
     expect((await audit(t.engine.pool)).map((v) => v.check)).toContain('arbitration_fee_held_while_disputed');
   });
 });

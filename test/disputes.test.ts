@@ -126,6 +126,8 @@ describe('disputes', () => {
     clock.advance(13 * DAY);
     expect(await t.engine.milestones!.fireDueTimers()).toBe(0);
     clock.advance(DAY + 1000);
+    // Too late to answer: the claim is the filer's now, whether or not the timer fired yet.
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({ reason: 'RESPONSE_DEADLINE_PASSED' });
     await ledgerCaughtUp(t.engine);
     expect(await t.engine.milestones!.fireDueTimers()).toBeGreaterThanOrEqual(1);
     const got = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
@@ -204,6 +206,54 @@ describe('disputes', () => {
     await expectBalance(t.client, p.emp, { available: '40.00', held: '0.00', incoming: '0.00' });
     await expectBalance(t.client, p.fl, { available: '54.00', held: '0.00', incoming: '0.00' });
     expect(Number(await revenue()) - before).toBeCloseTo(11, 6);
+  });
+});
+
+describe('disputes at the edges', () => {
+  it('a party refused for funds, then the other escalating: each fee in its own account, the ledger sound', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '107.00');
+    const m = await fundedMilestone(p, '100.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('100.00') });
+    await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('50.00') });
+    clock.advance(3 * DAY + 1000);
+    expect(await failure(cmd('EscalateDispute', p.fl, m.id))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+    const k = key();
+    expect((await cmd('EscalateDispute', p.emp, m.id, {}, k)).milestone.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: p.emp });
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '105.00', incoming: '0.00' });
+    await ledgerCaughtUp(t.engine);
+    await expectLedgerSound(t.engine);
+    await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('20.00') });
+  });
+
+  it('a replayed escalation that was refused is refused again', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.50');
+    const m = await fundedMilestone(p, '10.00');
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'late', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('5.00') });
+    clock.advance(3 * DAY + 1000);
+    const k = key();
+    expect(await failure(cmd('EscalateDispute', p.fl, m.id, {}, k))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+    expect(await failure(cmd('EscalateDispute', p.fl, m.id, {}, k))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+  });
+
+  it('a milestone at the event limit can still be disputed, escalated and resolved: held money is never stuck', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.00');
+    await deposit(t.client, p.fl, '5.00');
+    const m = await fundedMilestone(p, '9.00');
+    // created, funded, then 198 partial releases: 200 events.
+    for (let i = 0; i < 198; i++) await cmd('ReleaseMilestone', p.emp, m.id, { amount: usd('0.01') });
+    expect(await failure(cmd('RequestRelease', p.fl, m.id))).toMatchObject({ reason: 'EVENT_LIMIT' });
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'the rest', claimed_amount: usd('7.02') });
+    await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('1.00') });
+    clock.advance(3 * DAY + 1000);
+    const escalated = await cmd('EscalateDispute', p.fl, m.id);
+    expect(escalated.milestone.dispute.stage).toBe('ARBITRATION');
+    const resolved = await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('7.02') });
+    expect(resolved.milestone).toMatchObject({ status: 'RESOLVED', held: usd('0.00'), released: usd('9.00') });
+    expect(resolved.milestone.version).toBeGreaterThan(200);
   });
 });
 

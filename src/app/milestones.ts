@@ -1,5 +1,5 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
-import { FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
+import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
 import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
@@ -19,6 +19,7 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   machine: milestoneMachine,
   initial: { state: 'new', context: initialMilestoneContext },
   finalStates: FINAL_STATES,
+  boundedStates: DISPUTE_STATES,
 };
 
 export const PROJECT: EntityKind<ProjectContext> = {
@@ -416,17 +417,26 @@ export class MilestoneApp {
         by: ctx.caller,
         at: this.at(),
         expectedFreelancerAmount: expected?.amount ?? '',
+        expectedCurrency: expected?.currency ?? '',
       }),
     );
   }
 
-  /** Escalates to arbitration; with an arbitration fee, answers once the ledger held it (or refused: INSUFFICIENT_FUNDS). */
+  /**
+   * Escalates to arbitration; with an arbitration fee, answers once the ledger held it, or
+   * refuses (INSUFFICIENT_FUNDS). The answer is this command's own outcome, found in the
+   * history after its event, so a replay of a refused escalation is refused again even while
+   * another escalation is under way.
+   */
   async escalate(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
     const sent = await this.milestones.send(milestoneId, this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at() }));
-    const settled = sent.state === 'escalating' ? await this.awaitSaga(milestoneId, sent, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : sent;
-    const failure = settled.context.dispute?.escalationFailureReason;
-    if (settled.state === 'disputed' && failure) {
-      throw new FailedPrecondition(failure, 'the escalating party\'s available balance could not pay the arbitration fee');
+    const own = sent.applied[scopedKey(ctx.caller.id, key)]?.version ?? 0;
+    const outcome = (s: Persisted<MilestoneContext>) => s.history.find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
+    const asked = sent.history.find((h) => h.version === own)?.type === 'escalation_requested';
+    const settled = asked && !outcome(sent) && sent.state === 'escalating' ? await this.awaitSaga(milestoneId, sent, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : sent;
+    const result = asked ? outcome(settled) : undefined;
+    if (result?.type === 'escalation_failed') {
+      throw new FailedPrecondition(String(result.data.reason || 'ESCALATION_FAILED'), 'the escalating party\'s available balance could not pay the arbitration fee');
     }
     return settled;
   }

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { DISPUTE_STAGE, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { DISPUTE_STAGE, TIMER_STATES, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { Persisted } from '../runtime/entity.js';
@@ -202,7 +202,9 @@ function milestoneRows(states: Persisted<MilestoneContext>[]): sql.MilestoneRows
     descriptions: c.map((x) => x.description.replace(/\u0000/g, '')),
     employerFees: c.map((x) => x.employerFee ?? '0'),
     freelancerFees: c.map((x) => x.freelancerFee ?? '0'),
-    dueAt: c.map((x) => x.dueAt || null),
+    // A timer is due only where DEADLINE is handled: an escalation in flight keeps its deadline
+    // in the state (it applies again if the escalation fails) but is not offered to the timers.
+    dueAt: states.map((s) => (TIMER_STATES.has(s.state) && s.context.dueAt ? s.context.dueAt : null)),
     disputeStages: states.map((s) => DISPUTE_STAGE[s.state as MilestoneStateName] ?? ''),
     createdAt: c.map((x) => x.createdAt),
     updatedAt: c.map((x) => x.updatedAt),

@@ -104,7 +104,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   for (const r of await rows<{ account_id: string; balance: string; stage: string }>(
     pool,
     `SELECT a.account_id, a.balance::text, coalesce(m.dispute_stage, '?') AS stage FROM accounts a
-     LEFT JOIN milestones m ON a.account_id = 'arbitration:' || m.milestone_id::text
+     LEFT JOIN milestones m ON split_part(a.account_id, ':', 2) = m.milestone_id::text
      WHERE a.kind = 'arbitration' AND a.balance <> 0 AND coalesce(m.dispute_stage, '') NOT IN ('ESCALATING', 'ARBITRATION')`,
   )) {
     v.push({ check: 'arbitration_fee_held_while_disputed', detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}` });

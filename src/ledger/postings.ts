@@ -75,9 +75,9 @@ export const escrow = (milestoneId: string, currency: string): AccountRef => ({
 export const world = (currency: string): AccountRef => ({ id: `world:${currency}`, kind: 'world', owner: 'world', currency });
 /** The platform's fee income, one per currency. */
 export const revenue = (currency: string): AccountRef => ({ id: `revenue:${currency}`, kind: 'revenue', owner: 'platform', currency });
-/** An arbitration fee held for one milestone's dispute; owned by the party that paid it. */
+/** An arbitration fee held for one milestone's dispute, one account per paying party (its owner). */
 export const arbitration = (milestoneId: string, payerId: string, currency: string): AccountRef => ({
-  id: `arbitration:${milestoneId}`,
+  id: `arbitration:${milestoneId}:${payerId}`,
   kind: 'arbitration',
   owner: payerId,
   currency,

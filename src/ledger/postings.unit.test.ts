@@ -36,7 +36,7 @@ describe('postings with fees and splits', () => {
       'available:USD:fl': '68.00',
       'available:USD:emp': '30.00',
       'revenue:USD': '7.00',
-      'arbitration:m1': '-5.00',
+      'arbitration:m1:fl': '-5.00',
     });
     const fx = balanceEffects(i);
     expect(fx).toContainEqual({ userId: 'fl', currency: 'USD', available: '5.00', held: '-5.00', incoming: '0.00' });
@@ -44,7 +44,7 @@ describe('postings with fees and splits', () => {
 
   it('a settlement whose escalating party lost pays the fee to revenue; a split of nothing to the freelancer works', () => {
     const i: MilestoneIntent = { ...base, kind: 'settle', freelancerAmount: '0.00', payerId: 'emp', arbitrationFee: '5.00' };
-    expect(legs(i)).toEqual({ 'escrow:m1': '-100.00', 'available:USD:emp': '100.00', 'revenue:USD': '5.00', 'arbitration:m1': '-5.00' });
+    expect(legs(i)).toEqual({ 'escrow:m1': '-100.00', 'available:USD:emp': '100.00', 'revenue:USD': '5.00', 'arbitration:m1:emp': '-5.00' });
   });
 
   it('refuses a settlement that splits more than it holds', () => {
@@ -54,7 +54,7 @@ describe('postings with fees and splits', () => {
 
   it('a fee hold moves the arbitration fee from the payer into the milestone arbitration account', () => {
     const i: MilestoneIntent = { ...base, kind: 'fee_hold', amount: '5.00', payerId: 'fl' };
-    expect(legs(i)).toEqual({ 'available:USD:fl': '-5.00', 'arbitration:m1': '5.00' });
+    expect(legs(i)).toEqual({ 'available:USD:fl': '-5.00', 'arbitration:m1:fl': '5.00' });
     expect(fundedFrom(i)).toMatchObject({ account: { id: 'available:USD:fl' }, amount: '5.00' });
   });
 });

@@ -186,10 +186,15 @@ export class Actor<C extends DecisionSlots> {
       const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
       if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
       if (decision.kind === 'unchanged') return state;
-      // At the limit only a final transition (release of all, cancel) may still be appended,
-      // so money held is never stuck behind it.
-      if (state.version >= ENTITY_EVENTS_MAX && !this.o.kind.finalStates.has(decision.next.state)) {
-        throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel is accepted`);
+      // At the limit only a final transition (release of all, cancel, a dispute's end) or one
+      // the machine bounds itself (a dispute's steps) may still be appended, so money held is
+      // never stuck behind it.
+      const target = decision.next.state;
+      if (state.version >= ENTITY_EVENTS_MAX && !this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
+        throw new FailedPrecondition(
+          'EVENT_LIMIT',
+          `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`,
+        );
       }
 
       const version = state.version + 1;

@@ -53,6 +53,12 @@ export interface EntityKind<C extends DecisionSlots> {
   readonly initial: Position<C>;
   /** States after which nothing can happen: a transition into one is allowed even at the event limit. */
   readonly finalStates: ReadonlySet<string>;
+  /**
+   * States whose events the machine bounds itself (a dispute: capped proposals and escalation
+   * attempts, one dispute per milestone): transitions into them are allowed past the limit too,
+   * so money held in them can always reach a final state.
+   */
+  readonly boundedStates?: ReadonlySet<string>;
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
