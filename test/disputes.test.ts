@@ -168,8 +168,11 @@ describe('disputes', () => {
     // The freelancer has nothing available: refused, still negotiating.
     const short = await failure(cmd('EscalateDispute', p.fl, m.id));
     expect(short).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
-    const still = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
-    expect(still.milestone.dispute).toMatchObject({ stage: 'NEGOTIATION', escalation_failure_reason: 'INSUFFICIENT_FUNDS' });
+    // Refused before anything is appended, so being short does not use up escalation attempts (3 per party).
+    const before = (await t.client.m('GetMilestone', p.fl, { milestone_id: m.id })).milestone;
+    for (let i = 0; i < 4; i++) expect(await failure(cmd('EscalateDispute', p.fl, m.id))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+    const still = (await t.client.m('GetMilestone', p.fl, { milestone_id: m.id })).milestone;
+    expect(still).toMatchObject({ version: before.version, dispute: { stage: 'NEGOTIATION' } });
     await deposit(t.client, p.fl, '5.00');
     const k = key();
     const escalated = await cmd('EscalateDispute', p.fl, m.id, {}, k);

@@ -109,6 +109,14 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   )) {
     v.push({ check: 'arbitration_fee_held_while_disputed', detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}` });
   }
+  // Only one escalation of a dispute succeeds: at most one of its arbitration accounts holds a fee.
+  for (const r of await rows<{ milestone_id: string; n: string }>(
+    pool,
+    `SELECT split_part(account_id, ':', 2) AS milestone_id, count(*)::text AS n FROM accounts
+     WHERE kind = 'arbitration' AND balance <> 0 GROUP BY 1 HAVING count(*) > 1`,
+  )) {
+    v.push({ check: 'one_arbitration_fee_per_dispute', detail: `${r.milestone_id}: ${r.n} arbitration accounts hold a fee` });
+  }
   // The balance projection against the ledger, for every user on either side: available from
   // the user's account, held and incoming from the escrow accounts of their milestones.
   for (const r of await rows<{ user_id: string; currency: string; detail: string }>(
