@@ -123,7 +123,13 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'PROPOSE_SETTLEMENT'; currency: string; freelancerAmount: string })
   /** `expectedFreelancerAmount` (optional, '' = any) guards against accepting a proposal replaced a moment before. */
   | (CommandBase & { type: 'ACCEPT_SETTLEMENT'; expectedFreelancerAmount: string; expectedCurrency: string })
-  | (CommandBase & { type: 'ESCALATE' })
+  /**
+   * `available` is the caller's available balance in the milestone's currency, read by the
+   * caller of the machine just before the command ('' when unknown): a party short of the fee
+   * is refused without an event, so being short never uses up an attempt. The ledger's check
+   * inside its transaction stays the one that counts.
+   */
+  | (CommandBase & { type: 'ESCALATE'; available: string })
   | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
   | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
   | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })
@@ -374,6 +380,7 @@ export const milestoneMachine = setup({
     escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy?.[event.by.id] ?? 0) < ESCALATIONS_MAX,
     negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
+    feeCovered: ({ context, event }) => event.type === 'ESCALATE' && (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
     autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
     responseDue: ({ context, event }) => context.dueKind === 'dispute_response' && reached(event.at, context.dueAt),
     releaseWithinHeld: ({ context, event }) =>
@@ -415,6 +422,10 @@ export const milestoneMachine = setup({
     rejectNegotiationOpen: assign({
       rejection: ({ context }) =>
         reject('FAILED_PRECONDITION', 'NEGOTIATION_WINDOW_OPEN', `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`),
+    }),
+    rejectFeeNotCovered: assign({
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'INSUFFICIENT_FUNDS', `the arbitration fee of ${context.terms.arbitrationFee} ${context.currency} exceeds the caller's available balance`),
     }),
     rejectProposalLimit: assign({
       rejection: () => reject('FAILED_PRECONDITION', 'PROPOSAL_LIMIT', `at most ${PROPOSALS_MAX} proposals per party and dispute`),
@@ -714,6 +725,7 @@ export const milestoneMachine = setup({
           { guard: not('negotiationOver'), actions: 'rejectNegotiationOpen' },
           { guard: not('escalationsLeft'), actions: 'rejectEscalationLimit' },
           { guard: 'arbitrationFree', target: 'arbitration', actions: 'escalate' },
+          { guard: not('feeCovered'), actions: 'rejectFeeNotCovered' },
           { target: 'escalating', actions: 'requestEscalation' },
         ],
         DEADLINE: [

@@ -84,7 +84,7 @@ const COMMANDS: CommandCase[] = [
   { name: 'OPEN_DISPUTE', event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }) },
   { name: 'PROPOSE_SETTLEMENT', event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }) },
   { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }) },
-  { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT }) },
+  { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'RESOLVE', event: (by) => ({ type: 'RESOLVE', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '7.00' }) },
@@ -347,14 +347,16 @@ describe('milestone machine: fees, disputes and timers', () => {
 
   it('escalation waits for the negotiation window, asks for the fee, and the winner gets it back', () => {
     const open = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'unpaid', currency: 'USD', claim: '100.00' });
-    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NEGOTIATION_WINDOW_OPEN' });
-    const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72) });
+    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71), available: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NEGOTIATION_WINDOW_OPEN' });
+    // Short of the fee by the balance read just before: refused without an event, no attempt used.
+    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' });
+    const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '5.00' });
     expect(asked.state).toBe('escalating');
     expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER } });
     const failed = step(asked, { type: 'ESCALATION_FAILED', by: sys, at: inHours(72), reason: 'INSUFFICIENT_FUNDS' });
     expect(failed.state).toBe('disputed');
     expect(failed.context.dispute?.escalationFailureReason).toBe('INSUFFICIENT_FUNDS');
-    const again = step(step(failed, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(73) }), { type: 'ESCALATION_SUCCEEDED', by: sys, at: inHours(73) });
+    const again = step(step(failed, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(73), available: '' }), { type: 'ESCALATION_SUCCEEDED', by: sys, at: inHours(73) });
     expect(again.state).toBe('arbitration');
     expect(outcome(decide(milestoneMachine, again, { type: 'RESOLVE', by: { id: EMPLOYER, roles: ['arbiter'] }, at: AT, currency: 'USD', freelancerAmount: '1.00' }))).toEqual({ code: 'PERMISSION_DENIED', reason: 'ARBITER_IS_PARTY' });
     // The freelancer (filer, claim 100) gets 60 > 50: it won, so its fee is refunded.
@@ -375,7 +377,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     for (const e of [
       { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: late, currency: 'USD', freelancerAmount: '1.00' },
       { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: late, currency: 'USD', freelancerAmount: '1.00' },
-      { type: 'ESCALATE', by: caller(EMPLOYER), at: late },
+      { type: 'ESCALATE', by: caller(EMPLOYER), at: late, available: '' },
     ] as MilestoneEvent[]) {
       expect(outcome(decide(milestoneMachine, open, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESPONSE_DEADLINE_PASSED' });
     }
@@ -405,11 +407,11 @@ describe('milestone machine: fees, disputes and timers', () => {
     m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
     const later = inHours(73);
     for (let i = 0; i < 3; i++) {
-      m = step(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later });
+      m = step(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' });
       m = step(m, { type: 'ESCALATION_FAILED', by: sys, at: later, reason: 'INSUFFICIENT_FUNDS' });
     }
-    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ESCALATION_LIMIT' });
-    expect(step(m, { type: 'ESCALATE', by: caller(FREELANCER), at: later }).state).toBe('escalating');
+    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ESCALATION_LIMIT' });
+    expect(step(m, { type: 'ESCALATE', by: caller(FREELANCER), at: later, available: '' }).state).toBe('escalating');
   });
 
   it('an expected amount in another currency is refused', () => {

@@ -13,8 +13,6 @@ import type { Command, EntityEventData, EntityKind, Persisted } from '../runtime
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
-import { decide } from '../../actors/decide.js';
-import { cmp } from '../money.js';
 
 export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
@@ -57,7 +55,6 @@ export interface CallContext {
   deadline: number;
 }
 
-const FUNDING_OUTCOME_KEY = scopedKey(SYSTEM_CALLER, 'funding-outcome');
 const TIMER_BATCH_MAX = 200;
 const SYSTEM: Caller = { id: SYSTEM_CALLER, roles: [] };
 
@@ -66,8 +63,8 @@ const SYSTEM: Caller = { id: SYSTEM_CALLER, roles: [] };
  * causation of the outcome), and the commands the outcome becomes.
  */
 const SAGAS = {
-  pendingFunding: { asked: ['created', 'request_accepted'], ok: 'FUNDING_SUCCEEDED', failed: 'FUNDING_FAILED', key: FUNDING_OUTCOME_KEY },
-  escalating: { asked: ['escalation_requested'], ok: 'ESCALATION_SUCCEEDED', failed: 'ESCALATION_FAILED', key: '' },
+  pendingFunding: { asked: ['created', 'request_accepted'], ok: 'FUNDING_SUCCEEDED', failed: 'FUNDING_FAILED' },
+  escalating: { asked: ['escalation_requested'], ok: 'ESCALATION_SUCCEEDED', failed: 'ESCALATION_FAILED' },
 } as const;
 type SagaState = keyof typeof SAGAS;
 const isSagaState = (state: string): state is SagaState => state in SAGAS;
@@ -431,9 +428,15 @@ export class MilestoneApp {
    * another escalation is under way.
    */
   async escalate(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
-    const command = this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at() });
-    await this.refuseEscalationShortOfFee(ctx, milestoneId, command);
-    const sent = await this.milestones.send(milestoneId, command);
+    // The fact the machine checks the fee against: the caller's available balance, from the read
+    // model ('' when it cannot be read: the ledger decides alone).
+    const milestone = await this.milestones.read(milestoneId);
+    const balance = this.o.pool && milestone.version > 0 ? await read.balanceOf(this.o.pool, ctx.caller.id, milestone.context.currency).catch(() => undefined) : undefined;
+    const available = balance === undefined ? '' : (balance?.available ?? '0');
+    const sent = await this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at(), available }),
+    );
     const own = sent.applied[scopedKey(ctx.caller.id, key)]?.version ?? 0;
     const outcome = (s: Persisted<MilestoneContext>) => s.history.find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
     const asked = sent.history.find((h) => h.version === own)?.type === 'escalation_requested';
@@ -443,25 +446,6 @@ export class MilestoneApp {
       throw new FailedPrecondition(String(result.data.reason || 'ESCALATION_FAILED'), 'the escalating party\'s available balance could not pay the arbitration fee');
     }
     return settled;
-  }
-
-  /**
-   * Escalation attempts are capped per party, and one the ledger refuses still counts; so a
-   * party whose available balance (in the read model) is short of the fee is refused here,
-   * before anything is appended. Only when the machine would start the fee saga: every other
-   * refusal is the machine's. The ledger's check inside its transaction stays the one that counts.
-   */
-  private async refuseEscalationShortOfFee(ctx: CallContext, milestoneId: string, command: Command): Promise<void> {
-    if (!this.o.pool) return;
-    const state = await this.milestones.read(milestoneId);
-    if (state.applied[command.key]) return; // A replay: answered from the history.
-    const d = decide(milestoneMachine, { state: state.state, context: state.context }, command.event);
-    if (d.kind !== 'accepted' || d.next.state !== 'escalating') return;
-    const fee = state.context.terms.arbitrationFee;
-    const balance = await read.balanceOf(this.o.pool, ctx.caller.id, state.context.currency);
-    if (cmp(balance?.available ?? '0', fee) < 0) {
-      throw new FailedPrecondition('INSUFFICIENT_FUNDS', `the arbitration fee of ${fee} ${state.context.currency} exceeds the caller's available balance`);
-    }
   }
 
   isFinal(state: Persisted<MilestoneContext>): boolean {
@@ -484,5 +468,5 @@ function sagaCommand(state: Persisted<MilestoneContext>, outcome: Outcome, at: s
     outcome.result === 'ok'
       ? { type: saga.ok, by: SYSTEM, at }
       : { type: saga.failed, by: SYSTEM, at, reason: outcome.result.toUpperCase() };
-  return { key: saga.key || scopedKey(SYSTEM_CALLER, `outcome:${outcome.causationId}`), digest: digest({ result: outcome.result }), event };
+  return { key: scopedKey(SYSTEM_CALLER, `outcome:${outcome.causationId}`), digest: digest({ result: outcome.result }), event };
 }
