@@ -67,7 +67,8 @@ export interface MilestoneContext extends DecisionSlots {
   returned: string;
   createdAt: string;
   updatedAt: string;
-  /** The reason given with the last cancellation request or cancellation. */
+  /** The reason given with the last cancellation request or cancellation: a code of CANCELLATION_REASONS ('' if none) and free text. */
+  cancellationReasonCode: string;
   cancellationReason: string;
   /** Why the funding saga refused the hold (e.g. INSUFFICIENT_FUNDS). */
   fundingFailureReason: string;
@@ -116,9 +117,10 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'REQUEST_RELEASE' })
   /** `amount` and `currency` empty mean "everything still held". */
   | (CommandBase & { type: 'RELEASE'; amount: string; currency: string })
-  | (CommandBase & { type: 'REQUEST_CANCELLATION'; reason: string })
+  /** `reasonCode` is one of CANCELLATION_REASONS (the gateway checks it); `reason` is free text. */
+  | (CommandBase & { type: 'REQUEST_CANCELLATION'; reasonCode: string; reason: string })
   /** `awardAccepted` is read from the project by the caller of the machine, at command time. */
-  | (CommandBase & { type: 'CANCEL'; reason: string; awardAccepted: boolean })
+  | (CommandBase & { type: 'CANCEL'; reasonCode: string; reason: string; awardAccepted: boolean })
   | (CommandBase & { type: 'OPEN_DISPUTE'; reason: string; currency: string; claim: string })
   | (CommandBase & { type: 'PROPOSE_SETTLEMENT'; currency: string; freelancerAmount: string })
   /** `expectedFreelancerAmount` (optional, '' = any) guards against accepting a proposal replaced a moment before. */
@@ -283,6 +285,7 @@ export const initialMilestoneContext: MilestoneContext = {
   returned: '0',
   createdAt: '',
   updatedAt: '',
+  cancellationReasonCode: '',
   cancellationReason: '',
   fundingFailureReason: '',
   stateBeforeCancellationRequest: '',
@@ -597,24 +600,28 @@ export const milestoneMachine = setup({
       };
     }),
     markCancellationRequested: assign(({ event }, params: { from: MilestoneStateName }) => {
-      const reason = event.type === 'REQUEST_CANCELLATION' ? event.reason : '';
+      const { reasonCode, reason } = event.type === 'REQUEST_CANCELLATION' ? event : { reasonCode: '', reason: '' };
       return {
+        cancellationReasonCode: reasonCode,
         cancellationReason: reason,
         stateBeforeCancellationRequest: params.from,
         updatedAt: event.at,
-        emitted: { type: 'cancellation_requested', data: { reason } },
+        emitted: { type: 'cancellation_requested', data: { reasonCode, reason } },
       };
     }),
     cancel: assign(({ context, event }) => {
-      const reason = event.type === 'CANCEL' ? event.reason : '';
+      // A cancel that gives no reason of its own keeps the one of the cancellation request it answers.
+      const reasonCode = (event.type === 'CANCEL' && event.reasonCode) || context.cancellationReasonCode;
+      const reason = (event.type === 'CANCEL' && event.reason) || context.cancellationReason;
       return {
         held: zero(context.currency),
         returned: add(context.currency, context.returned, context.held),
+        cancellationReasonCode: reasonCode,
         cancellationReason: reason,
         dueAt: '',
         dueKind: '' as const,
         updatedAt: event.at,
-        emitted: { type: 'cancelled', data: { amount: context.held, reason } },
+        emitted: { type: 'cancelled', data: { amount: context.held, reasonCode, reason } },
       };
     }),
   },
@@ -763,6 +770,9 @@ export const milestoneMachine = setup({
 export function mayView(c: MilestoneContext, caller: { id: string; roles?: readonly string[] }): boolean {
   return caller.id === c.employerId || caller.id === c.freelancerId || !!caller.roles?.includes(ARBITER_ROLE);
 }
+
+/** The reasons of a cancellation request (the issue's list), as the proto's CancellationReason names them. */
+export const CANCELLATION_REASONS: ReadonlySet<string> = new Set(['ACCIDENTALLY_CREATED', 'NO_LONGER_NEEDED', 'MISSED_DEADLINE', 'TASK_NOT_COMPLETED', 'OTHER']);
 
 /** States after which nothing can happen to a milestone any more. */
 export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled', 'requestRejected', 'requestWithdrawn', 'resolved']);

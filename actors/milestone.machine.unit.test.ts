@@ -78,9 +78,9 @@ const COMMANDS: CommandCase[] = [
   { name: 'REQUEST_RELEASE', event: (by) => ({ type: 'REQUEST_RELEASE', by: caller(by), at: AT }) },
   { name: 'RELEASE', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '', currency: '' }) },
   { name: 'RELEASE_PARTIAL', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '4.00', currency: 'USD' }) },
-  { name: 'REQUEST_CANCELLATION', event: (by) => ({ type: 'REQUEST_CANCELLATION', by: caller(by), at: AT, reason: 'other' }) },
-  { name: 'CANCEL_BEFORE_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reason: '', awardAccepted: false }) },
-  { name: 'CANCEL_AFTER_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reason: '', awardAccepted: true }) },
+  { name: 'REQUEST_CANCELLATION', event: (by) => ({ type: 'REQUEST_CANCELLATION', by: caller(by), at: AT, reasonCode: 'OTHER', reason: 'other' }) },
+  { name: 'CANCEL_BEFORE_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: false }) },
+  { name: 'CANCEL_AFTER_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: true }) },
   { name: 'OPEN_DISPUTE', event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }) },
   { name: 'PROPOSE_SETTLEMENT', event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }) },
   { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }) },
@@ -204,7 +204,7 @@ describe('milestone machine: requests and cancellation requests', () => {
     ['funded', 'funded'],
     ['releaseRequested', 'releaseRequested'],
   ] as const)('a rejected cancellation request from %s goes back to %s', (from, back) => {
-    const asked = decide(milestoneMachine, { state: from, context: contextIn(from) }, { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reason: 'other' });
+    const asked = decide(milestoneMachine, { state: from, context: contextIn(from) }, { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reasonCode: 'OTHER', reason: 'other' });
     if (asked.kind !== 'accepted') throw new Error('request refused');
     const rejected = decide(milestoneMachine, asked.next, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT });
     if (rejected.kind !== 'accepted') throw new Error('rejection refused');
@@ -236,7 +236,7 @@ describe('milestone machine: money', () => {
   it('cancel after a partial release returns only what is still held', () => {
     const p = decide(milestoneMachine, funded, release('3.00'));
     if (p.kind !== 'accepted') throw new Error('partial release refused');
-    const cancel: MilestoneEvent = { type: 'CANCEL', by: caller(FREELANCER), at: AT, reason: '', awardAccepted: true };
+    const cancel: MilestoneEvent = { type: 'CANCEL', by: caller(FREELANCER), at: AT, reasonCode: '', reason: '', awardAccepted: true };
     const c = decide(milestoneMachine, p.next, cancel);
     if (c.kind !== 'accepted') throw new Error('cancel refused');
     expect(c.next.state).toBe('cancelled');
@@ -257,10 +257,10 @@ describe('milestone machine: money', () => {
           pick < 0.5
             ? { type: 'RELEASE', by: caller(who), at: AT, amount: new Decimal(cents).div(100).toFixed(2), currency: 'USD' }
             : pick < 0.6
-              ? { type: 'CANCEL', by: caller(who), at: AT, reason: '', awardAccepted: rand() < 0.5 }
+              ? { type: 'CANCEL', by: caller(who), at: AT, reasonCode: '', reason: '', awardAccepted: rand() < 0.5 }
               : pick < 0.8
                 ? { type: 'REQUEST_RELEASE', by: caller(who), at: AT }
-                : { type: 'REQUEST_CANCELLATION', by: caller(who), at: AT, reason: '' };
+                : { type: 'REQUEST_CANCELLATION', by: caller(who), at: AT, reasonCode: 'OTHER', reason: '' };
         const d = decide(milestoneMachine, at, event);
         if (d.kind === 'accepted') at = d.next;
         const c = at.context;
@@ -390,8 +390,8 @@ describe('milestone machine: fees, disputes and timers', () => {
     const after = inHours(1);
     for (const e of [
       { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: after, reason: 'x', currency: 'USD', claim: '1.00' },
-      { type: 'CANCEL', by: caller(FREELANCER), at: after, reason: '', awardAccepted: true },
-      { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: after, reason: 'late' },
+      { type: 'CANCEL', by: caller(FREELANCER), at: after, reasonCode: '', reason: '', awardAccepted: true },
+      { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: after, reasonCode: 'MISSED_DEADLINE', reason: 'late' },
     ] as MilestoneEvent[]) {
       expect(outcome(decide(milestoneMachine, asked, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'REVIEW_WINDOW_PASSED' });
     }

@@ -68,7 +68,7 @@ describe('idempotency', () => {
     const reuse = await failure(t.client.m('ReleaseMilestone', 'emp4', { milestone_id: id, amount: usd('6.00'), idempotency_key: k }));
     expect(reuse).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
     // A key used for a release cannot be reused by the same caller for another command either.
-    const crossOp = await failure(t.client.m('RequestCancellation', 'emp4', { milestone_id: id, idempotency_key: k }));
+    const crossOp = await failure(t.client.m('RequestCancellation', 'emp4', { milestone_id: id, reason_code: 'OTHER', idempotency_key: k }));
     expect(crossOp).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
     // Keys are the caller's own: a stranger sending the same key is judged on its own rights.
     const stranger = await failure(t.client.m('ReleaseMilestone', 'stranger', { milestone_id: id, amount: usd('5.00'), idempotency_key: k }));

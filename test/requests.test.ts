@@ -100,13 +100,13 @@ describe('cancellation requests', () => {
     const c = t.client;
     await deposit(c, 'emp-c', '20.00');
     const a = await funded(c, 'emp-c', 'fl-c', '10.00', 'proj-c');
-    await c.m('RequestCancellation', 'emp-c', { milestone_id: a, reason: 'no longer needed', idempotency_key: key() });
+    await c.m('RequestCancellation', 'emp-c', { milestone_id: a, reason_code: 'NO_LONGER_NEEDED', idempotency_key: key() });
     const back = await c.m('RejectCancellation', 'fl-c', { milestone_id: a, idempotency_key: key() });
     expect(back.milestone).toMatchObject({ status: 'FUNDED', held: usd('10.00') });
 
     const b = await funded(c, 'emp-c', 'fl-c', '10.00', 'proj-c');
     await c.m('RequestRelease', 'fl-c', { milestone_id: b, idempotency_key: key() });
-    await c.m('RequestCancellation', 'emp-c', { milestone_id: b, reason: 'missed deadline', idempotency_key: key() });
+    await c.m('RequestCancellation', 'emp-c', { milestone_id: b, reason_code: 'MISSED_DEADLINE', reason: 'two weeks late', idempotency_key: key() });
     const wrong = await failure(c.m('RejectCancellation', 'emp-c', { milestone_id: b, idempotency_key: key() }));
     expect(wrong).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_FREELANCER' });
     const back2 = await c.m('RejectCancellation', 'fl-c', { milestone_id: b, idempotency_key: key() });

@@ -358,14 +358,14 @@ export class MilestoneApp {
     );
   }
 
-  requestCancellation(ctx: CallContext, milestoneId: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
+  requestCancellation(ctx: CallContext, milestoneId: string, reasonCode: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'request_cancellation', milestoneId, reason }, { type: 'REQUEST_CANCELLATION', by: ctx.caller, at: this.at(), reason }),
+      this.command(ctx, key, { op: 'request_cancellation', milestoneId, reasonCode, reason }, { type: 'REQUEST_CANCELLATION', by: ctx.caller, at: this.at(), reasonCode, reason }),
     );
   }
 
-  async cancel(ctx: CallContext, milestoneId: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
+  async cancel(ctx: CallContext, milestoneId: string, reasonCode: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
     const milestone = await this.milestones.read(milestoneId);
     // The award may have been accepted through another gateway: read the project from the
     // log, not from a resident actor. Only the employer's right depends on it.
@@ -376,7 +376,14 @@ export class MilestoneApp {
     }
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'cancel', milestoneId, reason }, { type: 'CANCEL', by: ctx.caller, at: this.at(), reason, awardAccepted }),
+      this.command(ctx, key, { op: 'cancel', milestoneId, reasonCode: reasonCode || undefined, reason }, {
+        type: 'CANCEL',
+        by: ctx.caller,
+        at: this.at(),
+        reasonCode,
+        reason,
+        awardAccepted,
+      }),
     );
   }
 

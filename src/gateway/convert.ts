@@ -35,6 +35,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     updated_at: timestamp(c.updatedAt),
     funding_failure_reason: c.fundingFailureReason,
     cancellation_reason: c.cancellationReason,
+    cancellation_reason_code: c.cancellationReasonCode || 'CANCELLATION_REASON_UNSPECIFIED',
     employer_fee: money(c.currency, c.employerFee),
     freelancer_fee: money(c.currency, c.freelancerFee),
     review_window_seconds: Math.floor(c.terms.reviewWindowMs / 1000),
@@ -56,6 +57,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
         arbitration_fee: m('arbitrationFee'),
         arbitration_fee_refunded: h.data.arbitrationFeeRefunded === true,
         outcome: typeof h.data.outcome === 'string' ? h.data.outcome : h.data.automatic === true ? 'automatic' : '',
+        reason_code: typeof h.data.reasonCode === 'string' ? h.data.reasonCode : '',
       };
     }),
   };

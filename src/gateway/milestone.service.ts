@@ -45,13 +45,15 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     }),
     RequestCancellation: unary(deps, 'RequestCancellation', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
+      const code = v.cancellationReason(r.reason_code, { required: true });
       const reason = v.optionalText(r.reason, 'reason');
-      return reply(await app.requestCancellation(ctx, id, reason, v.requireKey(r.idempotency_key)));
+      return reply(await app.requestCancellation(ctx, id, code, reason, v.requireKey(r.idempotency_key)));
     }),
     CancelMilestone: unary(deps, 'CancelMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
+      const code = v.cancellationReason(r.reason_code, { required: false });
       const reason = v.optionalText(r.reason, 'reason');
-      return reply(await app.cancel(ctx, id, reason, v.requireKey(r.idempotency_key)));
+      return reply(await app.cancel(ctx, id, code, reason, v.requireKey(r.idempotency_key)));
     }),
     GetMilestone: unary(deps, 'GetMilestone', async (r: Req, ctx) => reply(await app.get(ctx, v.requireMilestoneId(r.milestone_id)))),
     ListMilestones: unary(deps, 'ListMilestones', async (r: Req, ctx) => {

@@ -1,3 +1,4 @@
+import { CANCELLATION_REASONS } from '../../actors/milestone.machine.js';
 import { InvalidArgument } from '../errors.js';
 import { minorUnits, parseAmount, type Money } from '../money.js';
 
@@ -121,4 +122,15 @@ export function pageSize(value: unknown): number {
   if (n === 0) return PAGE_SIZE_DEFAULT;
   if (!Number.isInteger(n) || n < 0 || n > PAGE_SIZE_MAX) throw bad('PAGE_SIZE_INVALID', 'page_size', `page_size must be 1..${PAGE_SIZE_MAX}`);
   return n;
+}
+
+/** A CancellationReason name; '' when unset and not required. */
+export function cancellationReason(value: unknown, o: { required: boolean }): string {
+  const field = 'reason_code';
+  if (value === undefined || value === null || value === '' || value === 'CANCELLATION_REASON_UNSPECIFIED' || value === 0) {
+    if (o.required) throw bad('REASON_CODE_REQUIRED', field, `${field} is required: one of ${[...CANCELLATION_REASONS].join(', ')}`);
+    return '';
+  }
+  if (typeof value !== 'string' || !CANCELLATION_REASONS.has(value)) throw bad('REASON_CODE_INVALID', field, `${field} must be one of ${[...CANCELLATION_REASONS].join(', ')}`);
+  return value;
 }

@@ -210,7 +210,9 @@ async function check(actions: Action[]): Promise<void> {
                 ? { reason: 'model', claimed_amount: money(a.cents) }
                 : a.op === 'propose' || a.op === 'resolve'
                   ? { freelancer_amount: money(a.cents) }
-                  : {};
+                  : a.op === 'requestCancellation'
+                    ? { reason_code: 'MISSED_DEADLINE' }
+                    : {};
           await c.m(method, ids[a.who], { milestone_id: m.id, idempotency_key: key, ...extra });
         }
       }
