@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { failure, PAYMENTS, usd } from './helpers/client.js';
 import { eventually, TestClock, useEngine } from './helpers/engine.js';
 import { deposit, expectBalance, key } from './helpers/flows.js';
-import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+import { expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
 
 const DAY = 86_400_000;
 const FEES = { USD: { employer: { percent: '2', minimum: '0.50' }, freelancer: { percent: '10', minimum: '1.00' }, arbitration: '5.00' } };
@@ -213,6 +213,32 @@ describe('disputes', () => {
 });
 
 describe('disputes at the edges', () => {
+  it('every dispute command replayed with its key has one effect; the key with other content is refused', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '20.50');
+    await deposit(t.client, p.fl, '5.00');
+    const m = await fundedMilestone(p, '20.00');
+    const replayed = async (method: string, who: string | object, fields: object) => {
+      const k = key();
+      const first = await cmd(method, who, m.id, fields, k);
+      const again = await Promise.all([cmd(method, who, m.id, fields, k), cmd(method, who, m.id, fields, k)]);
+      for (const a of again) expect(a.milestone.version).toBe(first.milestone.version);
+      return { first, k };
+    };
+    const open = await replayed('OpenDispute', p.fl, { reason: 'unpaid', claimed_amount: usd('20.00') });
+    expect(await failure(cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('19.00') }, open.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    const proposed = await replayed('ProposeSettlement', p.emp, { freelancer_amount: usd('8.00') });
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('9.00') }, proposed.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    clock.advance(3 * DAY + 1000);
+    await replayed('EscalateDispute', p.fl, {});
+    const resolved = await replayed('ResolveDispute', ARBITER, { freelancer_amount: usd('15.00') });
+    expect(resolved.first.milestone.history.filter((h: any) => h.type === 'resolved')).toHaveLength(1);
+    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }, resolved.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    // 15.00 less the 1.50 fee, plus the arbitration fee back (won: 15 > 10); the employer 5.00.
+    await expectBalance(t.client, p.fl, { available: '18.50', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.emp, { available: '5.00', held: '0.00', incoming: '0.00' });
+  });
+
   it('a party refused for funds, then the other escalating: each fee in its own account, the ledger sound', async () => {
     const p = parties();
     await deposit(t.client, p.emp, '107.00');
@@ -311,6 +337,15 @@ describe('auto-release', () => {
 describe('the ledger after fees, disputes and timers', () => {
   it('holds together', async () => {
     await ledgerCaughtUp(t.engine);
+    await expectLedgerSound(t.engine);
+  });
+
+  it('applying every event again (fee holds, splits, arbitration fees, timers) changes nothing', async () => {
+    await ledgerCaughtUp(t.engine);
+    const before = await ledgerSnapshot(t);
+    expect(before.postings.map((p: { kind: string }) => p.kind)).toEqual(expect.arrayContaining(['hold', 'release', 'return', 'settle', 'fee_hold']));
+    expect(await reapplyWholeStream(t)).toBeGreaterThan(50);
+    expect(await ledgerSnapshot(t)).toEqual(before);
     await expectLedgerSound(t.engine);
   });
 });

@@ -1,30 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decode } from '../src/events/cloudevent.js';
-import { applyBatch, type StreamEvent } from '../src/ledger/apply.js';
+import { applyBatch } from '../src/ledger/apply.js';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
-import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
-
-async function ledgerSnapshot(t: TestEngine) {
-  const accounts = (await t.db.query('SELECT account_id, balance::text FROM accounts ORDER BY account_id')).rows;
-  const postings = (await t.db.query('SELECT count(*)::int AS n FROM postings')).rows[0].n;
-  const entries = (await t.db.query('SELECT count(*)::int AS n FROM entries')).rows[0].n;
-  const balances = (await t.db.query('SELECT * FROM user_balances ORDER BY user_id, currency')).rows;
-  return { accounts, postings, entries, balances };
-}
-
-async function allEvents(t: TestEngine): Promise<StreamEvent[]> {
-  const { jsm, names } = t.engine.log;
-  const info = await jsm.streams.info(names.stream);
-  const out: StreamEvent[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const m = await jsm.direct.getMessage(names.stream, { seq });
-    if (m && !m.subject.includes('.ledger.')) out.push({ seq: m.seq, event: decode(m.data) });
-  }
-  return out;
-}
+import { allEvents, expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
 
 describe('ledger worker redelivery', () => {
   let t: TestEngine;
@@ -52,18 +32,7 @@ describe('ledger worker redelivery', () => {
     await ledgerCaughtUp(t.engine);
     const before = await ledgerSnapshot(t);
 
-    const events = await allEvents(t);
-    expect(events.length).toBeGreaterThan(8);
-    const client = await t.engine.pool.connect();
-    try {
-      // Whole stream again in one batch, then in halves, then every event twice in one batch.
-      await applyBatch(client, events);
-      await applyBatch(client, events.slice(0, 4));
-      await applyBatch(client, events.slice(4));
-      await applyBatch(client, [...events, ...events]);
-    } finally {
-      client.release();
-    }
+    expect(await reapplyWholeStream(t)).toBeGreaterThan(8);
     expect(await ledgerSnapshot(t)).toEqual(before);
     await expectLedgerSound(t.engine);
     expect(await balance(c, 'emp')).toEqual({ available: '59.00', held: '20.00', incoming: '0.00' });
