@@ -11,6 +11,15 @@ export const ARBITER_ROLE = 'arbiter';
 export const PAYMENTS_ROLE = 'payments';
 /** The caller id the engine itself uses for saga steps (funding outcomes, timers). */
 export const SYSTEM_CALLER = 'system';
+/**
+ * User ids no person may hold: the engine's own caller and the names of the ledger's own
+ * account kinds. No token may act as one and no request may name one as a party or payee,
+ * so money is never sent where nobody can reach it. Compared without case.
+ */
+const RESERVED_USER_IDS: ReadonlySet<string> = new Set([SYSTEM_CALLER, 'world', 'revenue', 'escrow', 'arbitration', 'platform']);
+export function isReservedUserId(id: string): boolean {
+  return RESERVED_USER_IDS.has(id.toLowerCase());
+}
 
 export interface Caller {
   readonly id: string;

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
+import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ENTITY_EVENTS_MAX } from '../src/runtime/actor.js';
-import { failure, PAYMENTS, usd } from './helpers/client.js';
+import { failure, PAYMENTS, TEST_SECRET, usd } from './helpers/client.js';
 import { eventually, startEngine, useEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 
@@ -95,5 +96,71 @@ describe('several gateways', () => {
     } finally {
       await impatient.stop().catch(() => {});
     }
+  });
+});
+
+describe('input that once meant more than it said', () => {
+  const sign = (claims: Record<string, unknown>, sub = 'emp-tok') =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).sign(new TextEncoder().encode(TEST_SECRET));
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('a set-but-empty Money is INVALID_ARGUMENT and changes nothing; only an absent one means "all"', async () => {
+    await deposit(t.client, 'emp-empty', '10.00');
+    const id = await funded(t.client, 'emp-empty', 'fl-empty', '10.00', 'p-empty');
+    for (const amount of [{ currency_code: '', amount: '' }, {}]) {
+      const err = await failure(t.client.m('ReleaseMilestone', 'emp-empty', { milestone_id: id, amount, idempotency_key: key() }));
+      expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'AMOUNT_EMPTY' });
+    }
+    const m = await t.client.m('GetMilestone', 'emp-empty', { milestone_id: id });
+    expect(m.milestone).toMatchObject({ status: 'FUNDED', version: 2, held: usd('10.00') });
+    await expectBalance(t.client, 'fl-empty', { available: '0.00', held: '0.00', incoming: '10.00' });
+
+    // A settlement accepted with an empty expectation does not skip the proposal check.
+    await t.client.m('OpenDispute', 'fl-empty', { milestone_id: id, reason: 'not paid', claimed_amount: usd('10.00'), idempotency_key: key() });
+    await t.client.m('ProposeSettlement', 'emp-empty', { milestone_id: id, freelancer_amount: usd('2.00'), idempotency_key: key() });
+    const accept = await failure(t.client.m('AcceptSettlement', 'fl-empty', { milestone_id: id, freelancer_amount: { currency_code: '', amount: '' }, idempotency_key: key() }));
+    expect(accept).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'AMOUNT_EMPTY' });
+    expect((await t.client.m('GetMilestone', 'fl-empty', { milestone_id: id })).milestone.status).toBe('DISPUTED');
+
+    // Absent still means "all" for a release.
+    await deposit(t.client, 'emp-empty', '5.00');
+    const all = await funded(t.client, 'emp-empty', 'fl-empty', '5.00', 'p-empty');
+    const released = await t.client.m('ReleaseMilestone', 'emp-empty', { milestone_id: all, idempotency_key: key() });
+    expect(released.milestone).toMatchObject({ status: 'RELEASED', released: usd('5.00') });
+  });
+
+  it.each([
+    ['no exp', () => sign({}), 'TOKEN_EXPIRY_REQUIRED'],
+    ['exp two days ahead', () => sign({ exp: now() + 48 * 3600 }), 'TOKEN_LIFETIME_TOO_LONG'],
+    ['iat an hour in the future', () => sign({ iat: now() + 3600, exp: now() + 7200 }), 'TOKEN_ISSUED_IN_FUTURE'],
+    ['a reserved id as subject', () => sign({ exp: now() + 600 }, 'System'), 'TOKEN_SUBJECT_INVALID'],
+    ['an account kind as subject', () => sign({ exp: now() + 600 }, 'revenue'), 'TOKEN_SUBJECT_INVALID'],
+  ])('a token with %s is UNAUTHENTICATED', async (_name, token, reason) => {
+    const err = await failure(t.client.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-tok', currency_code: 'USD' }, await token()));
+    expect(err).toMatchObject({ code: grpc.status.UNAUTHENTICATED, reason });
+  });
+
+  it('a token with exp within the bound works', async () => {
+    const ok = await t.client.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-tok', currency_code: 'USD' }, await sign({ iat: now(), exp: now() + 23 * 3600 }));
+    expect(ok).toMatchObject({ available: usd('0.00') });
+  });
+
+  it('reserved ids are refused as parties and payees, with nothing appended', async () => {
+    await deposit(t.client, 'emp-res', '10.00');
+    const before = (await t.engine.log.jsm.streams.info(t.engine.log.names.stream)).state.messages;
+    const cases: [() => Promise<unknown>, string][] = [
+      [() => t.client.m('CreateMilestone', 'emp-res', { project_id: 'p-res', freelancer_id: 'system', amount: usd('1.00'), idempotency_key: key() }), 'freelancer_id'],
+      [() => t.client.m('CreateMilestone', 'emp-res', { project_id: 'p-res', freelancer_id: 'WORLD', amount: usd('1.00'), idempotency_key: key() }), 'freelancer_id'],
+      [() => t.client.m('RequestMilestone', 'fl-res', { project_id: 'p-res2', employer_id: 'system', amount: usd('1.00'), idempotency_key: key() }), 'employer_id'],
+      [() => t.client.a('Deposit', PAYMENTS, { user_id: 'system', amount: usd('1.00'), external_reference: key() }), 'user_id'],
+      [() => t.client.r('SubmitReview', 'emp-res', { project_id: 'p-res', reviewee_id: 'system', rating: 5, idempotency_key: key() }), 'reviewee_id'],
+    ];
+    for (const [call, field] of cases) {
+      const err = await failure(call());
+      expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'ID_RESERVED' });
+      expect(err.details).toContain(field);
+    }
+    expect((await t.engine.log.jsm.streams.info(t.engine.log.names.stream)).state.messages).toBe(before);
+    await expectBalance(t.client, 'emp-res', { available: '10.00', held: '0.00', incoming: '0.00' });
   });
 });

@@ -13,7 +13,7 @@ function operationReply(r: OperationResult) {
 export function accountService(deps: HandlerDeps, app: AccountApp): grpc.UntypedServiceImplementation {
   return {
     Deposit: unary(deps, 'Deposit', async (r: Req, ctx) => {
-      const userId = v.requireId(r.user_id, 'user_id');
+      const userId = v.requirePartyId(r.user_id, 'user_id');
       const money = v.requireMoney(r.amount, 'amount');
       return operationReply(await app.deposit(ctx, userId, money, v.requireReference(r.external_reference)));
     }),

@@ -25,7 +25,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     CreateMilestone: unary(deps, 'CreateMilestone', async (r: Req, ctx) => {
       const input = {
         projectId: v.requireId(r.project_id, 'project_id'),
-        freelancerId: v.requireId(r.freelancer_id, 'freelancer_id'),
+        freelancerId: v.requirePartyId(r.freelancer_id, 'freelancer_id'),
         money: v.requireMoney(r.amount, 'amount'),
         description: v.optionalText(r.description, 'description'),
         reviewWindowMs: v.reviewWindowSeconds(r.review_window_seconds) * 1000,
@@ -84,7 +84,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     RequestMilestone: unary(deps, 'RequestMilestone', async (r: Req, ctx) => {
       const input = {
         projectId: v.requireId(r.project_id, 'project_id'),
-        employerId: v.requireId(r.employer_id, 'employer_id'),
+        employerId: v.requirePartyId(r.employer_id, 'employer_id'),
         money: v.requireMoney(r.amount, 'amount'),
         description: v.optionalText(r.description, 'description'),
         key: v.requireKey(r.idempotency_key),

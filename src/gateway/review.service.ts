@@ -14,7 +14,7 @@ export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedSe
       if (!Number.isInteger(rating) || rating < 1 || rating > 5) throw new InvalidArgument('RATING_INVALID', 'rating must be 1..5', { field: 'rating' });
       const s = await app.submit(ctx, {
         projectId: v.requireId(r.project_id, 'project_id'),
-        revieweeId: v.requireId(r.reviewee_id, 'reviewee_id'),
+        revieweeId: v.requirePartyId(r.reviewee_id, 'reviewee_id'),
         rating,
         comment: v.optionalText(r.comment, 'comment'),
         key: v.requireKey(r.idempotency_key),

@@ -1,3 +1,4 @@
+import { isReservedUserId } from '../../actors/decision.js';
 import { CANCELLATION_REASONS } from '../../actors/milestone.machine.js';
 import { InvalidArgument } from '../errors.js';
 import { minorUnits, parseAmount, type Money } from '../money.js';
@@ -27,6 +28,13 @@ export function requireId(value: unknown, field: string): string {
   if (typeof value !== 'string' || value === '') throw bad('FIELD_REQUIRED', field, `${field} is required`);
   if (!USER_ID_PATTERN.test(value)) throw bad('ID_INVALID', field, `${field} must be 1-64 of A-Z a-z 0-9 _ -`);
   return value;
+}
+
+/** A user named as a party or payee (freelancer, employer, reviewee, deposit owner): never a reserved id. */
+export function requirePartyId(value: unknown, field: string): string {
+  const id = requireId(value, field);
+  if (isReservedUserId(id)) throw bad('ID_RESERVED', field, `${field} "${id}" is reserved for the engine`);
+  return id;
 }
 
 export function requireMilestoneId(value: unknown): string {
@@ -67,9 +75,14 @@ export function requireMoney(value: MoneyMessage | null | undefined, field: stri
   }
 }
 
-/** An optional Money field: unset (or all empty) is null. */
+/**
+ * An optional Money field: only an absent message is null ("all", "no expectation"). A message
+ * that is present is validated like a required one, so an empty `{currency_code:"", amount:""}`
+ * is INVALID_ARGUMENT, never read as "all".
+ */
 export function optionalMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money | null {
-  if (!value || (!value.currency_code && !value.amount)) return null;
+  if (value === undefined || value === null) return null;
+  if (!value.currency_code && !value.amount) throw bad('AMOUNT_EMPTY', field, `${field} is set but empty: leave it unset, or give a currency_code and an amount`);
   return requireMoney(value, field, o);
 }
 
