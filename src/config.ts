@@ -35,8 +35,8 @@ export interface Config {
   ledgerWaitMs: number;
   /** Most events the ledger worker applies in one transaction. Default 256. */
   ledgerBatchMax: number;
-  /** JetStream ack wait of the ledger consumer: a killed worker's batch is redelivered after it. Default 10000. */
-  ledgerAckWaitMs: number;
+  /** How often a standby ledger worker tries to take the lease from the active one. Default 1000. */
+  ledgerStandbyPollMs: number;
   /** JetStream duplicate window, the first line against repeated appends. Default 120000. */
   duplicateWindowMs: number;
   /** Replicas of the stream when this process creates it: 3 on a JetStream cluster. Default 1. */
@@ -58,9 +58,9 @@ export interface Config {
   sourceMaps: boolean;
   /**
    * Fault injection for the fault suite only: the worker waits this long after commit before
-   * acknowledging, so a short ack wait makes JetStream redeliver. Default 0.
+   * publishing the batch's outcomes, widening the window a kill leaves them in the outbox. Default 0.
    */
-  faultAckDelayMs: number;
+  faultPublishDelayMs: number;
   /**
    * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.
    * {"USD":{"employer":{"percent":"2","minimum":"0.50"},"freelancer":{"percent":"10","minimum":"1.00"},"arbitration":"25.00"}};
@@ -179,14 +179,14 @@ export function loadConfig(env: Env = process.env): Config {
     fundingWaitMs: int(env, 'ESCROW_FUNDING_WAIT_MS', 5_000, 0, 600_000),
     ledgerWaitMs: int(env, 'ESCROW_LEDGER_WAIT_MS', 5_000, 0, 600_000),
     ledgerBatchMax: int(env, 'ESCROW_LEDGER_BATCH_MAX', 256, 1, 10_000),
-    ledgerAckWaitMs: int(env, 'ESCROW_LEDGER_ACK_WAIT_MS', 10_000, 500, 3_600_000),
+    ledgerStandbyPollMs: int(env, 'ESCROW_LEDGER_STANDBY_POLL_MS', 1_000, 10, 60_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     streamReplicas: int(env, 'ESCROW_STREAM_REPLICAS', 1, 1, 5),
     unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
-    faultAckDelayMs: int(env, 'ESCROW_FAULT_ACK_DELAY_MS', 0, 0, 60_000),
+    faultPublishDelayMs: int(env, 'ESCROW_FAULT_PUBLISH_DELAY_MS', 0, 0, 60_000),
     terms: {
       fees: fees(env),
       responseMsFreelancer: duration(env, 'ESCROW_DISPUTE_RESPONSE_FREELANCER', DEFAULT_POLICY.responseMsFreelancer),

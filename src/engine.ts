@@ -55,9 +55,9 @@ export class Engine {
         pool,
         logger: logger.child({ role: 'worker' }),
         batchMax: config.ledgerBatchMax,
-        ackWaitMs: config.ledgerAckWaitMs,
+        standbyPollMs: config.ledgerStandbyPollMs,
         onFatal: o.onFatal ?? (() => process.exit(70)),
-        ackDelayMs: config.faultAckDelayMs,
+        publishDelayMs: config.faultPublishDelayMs,
       });
       await worker.start();
     }

@@ -91,11 +91,9 @@ describe('a worker killed mid-batch', () => {
     const ids = await work;
     expect(ids).toHaveLength(40);
     const readEngine = t.engine;
-    const { jsm, names } = readEngine.log;
     await expectBalance(c, 'fl', { available: '160.00', held: '0.00', incoming: '0.00' }, 'USD');
     await expectBalance(c, 'emp', { available: '840.00', held: '0.00', incoming: '0.00' }, 'USD');
-    const info = await jsm.consumers.info(names.stream, names.ledgerConsumer);
-    expect(info.num_pending).toBe(0);
+    await ledgerCaughtUp(readEngine);
     // Every money event of the stream has exactly one posting.
     const events = (await allEvents(t)).filter((e) => /created|released|cancelled|deposit|withdrawal/.test(e.event.type));
     const { rows } = await t.db.query('SELECT event_id::text FROM postings');

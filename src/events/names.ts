@@ -8,7 +8,7 @@ export interface Names {
   readonly stream: string;
   /** Every subject of the deployment: `<ns>.>`. */
   readonly allSubjects: string;
-  /** The durable pull consumer of the ledger workers. */
+  /** The durable consumer earlier versions of the ledger used (its ack floor seeds the cursor on upgrade). */
   readonly ledgerConsumer: string;
   /** The Postgres schema of the ledger and read model. */
   readonly schema: string;

@@ -26,12 +26,32 @@ export interface StreamEvent {
 
 const ASKS_FOR_OUTCOME: ReadonlySet<PostingKind> = new Set(['hold', 'fee_hold', 'deposit', 'withdrawal']);
 
+/** Where a batch sits in the stream, for the cursor's compare-and-set. */
+export interface BatchPosition {
+  /** The cursor as this worker last read or moved it. */
+  from: number;
+  /** The last stream sequence of the batch: the cursor after it. */
+  to: number;
+  /** Outcomes of batches up to this sequence are published and may be forgotten. */
+  published: number;
+}
+
+/** The cursor was not where this worker left it: another worker applied meanwhile. Nothing was committed. */
+export class LedgerFenced extends Error {
+  constructor(from: number) {
+    super(`the ledger cursor moved away from ${from}: another worker is applying`);
+    this.name = 'LedgerFenced';
+  }
+}
+
 /**
  * Applies one batch of stream events in one transaction: postings keyed by event id (an
  * event applied before is skipped), balance deltas aggregated per account, and the read
- * model. Returns the outcomes to publish once the transaction has committed.
+ * model. With a position, the transaction also moves the ledger cursor (first, so it
+ * serializes with any other writer, and only if nobody moved it: else LedgerFenced) and
+ * keeps the outcomes in the outbox. Returns the outcomes to publish once it has committed.
  */
-export async function applyBatch(client: PoolClient, events: StreamEvent[]): Promise<Outcome[]> {
+export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition): Promise<Outcome[]> {
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
   const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
   const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
@@ -39,9 +59,13 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[]): Pro
 
   await client.query('BEGIN');
   try {
+    if (position && !(await sql.moveCursor(client, position.from, position.to, position.published))) throw new LedgerFenced(position.from);
     const outcomes = intents.length > 0 ? await post(client, intents) : [];
     if (milestones.length > 0) await sql.upsertMilestones(client, milestoneRows(milestones));
     if (reviews.length > 0) await sql.insertReviews(client, reviews);
+    if (position && outcomes.length > 0) {
+      await sql.insertOutbox(client, position.to, outcomes.map((o) => o.causationId), outcomes.map((o) => JSON.stringify(o)));
+    }
     await client.query('COMMIT');
     return outcomes;
   } catch (err) {

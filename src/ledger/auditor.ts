@@ -3,6 +3,24 @@ import type { EventLog } from '../events/log.js';
 import { audit, auditStream, type Violation } from './audit.js';
 import type { Pool } from './db.js';
 import { classify } from './intents.js';
+import { readCursor } from './sql.js';
+
+/**
+ * How far the ledger is behind the stream: sequences after its cursor (0 when every event,
+ * the ledger's own outcomes included, is applied). Unknown (a server did not answer) is Infinity.
+ */
+export async function ledgerBehind(log: EventLog, pool: Pool): Promise<number> {
+  try {
+    const [stream, client] = await Promise.all([log.jsm.streams.info(log.names.stream), pool.connect()]);
+    try {
+      return Math.max(0, stream.state.last_seq - (await readCursor(client)));
+    } finally {
+      client.release();
+    }
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 export interface AuditReport {
   ok: boolean;
@@ -23,9 +41,8 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
   const until = Date.now() + waitMs;
   let pending = 0;
   for (;;) {
-    // Unknown (the server did not answer) counts as behind, not as caught up.
-    const info = await jsm.consumers.info(names.stream, names.ledgerConsumer).catch(() => undefined);
-    pending = info === undefined ? Number.POSITIVE_INFINITY : info ? info.num_pending + info.num_ack_pending : 0;
+    // Unknown (a server did not answer) counts as behind, not as caught up.
+    pending = await ledgerBehind(log, pool);
     if (pending === 0 || Date.now() > until) break;
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -184,3 +184,43 @@ export async function insertReviews(c: PoolClient, r: ReviewRow[]): Promise<void
     values: [r.map((x) => x.projectId), r.map((x) => x.reviewerId), r.map((x) => x.revieweeId), r.map((x) => x.rating), r.map((x) => x.comment), r.map((x) => x.eventId), r.map((x) => x.at)],
   });
 }
+
+/** The last stream sequence the ledger applied. */
+export async function readCursor(c: PoolClient): Promise<number> {
+  const r = await c.query<{ stream_seq: string }>({ name: 'ledger-read-cursor', text: 'SELECT stream_seq::text AS stream_seq FROM ledger_cursor' });
+  return Number(r.rows[0]?.stream_seq ?? 0);
+}
+
+/**
+ * Moves the cursor from `from` to `to` if it is still at `from` (the fence: false means
+ * another worker moved it), and forgets the outcomes published up to `published`.
+ */
+export async function moveCursor(c: PoolClient, from: number, to: number, published: number): Promise<boolean> {
+  const r = await c.query<{ moved: string }>({
+    name: 'ledger-move-cursor',
+    text: `WITH moved AS (UPDATE ledger_cursor SET stream_seq = $2, updated_at = now() WHERE stream_seq = $1 RETURNING 1),
+                forgotten AS (DELETE FROM ledger_outbox WHERE stream_seq <= $3)
+           SELECT count(*)::text AS moved FROM moved`,
+    values: [from, to, published],
+  });
+  return r.rows[0]?.moved === '1';
+}
+
+export async function insertOutbox(c: PoolClient, seq: number, causationIds: string[], payloads: string[]): Promise<void> {
+  await c.query({
+    name: 'ledger-insert-outbox',
+    text: `INSERT INTO ledger_outbox (causation_id, stream_seq, payload)
+           SELECT u.causation_id, $1, u.payload FROM unnest($2::text[], $3::jsonb[]) AS u(causation_id, payload)
+           ON CONFLICT (causation_id) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, payload = EXCLUDED.payload`,
+    values: [seq, causationIds, payloads],
+  });
+}
+
+export async function readOutbox(c: PoolClient): Promise<{ seq: number; payload: unknown }[]> {
+  const r = await c.query<{ stream_seq: string; payload: unknown }>('SELECT stream_seq::text AS stream_seq, payload FROM ledger_outbox ORDER BY stream_seq');
+  return r.rows.map((row) => ({ seq: Number(row.stream_seq), payload: row.payload }));
+}
+
+export async function deleteOutbox(c: PoolClient, upTo: number): Promise<void> {
+  await c.query('DELETE FROM ledger_outbox WHERE stream_seq <= $1', [upTo]);
+}

@@ -1,143 +1,159 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { InvariantViolation } from '../errors.js';
 import { cloudEvent, decode, type CloudEvent } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
 import { eventId } from '../ids.js';
 import type { Logger } from '../log.js';
-import { applyBatch, type Outcome, type StreamEvent } from './apply.js';
-import type { Pool } from './db.js';
+import { applyBatch, LedgerFenced, type Outcome, type StreamEvent } from './apply.js';
+import type { Pool, PoolClient } from './db.js';
+import * as sql from './sql.js';
 
 export interface WorkerOptions {
   log: EventLog;
   pool: Pool;
   logger: Logger;
-  /** Most events applied in one transaction; also the consumer's max_ack_pending. */
+  /** Most events applied in one transaction. */
   batchMax: number;
-  /** Consumer ack wait: an unacknowledged batch is redelivered after it. */
-  ackWaitMs: number;
+  /** How often a standby worker tries to take the lease. */
+  standbyPollMs: number;
   /** Called with a broken invariant; the process should stop. */
   onFatal: (err: Error) => void;
-  /** Fault injection (ESCROW_FAULT_ACK_DELAY_MS): wait this long after commit before acking. */
-  ackDelayMs?: number;
+  /** Fault injection (ESCROW_FAULT_PUBLISH_DELAY_MS): wait this long after commit before publishing the outcomes. */
+  publishDelayMs?: number;
 }
 
 /** The CloudEvents type of a ledger outcome, published on <ns>.ledger.outcome.<causationId>. */
 export const OUTCOME_TYPE = 'escrow.ledger.outcome.v1';
 
-const CONSUME_EXPIRES_MS = 1_000;
+/**
+ * The application_name of the session that holds the lease, `escrow-ledger:<ns>:<pid>`:
+ * operators (and the tests) see in pg_stat_activity which process is the active worker.
+ */
+export const leaseSessionPrefix = (namespace: string) => `escrow-ledger:${namespace}:`;
+
+const IDLE_WAKE_MS = 1_000;
 const RETRY_BACKOFF_MAX_MS = 5_000;
 
 /**
- * The ledger worker: the only writer of money. It pulls events from a durable consumer in
- * batches, applies each batch in one Postgres transaction, publishes the outcomes the
- * gateways wait for, and acknowledges only after commit.
+ * The ledger worker: the only writer of money. One worker per namespace is active: the one
+ * whose PostgreSQL session holds the ledger's advisory lock (the lease); the others stand
+ * by and take over when that session ends (the worker died, or lost its connection). The
+ * active worker reads the stream in order from the cursor kept in PostgreSQL (an ordered
+ * consumer, no acknowledgements), applies each batch in one transaction on the lease's own
+ * session, moving the cursor with a compare-and-set in the same transaction, and then
+ * publishes the outcomes the gateways wait for (kept in an outbox until published).
  *
- * max_ack_pending equals the batch size: while a batch is unacknowledged (in progress, or
- * held by a worker that died) no later event is delivered, so events are applied in stream
- * order even across restarts and several workers.
+ * So every account and every milestone sees its events in stream order, whatever the number
+ * of workers, and a crash anywhere applies nothing twice: a batch is committed with its
+ * cursor or not at all.
  */
 export class LedgerWorker {
   private stopping = false;
   private loop: Promise<void> | null = null;
-  private current: { close(): Promise<void | Error> } | null = null;
+  private messages: ConsumerMessages | null = null;
+  private wake: (() => void) | null = null;
+  /** Outcomes of batches up to this stream sequence have been published. */
+  private published = 0;
+  /** 'active' while this worker holds the lease and applies; 'standby' while another does. */
+  role: 'starting' | 'standby' | 'active' | 'stopped' = 'starting';
   /** Batches applied since start, for tests and logs. */
   batches = 0;
 
   constructor(private readonly o: WorkerOptions) {}
 
   async start(): Promise<void> {
-    await this.ensureConsumer();
     this.loop = this.run();
   }
 
+  /** Graceful: the batch in progress commits and its outcomes are published, then the lease is let go. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.current?.close().catch(() => {});
+    this.wake?.();
+    await this.messages?.close().catch(() => {});
     await this.loop;
-  }
-
-  private async ensureConsumer(): Promise<void> {
-    const { jsm, names } = this.o.log;
-    const config = {
-      durable_name: names.ledgerConsumer,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: names.allSubjects,
-      ack_wait: this.o.ackWaitMs * 1_000_000,
-      max_ack_pending: this.o.batchMax,
-      max_deliver: -1,
-    };
-    try {
-      await jsm.consumers.info(names.stream, names.ledgerConsumer);
-      await jsm.consumers.update(names.stream, names.ledgerConsumer, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err;
-      await jsm.consumers.add(names.stream, config).catch((addErr: unknown) => {
-        // Created by another worker in the meantime: the same consumer.
-        if (!(addErr instanceof JetStreamApiError)) throw addErr;
-      });
-    }
+    this.role = 'stopped';
   }
 
   private async run(): Promise<void> {
-    const { js, names } = this.o.log;
     let backoff = 100;
     while (!this.stopping) {
+      let client: PoolClient | null = null;
       try {
-        const consumer = await js.consumers.get(names.stream, names.ledgerConsumer);
-        // Messages flow in as they are published; each turn takes whatever has arrived (up
-        // to batchMax, which max_ack_pending also bounds) and applies it as one batch.
-        const buffer: JsMsg[] = [];
-        let wake: (() => void) | null = null;
-        const messages = await consumer.consume({
-          max_messages: this.o.batchMax,
-          expires: CONSUME_EXPIRES_MS,
-          callback: (m) => {
-            buffer.push(m);
-            wake?.();
-          },
-        });
-        this.current = messages;
-        let ended = false;
-        void messages.closed().then(() => {
-          ended = true;
-          wake?.();
-        });
-        try {
-          // When the subscription ends (server restarted, consumer gone), the outer loop makes a new one.
-          while (!this.stopping && !(ended && buffer.length === 0)) {
-            if (buffer.length === 0) {
-              await new Promise<void>((r) => {
-                wake = r;
-                setTimeout(r, CONSUME_EXPIRES_MS);
-              });
-              wake = null;
-              continue;
-            }
-            await this.process(buffer.splice(0, this.o.batchMax));
-            backoff = 100;
-          }
-        } finally {
-          this.current = null;
-          await messages.close().catch(() => {});
+        client = await this.o.pool.connect();
+        const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`escrow-ledger:${this.o.log.names.namespace}`]);
+        if (!lock.rows[0]?.ok) {
+          client.release();
+          client = null;
+          if (this.role !== 'standby') this.o.logger.info('another worker holds the ledger lease; standing by');
+          this.role = 'standby';
+          await this.sleep(this.o.standbyPollMs);
+          continue;
         }
+        this.role = 'active';
+        this.o.logger.info('took the ledger lease');
+        await client.query('SELECT set_config($1, $2, false)', ['application_name', `${leaseSessionPrefix(this.o.log.names.namespace)}${process.pid}`]);
+        await this.lead(client);
+        backoff = 100;
       } catch (err) {
         if (err instanceof InvariantViolation) {
           this.o.logger.fatal({ err }, 'ledger invariant violated; stopping the worker');
           this.stopping = true;
+          this.role = 'stopped';
           this.o.onFatal(err);
           return;
         }
         if (this.stopping) return;
-        this.o.logger.warn({ err: String(err) }, 'ledger worker loop failed; retrying');
-        await sleep(backoff);
+        this.o.logger.warn({ err: String(err) }, 'the ledger worker lost its lease or its connection; starting over from the cursor');
+        await this.sleep(backoff);
         backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
+      } finally {
+        // Destroying the session is what lets the lease go: another worker may take it at once.
+        client?.release(true);
+        if (this.role === 'active') this.role = 'starting';
       }
     }
   }
 
-  /** Applies one batch, retrying the same batch (not relying on redelivery) while Postgres fails. */
-  private async process(msgs: JsMsg[]): Promise<void> {
+  /** Applies the stream from the cursor while this worker holds the lease on `client`'s session. */
+  private async lead(client: PoolClient): Promise<void> {
+    await this.publishOutbox(client);
+    let cursor = await this.cursor(client);
+    const { js, names } = this.o.log;
+    const consumer = await js.consumers.get(names.stream, {
+      filter_subjects: names.allSubjects,
+      ...(cursor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: cursor + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
+    const buffer: JsMsg[] = [];
+    const messages = await consumer.consume({
+      max_messages: this.o.batchMax,
+      callback: (m) => {
+        buffer.push(m);
+        this.wake?.();
+      },
+    });
+    this.messages = messages;
+    let ended = false;
+    void messages.closed().then(() => {
+      ended = true;
+      this.wake?.();
+    });
+    try {
+      while (!this.stopping && !ended) {
+        if (buffer.length === 0) {
+          await this.sleep(IDLE_WAKE_MS);
+          continue;
+        }
+        cursor = await this.process(client, buffer.splice(0, this.o.batchMax), cursor);
+      }
+    } finally {
+      this.messages = null;
+      await messages.close().catch(() => {});
+    }
+    if (!this.stopping) throw new Error('the ledger consumer ended');
+  }
+
+  /** Applies one batch (in stream order) and publishes its outcomes; returns the new cursor. */
+  private async process(client: PoolClient, msgs: JsMsg[], cursor: number): Promise<number> {
     const events: StreamEvent[] = [];
     for (const m of msgs) {
       try {
@@ -146,50 +162,79 @@ export class LedgerWorker {
         this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'skipping a message that is not a CloudEvent');
       }
     }
+    const to = msgs[msgs.length - 1]!.seq;
     let outcomes: Outcome[];
-    // A slow transaction must not let the batch be redelivered to another worker meanwhile.
-    const heartbeat = setInterval(() => msgs.forEach((m) => m.working()), Math.max(200, Math.floor(this.o.ackWaitMs / 3)));
     try {
-      outcomes = await this.applyWithRetry(events);
-    } finally {
-      clearInterval(heartbeat);
+      outcomes = await applyBatch(client, events, { from: cursor, to, published: this.published });
+    } catch (err) {
+      if (err instanceof InvariantViolation || err instanceof LedgerFenced) throw err;
+      // Data errors (SQLSTATE class 22) and constraint violations (class 23) fail the same way
+      // on every retry: a silent retry loop would stall all money. Stop loudly instead.
+      const sqlstate = (err as { code?: unknown }).code;
+      if (typeof sqlstate === 'string' && /^2[23]/.test(sqlstate)) {
+        throw new InvariantViolation(`a ledger batch cannot be applied (SQLSTATE ${sqlstate}): ${(err as Error).message}`);
+      }
+      throw err;
     }
-    // Published after commit, each with a msgID derived from its cause: a redelivered batch
-    // publishes the same outcome again and JetStream drops the repeat.
-    await Promise.all(outcomes.map((o) => this.o.log.append(this.o.log.names.outcome(o.causationId), outcomeEvent(this.o.log.names.source, o), null)));
-    if (this.o.ackDelayMs) await sleep(this.o.ackDelayMs);
-    for (const m of msgs) m.ack();
+    if (this.o.publishDelayMs && outcomes.length > 0) await sleep(this.o.publishDelayMs);
+    await this.publish(outcomes);
+    this.published = to;
     this.batches++;
+    return to;
   }
 
-  private async applyWithRetry(events: StreamEvent[]): Promise<Outcome[]> {
-    let backoff = 100;
-    for (;;) {
-      try {
-        const client = await this.o.pool.connect();
-        let failure: Error | undefined;
-        try {
-          return await applyBatch(client, events);
-        } catch (err) {
-          failure = err as Error;
-          throw err;
-        } finally {
-          // A connection that failed mid-transaction is discarded, not reused.
-          client.release(failure);
-        }
-      } catch (err) {
-        if (err instanceof InvariantViolation || this.stopping) throw err;
-        // Data errors (SQLSTATE class 22) and constraint violations (class 23) fail the same way
-        // on every retry: a silent retry loop would stall all money. Stop loudly instead.
-        const sqlstate = (err as { code?: unknown }).code;
-        if (typeof sqlstate === 'string' && /^2[23]/.test(sqlstate)) {
-          throw new InvariantViolation(`a ledger batch cannot be applied (SQLSTATE ${sqlstate}): ${(err as Error).message}`);
-        }
-        this.o.logger.warn({ err: String(err) }, 'applying a ledger batch failed; retrying the same batch');
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
+  /**
+   * Outcomes are published after commit, each with a msgID derived from its cause: published
+   * again (the outbox after a crash) they are dropped by JetStream as repeats.
+   */
+  private async publish(outcomes: Outcome[]): Promise<void> {
+    const { log } = this.o;
+    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null)));
+  }
+
+  /** What a worker that died between commit and publish left: published before anything else. */
+  private async publishOutbox(client: PoolClient): Promise<void> {
+    const left = await sql.readOutbox(client);
+    if (left.length === 0) return;
+    await this.publish(left.map((row) => row.payload as Outcome));
+    const upTo = left[left.length - 1]!.seq;
+    await sql.deleteOutbox(client, upTo);
+    this.o.logger.info({ outcomes: left.length }, 'published outcomes a previous worker had committed');
+  }
+
+  /**
+   * The cursor. A namespace whose ledger ran with the durable consumer of earlier versions
+   * starts where that consumer's acknowledgements ended (everything at or below its ack floor
+   * was committed), and the old consumer is removed.
+   */
+  private async cursor(client: PoolClient): Promise<number> {
+    const cursor = await sql.readCursor(client);
+    if (cursor > 0) return cursor;
+    const { jsm, names } = this.o.log;
+    const legacy = await jsm.consumers.info(names.stream, names.ledgerConsumer).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === 10014) return null;
+      throw err;
+    });
+    if (!legacy) return 0;
+    const floor = legacy.ack_floor.stream_seq;
+    if (floor > 0 && !(await sql.moveCursor(client, 0, floor, 0))) throw new LedgerFenced(0);
+    await jsm.consumers.delete(names.stream, names.ledgerConsumer).catch(() => {});
+    this.o.logger.info({ cursor: floor }, 'moved the ledger from its durable consumer to the cursor');
+    return floor;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
       }
-    }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
   }
 }
 

@@ -8,6 +8,8 @@ import { phaseMs, Rig, verifyFault } from './rig.js';
 import { EngineProcess } from '../../load/processes.js';
 import { freePort } from '../../src/dev/embedded.js';
 import { SAFE_REPLICATED_SERVER, versionAtLeast } from '../../src/events/log.js';
+import { leaseSessionPrefix } from '../../src/ledger/worker.js';
+import pg from 'pg';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -44,26 +46,30 @@ async function loadOn(rig: Rig, lanes = 8) {
 }
 
 describe('faults under a running load, each ending with the auditor', () => {
-  it('SIGKILL the worker mid-batch, several times; restarted, every event is applied once', async () => {
+  it('SIGKILL the worker mid-transaction and between commit and publish, several times; restarted, every event is applied once', async () => {
     const nats = await ownNats();
-    const rig = await rigOn(nats, { gateways: 2, workers: 1 }, { ESCROW_LEDGER_BATCH_MAX: '16' });
+    // Outcomes published 150 ms after commit: a kill in that window leaves them in the outbox.
+    const rig = await rigOn(nats, { gateways: 2, workers: 1 }, { ESCROW_LEDGER_BATCH_MAX: '16', ESCROW_FAULT_PUBLISH_DELAY_MS: '150' });
     const load = await loadOn(rig);
-    const { connect } = await import('@nats-io/transport-node');
-    const { jetstreamManager } = await import('@nats-io/jetstream');
-    const nc = await connect({ servers: nats.url });
-    const jsm = await jetstreamManager(nc);
-    let midBatch = 0;
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    const killedAt = { inTransaction: 0, beforePublish: 0 };
     let recoveryMs = 0;
-    for (let k = 0; k < 3; k++) {
+    for (let k = 0; k < 4; k++) {
       await sleep(phaseMs(1_500));
-      // Killed while it holds unacknowledged events: mid-batch, not between batches.
-      for (let i = 0; i < 100; i++) {
-        const info = await jsm.consumers.info(rig.namespace.toUpperCase(), `${rig.namespace}_ledger`).catch(() => null);
-        if ((info?.num_ack_pending ?? 0) > 0) {
-          midBatch++;
+      // Even kills: while the lease session is inside a transaction. Odd: after a commit whose outcomes are not yet published.
+      const want = k % 2 === 0 ? 'inTransaction' : 'beforePublish';
+      for (let i = 0; i < 500; i++) {
+        const { rows } = await db.query<{ tx: number; outbox: number }>(
+          `SELECT (SELECT count(*)::int FROM pg_stat_activity WHERE starts_with(application_name, $1) AND state IN ('active', 'idle in transaction') AND xact_start IS NOT NULL) AS tx,
+                  (SELECT count(*)::int FROM "${rig.namespace}".ledger_outbox) AS outbox`,
+          [leaseSessionPrefix(rig.namespace)],
+        );
+        if ((want === 'inTransaction' && rows[0]!.tx > 0) || (want === 'beforePublish' && rows[0]!.outbox > 0)) {
+          killedAt[want]++;
           break;
         }
-        await sleep(10);
+        await sleep(2);
       }
       await rig.workers[0]!.kill();
       await sleep(300);
@@ -74,12 +80,12 @@ describe('faults under a running load, each ending with the auditor', () => {
       for (let i = 0; i < 500 && load.settled.length === settled; i++) await sleep(20);
       recoveryMs = Math.max(recoveryMs, Date.now() - t0);
     }
-    await nc.close();
+    await db.end();
     await sleep(phaseMs(1_500));
     await load.stop();
     expect(load.settled.length).toBeGreaterThan(0);
-    expect(midBatch).toBeGreaterThan(0);
-    await verifyFault('worker SIGKILL x3', rig, load, { killedMidBatch: midBatch, recoveryMs });
+    expect(killedAt.beforePublish).toBeGreaterThan(0);
+    await verifyFault('worker SIGKILL x4', rig, load, { killedAt, recoveryMs });
   });
 
   it('SIGKILL a gateway with commands in flight: retries on the other gateway take effect once, answers agree', async () => {
@@ -212,27 +218,39 @@ describe('faults under a running load, each ending with the auditor', () => {
     await verifyFault(`the stream leader of a three-node NATS cluster killed (R3, nats-server ${version}, ${rig.gateways.length} gateway)`, rig, load, { recoveryMs, killed: leader }, survivors);
   });
 
-  it('redelivery storm: a short ack wait and late acks send duplicates to two workers; none is applied twice', async () => {
+  it('two workers: the active one SIGKILLed again and again, the standby takes the lease each time; nothing applied twice', async () => {
     const nats = await ownNats();
-    const rig = await rigOn(nats, { gateways: 2, workers: 2 }, { ESCROW_LEDGER_ACK_WAIT_MS: '500', ESCROW_FAULT_ACK_DELAY_MS: '700' });
+    const rig = await rigOn(nats, { gateways: 2, workers: 2 }, { ESCROW_LEDGER_STANDBY_POLL_MS: '100' });
     const load = await loadOn(rig);
-    const { jetstreamManager } = await import('@nats-io/jetstream');
-    const { connect } = await import('@nats-io/transport-node');
-    const nc = await connect({ servers: nats.url });
-    const jsm = await jetstreamManager(nc);
-    // Redeliveries in flight, sampled during the storm (the server forgets them once acked).
-    let redelivered = 0;
-    const until = Date.now() + phaseMs(5_000);
-    while (Date.now() < until) {
-      const info = await jsm.consumers.info(rig.namespace.toUpperCase(), `${rig.namespace}_ledger`).catch(() => null);
-      redelivered = Math.max(redelivered, info?.num_redelivered ?? 0);
-      await sleep(100);
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    const active = async () => {
+      const { rows } = await db.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)', [leaseSessionPrefix(rig.namespace)]);
+      const pids = rows.map((r) => Number(r.name.slice(leaseSessionPrefix(rig.namespace).length)));
+      return rig.workers.find((w) => w.child && pids.includes(w.child.pid!)) ?? null;
+    };
+    let takeovers = 0;
+    let recoveryMs = 0;
+    for (let k = 0; k < 3; k++) {
+      await sleep(phaseMs(1_200));
+      let victim = null;
+      for (let i = 0; i < 200 && !victim; i++) (victim = await active()) || (await sleep(20));
+      expect(victim).not.toBeNull();
+      await victim!.kill();
+      const t0 = Date.now();
+      let next = null;
+      for (let i = 0; i < 500 && (!next || next === victim); i++) (next = await active()) || (await sleep(10));
+      if (next && next !== victim) takeovers++;
+      const settled = load.settled.length;
+      for (let i = 0; i < 500 && load.settled.length === settled; i++) await sleep(20);
+      recoveryMs = Math.max(recoveryMs, Date.now() - t0);
+      await victim!.spawn();
     }
-    await nc.close();
+    await db.end();
     await load.stop();
-    expect(redelivered).toBeGreaterThan(0);
+    expect(takeovers).toBe(3);
     expect(load.settled.length).toBeGreaterThan(0);
-    await verifyFault('redelivery storm', rig, load, { redeliveredInFlightMax: redelivered });
+    await verifyFault('active worker of two SIGKILLed x3', rig, load, { takeovers, recoveryMs });
   });
 
   it('mailbox overload: a burst far above the bound gets RESOURCE_EXHAUSTED quickly, memory stays bounded', async () => {

@@ -41,7 +41,7 @@ export class Rig {
       AUTH_JWT_SECRET: this.secret,
       ESCROW_NAMESPACE: this.namespace,
       LOG_LEVEL: 'error',
-      ESCROW_LEDGER_ACK_WAIT_MS: '2000',
+      ESCROW_LEDGER_STANDBY_POLL_MS: '200',
       ESCROW_FUNDING_WAIT_MS: '3000',
       ESCROW_MAILBOX_MAX: '1000',
       ...this.extraEnv,

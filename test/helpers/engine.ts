@@ -26,7 +26,7 @@ export function engineEnv(namespace: string, extra: Record<string, string> = {})
     AUTH_JWT_SECRET: TEST_SECRET,
     ESCROW_NAMESPACE: namespace,
     LOG_LEVEL: 'silent',
-    ESCROW_LEDGER_ACK_WAIT_MS: '2000',
+    ESCROW_LEDGER_STANDBY_POLL_MS: '200',
     ESCROW_LEDGER_WAIT_MS: '10000',
     ESCROW_FUNDING_WAIT_MS: '10000',
     ESCROW_MAILBOX_MAX: '1000',

@@ -1,18 +1,13 @@
 import { expect } from 'vitest';
 import type { Engine } from '../../src/engine.js';
-import { runAudit } from '../../src/ledger/auditor.js';
+import { ledgerBehind, runAudit } from '../../src/ledger/auditor.js';
 import { decode } from '../../src/events/cloudevent.js';
 import { applyBatch, type StreamEvent } from '../../src/ledger/apply.js';
 import { eventually, type TestEngine } from './engine.js';
 
-/** Waits until the ledger consumer has applied and acknowledged everything in the stream. */
+/** Waits until the ledger's cursor has reached the end of the stream. */
 export async function ledgerCaughtUp(engine: Engine, timeoutMs = 30_000): Promise<void> {
-  const { jsm, names } = engine.log;
-  await eventually(async () => {
-    const info = await jsm.consumers.info(names.stream, names.ledgerConsumer);
-    expect(info.num_pending).toBe(0);
-    expect(info.num_ack_pending).toBe(0);
-  }, timeoutMs);
+  await eventually(async () => expect(await ledgerBehind(engine.log, engine.pool)).toBe(0), timeoutMs);
 }
 
 /** The auditor's verdict on the engine's namespace: no violation, nothing left to apply. */
