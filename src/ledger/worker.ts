@@ -32,6 +32,7 @@ export const OUTCOME_TYPE = 'escrow.ledger.outcome.v1';
 export const leaseSessionPrefix = (namespace: string) => `escrow-ledger:${namespace}:`;
 
 const IDLE_WAKE_MS = 1_000;
+const CONSUME_EXPIRES_MS = 1_000;
 const RETRY_BACKOFF_MAX_MS = 5_000;
 
 /**
@@ -126,6 +127,9 @@ export class LedgerWorker {
     const buffer: JsMsg[] = [];
     const messages = await consumer.consume({
       max_messages: this.o.batchMax,
+      // Short pulls: heartbeats every 500 ms, so a consumer lost with its server (a cluster
+      // node gone) is noticed and recreated from the last sequence within about a second.
+      expires: CONSUME_EXPIRES_MS,
       callback: (m) => {
         buffer.push(m);
         this.wake?.();
