@@ -318,13 +318,19 @@ export class MilestoneApp {
     return step ? this.milestones.send(id, step) : latest;
   }
 
+  /**
+   * A live ledger outcome (a funding hold, an arbitration fee) for a milestone this gateway
+   * holds goes through the actor's mailbox, behind the command that asked for it: it may
+   * arrive before that command's append is acknowledged, and is then applied right after.
+   * A milestone that is not resident resumes its saga from the stream whenever it is loaded.
+   */
   private onHoldOutcome(outcome: Outcome): void {
     if (!outcome.milestoneId) return;
     const actor = this.milestones.peek(outcome.milestoneId);
-    const state = actor?.current;
-    if (!actor || !state || !isSagaState(state.state)) return; // Whoever loads the milestone later resumes the saga from the stream.
-    if (outcome.causationId !== sagaEventId(state)) return;
-    actor.send(sagaCommand(state, outcome, this.at())).catch(() => {});
+    if (!actor) return;
+    actor
+      .sendStep((state) => (isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state, outcome, this.at()) : null))
+      .catch(() => {});
   }
 
   /** After loading a milestone that waits for the ledger, applies the outcome if the ledger has decided. */

@@ -27,8 +27,11 @@ export interface ActorOptions<C extends DecisionSlots> {
   resume?: Resume<C>;
 }
 
+/** A command made from the state at its turn in the mailbox (a saga step), or nothing to do. */
+export type CommandFor<C> = (state: Persisted<C>) => Command | null;
+
 interface Job<C> {
-  command: Command;
+  command: Command | CommandFor<C>;
   resolve: (state: Persisted<C>) => void;
   reject: (err: unknown) => void;
 }
@@ -66,6 +69,8 @@ export class Actor<C extends DecisionSlots> {
   private readonly mailbox: Job<C>[] = [];
   private running = false;
   private resuming = false;
+  /** The version of the append in flight: its echo from the log is this actor's own, not news. */
+  private appending: number | null = null;
   private readonly listeners = new Set<(state: Persisted<C>) => void>();
   lastUsed = Date.now();
 
@@ -86,8 +91,23 @@ export class Actor<C extends DecisionSlots> {
   }
 
   send(command: Command): Promise<Persisted<C>> {
+    return this.enqueue(command, false);
+  }
+
+  /**
+   * Queues a saga step (a ledger outcome) behind everything already in the mailbox, so it
+   * meets the state the commands before it produced, however early it arrived (before the
+   * ack of the append that asked for it, say). `step` builds the command from that state, or
+   * returns null when the state no longer waits for it. Never refused for a full mailbox: an
+   * outcome is never dropped, and there is at most one per saga.
+   */
+  sendStep(step: CommandFor<C>): Promise<Persisted<C>> {
+    return this.enqueue(step, true);
+  }
+
+  private enqueue(command: Command | CommandFor<C>, unbounded: boolean): Promise<Persisted<C>> {
     this.lastUsed = Date.now();
-    if (this.mailbox.length >= this.o.mailboxMax) {
+    if (!unbounded && this.mailbox.length >= this.o.mailboxMax) {
       return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.o.id}`));
     }
     return new Promise((resolve, reject) => {
@@ -106,6 +126,7 @@ export class Actor<C extends DecisionSlots> {
    * its state is dropped and reloaded from the log before the next decision or read.
    */
   observe(version: number): void {
+    if (version === this.appending) return;
     if (this.state && version > this.state.version) this.state = null;
   }
 
@@ -129,7 +150,7 @@ export class Actor<C extends DecisionSlots> {
       while (this.mailbox.length > 0) {
         const job = this.mailbox.shift()!;
         try {
-          if (job.command.deadline !== undefined && Date.now() > job.command.deadline) {
+          if (typeof job.command !== 'function' && job.command.deadline !== undefined && Date.now() > job.command.deadline) {
             throw new DeadlineExceeded('DEADLINE_EXCEEDED', 'the deadline passed before the command was started');
           }
           job.resolve(await this.handle(job.command));
@@ -167,9 +188,10 @@ export class Actor<C extends DecisionSlots> {
     return `${this.o.log.names.namespace}.${this.o.kind.entity}.${this.o.id}`;
   }
 
-  private async handle(command: Command): Promise<Persisted<C>> {
+  private async handle(job: Command | CommandFor<C>): Promise<Persisted<C>> {
     const state = this.state ?? (await this.load());
-    if (command.event.type === '__read') return state;
+    const command = typeof job === 'function' ? job(state) : job;
+    if (!command || command.event.type === '__read') return state;
     return this.apply(command);
   }
 
@@ -217,6 +239,7 @@ export class Actor<C extends DecisionSlots> {
         time: command.event.at,
         data: { by: command.event.by.id, version, change: decision.emitted.data, state: next },
       });
+      this.appending = version;
       try {
         const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) });
         if (ack.duplicate) {
@@ -236,6 +259,8 @@ export class Actor<C extends DecisionSlots> {
         if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) continue;
         if (err instanceof WrongLastSequence) throw new Aborted('CONCURRENT_MODIFICATION', 'lost an optimistic race repeatedly; retry');
         throw err;
+      } finally {
+        this.appending = null;
       }
     }
   }
