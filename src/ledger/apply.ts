@@ -45,11 +45,14 @@ export class LedgerFenced extends Error {
 }
 
 /**
- * Applies one batch of stream events in one transaction: postings keyed by event id (an
- * event applied before is skipped), balance deltas aggregated per account, and the read
- * model. With a position, the transaction also moves the ledger cursor (first, so it
- * serializes with any other writer, and only if nobody moved it: else LedgerFenced) and
- * keeps the outcomes in the outbox. Returns the outcomes to publish once it has committed.
+ * Applies one batch of stream events: postings keyed by event id (an event applied before
+ * is skipped), balance deltas aggregated per account, and the read model. Two round trips:
+ * one read of what the batch needs, then one statement that writes everything. With a
+ * position that statement also moves the ledger cursor by compare-and-set and keeps the
+ * outcomes in the outbox; if the cursor moved (another worker applied meanwhile, so what was
+ * read may be stale) it changes nothing and LedgerFenced is thrown. Without a position (tests
+ * applying events again) both run in one transaction. Returns the outcomes to publish once
+ * the batch is committed.
  */
 export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition): Promise<Outcome[]> {
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
@@ -57,39 +60,43 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[], posi
   const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
   const reviews = classified.flatMap((c) => (c.review ? [c.review] : []));
 
-  await client.query('BEGIN');
+  if (!position) await client.query('BEGIN');
   try {
-    if (position && !(await sql.moveCursor(client, position.from, position.to, position.published))) throw new LedgerFenced(position.from);
-    const outcomes = intents.length > 0 ? await post(client, intents) : [];
-    if (milestones.length > 0) await sql.upsertMilestones(client, milestoneRows(milestones));
-    if (reviews.length > 0) await sql.insertReviews(client, reviews);
-    if (position && outcomes.length > 0) {
-      await sql.insertOutbox(client, position.to, outcomes.map((o) => o.causationId), outcomes.map((o) => JSON.stringify(o)));
-    }
-    await client.query('COMMIT');
+    const refs = new Map<string, AccountRef>();
+    for (const intent of intents) for (const leg of legsOf(intent)) refs.set(leg.account.id, leg.account);
+    const users = new Map<string, [string, string]>();
+    for (const intent of intents) for (const fx of balanceEffects(intent)) users.set(`${fx.userId}\u0000${fx.currency}`, [fx.userId, fx.currency]);
+    const reads = await sql.readForBatch(client, {
+      accountIds: [...refs.keys()],
+      eventIds: intents.map((i) => i.eventId),
+      references: intents.flatMap((i) => (i.kind === 'deposit' || i.kind === 'withdrawal' ? [referenceKey(i)] : [])),
+      users: [...users.values()].map((u) => u[0]),
+      currencies: [...users.values()].map((u) => u[1]),
+    });
+    const { outcomes, writes } = decideBatch(intents, refs, reads);
+    const result = await sql.writeBatch(client, {
+      ...writes,
+      position: position ?? null,
+      milestones: milestoneRows(milestones),
+      reviews,
+      outbox: position ? { causationIds: outcomes.map((o) => o.causationId), payloads: outcomes.map((o) => JSON.stringify(o)) } : { causationIds: [], payloads: [] },
+    });
+    if (!result.fenced) throw new LedgerFenced(position!.from);
+    // The postings are new to the ledger by the read above; fewer inserted means someone wrote between the two.
+    invariant(result.postings === writes.postings.eventIds.length, `expected to insert ${writes.postings.eventIds.length} postings, inserted ${result.postings}`);
+    if (!position) await client.query('COMMIT');
     return outcomes;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    if (!position) await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
 }
 
-async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
-  // Accounts first, created if new, then locked in id order: every later read in this
-  // transaction sees whatever another worker committed for these accounts.
-  const accounts = new Map<string, AccountRef>();
-  for (const intent of intents) for (const leg of legsOf(intent)) accounts.set(leg.account.id, leg.account);
-  const refs = [...accounts.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  await sql.ensureAccounts(client, refs.map((a) => a.id), refs.map((a) => a.kind), refs.map((a) => a.owner), refs.map((a) => a.currency));
-  const locked = await sql.lockAccounts(client, refs.map((a) => a.id));
-  const balances = new Map<string, Decimal>([...locked].map(([id, b]) => [id, new Decimal(b)]));
-
-  const done = await sql.existingPostings(client, intents.map((i) => i.eventId));
-  const references = await sql.existingReferences(
-    client,
-    intents.flatMap((i) => (i.kind === 'deposit' || i.kind === 'withdrawal' ? [referenceKey(i)] : [])),
-  );
-
+/** What a batch of intents does, decided in memory from what was read: the outcomes and every row to write. */
+function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sql.BatchReads) {
+  const balances = new Map<string, Decimal>([...refs.keys()].map((id) => [id, new Decimal(reads.balances.get(id) ?? 0)]));
+  const done = reads.done;
+  const references = reads.references;
   const outcomes: Outcome[] = [];
   const postings: sql.PostingRows = { eventIds: [], seqs: [], kinds: [], results: [], milestoneIds: [], userIds: [], currencies: [], amounts: [], fees: [], freelancerAmounts: [] };
   const entries = { eventIds: [] as string[], accountIds: [] as string[], amounts: [] as string[] };
@@ -148,26 +155,36 @@ async function post(client: PoolClient, intents: Intent[]): Promise<Outcome[]> {
     }
   }
 
-  if (postings.eventIds.length > 0) {
-    const inserted = await sql.insertPostings(client, postings);
-    invariant(inserted === postings.eventIds.length, `expected to insert ${postings.eventIds.length} postings, inserted ${inserted}`);
-  }
-  if (newRefs.refs.length > 0) await sql.insertReferences(client, newRefs);
-  if (entries.eventIds.length > 0) await sql.insertEntries(client, entries.eventIds, entries.accountIds, entries.amounts);
-  const changed = [...deltas].filter(([, d]) => !d.isZero()).sort(([a], [b]) => (a < b ? -1 : 1));
-  if (changed.length > 0) await sql.addToBalances(client, changed.map(([id]) => id), changed.map(([, d]) => d.toString()));
-  if (userDeltas.size > 0) {
-    const rows = [...userDeltas].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, d]) => ({ key: key.split('\u0000') as [string, string], d }));
-    await sql.ensureUserBalances(client, rows.map((r) => r.key[0]), rows.map((r) => r.key[1]));
-    await sql.addToUserBalances(client, {
-      users: rows.map((r) => r.key[0]),
-      currencies: rows.map((r) => r.key[1]),
-      available: rows.map((r) => r.d.available.toString()),
-      held: rows.map((r) => r.d.held.toString()),
-      incoming: rows.map((r) => r.d.incoming.toString()),
-    });
-  }
-  return outcomes;
+  // Every account the batch touches is created if new (an account whose postings were all refused starts at zero).
+  const accounts = [...refs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const created = accounts.filter((a) => !reads.balances.has(a.id));
+  const moved = accounts.filter((a) => reads.balances.has(a.id) && !(deltas.get(a.id) ?? new Decimal(0)).isZero());
+  const users = [...userDeltas].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, d]) => ({ key, ids: key.split('\u0000') as [string, string], d }));
+  const rows = (list: typeof users): sql.UserBalanceRows => ({
+    users: list.map((u) => u.ids[0]),
+    currencies: list.map((u) => u.ids[1]),
+    available: list.map((u) => u.d.available.toString()),
+    held: list.map((u) => u.d.held.toString()),
+    incoming: list.map((u) => u.d.incoming.toString()),
+  });
+  return {
+    outcomes,
+    writes: {
+      newAccounts: {
+        ids: created.map((a) => a.id),
+        kinds: created.map((a) => a.kind),
+        owners: created.map((a) => a.owner),
+        currencies: created.map((a) => a.currency),
+        balances: created.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()),
+      },
+      accountDeltas: { ids: moved.map((a) => a.id), deltas: moved.map((a) => deltas.get(a.id)!.toString()) },
+      postings,
+      entries,
+      references: newRefs,
+      newUserBalances: rows(users.filter((u) => !reads.userBalances.has(u.key))),
+      userBalanceDeltas: rows(users.filter((u) => reads.userBalances.has(u.key))),
+    },
+  };
 }
 
 function decideResult(intent: Intent, balances: Map<string, Decimal>, references: Map<string, sql.ReferenceRow>): PostingResult {

@@ -3,37 +3,9 @@ import type { ReviewRow } from './intents.js';
 
 /**
  * Every statement the ledger worker runs, one function each, as named prepared statements.
- * Arrays go in through unnest so a whole batch is one round trip per statement.
+ * Arrays go in through unnest. A batch is two round trips: `readForBatch` (what the batch
+ * needs to decide), then `writeBatch` (everything it changes, in one statement).
  */
-
-export async function ensureAccounts(c: PoolClient, ids: string[], kinds: string[], owners: string[], currencies: string[]): Promise<void> {
-  await c.query({
-    name: 'ledger-ensure-accounts',
-    text: `INSERT INTO accounts (account_id, kind, owner_id, currency)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
-           ON CONFLICT (account_id) DO NOTHING`,
-    values: [ids, kinds, owners, currencies],
-  });
-}
-
-/** Locks the batch's accounts in one fixed order (by id), so two workers never deadlock. */
-export async function lockAccounts(c: PoolClient, ids: string[]): Promise<Map<string, string>> {
-  const r = await c.query<{ account_id: string; balance: string }>({
-    name: 'ledger-lock-accounts',
-    text: 'SELECT account_id, balance::text AS balance FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE',
-    values: [ids],
-  });
-  return new Map(r.rows.map((row) => [row.account_id, row.balance]));
-}
-
-export async function existingPostings(c: PoolClient, eventIds: string[]): Promise<Map<string, string>> {
-  const r = await c.query<{ event_id: string; result: string }>({
-    name: 'ledger-existing-postings',
-    text: 'SELECT event_id::text AS event_id, result FROM postings WHERE event_id = ANY($1::uuid[])',
-    values: [eventIds],
-  });
-  return new Map(r.rows.map((row) => [row.event_id, row.result]));
-}
 
 export interface ReferenceRow {
   reference: string;
@@ -44,14 +16,39 @@ export interface ReferenceRow {
   event_id: string;
 }
 
-export async function existingReferences(c: PoolClient, references: string[]): Promise<Map<string, ReferenceRow>> {
-  const r = await c.query<ReferenceRow>({
-    name: 'ledger-existing-references',
-    text: `SELECT reference, kind, user_id, currency, amount::text AS amount, event_id::text AS event_id
-           FROM external_references WHERE reference = ANY($1::text[])`,
-    values: [references],
+export interface BatchReads {
+  /** Balances of the accounts that exist; an account not listed has none yet (0). */
+  balances: Map<string, string>;
+  /** Postings already written for the batch's events: event id -> result. */
+  done: Map<string, string>;
+  references: Map<string, ReferenceRow>;
+  /** The `user\u0000currency` keys of the user_balances rows that exist. */
+  userBalances: Set<string>;
+}
+
+/** One round trip: the balances, the postings already made, the external references and the projection rows a batch needs. */
+export async function readForBatch(
+  c: PoolClient,
+  q: { accountIds: string[]; eventIds: string[]; references: string[]; users: string[]; currencies: string[] },
+): Promise<BatchReads> {
+  const r = await c.query<{ accounts: [string, string][]; done: [string, string][]; refs: ReferenceRow[]; users: [string, string][] }>({
+    name: 'ledger-read-for-batch',
+    text: `SELECT
+             (SELECT coalesce(json_agg(json_build_array(account_id, balance::text)), '[]') FROM accounts WHERE account_id = ANY($1::text[])) AS accounts,
+             (SELECT coalesce(json_agg(json_build_array(event_id::text, result)), '[]') FROM postings WHERE event_id = ANY($2::uuid[])) AS done,
+             (SELECT coalesce(json_agg(x), '[]') FROM (SELECT reference, kind, user_id, currency, amount::text AS amount, event_id::text AS event_id
+                                                        FROM external_references WHERE reference = ANY($3::text[])) x) AS refs,
+             (SELECT coalesce(json_agg(json_build_array(b.user_id, b.currency)), '[]') FROM user_balances b
+                JOIN unnest($4::text[], $5::text[]) AS u(user_id, currency) ON b.user_id = u.user_id AND b.currency = u.currency) AS users`,
+    values: [q.accountIds, q.eventIds, q.references, q.users, q.currencies],
   });
-  return new Map(r.rows.map((row) => [row.reference, row]));
+  const row = r.rows[0]!;
+  return {
+    balances: new Map(row.accounts),
+    done: new Map(row.done),
+    references: new Map(row.refs.map((x) => [x.reference, x])),
+    userBalances: new Set(row.users.map(([u, cur]) => `${u}\u0000${cur}`)),
+  };
 }
 
 export interface PostingRows {
@@ -67,71 +64,130 @@ export interface PostingRows {
   freelancerAmounts: string[];
 }
 
-/** Returns how many were inserted: with the accounts locked first, never fewer than given. */
-export async function insertPostings(c: PoolClient, p: PostingRows): Promise<number> {
-  const r = await c.query({
-    name: 'ledger-insert-postings',
-    // created_at is the wall clock at insert, not the transaction start: the ledger lag
-    // (command answered -> posting written) is measured from it.
-    text: `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount, fee, freelancer_amount, created_at)
-           SELECT u.*, clock_timestamp()
-           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[]) AS u
-           ON CONFLICT (event_id) DO NOTHING`,
-    values: [p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts, p.fees, p.freelancerAmounts],
-  });
-  return r.rowCount ?? 0;
+export interface UserBalanceRows {
+  users: string[];
+  currencies: string[];
+  available: string[];
+  held: string[];
+  incoming: string[];
 }
 
-export async function insertEntries(c: PoolClient, eventIds: string[], accountIds: string[], amounts: string[]): Promise<void> {
-  await c.query({
-    name: 'ledger-insert-entries',
-    text: `INSERT INTO entries (event_id, account_id, amount)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[])`,
-    values: [eventIds, accountIds, amounts],
-  });
+export interface BatchWrites {
+  /** With a position the statement moves the cursor from `from` to `to` (compare-and-set) and changes nothing if it moved. */
+  position: { from: number; to: number; published: number } | null;
+  /**
+   * Accounts touched: new ones inserted with their delta as balance, existing ones updated by
+   * it. Two parts because a CHECK is tested on the row an INSERT proposes even when it
+   * conflicts, so a negative delta cannot go through INSERT ... ON CONFLICT.
+   */
+  newAccounts: { ids: string[]; kinds: string[]; owners: string[]; currencies: string[]; balances: string[] };
+  accountDeltas: { ids: string[]; deltas: string[] };
+  postings: PostingRows;
+  entries: { eventIds: string[]; accountIds: string[]; amounts: string[] };
+  references: { refs: string[]; kinds: string[]; users: string[]; currencies: string[]; amounts: string[]; eventIds: string[] };
+  /** The same split for the balance projection: new rows, and deltas of existing ones. */
+  newUserBalances: UserBalanceRows;
+  userBalanceDeltas: UserBalanceRows;
+  milestones: MilestoneRows;
+  reviews: ReviewRow[];
+  outbox: { causationIds: string[]; payloads: string[] };
 }
 
-export async function addToBalances(c: PoolClient, accountIds: string[], deltas: string[]): Promise<void> {
-  await c.query({
-    name: 'ledger-add-to-balances',
-    text: `UPDATE accounts a SET balance = a.balance + d.delta
-           FROM unnest($1::text[], $2::numeric[]) AS d(account_id, delta)
-           WHERE a.account_id = d.account_id`,
-    values: [accountIds, deltas],
+/**
+ * One statement, so one round trip and atomic by itself: every data-modifying part runs only
+ * if the fence holds (the cursor was still at `position.from`, or there is no position), and
+ * then all of them commit together. Returns whether the fence held and how many postings were
+ * inserted.
+ */
+export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fenced: boolean; postings: number }> {
+  const m = w.milestones;
+  const p = w.postings;
+  const r = await c.query<{ fenced: string; postings: string }>({
+    name: 'ledger-write-batch',
+    text: `WITH moved AS (
+             UPDATE ledger_cursor SET stream_seq = $2, updated_at = now() WHERE $1::bigint IS NOT NULL AND stream_seq = $1 RETURNING 1
+           ),
+           fence AS (SELECT 1 AS ok WHERE $1::bigint IS NULL UNION ALL SELECT 1 FROM moved),
+           forgotten AS (DELETE FROM ledger_outbox WHERE stream_seq <= $3 AND EXISTS (SELECT 1 FROM fence)),
+           accounts_new AS (
+             INSERT INTO accounts (account_id, kind, owner_id, currency, balance)
+             SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
+           ),
+           accounts_moved AS (
+             UPDATE accounts a SET balance = a.balance + d.delta
+             FROM unnest($60::text[], $61::numeric[]) AS d(account_id, delta)
+             WHERE a.account_id = d.account_id AND EXISTS (SELECT 1 FROM fence)
+           ),
+           posted AS (
+             -- created_at is the wall clock at insert: the ledger lag (answer -> posting) is measured from it.
+             INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, user_id, currency, amount, fee, freelancer_amount, created_at)
+             SELECT u.*, clock_timestamp()
+             FROM unnest($9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::uuid[], $14::text[], $15::text[], $16::numeric[], $17::numeric[], $18::numeric[]) AS u
+             WHERE EXISTS (SELECT 1 FROM fence)
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING 1
+           ),
+           entered AS (
+             INSERT INTO entries (event_id, account_id, amount)
+             SELECT * FROM unnest($19::uuid[], $20::text[], $21::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
+           ),
+           referenced AS (
+             INSERT INTO external_references (reference, kind, user_id, currency, amount, event_id)
+             SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::text[], $26::numeric[], $27::uuid[]) WHERE EXISTS (SELECT 1 FROM fence)
+           ),
+           projected_new AS (
+             INSERT INTO user_balances (user_id, currency, available, held, incoming)
+             SELECT * FROM unnest($28::text[], $29::text[], $30::numeric[], $31::numeric[], $32::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
+           ),
+           projected_moved AS (
+             UPDATE user_balances b
+             SET available = b.available + d.available, held = b.held + d.held, incoming = b.incoming + d.incoming
+             FROM unnest($62::text[], $63::text[], $64::numeric[], $65::numeric[], $66::numeric[]) AS d(user_id, currency, available, held, incoming)
+             WHERE b.user_id = d.user_id AND b.currency = d.currency AND EXISTS (SELECT 1 FROM fence)
+           ),
+           milestones_projected AS (
+             INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
+                                     status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage)
+             SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::numeric[], $39::numeric[], $40::numeric[],
+                                  $41::numeric[], $42::text[], $43::int[], $44::text[], $45::timestamptz[], $46::timestamptz[],
+                                  $47::numeric[], $48::numeric[], $49::timestamptz[], $50::text[])
+             WHERE EXISTS (SELECT 1 FROM fence)
+             -- An older version never overwrites a newer one.
+             ON CONFLICT (milestone_id) DO UPDATE SET
+               held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
+               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, employer_fee = EXCLUDED.employer_fee,
+               freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage
+             WHERE milestones.version < EXCLUDED.version
+           ),
+           reviewed AS (
+             -- One review per reviewer per project, so a review applied again inserts nothing.
+             INSERT INTO reviews (project_id, reviewer_id, reviewee_id, rating, comment, event_id, created_at)
+             SELECT * FROM unnest($51::text[], $52::text[], $53::text[], $54::smallint[], $55::text[], $56::uuid[], $57::timestamptz[]) WHERE EXISTS (SELECT 1 FROM fence)
+             ON CONFLICT DO NOTHING
+           ),
+           kept AS (
+             INSERT INTO ledger_outbox (causation_id, stream_seq, payload)
+             SELECT u.causation_id, $2, u.payload FROM unnest($58::text[], $59::jsonb[]) AS u(causation_id, payload) WHERE EXISTS (SELECT 1 FROM fence)
+             ON CONFLICT (causation_id) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, payload = EXCLUDED.payload
+           )
+           SELECT (SELECT count(*) FROM fence)::text AS fenced, (SELECT count(*) FROM posted)::text AS postings`,
+    values: [
+      w.position?.from ?? null, w.position?.to ?? 0, w.position?.published ?? 0,
+      w.newAccounts.ids, w.newAccounts.kinds, w.newAccounts.owners, w.newAccounts.currencies, w.newAccounts.balances,
+      p.eventIds, p.seqs, p.kinds, p.results, p.milestoneIds, p.userIds, p.currencies, p.amounts, p.fees, p.freelancerAmounts,
+      w.entries.eventIds, w.entries.accountIds, w.entries.amounts,
+      w.references.refs, w.references.kinds, w.references.users, w.references.currencies, w.references.amounts, w.references.eventIds,
+      w.newUserBalances.users, w.newUserBalances.currencies, w.newUserBalances.available, w.newUserBalances.held, w.newUserBalances.incoming,
+      m.ids, m.projects, m.employers, m.freelancers, m.currencies, m.amounts, m.held, m.released, m.returned, m.statuses, m.versions, m.descriptions,
+      m.createdAt, m.updatedAt, m.employerFees, m.freelancerFees, m.dueAt, m.disputeStages,
+      w.reviews.map((x) => x.projectId), w.reviews.map((x) => x.reviewerId), w.reviews.map((x) => x.revieweeId), w.reviews.map((x) => x.rating),
+      w.reviews.map((x) => x.comment), w.reviews.map((x) => x.eventId), w.reviews.map((x) => x.at),
+      w.outbox.causationIds, w.outbox.payloads,
+      w.accountDeltas.ids, w.accountDeltas.deltas,
+      w.userBalanceDeltas.users, w.userBalanceDeltas.currencies, w.userBalanceDeltas.available, w.userBalanceDeltas.held, w.userBalanceDeltas.incoming,
+    ],
   });
-}
-
-export async function insertReferences(c: PoolClient, r: { refs: string[]; kinds: string[]; users: string[]; currencies: string[]; amounts: string[]; eventIds: string[] }): Promise<void> {
-  await c.query({
-    name: 'ledger-insert-references',
-    text: `INSERT INTO external_references (reference, kind, user_id, currency, amount, event_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::uuid[])`,
-    values: [r.refs, r.kinds, r.users, r.currencies, r.amounts, r.eventIds],
-  });
-}
-
-export async function ensureUserBalances(c: PoolClient, users: string[], currencies: string[]): Promise<void> {
-  await c.query({
-    name: 'ledger-ensure-user-balances',
-    text: `INSERT INTO user_balances (user_id, currency)
-           SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
-           ON CONFLICT (user_id, currency) DO NOTHING`,
-    values: [users, currencies],
-  });
-}
-
-export async function addToUserBalances(
-  c: PoolClient,
-  d: { users: string[]; currencies: string[]; available: string[]; held: string[]; incoming: string[] },
-): Promise<void> {
-  await c.query({
-    name: 'ledger-add-to-user-balances',
-    text: `UPDATE user_balances b
-           SET available = b.available + d.available, held = b.held + d.held, incoming = b.incoming + d.incoming
-           FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[]) AS d(user_id, currency, available, held, incoming)
-           WHERE b.user_id = d.user_id AND b.currency = d.currency`,
-    values: [d.users, d.currencies, d.available, d.held, d.incoming],
-  });
+  return { fenced: r.rows[0]!.fenced !== '0', postings: Number(r.rows[0]!.postings) };
 }
 
 export interface MilestoneRows {
@@ -156,64 +212,10 @@ export interface MilestoneRows {
   disputeStages: string[];
 }
 
-/** Projects milestone states; an older version never overwrites a newer one. */
-export async function upsertMilestones(c: PoolClient, m: MilestoneRows): Promise<void> {
-  await c.query({
-    name: 'ledger-upsert-milestones',
-    text: `INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
-                                   status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[],
-                                $9::numeric[], $10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[],
-                                $15::numeric[], $16::numeric[], $17::timestamptz[], $18::text[])
-           ON CONFLICT (milestone_id) DO UPDATE SET
-             held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
-             version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, employer_fee = EXCLUDED.employer_fee,
-             freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage
-           WHERE milestones.version < EXCLUDED.version`,
-    values: [m.ids, m.projects, m.employers, m.freelancers, m.currencies, m.amounts, m.held, m.released, m.returned, m.statuses, m.versions, m.descriptions, m.createdAt, m.updatedAt, m.employerFees, m.freelancerFees, m.dueAt, m.disputeStages],
-  });
-}
-
-/** Projects reviews; one per reviewer per project, so a redelivered event inserts nothing. */
-export async function insertReviews(c: PoolClient, r: ReviewRow[]): Promise<void> {
-  await c.query({
-    name: 'ledger-insert-reviews',
-    text: `INSERT INTO reviews (project_id, reviewer_id, reviewee_id, rating, comment, event_id, created_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], $6::uuid[], $7::timestamptz[])
-           ON CONFLICT DO NOTHING`,
-    values: [r.map((x) => x.projectId), r.map((x) => x.reviewerId), r.map((x) => x.revieweeId), r.map((x) => x.rating), r.map((x) => x.comment), r.map((x) => x.eventId), r.map((x) => x.at)],
-  });
-}
-
 /** The last stream sequence the ledger applied. */
 export async function readCursor(c: PoolClient): Promise<number> {
   const r = await c.query<{ stream_seq: string }>({ name: 'ledger-read-cursor', text: 'SELECT stream_seq::text AS stream_seq FROM ledger_cursor' });
   return Number(r.rows[0]?.stream_seq ?? 0);
-}
-
-/**
- * Moves the cursor from `from` to `to` if it is still at `from` (the fence: false means
- * another worker moved it), and forgets the outcomes published up to `published`.
- */
-export async function moveCursor(c: PoolClient, from: number, to: number, published: number): Promise<boolean> {
-  const r = await c.query<{ moved: string }>({
-    name: 'ledger-move-cursor',
-    text: `WITH moved AS (UPDATE ledger_cursor SET stream_seq = $2, updated_at = now() WHERE stream_seq = $1 RETURNING 1),
-                forgotten AS (DELETE FROM ledger_outbox WHERE stream_seq <= $3)
-           SELECT count(*)::text AS moved FROM moved`,
-    values: [from, to, published],
-  });
-  return r.rows[0]?.moved === '1';
-}
-
-export async function insertOutbox(c: PoolClient, seq: number, causationIds: string[], payloads: string[]): Promise<void> {
-  await c.query({
-    name: 'ledger-insert-outbox',
-    text: `INSERT INTO ledger_outbox (causation_id, stream_seq, payload)
-           SELECT u.causation_id, $1, u.payload FROM unnest($2::text[], $3::jsonb[]) AS u(causation_id, payload)
-           ON CONFLICT (causation_id) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, payload = EXCLUDED.payload`,
-    values: [seq, causationIds, payloads],
-  });
 }
 
 export async function readOutbox(c: PoolClient): Promise<{ seq: number; payload: unknown }[]> {
@@ -223,4 +225,10 @@ export async function readOutbox(c: PoolClient): Promise<{ seq: number; payload:
 
 export async function deleteOutbox(c: PoolClient, upTo: number): Promise<void> {
   await c.query('DELETE FROM ledger_outbox WHERE stream_seq <= $1', [upTo]);
+}
+
+/** Moves a cursor still at 0 to `seq` (the ack floor of an earlier version's consumer); false if it was not at 0. */
+export async function seedCursor(c: PoolClient, seq: number): Promise<boolean> {
+  const r = await c.query('UPDATE ledger_cursor SET stream_seq = $1, updated_at = now() WHERE stream_seq = 0', [seq]);
+  return r.rowCount === 1;
 }

@@ -221,7 +221,7 @@ export class LedgerWorker {
     });
     if (!legacy) return 0;
     const floor = legacy.ack_floor.stream_seq;
-    if (floor > 0 && !(await sql.moveCursor(client, 0, floor, 0))) throw new LedgerFenced(0);
+    if (floor > 0 && !(await sql.seedCursor(client, floor))) throw new LedgerFenced(0);
     await jsm.consumers.delete(names.stream, names.ledgerConsumer).catch(() => {});
     this.o.logger.info({ cursor: floor }, 'moved the ledger from its durable consumer to the cursor');
     return floor;
