@@ -121,7 +121,7 @@ async function main() {
 
   // Ledger lag and the auditor's verdict on everything the engine did.
   const nc = await connect({ servers: natsUrl! });
-  const elog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, allowUnsafeReplicas: true }); // read-only
+  const elog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: secret, allowUnsafeReplicas: true }); // read-only
   const pool = createPool(databaseUrl!, namespace, 2);
   const audit = await runAudit(elog, pool, 60_000);
   const { rows } = await pool.query<{ event_id: string; at: string }>(

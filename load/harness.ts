@@ -104,7 +104,7 @@ async function main(): Promise<number> {
   let lag: LatencySummary | null = null;
   if (!a['no-audit'] && databaseUrl && natsUrl) {
     const nc = await connect({ servers: natsUrl });
-    const log = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, allowUnsafeReplicas: true }); // read-only
+    const log = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: process.env.ESCROW_EVENT_KEY ?? secret, allowUnsafeReplicas: true }); // read-only
     const pool = createPool(databaseUrl, namespace, 2);
     try {
       audit = await runAudit(log, pool, 60_000);

@@ -14,8 +14,13 @@ if (!config.databaseUrl || !config.natsUrl) {
   console.error('audit needs DATABASE_URL and NATS_URL (and ESCROW_NAMESPACE unless it is "escrow")');
   process.exit(64);
 }
+const signingSecret = config.eventKey ?? config.authJwtSecret;
+if (!signingSecret) {
+  console.error("audit needs the deployment's ESCROW_EVENT_KEY or AUTH_JWT_SECRET, to tell the engine's events from forgeries");
+  process.exit(64);
+}
 const nc = await connect({ servers: config.natsUrl });
-const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, allowUnsafeReplicas: true }); // read-only
+const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret, allowUnsafeReplicas: true }); // read-only
 const pool = createPool(config.databaseUrl, config.namespace, 2);
 try {
   const report = await runAudit(log, pool);

@@ -15,6 +15,8 @@ export interface Config {
   natsUrl: string | undefined;
   /** HS256 secret for bearer tokens. Unset: a development secret is generated (embedded mode only). */
   authJwtSecret: string | undefined;
+  /** The secret events are signed with (ESCROW_EVENT_KEY, 16+ characters). Unset: AUTH_JWT_SECRET. */
+  eventKey: string | undefined;
   /** gRPC listen address. Default 127.0.0.1:50051. */
   grpcAddress: string;
   /** Names the stream (upper case), subjects, consumers and Postgres schema. Default "escrow". */
@@ -162,6 +164,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `"${logLevel}" is not a pino level`);
   }
   const authJwtSecret = optional(env, 'AUTH_JWT_SECRET');
+  const eventKey = optional(env, 'ESCROW_EVENT_KEY');
+  if (eventKey !== undefined && eventKey.length < 16) throw new ConfigError('ESCROW_EVENT_KEY', 'must be at least 16 characters');
   if (authJwtSecret !== undefined && authJwtSecret.length < 16) {
     throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 16 characters');
   }
@@ -169,6 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: optional(env, 'DATABASE_URL'),
     natsUrl: optional(env, 'NATS_URL'),
     authJwtSecret,
+    eventKey,
     grpcAddress,
     namespace,
     logLevel,

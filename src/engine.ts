@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { Gateway } from './gateway/server.js';
-import { createPool, migrate, type Pool } from './ledger/db.js';
+import { createPool, migrate, signedSince, type Pool } from './ledger/db.js';
 import { LedgerWorker } from './ledger/worker.js';
 import type { Logger } from './log.js';
 
@@ -42,11 +42,13 @@ export class Engine {
     const nc = await connect({ servers: config.natsUrl, name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const log = await EventLog.open(nc, names(config.namespace), {
       duplicateWindowMs: config.duplicateWindowMs,
+      signingSecret: config.eventKey ?? config.authJwtSecret,
       replicas: config.streamReplicas,
       allowUnsafeReplicas: config.unsafeReplicatedStream,
     });
     const pool = createPool(config.databaseUrl, config.namespace);
     await migrate(pool, config.namespace);
+    log.trustUnsignedBefore(await signedSince(pool, (await log.jsm.streams.info(log.names.stream)).state.last_seq + 1));
 
     let worker: LedgerWorker | null = null;
     if (o.worker) {

@@ -4,6 +4,7 @@ import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectCon
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
 import { VERSION_HEADER, type EventLog } from '../events/log.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { digest, eventId, milestoneIdFor, scopedKey } from '../ids.js';
@@ -101,6 +102,7 @@ export class MilestoneApp {
         this.log.nc.subscribe(`${ns}.${entity}.>`, {
           callback: (err, msg) => {
             if (err) return;
+            if (!this.log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
             const actor = registry.peek(msg.subject.slice(ns.length + entity.length + 2));
             if (!actor) return;
             const version = Number(msg.headers?.get(VERSION_HEADER));

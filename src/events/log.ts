@@ -10,9 +10,10 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import { Unavailable } from '../errors.js';
+import { EscrowError, Unavailable } from '../errors.js';
 import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
 import type { Names } from './names.js';
+import { EventSigner, SIGNATURE_HEADER } from './signing.js';
 
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
@@ -62,6 +63,8 @@ export function versionAtLeast(version: string, min: string): boolean {
 
 export interface StreamOptions {
   duplicateWindowMs: number;
+  /** The deployment's secret events are signed with (ESCROW_EVENT_KEY, by default AUTH_JWT_SECRET). */
+  signingSecret: string;
   /**
    * Run on a replicated stream even when the server cannot serialize conditional appends.
    * Only for the fault suite's single-gateway node-loss test. Default false.
@@ -83,6 +86,7 @@ export class EventLog {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     readonly names: Names,
+    readonly signer: EventSigner,
   ) {}
 
   /** False while the connection to NATS is down: calls then fail at once with UNAVAILABLE. */
@@ -93,7 +97,7 @@ export class EventLog {
   static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
     const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const jsm = await jetstreamManager(nc, { timeout });
-    const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names);
+    const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names, new EventSigner(options.signingSecret, names.namespace));
     await log.ensureStream(options);
     const unsafe = await log.unsafeReason(options);
     if (unsafe) throw unsafe;
@@ -166,8 +170,10 @@ export class EventLog {
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
     for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
+    const body = encode(event);
+    h.set(SIGNATURE_HEADER, this.signer.sign(subject, body));
     try {
-      const ack = await this.js.publish(subject, encode(event), {
+      const ack = await this.js.publish(subject, body, {
         msgID: event.id,
         headers: h,
         ...(expectedLastSeq === null ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
@@ -181,15 +187,38 @@ export class EventLog {
     }
   }
 
-  /** The last event on a subject, or null when the subject has none. */
+  /**
+   * The last event on a subject, or null when the subject has none. A last message the engine
+   * did not sign (put there by hand) is never taken for the entity's state: INTERNAL
+   * `EVENT_UNVERIFIED`, until a person removes it.
+   */
   async readLast<D>(subject: string): Promise<Stored<D> | null> {
     this.ensureConnected();
+    let m;
     try {
-      const m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
-      return m ? { seq: m.seq, event: decode<D>(m.data) } : null;
+      m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
     } catch (err) {
       throw unavailable(err);
     }
+    if (!m) return null;
+    if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+      throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `the last message on ${subject} (seq ${m.seq}) is not signed by this deployment`);
+    }
+    return { seq: m.seq, event: decode<D>(m.data) };
+  }
+
+  /** Messages before this sequence predate signing (an earlier version's) and are trusted unsigned. */
+  private signedSince = 0;
+
+  /** Set once at start-up from the database (see migration 005). */
+  trustUnsignedBefore(seq: number): void {
+    this.signedSince = seq;
+  }
+
+  /** Whether a message of the stream was published by this deployment's engine. */
+  verified(subject: string, body: Uint8Array, signature: string | undefined | null, seq?: number): boolean {
+    if (seq !== undefined && seq < this.signedSince) return true;
+    return this.signer.verify(subject, body, signature);
   }
 }
 

@@ -54,7 +54,7 @@ export class LedgerFenced extends Error {
  * applying events again) both run in one transaction. Returns the outcomes to publish once
  * the batch is committed.
  */
-export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition): Promise<Outcome[]> {
+export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition, quarantine: sql.QuarantineRow[] = []): Promise<Outcome[]> {
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
   const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
   const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
@@ -79,6 +79,7 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[], posi
       position: position ?? null,
       milestones: milestoneRows(milestones),
       reviews,
+      quarantine,
       outbox: position ? { causationIds: outcomes.map((o) => o.causationId), payloads: outcomes.map((o) => JSON.stringify(o)) } : { causationIds: [], payloads: [] },
     });
     if (!result.fenced) throw new LedgerFenced(position!.from);

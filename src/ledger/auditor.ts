@@ -1,7 +1,8 @@
 import { decode } from '../events/cloudevent.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { EventLog } from '../events/log.js';
 import { audit, auditStream, type Violation } from './audit.js';
-import type { Pool } from './db.js';
+import { signedSince, type Pool } from './db.js';
 import { classify } from './intents.js';
 import { readCursor } from './sql.js';
 
@@ -30,6 +31,8 @@ export interface AuditReport {
   postings: number;
   /** Events the ledger consumer had not applied when the audit ran. */
   ledgerPending: number;
+  /** Messages not signed by the engine that the ledger moved aside (not money; reported, not a violation). */
+  forgeriesQuarantined: number;
 }
 
 /**
@@ -38,6 +41,7 @@ export interface AuditReport {
  */
 export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Promise<AuditReport> {
   const { jsm, js, names } = log;
+  log.trustUnsignedBefore(await signedSince(pool).catch(() => 0));
   const until = Date.now() + waitMs;
   let pending = 0;
   for (;;) {
@@ -47,6 +51,10 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
     await new Promise((r) => setTimeout(r, 200));
   }
   const stream = await jsm.streams.info(names.stream);
+  // Messages the ledger moved aside and nobody replayed are not expected to have postings; the signed ones are reported below.
+  const setAside = new Set(
+    (await pool.query<{ stream_seq: string }>("SELECT stream_seq::text FROM ledger_quarantine WHERE resolution IS DISTINCT FROM 'replayed'")).rows.map((r) => Number(r.stream_seq)),
+  );
   const money: string[] = [];
   let read = 0;
   if (stream.state.messages > 0) {
@@ -56,8 +64,9 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
     for await (const m of messages) {
       read++;
       try {
+        // Only the engine's own events are money; anything else on the subjects is a forgery the ledger moved aside.
         const event = decode(m.data);
-        if (classify(m.seq, event).intent) money.push(event.id);
+        if (!setAside.has(m.seq) && log.verified(m.subject, m.data, m.headers?.get(SIGNATURE_HEADER), m.seq) && classify(m.seq, event).intent) money.push(event.id);
       } catch {
         // Not a CloudEvent: not a money event.
       }
@@ -66,7 +75,13 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
     await messages.close();
   }
   const violations = [...(await audit(pool)), ...(await auditStream(pool, money))];
+  // The engine's own events the ledger could not apply: money a person must look at.
+  const held = await pool.query<{ stream_seq: string; reason: string; detail: string }>(
+    'SELECT stream_seq::text, reason, detail FROM ledger_quarantine WHERE resolution IS NULL AND signed ORDER BY stream_seq',
+  );
+  for (const q of held.rows) violations.push({ check: 'quarantined', detail: `stream seq ${q.stream_seq}: ${q.reason} (${q.detail})` });
+  const forged = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM ledger_quarantine WHERE NOT signed')).rows[0]?.n ?? 0);
   if (pending > 0) violations.push({ check: 'ledger_caught_up', detail: `${Number.isFinite(pending) ? pending : 'an unknown number of'} events not yet applied after ${waitMs} ms` });
   const postings = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM postings')).rows[0]?.n ?? 0);
-  return { ok: violations.length === 0, violations, streamMessages: read, moneyEvents: money.length, postings, ledgerPending: pending };
+  return { ok: violations.length === 0, violations, streamMessages: read, moneyEvents: money.length, postings, ledgerPending: pending, forgeriesQuarantined: forged };
 }

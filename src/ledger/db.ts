@@ -60,3 +60,16 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
     client.release();
   }
 }
+
+/**
+ * The first stream sequence whose messages must be signed (migration 005): recorded by the
+ * first process of this version, as the stream's next sequence then; read by every other.
+ * `nextSeq` is undefined for read-only tools, which only read it (0 when none is recorded).
+ */
+export async function signedSince(pool: pg.Pool, nextSeq?: number): Promise<number> {
+  if (nextSeq !== undefined) {
+    await pool.query('INSERT INTO event_signing (since_seq) VALUES ($1) ON CONFLICT (singleton) DO NOTHING', [nextSeq]);
+  }
+  const r = await pool.query<{ since_seq: string }>('SELECT since_seq::text AS since_seq FROM event_signing');
+  return Number(r.rows[0]?.since_seq ?? 0);
+}

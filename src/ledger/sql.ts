@@ -91,6 +91,19 @@ export interface BatchWrites {
   milestones: MilestoneRows;
   reviews: ReviewRow[];
   outbox: { causationIds: string[]; payloads: string[] };
+  quarantine: QuarantineRow[];
+}
+
+/** A message of the stream the ledger moved aside instead of applying (migration 005). */
+export interface QuarantineRow {
+  seq: number;
+  subject: string;
+  eventId: string | null;
+  eventType: string | null;
+  reason: 'UNSIGNED' | 'NOT_A_CLOUDEVENT' | 'FOREIGN_SOURCE' | 'CANNOT_APPLY';
+  detail: string;
+  signed: boolean;
+  payload: string;
 }
 
 /**
@@ -165,6 +178,12 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
              SELECT * FROM unnest($51::text[], $52::text[], $53::text[], $54::smallint[], $55::text[], $56::uuid[], $57::timestamptz[]) WHERE EXISTS (SELECT 1 FROM fence)
              ON CONFLICT DO NOTHING
            ),
+           set_aside AS (
+             INSERT INTO ledger_quarantine (stream_seq, subject, event_id, event_type, reason, detail, signed, payload)
+             SELECT * FROM unnest($67::bigint[], $68::text[], $69::text[], $70::text[], $71::text[], $72::text[], $73::boolean[], $74::text[])
+             WHERE EXISTS (SELECT 1 FROM fence)
+             ON CONFLICT (stream_seq) DO NOTHING
+           ),
            kept AS (
              INSERT INTO ledger_outbox (causation_id, stream_seq, payload)
              SELECT u.causation_id, $2, u.payload FROM unnest($58::text[], $59::jsonb[]) AS u(causation_id, payload) WHERE EXISTS (SELECT 1 FROM fence)
@@ -185,6 +204,8 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       w.outbox.causationIds, w.outbox.payloads,
       w.accountDeltas.ids, w.accountDeltas.deltas,
       w.userBalanceDeltas.users, w.userBalanceDeltas.currencies, w.userBalanceDeltas.available, w.userBalanceDeltas.held, w.userBalanceDeltas.incoming,
+      w.quarantine.map((q) => q.seq), w.quarantine.map((q) => q.subject), w.quarantine.map((q) => q.eventId), w.quarantine.map((q) => q.eventType),
+      w.quarantine.map((q) => q.reason), w.quarantine.map((q) => q.detail), w.quarantine.map((q) => q.signed), w.quarantine.map((q) => q.payload),
     ],
   });
   return { fenced: r.rows[0]!.fenced !== '0', postings: Number(r.rows[0]!.postings) };

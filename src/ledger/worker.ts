@@ -6,7 +6,9 @@ import { eventId } from '../ids.js';
 import type { Logger } from '../log.js';
 import { applyBatch, LedgerFenced, type Outcome, type StreamEvent } from './apply.js';
 import type { Pool, PoolClient } from './db.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
 import * as sql from './sql.js';
+import type { QuarantineRow } from './sql.js';
 
 export interface WorkerOptions {
   log: EventLog;
@@ -59,6 +61,8 @@ export class LedgerWorker {
   role: 'starting' | 'standby' | 'active' | 'stopped' = 'starting';
   /** Batches applied since start, for tests and logs. */
   batches = 0;
+  /** Messages moved to the quarantine since start. */
+  quarantined = 0;
 
   constructor(private readonly o: WorkerOptions) {}
 
@@ -158,33 +162,63 @@ export class LedgerWorker {
 
   /** Applies one batch (in stream order) and publishes its outcomes; returns the new cursor. */
   private async process(client: PoolClient, msgs: JsMsg[], cursor: number): Promise<number> {
-    const events: StreamEvent[] = [];
-    for (const m of msgs) {
-      try {
-        events.push({ seq: m.seq, event: decode(m.data) });
-      } catch {
-        this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'skipping a message that is not a CloudEvent');
-      }
-    }
+    const { events, quarantine } = this.screen(msgs);
     const to = msgs[msgs.length - 1]!.seq;
+    const position = { from: cursor, to, published: this.published };
     let outcomes: Outcome[];
     try {
-      outcomes = await applyBatch(client, events, { from: cursor, to, published: this.published });
+      outcomes = await applyBatch(client, events, position, quarantine);
     } catch (err) {
-      if (err instanceof InvariantViolation || err instanceof LedgerFenced) throw err;
-      // Data errors (SQLSTATE class 22) and constraint violations (class 23) fail the same way
-      // on every retry: a silent retry loop would stall all money. Stop loudly instead.
-      const sqlstate = (err as { code?: unknown }).code;
-      if (typeof sqlstate === 'string' && /^2[23]/.test(sqlstate)) {
-        throw new InvariantViolation(`a ledger batch cannot be applied (SQLSTATE ${sqlstate}): ${(err as Error).message}`);
+      const poison = poisonReason(err);
+      if (poison === null) throw err;
+      // One event of the batch cannot be applied: find it by applying the batch one message at a time.
+      if (msgs.length > 1) {
+        for (const m of msgs) cursor = await this.process(client, [m], cursor);
+        return cursor;
       }
-      throw err;
+      // This one: moved aside, and everything behind it goes on.
+      const m = msgs[0]!;
+      const event = events[0]?.event;
+      outcomes = await applyBatch(client, [], position, [
+        { seq: m.seq, subject: m.subject, eventId: event?.id ?? null, eventType: event?.type ?? null, reason: 'CANNOT_APPLY', detail: poison.slice(0, 2_000), signed: true, payload: text(m.data) },
+      ]).catch((again: unknown) => {
+        throw poisonReason(again) === null ? again : new InvariantViolation(`stream seq ${m.seq} can neither be applied nor moved aside: ${String(again)}`);
+      });
+      this.quarantined++;
+      this.o.logger.error({ seq: m.seq, subject: m.subject, eventId: event?.id, detail: poison }, 'an event of the engine cannot be applied: moved to the quarantine (npm run quarantine)');
+    }
+    if (quarantine.length > 0) {
+      this.quarantined += quarantine.length;
+      for (const q of quarantine) this.o.logger.error({ seq: q.seq, subject: q.subject, reason: q.reason }, 'a message the engine did not publish was moved to the quarantine');
     }
     if (this.o.publishDelayMs && outcomes.length > 0) await sleep(this.o.publishDelayMs);
     await this.publish(outcomes);
     this.published = to;
     this.batches++;
     return to;
+  }
+
+  /** Splits a batch into the engine's events and the messages to move aside (not signed by it, not CloudEvents, another source). */
+  private screen(msgs: JsMsg[]): { events: StreamEvent[]; quarantine: QuarantineRow[] } {
+    const { log } = this.o;
+    const events: StreamEvent[] = [];
+    const quarantine: QuarantineRow[] = [];
+    for (const m of msgs) {
+      const signed = log.verified(m.subject, m.data, m.headers?.get(SIGNATURE_HEADER), m.seq);
+      let event: CloudEvent | null = null;
+      try {
+        event = decode(m.data);
+      } catch {
+        // Not a CloudEvent.
+      }
+      const aside = (reason: QuarantineRow['reason'], detail: string) =>
+        quarantine.push({ seq: m.seq, subject: m.subject, eventId: event?.id ?? null, eventType: event?.type ?? null, reason, detail, signed, payload: text(m.data) });
+      if (!signed) aside('UNSIGNED', 'no valid signature of this deployment');
+      else if (!event) aside('NOT_A_CLOUDEVENT', 'the body is not a CloudEvents 1.0 structured event');
+      else if (event.source !== log.names.source) aside('FOREIGN_SOURCE', `source ${String(event.source).slice(0, 200)}`);
+      else events.push({ seq: m.seq, event });
+    }
+    return { events, quarantine };
   }
 
   /**
@@ -251,6 +285,23 @@ export function outcomeEvent(source: string, o: Outcome): CloudEvent<Outcome> {
     time: new Date().toISOString(),
     data: o,
   });
+}
+
+/**
+ * Why an error of applying a batch is the data's fault (a broken invariant, or PostgreSQL
+ * refusing the data: SQLSTATE class 22 or 23), so that retrying would fail the same way; null
+ * for anything a retry may cure (a lost connection, a timeout).
+ */
+function poisonReason(err: unknown): string | null {
+  if (err instanceof InvariantViolation) return err.message;
+  const sqlstate = (err as { code?: unknown }).code;
+  if (typeof sqlstate === 'string' && /^2[23]/.test(sqlstate)) return `SQLSTATE ${sqlstate}: ${(err as Error).message}`;
+  return null;
+}
+
+/** A message body as text for the quarantine (bounded; NUL cannot be stored in PostgreSQL text). */
+function text(body: Uint8Array): string {
+  return Buffer.from(body.subarray(0, 256 * 1024)).toString('utf8').replace(/\u0000/g, '\uFFFD');
 }
 
 function sleep(ms: number): Promise<void> {

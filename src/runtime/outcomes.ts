@@ -1,6 +1,7 @@
 import type { Subscription } from '@nats-io/transport-node';
 import { decode } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Outcome } from '../ledger/apply.js';
 
 /**
@@ -22,6 +23,8 @@ export class Outcomes {
     this.sub = this.log.nc.subscribe(this.log.names.outcomes, {
       callback: (err, msg) => {
         if (err) return;
+        // Only the ledger's own outcomes: anything else on these subjects is ignored.
+        if (!this.log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
         let outcome: Outcome;
         try {
           outcome = decode<Outcome>(msg.data).data;
@@ -36,7 +39,11 @@ export class Outcomes {
 
   /** The stored outcome of `causationId`, or null if the ledger has not decided yet. */
   async lookup(causationId: string): Promise<Outcome | null> {
-    const stored = await this.log.readLast<Outcome>(this.log.names.outcome(causationId));
+    const stored = await this.log.readLast<Outcome>(this.log.names.outcome(causationId)).catch((err: unknown) => {
+      // A forged message on the outcome's subject is no outcome; the live one is still awaited.
+      if ((err as { reason?: string }).reason === 'EVENT_UNVERIFIED') return null;
+      throw err;
+    });
     return stored ? stored.event.data : null;
   }
 

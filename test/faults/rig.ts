@@ -65,7 +65,7 @@ export class Rig {
       const nc = await connect({ servers: natsUrl });
       const pool = createPool(inject('databaseUrl'), this.namespace, 2);
       try {
-        const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000, allowUnsafeReplicas: true }); // read-only
+        const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000, signingSecret: this.secret, allowUnsafeReplicas: true }); // read-only
         return await runAudit(log, pool, 60_000);
       } catch (err) {
         if (attempt >= 5) throw err;
