@@ -63,3 +63,8 @@ export function randomId(): string {
 export function reviewIdFor(projectId: string, reviewerId: string): string {
   return uuidFromHash(`review\u0000${projectId}\u0000${reviewerId}`);
 }
+
+/** What an event records of its command's scoped idempotency key: a hash, so no client's key is published. */
+export function keyHash(scopedIdempotencyKey: string): string {
+  return createHash('sha256').update(`key\u0000${scopedIdempotencyKey}`).digest('base64url').slice(0, 22);
+}

@@ -7,10 +7,10 @@ import { VERSION_HEADER, type EventLog } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import { digest, eventId, milestoneIdFor, scopedKey } from '../ids.js';
+import { digest, milestoneIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
 import type { Money } from '../money.js';
-import type { Command, EntityEventData, EntityKind, Persisted } from '../runtime/entity.js';
+import { appliedKey, type Command, type EntityEventData, type EntityKind, type Persisted } from '../runtime/entity.js';
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
@@ -207,7 +207,7 @@ export class MilestoneApp {
     };
     const existing = await this.milestones.read(id);
     // A repeat skips the project step, so reusing a key for other content changes nothing.
-    if (!existing.applied[scopedKey(ctx.caller.id, input.key)]) {
+    if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key))) {
       await this.projects.send(
         input.projectId,
         this.command(ctx, `register:${input.freelancerId}`, { op: 'register' }, {
@@ -254,7 +254,7 @@ export class MilestoneApp {
     const id = milestoneIdFor(ctx.caller.id, input.key, 'request');
     const content = { op: 'request', projectId: input.projectId, employerId: input.employerId, money: input.money, description: input.description };
     const existing = await this.milestones.read(id);
-    if (!existing.applied[scopedKey(ctx.caller.id, input.key)]) {
+    if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key))) {
       await this.projects.send(
         input.projectId,
         this.command(ctx, `check-request:${input.employerId}`, { op: 'check_request' }, { type: 'CHECK_REQUEST', by: ctx.caller, at: this.at(), employerId: input.employerId }),
@@ -452,7 +452,7 @@ export class MilestoneApp {
       milestoneId,
       this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at(), available }),
     );
-    const own = sent.applied[scopedKey(ctx.caller.id, key)]?.version ?? 0;
+    const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
     const outcome = (s: Persisted<MilestoneContext>) => s.history.find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
     const asked = sent.history.find((h) => h.version === own)?.type === 'escalation_requested';
     const settled = asked && !outcome(sent) && sent.state === 'escalating' ? await this.awaitSaga(milestoneId, sent, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : sent;
@@ -471,9 +471,7 @@ export class MilestoneApp {
 /** The id of the event that asked the ledger for the outcome the milestone waits for (a hold, or an arbitration fee): the causation id. */
 export function sagaEventId(state: Persisted<MilestoneContext>): string {
   const asked: readonly string[] = isSagaState(state.state) ? SAGAS[state.state].asked : SAGAS.pendingFunding.asked;
-  const version = [...state.history].reverse().find((h) => asked.includes(h.type))?.version ?? 1;
-  const key = Object.entries(state.applied).find(([, v]) => v.version === version)?.[0] ?? '';
-  return eventId('milestone', state.id, key);
+  return [...state.history].reverse().find((h) => asked.includes(h.type))?.eventId ?? '';
 }
 
 /** The saga step an outcome of the ledger becomes, keyed by the event that asked for it (so each saga step is applied once). */

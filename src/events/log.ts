@@ -207,6 +207,29 @@ export class EventLog {
     return { seq: m.seq, event: decode<D>(m.data) };
   }
 
+  /**
+   * The messages of a subject after sequence `after` and before `before`, in order: one
+   * direct get each (next message on the subject from a sequence). Each must be signed.
+   */
+  async *readSubject<D>(subject: string, after: number, before: number): AsyncGenerator<Stored<D>> {
+    let seq = after + 1;
+    while (seq < before) {
+      this.ensureConnected();
+      let m;
+      try {
+        m = await this.jsm.direct.getMessage(this.names.stream, { next_by_subj: subject, seq });
+      } catch (err) {
+        throw unavailable(err);
+      }
+      if (!m || m.seq >= before) return;
+      if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+        throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
+      }
+      yield { seq: m.seq, event: decode<D>(m.data) };
+      seq = m.seq + 1;
+    }
+  }
+
   /** Messages before this sequence predate signing (an earlier version's) and are trusted unsigned. */
   private signedSince = 0;
 

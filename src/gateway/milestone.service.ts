@@ -1,12 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { mayView, FINAL_STATES } from '../../actors/milestone.machine.js';
+import { FINAL_STATES } from '../../actors/milestone.machine.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { InvalidArgument, NotFound, PermissionDenied, Unavailable } from '../errors.js';
-import { decode } from '../events/cloudevent.js';
+import { InvalidArgument, Unavailable } from '../errors.js';
+import { VERSION_HEADER } from '../events/log.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import type { EntityEventData, Persisted } from '../runtime/entity.js';
+import type { Persisted } from '../runtime/entity.js';
 import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import * as v from './validate.js';
@@ -136,14 +137,15 @@ function simple(deps: HandlerDeps, app: MilestoneApp, name: string, type: Parame
 }
 
 /**
- * Streams the milestone's state from the event log (not from a resident actor, which may
- * be behind another gateway): the current state, then each newer one, until a final status
- * or the client goes away.
+ * Streams the milestone's state: the current state, then each newer one, until a final status
+ * or the client goes away. Every message on the milestone's subject makes the actor read
+ * what the log has beyond what it holds (it may be behind another gateway), through its
+ * mailbox, so states are written in order and each with its history.
  */
 async function watch(
   app: MilestoneApp,
   id: string,
-  caller: { id: string },
+  caller: { id: string; roles: readonly string[] },
   write: (s: Persisted<MilestoneContext>) => void,
   call: grpc.ServerWritableStream<unknown, unknown>,
 ): Promise<void> {
@@ -151,7 +153,6 @@ async function watch(
   const subject = log.names.milestone(id);
   let sent = 0;
   let allowed = false;
-  const early: Persisted<MilestoneContext>[] = [];
   let finish!: (err?: Error) => void;
   const done = new Promise<void>((resolve, reject) => (finish = (err) => (err ? reject(err) : resolve())));
   const emit = (s: Persisted<MilestoneContext>) => {
@@ -160,29 +161,30 @@ async function watch(
     write(s);
     if (FINAL_STATES.has(s.state)) finish();
   };
+  const follow = () =>
+    app.milestones.read(id).then(
+      (s) => allowed && emit(s),
+      (err: Error) => finish(err),
+    );
   // Subscribed before the first read, so no change between the two is missed; nothing is
   // written before the caller is known to be a party.
   const sub = log.nc.subscribe(subject, {
     callback: (err, msg) => {
       if (err) return finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed'));
-      try {
-        const state = decode<EntityEventData<MilestoneContext>>(msg.data).data.state;
-        if (allowed) emit(state);
-        else early.push(state);
-      } catch {
-        // Not an entity event: nothing to stream.
-      }
+      if (!log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
+      const version = Number(msg.headers?.get(VERSION_HEADER));
+      if (Number.isInteger(version) && version > 0) app.milestones.peek(id)?.observe(version);
+      else app.milestones.peek(id)?.invalidate();
+      void follow();
     },
   });
   call.on('cancelled', () => finish());
   call.on('close', () => finish());
   try {
-    const last = await log.readLast<EntityEventData<MilestoneContext>>(subject);
-    if (!last) throw new NotFound('MILESTONE_NOT_FOUND', 'no such milestone');
-    if (!mayView(last.event.data.state.context, caller)) throw new PermissionDenied('NOT_PARTY', 'caller is not a party of this milestone');
+    const first = await app.get({ caller, deadline: Number.POSITIVE_INFINITY }, id);
     allowed = true;
-    emit(last.event.data.state);
-    for (const s of early.sort((a, b) => a.version - b.version)) emit(s);
+    emit(first);
+    void follow();
     await done;
   } finally {
     sub.unsubscribe();

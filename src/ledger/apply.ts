@@ -2,7 +2,7 @@ import { Decimal } from 'decimal.js';
 import { DISPUTE_STAGE, TIMER_STATES, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
-import type { Persisted } from '../runtime/entity.js';
+import type { EntityState } from '../runtime/entity.js';
 import type { PoolClient } from './db.js';
 import { classify, milestoneStatus } from './intents.js';
 import { balanceEffects, fundedFrom, legsOf, referenceKey, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
@@ -217,8 +217,8 @@ function outcomeOf(intent: Intent, result: PostingResult): Outcome {
 }
 
 /** The newest state of each milestone in the batch: one row per milestone per statement. */
-function latestMilestones(states: Persisted<MilestoneContext>[]): Persisted<MilestoneContext>[] {
-  const latest = new Map<string, Persisted<MilestoneContext>>();
+function latestMilestones(states: EntityState<MilestoneContext>[]): EntityState<MilestoneContext>[] {
+  const latest = new Map<string, EntityState<MilestoneContext>>();
   for (const s of states) {
     const seen = latest.get(s.id);
     if (!seen || seen.version < s.version) latest.set(s.id, s);
@@ -226,7 +226,7 @@ function latestMilestones(states: Persisted<MilestoneContext>[]): Persisted<Mile
   return [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-function milestoneRows(states: Persisted<MilestoneContext>[]): sql.MilestoneRows {
+function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRows {
   const c = states.map((s) => s.context);
   return {
     ids: states.map((s) => s.id),

@@ -2,7 +2,7 @@ import type { MilestoneContext } from '../../actors/milestone.machine.js';
 import { MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
-import type { EntityEventData, Persisted } from '../runtime/entity.js';
+import type { EntityEventData, EntityState } from '../runtime/entity.js';
 import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../money.js';
 
@@ -46,7 +46,7 @@ export interface ReviewRow {
 export interface Classified {
   intent: Intent | null;
   /** The milestone state after the event, for the read model. */
-  milestone: Persisted<MilestoneContext> | null;
+  milestone: EntityState<MilestoneContext> | null;
   review?: ReviewRow;
 }
 
@@ -114,13 +114,13 @@ export function classify(seq: number, event: CloudEvent): Classified {
   return { intent: null, milestone: null };
 }
 
-export function milestoneStatus(state: Persisted<MilestoneContext>): string {
+export function milestoneStatus(state: EntityState<MilestoneContext>): string {
   return MILESTONE_STATUS[state.state as MilestoneStateName] ?? 'STATUS_UNSPECIFIED';
 }
 
 const DECIMAL = /^[0-9]{1,16}(\.[0-9]{1,3})?$/;
 
-function isMilestoneState(s: Persisted<MilestoneContext> | undefined): s is Persisted<MilestoneContext> {
+function isMilestoneState(s: EntityState<MilestoneContext> | undefined): s is EntityState<MilestoneContext> {
   const c = s?.context;
   return (
     !!c &&

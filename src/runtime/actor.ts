@@ -12,9 +12,10 @@ import {
 } from '../errors.js';
 import { cloudEvent, eventType } from '../events/cloudevent.js';
 import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
-import { eventId } from '../ids.js';
+import { eventId, keyHash } from '../ids.js';
 import type { Rejection } from '../../actors/decision.js';
-import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type Persisted } from './entity.js';
+import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
+import type { Stored } from '../events/log.js';
 
 /** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
 export type Resume<C> = (state: Persisted<C>, log: EventLog) => Promise<Command | null>;
@@ -39,11 +40,22 @@ interface Job<C> {
 /** Appends that lose an optimistic race are decided again this many times, then ABORTED. */
 const CONFLICT_RETRIES_MAX = 2;
 /**
- * Most events one entity may have before only final transitions are accepted. Every event
- * carries the whole state (with its history), so this bounds the size of a message and of a
- * resident actor.
+ * Most events one entity may have before only final transitions are accepted. It bounds a
+ * resident actor (which holds the history) and the cost of loading one (a direct get per event).
  */
 export const ENTITY_EVENTS_MAX = 200;
+
+/** A context as an event carries it: without the decision slots, which mean nothing once decided (a load restores them empty). */
+function withoutSlots<C extends DecisionSlots>(context: C): C {
+  const { rejection: _r, emitted: _e, ...rest } = context;
+  return rest as C;
+}
+
+/** escrow.milestone.released.v1 -> released */
+function shortType(type: string): string {
+  const parts = type.split('.');
+  return parts.length >= 4 ? parts.slice(2, -1).join('.') : type;
+}
 
 export function rejectionError(r: Rejection): EscrowError {
   switch (r.code) {
@@ -66,6 +78,8 @@ export function rejectionError(r: Rejection): EscrowError {
 export class Actor<C extends DecisionSlots> {
   private state: Persisted<C> | null = null;
   private seq = 0;
+  /** The state may be behind the log (another process appended): refreshed before the next decision or read. */
+  private stale = false;
   private readonly mailbox: Job<C>[] = [];
   private running = false;
   private resuming = false;
@@ -85,9 +99,9 @@ export class Actor<C extends DecisionSlots> {
     return this.running || this.mailbox.length > 0 || this.listeners.size > 0;
   }
 
-  /** The state as last adopted, or null if not loaded. No I/O. */
+  /** The state as last adopted, or null if not loaded (or possibly behind the log). No I/O. */
   get current(): Persisted<C> | null {
-    return this.state;
+    return this.stale ? null : this.state;
   }
 
   send(command: Command): Promise<Persisted<C>> {
@@ -127,12 +141,12 @@ export class Actor<C extends DecisionSlots> {
    */
   observe(version: number): void {
     if (version === this.appending) return;
-    if (this.state && version > this.state.version) this.state = null;
+    if (this.state && version > this.state.version) this.stale = true;
   }
 
-  /** Drops the state; the next command reloads it from the log. */
+  /** Marks the state as possibly behind; the next command reads what the log has beyond it. */
   invalidate(): void {
-    this.state = null;
+    this.stale = true;
   }
 
   /** Calls `listener` with each state adopted from now on; returns the unsubscribe function. */
@@ -164,24 +178,57 @@ export class Actor<C extends DecisionSlots> {
     }
   }
 
+  /**
+   * Loads the state: the last event's decision state, with the idempotency keys and history
+   * rebuilt from the subject's events (a direct get each). A stale actor reads only the
+   * events after the ones it holds.
+   */
   private async load(): Promise<Persisted<C>> {
-    const last = await this.o.log.readLast<EntityEventData<C>>(this.subject());
-    // Fields added to a machine's context later get their initial values in older states.
-    this.state = last
-      ? { ...last.event.data.state, context: { ...this.o.kind.initial.context, ...last.event.data.state.context } }
-      : emptyPersisted(this.o.id, this.o.kind.initial);
-    this.seq = last ? last.seq : 0;
-    for (const listener of this.listeners) listener(this.state);
+    const subject = this.subject();
+    const last = await this.o.log.readLast<EntityEventData<C>>(subject);
+    if (!last) {
+      this.state = emptyPersisted(this.o.id, this.o.kind.initial);
+      this.seq = 0;
+    } else if (!(this.state && this.stale && last.seq === this.seq)) {
+      const base = this.state && this.stale && this.seq > 0 && last.seq > this.seq ? this.state : null;
+      const applied = { ...(base?.applied ?? {}) };
+      const history = [...(base?.history ?? [])];
+      const add = (e: Stored<EntityEventData<C>>) => this.record(e, applied, history);
+      for await (const e of this.o.log.readSubject<EntityEventData<C>>(subject, base ? this.seq : 0, last.seq)) add(e);
+      add(last);
+      const s = last.event.data.state;
+      // Fields added to a machine's context later get their initial values in older states.
+      this.state = { id: s.id, state: s.state, version: s.version, context: { ...this.o.kind.initial.context, ...s.context }, applied, history };
+      this.seq = last.seq;
+    }
+    this.stale = false;
+    for (const listener of this.listeners) listener(this.state!);
     if (this.o.resume && !this.resuming) {
       this.resuming = true;
       try {
-        const step = await this.o.resume(this.state, this.o.log);
+        const step = await this.o.resume(this.state!, this.o.log);
         if (step) await this.apply(step);
       } finally {
         this.resuming = false;
       }
     }
-    return this.state ?? this.load();
+    return this.state && !this.stale ? this.state : this.load();
+  }
+
+  /** Adds one stored event to the keys and history being rebuilt. */
+  private record(e: Stored<EntityEventData<C>>, applied: Persisted<C>['applied'], history: HistoryEntry[]): void {
+    const d = e.event.data;
+    const legacy = d.state as Partial<Persisted<C>>;
+    if (legacy.history && legacy.applied) {
+      // An event of an earlier version carried the whole history and the raw keys.
+      const ids = new Map(Object.entries(legacy.applied).map(([k, v]) => [v.version, eventId(this.o.kind.entity, this.o.id, k)]));
+      history.splice(0, history.length, ...legacy.history.map((h) => ({ ...h, eventId: h.eventId ?? ids.get(h.version) ?? '' })));
+      for (const k of Object.keys(applied)) delete applied[k];
+      for (const [k, v] of Object.entries(legacy.applied)) applied[keyHash(k)] = v;
+      return;
+    }
+    applied[d.key] = { digest: d.digest, version: d.version };
+    history.push({ version: d.version, eventId: e.event.id, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change });
   }
 
   private subject(): string {
@@ -189,7 +236,7 @@ export class Actor<C extends DecisionSlots> {
   }
 
   private async handle(job: Command | CommandFor<C>): Promise<Persisted<C>> {
-    const state = this.state ?? (await this.load());
+    const state = this.state && !this.stale ? this.state : await this.load();
     const command = typeof job === 'function' ? job(state) : job;
     if (!command || command.event.type === '__read') return state;
     return this.apply(command);
@@ -197,8 +244,9 @@ export class Actor<C extends DecisionSlots> {
 
   private async apply(command: Command): Promise<Persisted<C>> {
     for (let attempt = 0; ; attempt++) {
-      const state = this.state ?? (await this.load());
-      const seen = state.applied[command.key];
+      const state = this.state && !this.stale ? this.state : await this.load();
+      const key = keyHash(command.key);
+      const seen = state.applied[key];
       if (seen) {
         if (seen.digest !== command.digest) {
           throw new InvalidArgument('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for a different request');
@@ -220,32 +268,30 @@ export class Actor<C extends DecisionSlots> {
       }
 
       const version = state.version + 1;
+      const id = eventId(this.o.kind.entity, this.o.id, command.key);
+      const after = { id: state.id, state: decision.next.state, context: decision.next.context, version };
       const next: Persisted<C> = {
-        id: state.id,
-        state: decision.next.state,
-        context: decision.next.context,
-        version,
-        applied: { ...state.applied, [command.key]: { digest: command.digest, version } },
-        history: [
-          ...state.history,
-          { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data },
-        ],
+        ...after,
+        context: { ...decision.next.context, rejection: null, emitted: null },
+        applied: { ...state.applied, [key]: { digest: command.digest, version } },
+        history: [...state.history, { version, eventId: id, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
       };
+      // The event carries its own change and key and the decision state after it, never the history.
       const event = cloudEvent<EntityEventData<C>>({
-        id: eventId(this.o.kind.entity, this.o.id, command.key),
+        id,
         source: this.o.log.names.source,
         type: eventType(this.o.kind.entity, decision.emitted.type),
         subject: this.o.id,
         time: command.event.at,
-        data: { by: command.event.by.id, version, change: decision.emitted.data, state: next },
+        data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: withoutSlots(after.context) } },
       });
       this.appending = version;
       try {
         const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) });
         if (ack.duplicate) {
-          // The same command was appended before (a retry, or another gateway): the stored
-          // state already holds its key, so reload and answer from there.
-          this.state = null;
+          // The same command was appended before (a retry, or another gateway): the log
+          // already holds its key, so read what it has and answer from there.
+          this.stale = true;
           if (attempt >= CONFLICT_RETRIES_MAX) throw new Aborted('CONCURRENT_MODIFICATION', 'the milestone kept changing; retry');
           continue;
         }
@@ -254,8 +300,8 @@ export class Actor<C extends DecisionSlots> {
         for (const listener of this.listeners) listener(next);
         return next;
       } catch (err) {
-        // Whatever happened, our view may be stale now: reload before the next decision.
-        this.state = null;
+        // Whatever happened, our view may be stale now: read the log before the next decision.
+        this.stale = true;
         if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) continue;
         if (err instanceof WrongLastSequence) throw new Aborted('CONCURRENT_MODIFICATION', 'lost an optimistic race repeatedly; retry');
         throw err;

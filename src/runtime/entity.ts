@@ -1,10 +1,13 @@
 import type { AnyStateMachine, EventObject } from 'xstate';
 import type { Caller, DecisionSlots, Emitted } from '../../actors/decision.js';
 import type { Position } from '../../actors/decide.js';
+import { keyHash } from '../ids.js';
 
 /** One entry of an entity's history, as GetMilestone shows it. */
 export interface HistoryEntry {
   version: number;
+  /** The id of the event (its CloudEvents id and JetStream msgID). */
+  eventId: string;
   /** Short event type, e.g. "released". */
   type: string;
   by: string;
@@ -12,28 +15,44 @@ export interface HistoryEntry {
   data: Emitted['data'];
 }
 
-/**
- * The state of an entity as every event carries it (the state after the event), so loading
- * an actor is one direct get of the last message on its subject.
- */
-export interface Persisted<C> {
+/** The decision state of an entity after an event: what every event carries, and all an actor needs to decide. */
+export interface EntityState<C> {
   id: string;
   /** Machine state name. */
   state: string;
   context: C;
-  /** Number of events applied; equals the history length. */
+  /** Number of events applied. */
   version: number;
-  /** Idempotency keys applied, with the digest of the request, so a repeat hours later gets the first answer. */
+}
+
+/**
+ * An entity as its actor holds it: the decision state, and what the actor rebuilds from the
+ * subject's events when it loads (events carry only their own change and key, so they stay
+ * small however long the history grows).
+ */
+export interface Persisted<C> extends EntityState<C> {
+  /**
+   * Idempotency keys applied (hashed, see keyHash), with the digest of the request, so a
+   * repeat hours later gets the first answer. Read with appliedKey().
+   */
   applied: Record<string, { digest: string; version: number }>;
   history: HistoryEntry[];
 }
 
-/** What the data of an entity event holds: the change, who made it, and the state after. */
+/** What the data of an entity event holds: who made the change, the change, its command, and the decision state after it. */
 export interface EntityEventData<C> {
   by: string;
   version: number;
+  /** keyHash of the command's scoped idempotency key, and the digest of its content. */
+  key: string;
+  digest: string;
   change: Emitted['data'];
-  state: Persisted<C>;
+  state: EntityState<C>;
+}
+
+/** The record of a scoped idempotency key on an entity, if a command with it was applied. */
+export function appliedKey<C>(state: Persisted<C>, scopedIdempotencyKey: string): { digest: string; version: number } | undefined {
+  return state.applied[keyHash(scopedIdempotencyKey)];
 }
 
 /** A command for one entity, ready for its actor. */
