@@ -164,3 +164,43 @@ describe('input that once meant more than it said', () => {
     await expectBalance(t.client, 'emp-res', { available: '10.00', held: '0.00', incoming: '0.00' });
   });
 });
+
+describe('page tokens', () => {
+  const tamper = (t: string) => `${t.slice(0, -2)}${t.endsWith('AA') ? 'BB' : 'AA'}`;
+
+  it('made-up, altered, foreign and out-of-range tokens are INVALID_ARGUMENT, never a database error', async () => {
+    await deposit(t.client, 'emp-page', '10.00');
+    for (let i = 0; i < 3; i++) await funded(t.client, 'emp-page', 'fl-page', '1.00', 'p-page');
+    const first = await t.client.m('ListMilestones', 'emp-page', { direction: 'OUTGOING', page_size: 1 });
+    expect(first.next_page_token).not.toBe('');
+    const second = await t.client.m('ListMilestones', 'emp-page', { direction: 'OUTGOING', page_size: 1, page_token: first.next_page_token });
+    expect(second.milestones[0].id).not.toBe(first.milestones[0].id);
+
+    const old = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const bad: [string, object][] = [
+      ['an earlier version\'s unsigned token with a date PostgreSQL refuses', { direction: 'OUTGOING', page_token: old({ c: '+275760-09-13T00:00:00.000Z', id: '00000000-0000-8000-8000-000000000000' }) }],
+      ['garbage', { direction: 'OUTGOING', page_token: 'not a token' }],
+      ['an altered token', { direction: 'OUTGOING', page_token: tamper(first.next_page_token) }],
+      ['a token of another query', { direction: 'INCOMING', page_token: first.next_page_token }],
+      ['a token of another query (statuses)', { direction: 'OUTGOING', statuses: ['FUNDED'], page_token: first.next_page_token }],
+    ];
+    for (const [name, req] of bad) {
+      const err = await failure(t.client.m('ListMilestones', 'emp-page', req));
+      expect({ name, code: err.code, reason: err.reason }).toEqual({ name, code: grpc.status.INVALID_ARGUMENT, reason: 'PAGE_TOKEN_INVALID' });
+    }
+    // Another caller cannot use it either.
+    expect((await failure(t.client.m('ListMilestones', 'fl-page', { direction: 'OUTGOING', page_token: first.next_page_token }))).reason).toBe('PAGE_TOKEN_INVALID');
+
+    const entries = await t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_size: 1 });
+    expect(entries.next_page_token).not.toBe('');
+    for (const page_token of ['99999999999999999999', '-1', tamper(entries.next_page_token), old({ s: '99999999999999999999' })]) {
+      const err = await failure(t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_token }));
+      expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'PAGE_TOKEN_INVALID' });
+    }
+    const next = await t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_size: 1, page_token: entries.next_page_token });
+    expect(next.entries[0].event_id).not.toBe(entries.entries[0].event_id);
+    // A token for one user's ledger does not page another's.
+    const err = await failure(t.client.a('ListLedgerEntries', PAYMENTS, { user_id: 'emp-page', page_token: entries.next_page_token }));
+    expect(err.reason).toBe('PAGE_TOKEN_INVALID');
+  });
+});

@@ -93,12 +93,11 @@ export class AccountApp {
     };
   }
 
-  async listEntries(ctx: CallContext, userId: string, pageSize: number, pageToken: string) {
+  /** A page of the user's ledger entries, newest first, before stream sequence `beforeSeq` if given; `last` is where the next page starts. */
+  async listEntries(ctx: CallContext, userId: string, pageSize: number, beforeSeq: string | null) {
     if (!mayReadBalance(ctx.caller, userId)) throw new PermissionDenied('NOT_OWNER', "caller may not read this user's ledger");
-    if (pageToken !== '' && !/^[0-9]{1,19}$/.test(pageToken)) throw new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued');
-    const rows = await read.entriesOf(this.o.pool, userId, pageToken === '' ? null : pageToken, pageSize);
-    const next = rows.length === pageSize ? rows[rows.length - 1]!.stream_seq : '';
-    return { rows, nextPageToken: next };
+    const rows = await read.entriesOf(this.o.pool, userId, beforeSeq, pageSize);
+    return { rows, last: rows.length === pageSize ? rows[rows.length - 1]!.stream_seq : null };
   }
 }
 

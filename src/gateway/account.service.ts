@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { AccountApp, OperationResult } from '../app/accounts.js';
 import { balanceMessage, entryMessage } from './convert.js';
 import { unary, type HandlerDeps } from './handlers.js';
+import { isSeq } from './page-token.js';
 import * as v from './validate.js';
 
 type Req = Record<string, any>;
@@ -27,8 +28,10 @@ export function accountService(deps: HandlerDeps, app: AccountApp): grpc.Untyped
     }),
     ListLedgerEntries: unary(deps, 'ListLedgerEntries', async (r: Req, ctx) => {
       const userId = v.requireId(r.user_id, 'user_id');
-      const page = await app.listEntries(ctx, userId, v.pageSize(r.page_size), typeof r.page_token === 'string' ? r.page_token : '');
-      return { entries: page.rows.map(entryMessage), next_page_token: page.nextPageToken };
+      const scope = `entries\u0000${ctx.caller.id}\u0000${userId}`;
+      const before = deps.pages.open(scope, r.page_token, (p) => isSeq(p.s))?.s ?? null;
+      const page = await app.listEntries(ctx, userId, v.pageSize(r.page_size), before);
+      return { entries: page.rows.map(entryMessage), next_page_token: page.last ? deps.pages.issue(scope, { s: page.last }) : '' };
     }),
   };
 }

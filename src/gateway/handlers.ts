@@ -3,6 +3,7 @@ import type { CallContext } from '../app/milestones.js';
 import { EscrowError, ResourceExhausted } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Authenticator } from './auth.js';
+import type { PageTokens } from './page-token.js';
 import { toServiceError } from './status.js';
 
 export interface HandlerDeps {
@@ -10,6 +11,7 @@ export interface HandlerDeps {
   logger: Logger;
   /** Calls in progress, bounded by `max`. */
   inflight: { count: number; max: number };
+  pages: PageTokens;
 }
 
 function admit(deps: HandlerDeps): void {
@@ -45,6 +47,8 @@ async function handle(
     await run({ caller, deadline: deadlineOf(call) });
   } catch (err) {
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
+    // What a dependency said (a database error's text) is logged, never sent to the client.
+    else if (err.cause !== undefined) deps.logger.warn({ rpc: name, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
     fail(toServiceError(err));
   } finally {
     if (admitted) deps.inflight.count--;

@@ -10,6 +10,7 @@ import * as read from '../ledger/read.js';
 import type { Persisted } from '../runtime/entity.js';
 import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
+import { isTime, isUuid } from './page-token.js';
 import * as v from './validate.js';
 
 type Req = Record<string, any>;
@@ -64,18 +65,22 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
       const statuses: string[] = Array.isArray(r.statuses) ? r.statuses : [];
       if (statuses.some((s) => !STATUSES.has(s))) throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
       const limit = v.pageSize(r.page_size);
+      const projectId = v.optionalId(r.project_id, 'project_id');
+      // A token serves the query it was issued for: the caller, direction, statuses and project.
+      const scope = ['milestones', ctx.caller.id, r.direction, [...statuses].sort().join(','), projectId ?? ''].join('\u0000');
+      const after = deps.pages.open(scope, r.page_token, (p) => isTime(p.c) && isUuid(p.id));
       const rows = await read.listMilestones(pool, {
         partyColumn: r.direction === 'INCOMING' ? 'freelancer_id' : 'employer_id',
         userId: ctx.caller.id,
         statuses,
-        projectId: v.optionalId(r.project_id, 'project_id'),
-        after: decodePageToken(r.page_token),
+        projectId,
+        after: after ? { createdAt: after.c!, id: after.id! } : null,
         limit,
       });
       const last = rows[rows.length - 1];
       return {
         milestones: rows.map(milestoneRowMessage),
-        next_page_token: rows.length === limit && last ? encodePageToken(last.created_at, last.milestone_id) : '',
+        next_page_token: rows.length === limit && last ? deps.pages.issue(scope, { c: last.created_at.toISOString(), id: last.milestone_id }) : '',
       };
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
@@ -189,21 +194,4 @@ async function watch(
   } finally {
     sub.unsubscribe();
   }
-}
-
-function encodePageToken(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify({ c: createdAt.toISOString(), id })).toString('base64url');
-}
-
-function decodePageToken(token: unknown): { createdAt: string; id: string } | null {
-  if (typeof token !== 'string' || token === '') return null;
-  try {
-    const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown; id?: unknown };
-    if (typeof t.c === 'string' && Number.isFinite(Date.parse(t.c)) && typeof t.id === 'string' && /^[0-9a-f-]{36}$/.test(t.id)) {
-      return { createdAt: t.c, id: t.id };
-    }
-  } catch {
-    // Falls through to the error below.
-  }
-  throw new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued', { field: 'page_token' });
 }

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { PageTokens } from './page-token.js';
 import type { AccountApp } from '../app/accounts.js';
 import type { MilestoneApp } from '../app/milestones.js';
 import type { Pool } from '../ledger/db.js';
@@ -38,7 +39,7 @@ export class Gateway {
       'grpc.max_receive_message_length': o.maxMessageBytes,
       'grpc.max_send_message_length': 16 * 1024 * 1024,
     });
-    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, inflight: { count: 0, max: o.inflightMax } };
+    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, inflight: { count: 0, max: o.inflightMax }, pages: new PageTokens(o.secret) };
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));

@@ -10,7 +10,8 @@ async function query<R extends object>(pool: Pool, name: string, text: string, v
   try {
     return (await pool.query<R>({ name, text, values })).rows;
   } catch (err) {
-    throw new Unavailable('DATABASE_UNAVAILABLE', `the ledger database is unavailable: ${(err as Error).message}`);
+    // The database's own text stays in the log (the gateway logs the cause), never in the answer.
+    throw Object.assign(new Unavailable('DATABASE_UNAVAILABLE', 'the ledger database is unavailable; retry later'), { cause: err });
   }
 }
 
