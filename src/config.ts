@@ -54,6 +54,14 @@ export interface Config {
   /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
   inflightMax: number;
   /**
+   * Connections of the gRPC port: most open at once (beyond it new ones are closed at once;
+   * default 1000), closed after this long without a call (also a socket that never speaks
+   * HTTP/2; default 300000), and after this age with a grace for calls in flight (so clients
+   * rebalance over gateways; default 1800000). The gateway pings an idle connection with calls
+   * every ESCROW_GRPC_KEEPALIVE_MS (default 60000) and drops it without an answer in 20 s.
+   */
+  grpcConnections: { max: number; idleMs: number; maxAgeMs: number; keepaliveMs: number };
+  /**
    * Map error stacks to the TypeScript sources. Off by default: with it, every error a
    * library creates (NATS builds one per request) pays for source-mapping its stack.
    */
@@ -190,6 +198,12 @@ export function loadConfig(env: Env = process.env): Config {
     unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
+    grpcConnections: {
+      max: int(env, 'ESCROW_GRPC_CONNECTIONS_MAX', 1_000, 1, 1_000_000),
+      idleMs: int(env, 'ESCROW_GRPC_IDLE_MS', 300_000, 100, 86_400_000),
+      maxAgeMs: int(env, 'ESCROW_GRPC_MAX_AGE_MS', 1_800_000, 1_000, 604_800_000),
+      keepaliveMs: int(env, 'ESCROW_GRPC_KEEPALIVE_MS', 60_000, 1_000, 3_600_000),
+    },
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
     faultPublishDelayMs: int(env, 'ESCROW_FAULT_PUBLISH_DELAY_MS', 0, 0, 60_000),
     terms: {

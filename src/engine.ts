@@ -90,6 +90,7 @@ export class Engine {
         secret: config.authJwtSecret,
         maxMessageBytes: config.grpcMaxMessageBytes,
         inflightMax: config.inflightMax,
+        connections: config.grpcConnections,
         milestones,
         accounts,
         reviews,

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { createServer, type Server as NetServer } from 'node:net';
 import { PageTokens } from './page-token.js';
 import type { AccountApp } from '../app/accounts.js';
 import type { MilestoneApp } from '../app/milestones.js';
@@ -21,6 +22,7 @@ export interface GatewayOptions {
   secret: string;
   maxMessageBytes: number;
   inflightMax: number;
+  connections: { max: number; idleMs: number; maxAgeMs: number; keepaliveMs: number };
   milestones: MilestoneApp;
   accounts: AccountApp;
   reviews: ReviewApp;
@@ -32,12 +34,20 @@ export interface GatewayOptions {
 export class Gateway {
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
+  private listener: NetServer | null = null;
   port = 0;
 
   constructor(private readonly o: GatewayOptions) {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': o.maxMessageBytes,
       'grpc.max_send_message_length': 16 * 1024 * 1024,
+      // A connection without calls is closed (a raw socket that never speaks HTTP/2 too: its
+      // session starts with the connection), and every connection ends at its maximum age.
+      'grpc.max_connection_idle_ms': o.connections.idleMs,
+      'grpc.max_connection_age_ms': o.connections.maxAgeMs,
+      'grpc.max_connection_age_grace_ms': 30_000,
+      'grpc.keepalive_time_ms': o.connections.keepaliveMs,
+      'grpc.keepalive_timeout_ms': 20_000,
     });
     const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, inflight: { count: 0, max: o.inflightMax }, pages: new PageTokens(o.secret) };
     const pkg = loadEscrowPackage();
@@ -50,16 +60,36 @@ export class Gateway {
     new ReflectionService(loadEscrowDefinition()).addToServer(this.server);
   }
 
+  /**
+   * Listens on the address with a socket server of its own that hands each connection to
+   * grpc-js (its connection injector), so the number of open connections is bounded: beyond
+   * ESCROW_GRPC_CONNECTIONS_MAX a new connection is closed at once, and the file descriptors
+   * the process has stay for the clients it serves.
+   */
   async start(): Promise<number> {
-    this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(this.o.address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const listener = createServer((socket) => injector.injectConnection(socket));
+    listener.maxConnections = this.o.connections.max;
+    const cut = this.o.address.lastIndexOf(':');
+    const host = this.o.address.slice(0, cut).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(this.o.address.slice(cut + 1));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: host || undefined, port }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    this.listener = listener;
+    const address = listener.address();
+    this.port = typeof address === 'object' && address ? address.port : port;
     return this.port;
   }
 
   /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
   async stop(graceMs = 5_000): Promise<void> {
     for (const s of ['', ...SERVICES]) this.health.setStatus(s, 'NOT_SERVING');
+    this.listener?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
