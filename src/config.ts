@@ -80,6 +80,11 @@ export interface Config {
   terms: TermsPolicy;
   /** How often due timers (dispute deadlines, auto-release) are looked for. Default 1000. */
   timerScanMs: number;
+  /**
+   * ESCROW_REPUTATION_MIN_PAID: what a project must have paid, in major units of its
+   * currency, for its milestones and reviews to count toward reputation. Default 5.
+   */
+  reputationMinPaid: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -153,6 +158,12 @@ function fees(env: Env): TermsPolicy['fees'] {
   return out;
 }
 
+function decimal(env: Env, key: string, fallback: string): string {
+  const raw = optional(env, key) ?? fallback;
+  if (!/^(0|[1-9][0-9]{0,11})(\.[0-9]{1,3})?$/.test(raw)) throw new ConfigError(key, `"${raw}" is not a decimal amount such as 5 or 2.50`);
+  return raw;
+}
+
 function optional(env: Env, key: string): string | undefined {
   const raw = env[key];
   return raw === undefined || raw === '' ? undefined : raw;
@@ -213,5 +224,6 @@ export function loadConfig(env: Env = process.env): Config {
       negotiationMs: duration(env, 'ESCROW_DISPUTE_NEGOTIATION', DEFAULT_POLICY.negotiationMs),
     },
     timerScanMs: int(env, 'ESCROW_TIMER_SCAN_MS', 1_000, 10, 3_600_000),
+    reputationMinPaid: decimal(env, 'ESCROW_REPUTATION_MIN_PAID', '5'),
   };
 }

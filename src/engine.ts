@@ -84,7 +84,7 @@ export class Engine {
     }
     if (o.gateway && milestones) {
       const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });
-      reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now });
+      reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now, reputationMinPaid: config.reputationMinPaid });
       gateway = new Gateway({
         address: config.grpcAddress,
         secret: config.authJwtSecret,

@@ -59,3 +59,42 @@ describe('reviews and reputation', () => {
     expect((await c.r('ListReviews', 'x', { user_id: 'emp-w' })).reviews).toHaveLength(1);
   });
 });
+
+describe('reputation cannot be farmed', () => {
+  it('tiny milestones from sock-puppet employers, and many projects of one employer, do not move the score', async () => {
+    const c = t.client;
+    // One real project: paid 20.00, reviewed 3 stars.
+    await deposit(c, 'emp-real', '20.00');
+    const real = await funded(c, 'emp-real', 'fl-farm', '20.00', 'proj-real');
+    await c.m('ReleaseMilestone', 'emp-real', { milestone_id: real, idempotency_key: key() });
+    await ledgerCaughtUp(t.engine);
+    await review('emp-real', { project_id: 'proj-real', reviewee_id: 'fl-farm', rating: 3 });
+    await ledgerCaughtUp(t.engine);
+    const before = await c.r('GetReputation', 'anyone', { user_id: 'fl-farm' });
+    expect(before).toMatchObject({ released_milestones: 1, review_count: 1, average_rating: 3 });
+
+    // Five sock-puppet employers, 0.01 each, five stars each.
+    for (let i = 0; i < 5; i++) {
+      const emp = `puppet-${i}`;
+      await deposit(c, emp, '0.01');
+      const m = await funded(c, emp, 'fl-farm', '0.01', `proj-puppet-${i}`);
+      await c.m('ReleaseMilestone', emp, { milestone_id: m, idempotency_key: key() });
+      await ledgerCaughtUp(t.engine);
+      await review(emp, { project_id: `proj-puppet-${i}`, reviewee_id: 'fl-farm', rating: 5 });
+    }
+    // The real employer on three more projects of 6.00, five stars each: one reviewer, counted once (the newest review).
+    await deposit(c, 'emp-real', '18.00');
+    for (let i = 0; i < 3; i++) {
+      const m = await funded(c, 'emp-real', 'fl-farm', '6.00', `proj-real-${i}`);
+      await c.m('ReleaseMilestone', 'emp-real', { milestone_id: m, idempotency_key: key() });
+      await ledgerCaughtUp(t.engine);
+      await review('emp-real', { project_id: `proj-real-${i}`, reviewee_id: 'fl-farm', rating: 5 });
+    }
+    await ledgerCaughtUp(t.engine);
+    const after = await c.r('GetReputation', 'anyone', { user_id: 'fl-farm' });
+    // Milestones of 5.00 or more count (the default ESCROW_REPUTATION_MIN_PAID); one review per reviewer.
+    expect(after).toMatchObject({ released_milestones: 4, review_count: 1, average_rating: 5 });
+    expect(after.score).toBeCloseTo((5 * 3 + 5) / 6, 3);
+    expect(after.earned).toEqual([usd('38.05')]);
+  });
+});

@@ -32,7 +32,18 @@ export interface Reputation {
 export class ReviewApp {
   readonly reviews: Registry<ReviewContext>;
 
-  constructor(private readonly o: { log: EventLog; pool: Pool; mailboxMax: number; actorsMax: number; actorIdleMs: number; now: () => Date }) {
+  constructor(
+    private readonly o: {
+      log: EventLog;
+      pool: Pool;
+      mailboxMax: number;
+      actorsMax: number;
+      actorIdleMs: number;
+      now: () => Date;
+      /** What a project must have paid (major units) for its milestones and reviews to count toward reputation. */
+      reputationMinPaid: string;
+    },
+  ) {
     this.reviews = new Registry({ log: o.log, mailboxMax: o.mailboxMax, actorsMax: o.actorsMax, actorIdleMs: o.actorIdleMs, kind: REVIEW });
   }
 
@@ -70,7 +81,7 @@ export class ReviewApp {
   }
 
   async reputation(userId: string): Promise<Reputation> {
-    const r = await read.reputationOf(this.o.pool, userId);
+    const r = await read.reputationOf(this.o.pool, userId, this.o.reputationMinPaid);
     return {
       userId,
       releasedMilestones: r.releasedMilestones,

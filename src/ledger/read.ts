@@ -158,22 +158,39 @@ export async function reviewsOf(pool: Pool, userId: string, limit: number): Prom
 }
 
 /** A freelancer's paid milestones and earnings (net of fees) per currency, and the reviews about the user. */
+/**
+ * What a user's reputation is made of. Only projects that paid at least `minPaid` (major
+ * units, in the project's currency) count, and only one review per reviewer (the newest), so
+ * sock-puppet counterparts with tiny milestones cannot farm it: a released milestone counts
+ * toward `releasedMilestones` when it paid at least `minPaid`, a review toward the score when
+ * its project did. `earned` is everything earned, net of fees.
+ */
 export async function reputationOf(
   pool: Pool,
   userId: string,
+  minPaid: string,
 ): Promise<{ releasedMilestones: number; earned: { currency: string; amount: string }[]; reviewCount: number; ratingSum: number }> {
   const earned = await query<{ currency: string; milestones: string; amount: string }>(
     pool,
     'read-reputation-earned',
-    `SELECT currency, count(*)::text AS milestones, sum(released - freelancer_fee)::text AS amount FROM milestones
+    `SELECT currency, count(*) FILTER (WHERE released >= $2::numeric)::text AS milestones, sum(released - freelancer_fee)::text AS amount FROM milestones
      WHERE freelancer_id = $1 AND released > 0 GROUP BY currency ORDER BY currency`,
-    [userId],
+    [userId, minPaid],
   );
   const reviews = await query<{ n: string; total: string }>(
     pool,
     'read-reputation-reviews',
-    'SELECT count(*)::text AS n, coalesce(sum(rating), 0)::text AS total FROM reviews WHERE reviewee_id = $1',
-    [userId],
+    `WITH paid AS (
+       SELECT project_id, employer_id, freelancer_id, sum(released) AS released FROM milestones
+       WHERE released > 0 AND (freelancer_id = $1 OR employer_id = $1) GROUP BY project_id, employer_id, freelancer_id
+     ), counted AS (
+       SELECT DISTINCT ON (r.reviewer_id) r.rating FROM reviews r
+       JOIN paid p ON p.project_id = r.project_id AND r.reviewee_id IN (p.freelancer_id, p.employer_id) AND r.reviewer_id IN (p.freelancer_id, p.employer_id)
+       WHERE r.reviewee_id = $1 AND p.released >= $2::numeric
+       ORDER BY r.reviewer_id, r.created_at DESC
+     )
+     SELECT count(*)::text AS n, coalesce(sum(rating), 0)::text AS total FROM counted`,
+    [userId, minPaid],
   );
   return {
     releasedMilestones: earned.reduce((s, r) => s + Number(r.milestones), 0),
