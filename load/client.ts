@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { mintToken } from '../src/dev/tokens.js';
 import { loadEscrowPackage } from '../src/gateway/proto.js';
-import { reasonOf } from '../src/gateway/status.js';
+import { errorInfoOf } from '../src/gateway/status.js';
 
 const pkg = loadEscrowPackage();
 
@@ -9,6 +9,8 @@ export interface RpcError {
   code: grpc.status;
   reason: string | null;
   details: string;
+  /** ErrorInfo metadata: `field` of an input error, `retry_after_ms` of a limit. */
+  info?: Record<string, string>;
 }
 
 export type Service = 'MilestoneService' | 'AccountService' | 'ReviewService';
@@ -45,7 +47,10 @@ export class EscrowClient {
     const client = this.clients[service] as unknown as Record<string, Function>;
     return new Promise<T>((resolve, reject) => {
       client[method]!.call(this.clients[service], request, md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: T) => {
-        if (err) reject(Object.assign(new Error(err.details), { code: err.code, reason: reasonOf(err), details: err.details }));
+        if (err) {
+          const info = errorInfoOf(err);
+          reject(Object.assign(new Error(err.details), { code: err.code, reason: info?.reason ?? null, details: err.details, info: info?.metadata ?? {} }));
+        }
         else resolve(res);
       });
     });

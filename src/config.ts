@@ -54,6 +54,14 @@ export interface Config {
   /** Most calls a gateway works on at once; beyond it calls get RESOURCE_EXHAUSTED. Default 20000. */
   inflightMax: number;
   /**
+   * Per-caller limits (src/gateway/limits.ts): ESCROW_INFLIGHT_RESERVED (default 10% of
+   * ESCROW_INFLIGHT_MAX) kept for the payments and arbiter roles; ESCROW_CALLER_INFLIGHT_MAX
+   * (512) calls of one user in progress; ESCROW_CALLER_WRITES_PER_S / ESCROW_CALLER_READS_PER_S
+   * (2000 each, bursts of twice that) per user; ESCROW_WATCH_PER_CALLER_MAX (32) open watch
+   * streams per user, each ended after ESCROW_WATCH_MAX_AGE_MS (3600000).
+   */
+  callerLimits: { reservedForRoles: number; perCallerInflightMax: number; writesPerS: number; readsPerS: number; watchesPerCallerMax: number; watchMaxAgeMs: number };
+  /**
    * Connections of the gRPC port: most open at once (beyond it new ones are closed at once;
    * default 1000), closed after this long without a call (also a socket that never speaks
    * HTTP/2; default 300000), and after this age with a grace for calls in flight (so clients
@@ -209,6 +217,14 @@ export function loadConfig(env: Env = process.env): Config {
     unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
+    callerLimits: {
+      reservedForRoles: int(env, 'ESCROW_INFLIGHT_RESERVED', Math.floor(int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000) / 10), 0, 1_000_000),
+      perCallerInflightMax: int(env, 'ESCROW_CALLER_INFLIGHT_MAX', 512, 1, 1_000_000),
+      writesPerS: int(env, 'ESCROW_CALLER_WRITES_PER_S', 2_000, 1, 1_000_000),
+      readsPerS: int(env, 'ESCROW_CALLER_READS_PER_S', 2_000, 1, 1_000_000),
+      watchesPerCallerMax: int(env, 'ESCROW_WATCH_PER_CALLER_MAX', 32, 1, 100_000),
+      watchMaxAgeMs: int(env, 'ESCROW_WATCH_MAX_AGE_MS', 3_600_000, 100, 86_400_000),
+    },
     grpcConnections: {
       max: int(env, 'ESCROW_GRPC_CONNECTIONS_MAX', 1_000, 1, 1_000_000),
       idleMs: int(env, 'ESCROW_GRPC_IDLE_MS', 300_000, 100, 86_400_000),

@@ -89,7 +89,17 @@ export class Engine {
         address: config.grpcAddress,
         secret: config.authJwtSecret,
         maxMessageBytes: config.grpcMaxMessageBytes,
-        inflightMax: config.inflightMax,
+        limits: {
+          inflightMax: config.inflightMax,
+          reservedForRoles: Math.min(config.callerLimits.reservedForRoles, config.inflightMax - 1),
+          perCallerInflightMax: config.callerLimits.perCallerInflightMax,
+          rates: {
+            write: { rate: config.callerLimits.writesPerS, burst: 2 * config.callerLimits.writesPerS },
+            read: { rate: config.callerLimits.readsPerS, burst: 2 * config.callerLimits.readsPerS },
+          },
+          watchesPerCallerMax: config.callerLimits.watchesPerCallerMax,
+          watchMaxAgeMs: config.callerLimits.watchMaxAgeMs,
+        },
         connections: config.grpcConnections,
         milestones,
         accounts,

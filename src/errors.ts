@@ -64,8 +64,8 @@ export class Aborted extends EscrowError {
   }
 }
 export class ResourceExhausted extends EscrowError {
-  constructor(reason: string, message: string) {
-    super('RESOURCE_EXHAUSTED', reason, message);
+  constructor(reason: string, message: string, metadata?: Record<string, string>) {
+    super('RESOURCE_EXHAUSTED', reason, message, metadata);
   }
 }
 export class Unavailable extends EscrowError {

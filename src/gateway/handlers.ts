@@ -1,24 +1,24 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallContext } from '../app/milestones.js';
-import { EscrowError, ResourceExhausted } from '../errors.js';
+import { EscrowError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Authenticator } from './auth.js';
+import type { CallClass, CallerLimits } from './limits.js';
 import type { PageTokens } from './page-token.js';
 import { toServiceError } from './status.js';
 
 export interface HandlerDeps {
   auth: Authenticator;
   logger: Logger;
-  /** Calls in progress, bounded by `max`. */
-  inflight: { count: number; max: number };
+  /** Calls in progress, per caller and in all, and rates (src/gateway/limits.ts). */
+  limits: CallerLimits;
   pages: PageTokens;
 }
 
-function admit(deps: HandlerDeps): void {
-  if (deps.inflight.count >= deps.inflight.max) {
-    throw new ResourceExhausted('GATEWAY_BUSY', 'too many calls in progress; retry with backoff');
-  }
-  deps.inflight.count++;
+/** The calls that only read; WatchMilestone holds a stream; everything else is a command. */
+const READS = new Set(['GetMilestone', 'ListMilestones', 'GetBalance', 'ListLedgerEntries', 'ListReviews', 'GetReputation']);
+function classOf(name: string): CallClass {
+  return name === 'WatchMilestone' ? 'watch' : READS.has(name) ? 'read' : 'write';
 }
 
 function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
@@ -28,9 +28,9 @@ function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
 }
 
 /**
- * Every call, unary or streaming, goes through here: admitted against the in-flight bound
- * (an open stream counts too), authenticated, run, and any error mapped to a status in one
- * place. Unexpected errors are logged and answered INTERNAL without their text.
+ * Every call, unary or streaming, goes through here: authenticated, admitted by the caller
+ * limits (an open stream counts as a call in progress), run, and any error mapped to a status
+ * in one place. Unexpected errors are logged and answered INTERNAL without their text.
  */
 async function handle(
   deps: HandlerDeps,
@@ -39,11 +39,10 @@ async function handle(
   run: (ctx: CallContext) => Promise<void>,
   fail: (status: Partial<grpc.StatusObject>) => void,
 ): Promise<void> {
-  let admitted = false;
+  let release: (() => void) | null = null;
   try {
-    admit(deps);
-    admitted = true;
     const caller = await deps.auth.authenticate(call.metadata);
+    release = deps.limits.admit(caller, classOf(name));
     await run({ caller, deadline: deadlineOf(call) });
   } catch (err) {
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
@@ -51,7 +50,7 @@ async function handle(
     else if (err.cause !== undefined) deps.logger.warn({ rpc: name, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
     fail(toServiceError(err));
   } finally {
-    if (admitted) deps.inflight.count--;
+    release?.();
   }
 }
 

@@ -85,7 +85,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
       const id = v.requireMilestoneId(r.milestone_id);
-      await watch(app, id, ctx.caller, (s) => call.write(reply(s)), call);
+      await watch(app, id, ctx.caller, (s) => call.write(reply(s)), call, deps.limits.watchMaxAgeMs);
     }),
     RequestMilestone: unary(deps, 'RequestMilestone', async (r: Req, ctx) => {
       const input = {
@@ -153,6 +153,7 @@ async function watch(
   caller: { id: string; roles: readonly string[] },
   write: (s: Persisted<MilestoneContext>) => void,
   call: grpc.ServerWritableStream<unknown, unknown>,
+  maxAgeMs: number,
 ): Promise<void> {
   const log = app.log;
   const subject = log.names.milestone(id);
@@ -185,6 +186,8 @@ async function watch(
   });
   call.on('cancelled', () => finish());
   call.on('close', () => finish());
+  // A stream ends cleanly (OK) at its maximum age; the client watches again if it still cares.
+  const age = setTimeout(() => finish(), maxAgeMs);
   try {
     const first = await app.get({ caller, deadline: Number.POSITIVE_INFINITY }, id);
     allowed = true;
@@ -192,6 +195,7 @@ async function watch(
     void follow();
     await done;
   } finally {
+    clearTimeout(age);
     sub.unsubscribe();
   }
 }

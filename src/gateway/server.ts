@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server as NetServer } from 'node:net';
+import { CallerLimits, type CallerLimitsOptions } from './limits.js';
 import { PageTokens } from './page-token.js';
 import type { AccountApp } from '../app/accounts.js';
 import type { MilestoneApp } from '../app/milestones.js';
@@ -21,7 +22,7 @@ export interface GatewayOptions {
   address: string;
   secret: string;
   maxMessageBytes: number;
-  inflightMax: number;
+  limits: CallerLimitsOptions;
   connections: { max: number; idleMs: number; maxAgeMs: number; keepaliveMs: number };
   milestones: MilestoneApp;
   accounts: AccountApp;
@@ -49,7 +50,7 @@ export class Gateway {
       'grpc.keepalive_time_ms': o.connections.keepaliveMs,
       'grpc.keepalive_timeout_ms': 20_000,
     });
-    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, inflight: { count: 0, max: o.inflightMax }, pages: new PageTokens(o.secret) };
+    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, limits: new CallerLimits(o.limits), pages: new PageTokens(o.secret) };
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));

@@ -44,12 +44,17 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   return { code, details: `${e.reason}: ${e.message}`, metadata };
 }
 
-/** Decodes the ErrorInfo of a status, for clients and tests. */
-export function reasonOf(err: { metadata?: grpc.Metadata }): string | null {
+/** Decodes the ErrorInfo of a status (reason and metadata, e.g. `retry_after_ms`), for clients and tests. */
+export function errorInfoOf(err: { metadata?: grpc.Metadata }): { reason: string; metadata: Record<string, string> } | null {
   const bin = err.metadata?.get('grpc-status-details-bin')[0];
   if (!(bin instanceof Buffer)) return null;
   const status = types.Status.decode(bin) as unknown as { details: { type_url: string; value: Uint8Array }[] };
   const detail = status.details.find((d) => d.type_url.endsWith('google.rpc.ErrorInfo'));
   if (!detail) return null;
-  return (types.ErrorInfo.decode(detail.value) as unknown as { reason: string }).reason;
+  const info = types.ErrorInfo.decode(detail.value) as unknown as { reason: string; metadata?: Record<string, string> };
+  return { reason: info.reason, metadata: { ...(info.metadata ?? {}) } };
+}
+
+export function reasonOf(err: { metadata?: grpc.Metadata }): string | null {
+  return errorInfoOf(err)?.reason ?? null;
 }

@@ -121,6 +121,13 @@ export class Actor<C extends DecisionSlots> {
 
   private enqueue(command: Command | CommandFor<C>, unbounded: boolean): Promise<Persisted<C>> {
     this.lastUsed = Date.now();
+    // While the actor is busy, a caller who is no party is refused at once from the state held
+    // (the parties of an entity never change once set), so strangers cannot fill the mailbox
+    // ahead of the parties' own commands.
+    if (typeof command !== 'function' && (this.running || this.mailbox.length > 0) && this.state && command.event.type !== '__read') {
+      const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event);
+      if (d.kind === 'rejected' && d.rejection.code === 'PERMISSION_DENIED') return Promise.reject(rejectionError(d.rejection));
+    }
     if (!unbounded && this.mailbox.length >= this.o.mailboxMax) {
       return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.o.id}`));
     }

@@ -17,7 +17,7 @@ export async function failure(p: Promise<unknown>): Promise<RpcError> {
     await p;
   } catch (err) {
     const e = err as RpcError;
-    return { code: e.code, reason: e.reason, details: e.details };
+    return { code: e.code, reason: e.reason, details: e.details, info: e.info ?? {} };
   }
   throw new Error('expected the call to fail, and it succeeded');
 }
