@@ -22,7 +22,8 @@ const consumer = await jetstream(nc).consumers.get(stream, durable);
 // A real consumer keeps the ids it processed in its own store, in the same transaction as
 // its side effects; a bounded in-memory set is enough for a demonstration.
 const seen = new Set<string>();
-const messages = await consumer.consume();
+// Pulled by size (events are at most the stream's largest message, 64 KiB by default).
+const messages = await consumer.consume({ max_bytes: 4 * 1024 * 1024 });
 for await (const m of messages) {
   const event = m.json<{ id: string; type: string; subject: string; data: { version: number; state: { state: string } } }>();
   if (!seen.has(event.id)) {

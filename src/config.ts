@@ -44,6 +44,13 @@ export interface Config {
   /** Replicas of the stream when this process creates it: 3 on a JetStream cluster. Default 1. */
   streamReplicas: number;
   /**
+   * The stream's byte limit (ESCROW_STREAM_MAX_BYTES, default 10 GiB): a warning from 80% on,
+   * and at it new commands are refused (UNAVAILABLE EVENT_LOG_FULL); old events are never
+   * discarded. ESCROW_STREAM_MAX_MESSAGE_BYTES (default 65536): the largest event stored.
+   */
+  streamMaxBytes: number;
+  streamMaxMessageBytes: number;
+  /**
    * Accept a replicated stream on a nats-server older than 2.9.21, whose replicated streams do
    * not serialize conditional appends. Unsafe with more than one gateway; for the fault suite.
    * Default off.
@@ -214,6 +221,8 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerStandbyPollMs: int(env, 'ESCROW_LEDGER_STANDBY_POLL_MS', 1_000, 10, 60_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     streamReplicas: int(env, 'ESCROW_STREAM_REPLICAS', 1, 1, 5),
+    streamMaxBytes: int(env, 'ESCROW_STREAM_MAX_BYTES', 10 * 1024 ** 3, 4_096, Number.MAX_SAFE_INTEGER),
+    streamMaxMessageBytes: int(env, 'ESCROW_STREAM_MAX_MESSAGE_BYTES', 65_536, 8_192, 8 * 1024 * 1024),
     unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),

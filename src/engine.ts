@@ -44,6 +44,10 @@ export class Engine {
       duplicateWindowMs: config.duplicateWindowMs,
       signingSecret: config.eventKey ?? config.authJwtSecret,
       replicas: config.streamReplicas,
+      maxBytes: config.streamMaxBytes,
+      maxMessageBytes: config.streamMaxMessageBytes,
+      onFull: (used, max) =>
+        logger[used >= max ? 'error' : 'warn']({ usedBytes: used, maxBytes: max }, used >= max ? 'the event stream is full: new commands are refused' : 'the event stream is filling up'),
       allowUnsafeReplicas: config.unsafeReplicatedStream,
     });
     const pool = createPool(config.databaseUrl, config.namespace);
@@ -118,6 +122,7 @@ export class Engine {
     this.milestones?.stop();
     this.reviews?.close();
     await this.worker?.stop();
+    this.log.stopWatching();
     await this.nc.drain().catch(() => {});
     await this.pool.end().catch(() => {});
   }

@@ -4,6 +4,7 @@ import {
   jetstreamManager,
   JetStreamApiCodes,
   JetStreamApiError,
+  DiscardPolicy,
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
@@ -74,7 +75,21 @@ export interface StreamOptions {
   requestTimeoutMs?: number;
   /** Replicas of the stream; 3 in a JetStream cluster. Default 1. */
   replicas?: number;
+  /**
+   * The stream's byte limit: at it, appends are refused (UNAVAILABLE `EVENT_LOG_FULL`), never
+   * old events discarded. Unset: no limit (read-only tools).
+   */
+  maxBytes?: number;
+  /** Largest message the stream stores. Default 65536. */
+  maxMessageBytes?: number;
+  /** Called when the stream passes 80% of its byte limit, and again at each further 5%. */
+  onFull?: (usedBytes: number, maxBytes: number) => void;
 }
+
+/** The first nats-server release whose streams honor `discard: new` at their byte limit (2.9.10 drops old messages instead). */
+export const DISCARD_NEW_SERVER = '2.10.0';
+/** How often the fullness of the stream is read. */
+const FULLNESS_EVERY_MS = 1_000;
 
 /**
  * The event log: one JetStream stream per namespace. Appends are optimistic (expected last
@@ -102,6 +117,7 @@ export class EventLog {
     const unsafe = await log.unsafeReason(options);
     if (unsafe) throw unsafe;
     void log.followConnection(options);
+    if (options.maxBytes) log.watchFullness(options.maxBytes, options.onFull);
     return log;
   }
 
@@ -132,7 +148,41 @@ export class EventLog {
     if (this.unsafe) throw new Unavailable('EVENT_LOG_UNSAFE', this.unsafe.message);
   }
 
+  /** Bytes the stream holds, as last read, and its limit (0: none). */
+  fullness = { used: 0, max: 0 };
+  private fullnessTimer: NodeJS.Timeout | null = null;
+
+  /** Reads the stream's size every second; warns from 80% on; refuses appends at the limit (see append). */
+  private watchFullness(maxBytes: number, onFull?: (used: number, max: number) => void): void {
+    this.fullness.max = maxBytes;
+    let warnedAt = 0;
+    const check = async () => {
+      const info = await this.jsm.streams.info(this.names.stream).catch(() => null);
+      if (!info) return;
+      this.fullness.used = info.state.bytes;
+      const share = info.state.bytes / maxBytes;
+      const step = share >= 0.8 ? Math.floor(share * 20) / 20 : 0;
+      if (step > warnedAt) onFull?.(info.state.bytes, maxBytes);
+      warnedAt = step;
+    };
+    void check();
+    this.fullnessTimer = setInterval(() => void check(), FULLNESS_EVERY_MS);
+    this.fullnessTimer.unref();
+  }
+
+  stopWatching(): void {
+    if (this.fullnessTimer) clearInterval(this.fullnessTimer);
+  }
+
   private async ensureStream(options: StreamOptions): Promise<void> {
+    // The server enforces the byte limit only where it refuses new messages at it; an older
+    // one would discard the oldest events instead, so there the engine's own check (see
+    // watchFullness) is the only one. Outcomes get 2% beyond the limit gateways stop at.
+    const serverLimit = options.maxBytes && versionAtLeast(this.nc.info?.version ?? '0.0.0', DISCARD_NEW_SERVER) ? Math.ceil(options.maxBytes * 1.02) : undefined;
+    const limits = {
+      max_msg_size: options.maxMessageBytes ?? 65_536,
+      ...(serverLimit ? { max_bytes: serverLimit, discard: DiscardPolicy.New } : {}),
+    };
     const config = {
       name: this.names.stream,
       subjects: [this.names.allSubjects],
@@ -141,9 +191,14 @@ export class EventLog {
       num_replicas: options.replicas ?? 1,
       duplicate_window: options.duplicateWindowMs * 1_000_000,
       allow_direct: true,
+      ...limits,
     };
     try {
-      await this.jsm.streams.info(this.names.stream);
+      const info = await this.jsm.streams.info(this.names.stream);
+      // Read-only tools pass no limits and change nothing.
+      if (options.maxBytes && (info.config.max_msg_size !== limits.max_msg_size || (serverLimit && info.config.max_bytes !== serverLimit))) {
+        await this.jsm.streams.update(this.names.stream, { ...info.config, ...limits });
+      }
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
       try {
@@ -165,8 +220,13 @@ export class EventLog {
     event: CloudEvent<unknown>,
     expectedLastSeq: number | null,
     extraHeaders: Record<string, string> = {},
+    o: { consequence?: boolean } = {},
   ): Promise<{ seq: number; duplicate: boolean }> {
     this.ensureConnected();
+    // A full stream takes no new commands; the ledger's outcomes of commands already taken still go in.
+    if (!o.consequence && this.fullness.max > 0 && this.fullness.used >= this.fullness.max) {
+      throw new Unavailable('EVENT_LOG_FULL', `the event stream holds ${this.fullness.used} of its ${this.fullness.max} bytes; new commands are refused until an operator makes room`);
+    }
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
     for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
@@ -183,6 +243,7 @@ export class EventLog {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
         throw new WrongLastSequence(subject);
       }
+      if (err instanceof JetStreamApiError && err.code === 10077) throw new Unavailable('EVENT_LOG_FULL', 'the event stream is at its byte limit');
       throw unavailable(err);
     }
   }

@@ -60,7 +60,8 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
   if (stream.state.messages > 0) {
     const consumer = await js.consumers.get(names.stream);
     const lastSeq = stream.state.last_seq;
-    const messages = await consumer.consume({ max_messages: 1_000 });
+    // Pulled by size, not count: messages may be up to the stream's largest (64 KiB by default).
+    const messages = await consumer.consume({ max_bytes: 4 * 1024 * 1024 });
     for await (const m of messages) {
       read++;
       try {

@@ -55,7 +55,7 @@ export async function replayQuarantined(pool: Pool, log: EventLog, seq: number, 
     if (!row.signed) return 'unsigned';
     const event = decode(new TextEncoder().encode(row.payload));
     const outcomes = await applyBatch(client, [{ seq, event }]);
-    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null)));
+    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })));
     await client.query(`UPDATE ledger_quarantine SET resolution = 'replayed', resolved_at = now(), resolved_note = $2 WHERE stream_seq = $1`, [seq, note]);
     return 'replayed';
   } catch (err) {

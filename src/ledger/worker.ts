@@ -227,7 +227,7 @@ export class LedgerWorker {
    */
   private async publish(outcomes: Outcome[]): Promise<void> {
     const { log } = this.o;
-    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null)));
+    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })));
   }
 
   /** What a worker that died between commit and publish left: published before anything else. */
