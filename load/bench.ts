@@ -20,7 +20,7 @@ import { createPool } from '../src/ledger/db.js';
 import { EscrowClient } from './client.js';
 import { runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
 import { dropNamespace, runNamespace } from './namespace.js';
-import { EngineProcess, portOpen, sleep } from './processes.js';
+import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';
 import { runRace, type RaceResult } from './race.js';
 import { runBounded, summarize } from './stats.js';
 
@@ -71,6 +71,7 @@ async function engine(role: 'gateway' | 'worker', extra: Record<string, string> 
     ESCROW_NAMESPACE: namespace,
     LOG_LEVEL: 'warn',
     ESCROW_MAILBOX_MAX: '10000',
+    ...LOAD_TOOL_LIMITS,
     GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
     ...extra,
   });

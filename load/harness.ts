@@ -15,7 +15,7 @@ import { createPool } from '../src/ledger/db.js';
 import { runAudit, type AuditReport } from '../src/ledger/auditor.js';
 import { EscrowClient } from './client.js';
 import { dropNamespace, runNamespace } from './namespace.js';
-import { EngineProcess } from './processes.js';
+import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
 import { runRace, type RaceResult } from './race.js';
 import { summarize, type LatencySummary } from './stats.js';
 
@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     }
     namespace = runNamespace('race');
     secret = randomBytes(16).toString('hex');
-    const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ESCROW_MAILBOX_MAX: '10000' };
+    const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ESCROW_MAILBOX_MAX: '10000', ...LOAD_TOOL_LIMITS };
     processes.push(await EngineProcess.start('worker', base));
     for (let i = 0; i < opts.spawn; i++) processes.push(await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${await freePort()}` }));
     targets = processes.filter((p) => p.role === 'gateway').map((p) => p.address);

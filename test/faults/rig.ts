@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { expect, inject } from 'vitest';
 import { EscrowClient } from '../../load/client.js';
 import { dropNamespace, runNamespace } from '../../load/namespace.js';
-import { EngineProcess } from '../../load/processes.js';
+import { EngineProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
 import { freePort } from '../../src/dev/embedded.js';
 import { EventLog } from '../../src/events/log.js';
 import { names } from '../../src/events/names.js';
@@ -44,6 +44,7 @@ export class Rig {
       ESCROW_LEDGER_STANDBY_POLL_MS: '200',
       ESCROW_FUNDING_WAIT_MS: '3000',
       ESCROW_MAILBOX_MAX: '1000',
+      ...LOAD_TOOL_LIMITS,
       ...this.extraEnv,
       ...extra,
     };

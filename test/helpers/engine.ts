@@ -1,5 +1,5 @@
 import { dropNamespace as dropRunNamespace } from '../../load/namespace.js';
-import { EngineProcess as BaseProcess } from '../../load/processes.js';
+import { EngineProcess as BaseProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import pg from 'pg';
@@ -30,6 +30,7 @@ export function engineEnv(namespace: string, extra: Record<string, string> = {})
     ESCROW_LEDGER_WAIT_MS: '10000',
     ESCROW_FUNDING_WAIT_MS: '10000',
     ESCROW_MAILBOX_MAX: '1000',
+    ...LOAD_TOOL_LIMITS,
     ...extra,
   };
 }
