@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { headers } from '@nats-io/transport-node';
+import { protoPath } from 'grpc-health-check';
+import { LEDGER_HEALTH } from '../src/gateway/server.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encode } from '../src/events/cloudevent.js';
@@ -12,6 +15,16 @@ import { balance, deposit, funded, key } from './helpers/flows.js';
 import { ledgerCaughtUp } from './helpers/ledger.js';
 
 const t = useEngine();
+
+async function ledgerHealth(): Promise<string> {
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+  const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
+  try {
+    return (await new Promise<any>((resolve, reject) => client.Check({ service: LEDGER_HEALTH }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))))).status;
+  } finally {
+    client.close();
+  }
+}
 
 /** Publishes a message on the stream as anything with NATS access could: unsigned, or signed with the deployment's key (an engine bug). */
 async function publish(subject: string, body: Uint8Array, o: { signed?: boolean } = {}): Promise<number> {
@@ -107,5 +120,9 @@ describe('poison messages are moved aside and the ledger goes on', () => {
     // Forgeries are never replayed as money.
     const forged = (await listQuarantine(t.engine.pool)).find((q) => !q.signed)!;
     expect(await replayQuarantined(t.engine.pool, t.engine.log, Number(forged.stream_seq), 'no')).toBe('unsigned');
+    // The ledger's health entry says whether anything waits in the quarantine.
+    await eventually(async () => expect(await ledgerHealth()).toBe('NOT_SERVING'), 5_000);
+    for (const q of await listQuarantine(t.engine.pool)) await dropQuarantined(t.engine.pool, Number(q.stream_seq), 'forgeries, reported');
+    await eventually(async () => expect(await ledgerHealth()).toBe('SERVING'), 10_000);
   });
 });

@@ -17,6 +17,13 @@ import { HealthImplementation } from 'grpc-health-check';
 import { loadEscrowDefinition, loadEscrowPackage } from './proto.js';
 
 const SERVICES = ['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService'];
+/**
+ * A health entry for the ledger: NOT_SERVING while its quarantine holds open entries (a
+ * message it moved aside waits for a person), SERVING otherwise. The server ('') and the
+ * services stay SERVING: commands are still taken and applied.
+ */
+export const LEDGER_HEALTH = 'escrow.v1.Ledger';
+const QUARANTINE_CHECK_MS = 1_000;
 
 export interface GatewayOptions {
   address: string;
@@ -36,6 +43,7 @@ export class Gateway {
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
   private listener: NetServer | null = null;
+  private quarantineCheck: NodeJS.Timeout | null = null;
   port = 0;
 
   constructor(private readonly o: GatewayOptions) {
@@ -56,7 +64,7 @@ export class Gateway {
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));
     this.server.addService(pkg.ReviewService.service, reviewService(deps, o.reviews));
     // Standard grpc.health.v1 (for load balancers) and server reflection (grpcurl without -proto).
-    this.health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
+    this.health = new HealthImplementation({ ...Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])), [LEDGER_HEALTH]: 'SERVING' });
     this.health.addToServer(this.server);
     new ReflectionService(loadEscrowDefinition()).addToServer(this.server);
   }
@@ -82,6 +90,13 @@ export class Gateway {
       });
     });
     this.listener = listener;
+    const check = async () => {
+      const open = await this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').catch(() => null);
+      if (open) this.health.setStatus(LEDGER_HEALTH, open.rows[0]?.n === '0' ? 'SERVING' : 'NOT_SERVING');
+    };
+    void check();
+    this.quarantineCheck = setInterval(() => void check(), QUARANTINE_CHECK_MS);
+    this.quarantineCheck.unref();
     const address = listener.address();
     this.port = typeof address === 'object' && address ? address.port : port;
     return this.port;
@@ -89,7 +104,8 @@ export class Gateway {
 
   /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
   async stop(graceMs = 5_000): Promise<void> {
-    for (const s of ['', ...SERVICES]) this.health.setStatus(s, 'NOT_SERVING');
+    if (this.quarantineCheck) clearInterval(this.quarantineCheck);
+    for (const s of ['', ...SERVICES, LEDGER_HEALTH]) this.health.setStatus(s, 'NOT_SERVING');
     this.listener?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
