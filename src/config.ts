@@ -19,6 +19,8 @@ export interface Config {
   eventKey: string | undefined;
   /** gRPC listen address. Default 127.0.0.1:50051. */
   grpcAddress: string;
+  /** Where /metrics (Prometheus) is served, host:port. Unset: not served. */
+  metricsAddress: string | undefined;
   /** Names the stream (upper case), subjects, consumers and Postgres schema. Default "escrow". */
   namespace: string;
   /** pino level. Default "info". */
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = process.env): Config {
     natsUrl: optional(env, 'NATS_URL'),
     authJwtSecret,
     eventKey,
+    metricsAddress: optional(env, 'METRICS_ADDRESS'),
     grpcAddress,
     namespace,
     logLevel,

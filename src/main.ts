@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
 import { mintToken } from './dev/tokens.js';
 import { Engine } from './engine.js';
+import { serveMetrics } from './metrics.js';
 import { createLogger } from './log.js';
 
 /**
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
     worker: role !== 'gateway',
     logger,
   });
-  logger.info({ role, grpc: role !== 'worker' ? config.grpcAddress : undefined, namespace: config.namespace }, 'escrow engine started');
+  const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress) : null;
+  logger.info({ role, grpc: role !== 'worker' ? config.grpcAddress : undefined, metrics: config.metricsAddress, namespace: config.namespace }, 'escrow engine started');
   if (embeddedMode && role !== 'worker') await printWalkthrough(secret, config.grpcAddress);
 
   let stopping = false;
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await engine.stop();
+    metricsServer?.close();
     await embedded?.stop();
     process.exit(0);
   };

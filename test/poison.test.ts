@@ -3,6 +3,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { headers } from '@nats-io/transport-node';
 import { protoPath } from 'grpc-health-check';
 import { LEDGER_HEALTH } from '../src/gateway/server.js';
+import { registry } from '../src/metrics.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encode } from '../src/events/cloudevent.js';
@@ -64,6 +65,8 @@ describe('poison messages are moved aside and the ledger goes on', () => {
     const ns = t.engine.log.names;
     const seq = await publish(ns.account('mallory'), event('escrow.account.deposit_requested.v1', 'mallory', { userId: 'mallory', currency: 'USD', amount: '1000.00', externalReference: key() }));
     expect(await quarantined(seq)).toMatchObject({ reason: 'UNSIGNED', signed: false, event_type: 'escrow.account.deposit_requested.v1' });
+    // Counted for the operators (the in-process worker's registry; a process serves it on METRICS_ADDRESS).
+    expect(await registry.metrics()).toMatch(/escrow_ledger_quarantined_total\{reason="UNSIGNED"\} [1-9]/);
     // The ledger goes on: a real deposit after it is applied, the forged one never.
     await deposit(t.client, 'mallory', '1.00');
     expect(await balance(t.client, 'mallory')).toEqual({ available: '1.00', held: '0.00', incoming: '0.00' });

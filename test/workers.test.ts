@@ -186,3 +186,25 @@ describe('a worker killed between commit and publish', () => {
     }
   });
 });
+
+describe('metrics of a worker process', () => {
+  it('are served on METRICS_ADDRESS and count what the ledger moved aside', async () => {
+    const { freePort } = await import('../src/dev/embedded.js');
+    const ns = freshNamespace();
+    const t = await startEngine({ namespace: ns, worker: false });
+    const port = await freePort();
+    const worker = await EngineProcess.start('worker', ns, { METRICS_ADDRESS: `127.0.0.1:${port}` });
+    try {
+      await t.engine.log.js.publish(t.engine.log.names.account('mallory'), new TextEncoder().encode('{"forged":true}'));
+      await eventually(async () => {
+        const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        expect(body).toMatch(/escrow_ledger_quarantined_total\{reason="UNSIGNED"\} 1/);
+        expect(body).toMatch(/process_cpu_seconds_total/);
+      }, 15_000);
+    } finally {
+      await worker.kill();
+      await t.stop();
+      await dropNamespace(ns);
+    }
+  });
+});

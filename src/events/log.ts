@@ -15,6 +15,7 @@ import { EscrowError, Unavailable } from '../errors.js';
 import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
 import type { Names } from './names.js';
 import { EventSigner, SIGNATURE_HEADER } from './signing.js';
+import { metrics } from '../metrics.js';
 
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
@@ -160,6 +161,8 @@ export class EventLog {
       const info = await this.jsm.streams.info(this.names.stream).catch(() => null);
       if (!info) return;
       this.fullness.used = info.state.bytes;
+      metrics.streamBytes.set(info.state.bytes);
+      metrics.streamMaxBytes.set(maxBytes);
       const share = info.state.bytes / maxBytes;
       const step = share >= 0.8 ? Math.floor(share * 20) / 20 : 0;
       if (step > warnedAt) onFull?.(info.state.bytes, maxBytes);

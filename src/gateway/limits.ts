@@ -1,5 +1,6 @@
 import { PAYMENTS_ROLE, ARBITER_ROLE, type Caller } from '../../actors/decision.js';
 import { ResourceExhausted } from '../errors.js';
+import { metrics } from '../metrics.js';
 
 /** What a call costs: a command, a read, or a watch stream held open. */
 export type CallClass = 'write' | 'read' | 'watch';
@@ -106,6 +107,7 @@ export class CallerLimits {
 }
 
 function busy(reason: string, message: string, retryAfterMs: number): ResourceExhausted {
+  metrics.limited.inc({ reason });
   return new ResourceExhausted(reason, message, { retry_after_ms: String(retryAfterMs) });
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { applyBatch, LedgerFenced, type Outcome, type StreamEvent } from './apply.js';
 import type { Pool, PoolClient } from './db.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
+import { metrics } from '../metrics.js';
 import * as sql from './sql.js';
 import type { QuarantineRow } from './sql.js';
 
@@ -185,11 +186,15 @@ export class LedgerWorker {
         throw poisonReason(again) === null ? again : new InvariantViolation(`stream seq ${m.seq} can neither be applied nor moved aside: ${String(again)}`);
       });
       this.quarantined++;
+      metrics.quarantined.inc({ reason: 'CANNOT_APPLY' });
       this.o.logger.error({ seq: m.seq, subject: m.subject, eventId: event?.id, detail: poison }, 'an event of the engine cannot be applied: moved to the quarantine (npm run quarantine)');
     }
     if (quarantine.length > 0) {
       this.quarantined += quarantine.length;
-      for (const q of quarantine) this.o.logger.error({ seq: q.seq, subject: q.subject, reason: q.reason }, 'a message the engine did not publish was moved to the quarantine');
+      for (const q of quarantine) {
+        metrics.quarantined.inc({ reason: q.reason });
+        this.o.logger.error({ seq: q.seq, subject: q.subject, reason: q.reason }, 'a message the engine did not publish was moved to the quarantine');
+      }
     }
     if (this.o.publishDelayMs && outcomes.length > 0) await sleep(this.o.publishDelayMs);
     await this.publish(outcomes);
