@@ -42,3 +42,37 @@ describe('events stay small however long the history grows', () => {
     expect(got.milestone.history).toHaveLength(200);
   });
 });
+
+describe('events of an earlier version, which carried the whole history', () => {
+  it('load with their history and their idempotency keys', async () => {
+    const { cloudEvent } = await import('../src/events/cloudevent.js');
+    const { scopedKey, digest, milestoneIdFor } = await import('../src/ids.js');
+    const { VERSION_HEADER } = await import('../src/events/log.js');
+    const log = t.engine.log;
+    const id = milestoneIdFor('emp-old', 'old-key');
+    const at = new Date().toISOString();
+    const context = { id, projectId: 'p-old', employerId: 'emp-old', freelancerId: 'fl-old', description: '', currency: 'USD', amount: '10.00', held: '10.00', released: '0.00', returned: '0.00', createdAt: at, updatedAt: at };
+    const releaseKey = scopedKey('emp-old', 'old-release');
+    const releaseDigest = digest({ op: 'release', milestoneId: id, money: null });
+    // As the earlier version wrote it: the state with `applied` (raw keys) and `history`.
+    const state = {
+      id,
+      state: 'released',
+      version: 3,
+      context: { ...context, held: '0.00', released: '10.00' },
+      applied: { [scopedKey('emp-old', 'old-key')]: { digest: 'x', version: 1 }, ['system:outcome']: { digest: 'y', version: 2 }, [releaseKey]: { digest: releaseDigest, version: 3 } },
+      history: [
+        { version: 1, type: 'created', by: 'emp-old', at, data: { amount: '10.00' } },
+        { version: 2, type: 'funded', by: 'system', at, data: {} },
+        { version: 3, type: 'released', by: 'emp-old', at, data: { amount: '10.00' } },
+      ],
+    };
+    const event = cloudEvent({ id: '00000000-0000-8000-8000-000000000003', source: log.names.source, type: 'escrow.milestone.released.v1', subject: id, time: at, data: { by: 'emp-old', version: 3, change: { amount: '10.00' }, state } });
+    await log.append(log.names.milestone(id), event, null, { [VERSION_HEADER]: '3' });
+    const got = await t.client.m('GetMilestone', 'emp-old', { milestone_id: id });
+    expect(got.milestone.history.map((h: { type: string }) => h.type)).toEqual(['created', 'funded', 'released']);
+    // The release's key is still known: a repeat gets the first answer, not a refusal.
+    const again = await t.client.m('ReleaseMilestone', 'emp-old', { milestone_id: id, idempotency_key: 'old-release' });
+    expect(again.milestone).toMatchObject({ status: 'RELEASED', version: 3 });
+  });
+});
