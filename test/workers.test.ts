@@ -37,7 +37,8 @@ describe('three ledger workers', () => {
       const { rows } = await t.db.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)', [leaseSessionPrefix(ns)]);
       expect(rows).toHaveLength(1);
       const pid = Number(rows[0]!.name.slice(leaseSessionPrefix(ns).length));
-      const active = workers.find((w) => w.child?.pid === pid);
+      // A killed worker's session may linger a moment: only a live process counts.
+      const active = workers.find((w) => w.child?.pid === pid && w.child.exitCode === null && w.child.signalCode === null);
       expect(active).toBeDefined();
       return active!;
     }, 10_000);
