@@ -23,6 +23,8 @@ import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';
 import { runRace, type RaceResult } from './race.js';
 import { runBounded, summarize } from './stats.js';
+import { MILESTONE } from '../src/app/milestones.js';
+import { Registry } from '../src/runtime/registry.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -132,7 +134,24 @@ async function main() {
   const written = new Map(rows.map((r) => [r.event_id, Number(r.at)]));
   // Negative: the posting was written before the answer reached the client.
   const lag = summarize(engineRace.wins.flatMap((w) => (written.has(w.eventId) ? [written.get(w.eventId)! - w.ackedAt] : [])));
-  const realIds = (await pool.query<{ id: string; employer_id: string }>('SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT 20000')).rows;
+  // Real milestones for the memory figures: what the workloads made, topped up to 20,000.
+  const made = Number((await pool.query<{ n: string }>('SELECT count(*)::text AS n FROM milestones')).rows[0]!.n);
+  if (made < HEAP_MILESTONES) {
+    log(`memory: creating ${HEAP_MILESTONES - made} more milestones`);
+    const cc = new EscrowClient(gw.address, secret);
+    const seed = await seedMixed([cc], 32);
+    await runBounded(
+      Array.from({ length: HEAP_MILESTONES - made }, (_, i) => () =>
+        cc.m('CreateMilestone', `${seed.prefix}-emp-${i % 32}`, { project_id: `${seed.prefix}-p-${i % 32}`, freelancer_id: `${seed.prefix}-fl-${i % 32}`, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: `heap-${i}` }).then(() => {}, () => {}),
+      ),
+      64,
+    );
+    cc.close();
+  }
+  const realIds = (await pool.query<{ id: string; employer_id: string }>(`SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT ${HEAP_MILESTONES}`)).rows;
+  // The heap of resident actors, measured here (this process runs with --expose-gc): load each
+  // real milestone into an actor, collect garbage before and after, divide.
+  const heap = await actorHeap(elog, realIds.map((r) => r.id));
   await pool.end();
   await nc.close();
   await gw.stop();
@@ -183,7 +202,10 @@ async function main() {
       rssIdleMB: mb(memory.rssBefore),
       rssAfterTouchMB: mb(memory.rssAfter),
       residentActorsMeasured: perActor.touched,
-      bytesPerResidentActor: perActor.touched > 0 ? Math.round((perActor.rssAfter - perActor.rssBefore) / perActor.touched) : 0,
+      // RSS grows in steps and counts the allocator's slack: a rough figure, not the actors' size.
+      rssBytesPerResidentActor: perActor.touched > 0 ? Math.round((perActor.rssAfter - perActor.rssBefore) / perActor.touched) : 0,
+      heapActorsMeasured: heap?.actors ?? 0,
+      heapBytesPerResidentActor: heap?.bytesPerActor ?? null,
     },
   };
   console.log(`ceiling  race ${result.ceiling.raceCommandsPerSecond}/s  mixed ${result.ceiling.mixedOpsPerSecond}/s`);
@@ -191,7 +213,26 @@ async function main() {
   console.log(`baseline race ${result.baseline.raceCommandsPerSecond}/s  mixed ${result.baseline.mixedOpsPerSecond}/s`);
   console.log(`ratios   ${JSON.stringify(result.ratios)}`);
   console.log(`memory   ${JSON.stringify(result.memory)}`);
+  if (result.memory.heapBytesPerResidentActor === null) console.log('memory   (run with node --expose-gc, as npm run bench does, for the heap figure)');
   console.log(JSON.stringify({ bench: result }));
+}
+
+const HEAP_MILESTONES = 20_000;
+
+/** Heap bytes per resident milestone actor after GC, over real milestones; null without --expose-gc. */
+async function actorHeap(elog: EventLog, ids: string[]): Promise<{ actors: number; bytesPerActor: number } | null> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc || ids.length === 0) return null;
+  const registry = new Registry({ kind: MILESTONE, log: elog, mailboxMax: 64, actorsMax: ids.length + 1, actorIdleMs: 86_400_000 });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  await runBounded(ids.map((id) => () => registry.read(id).then(() => {}, () => {})), 64);
+  gc();
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  const actors = registry.size;
+  registry.close();
+  return { actors, bytesPerActor: Math.round((after - before) / Math.max(1, actors)) };
 }
 
 function mb(bytes: number): number {
