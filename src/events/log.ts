@@ -142,6 +142,11 @@ export class EventLog {
     }
   }
 
+  /** Whether appends and reads can be tried now: connected, and the server trusted. */
+  get available(): boolean {
+    return this.connected && !this.nc.isClosed() && !this.unsafe;
+  }
+
   private ensureConnected(): void {
     // Buffering a command until NATS comes back would answer it late, or after the client
     // gave up; failing fast lets the client retry (with the same key) elsewhere or later.

@@ -18,18 +18,22 @@ import { loadEscrowDefinition, loadEscrowPackage } from './proto.js';
 
 const SERVICES = ['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService'];
 /**
- * A health entry for the ledger: NOT_SERVING while its quarantine holds open entries (a
- * message it moved aside waits for a person), SERVING otherwise. The server ('') and the
- * services stay SERVING: commands are still taken and applied.
+ * Health (grpc.health.v1), checked every second: the server ('') and each service are
+ * NOT_SERVING while NATS or PostgreSQL cannot be reached (a load balancer then sends calls
+ * elsewhere). The entry for the ledger is also NOT_SERVING while its quarantine holds open
+ * entries (a message it moved aside waits for a person) or this process's worker stopped;
+ * commands are still taken then.
  */
 export const LEDGER_HEALTH = 'escrow.v1.Ledger';
-const QUARANTINE_CHECK_MS = 1_000;
+const HEALTH_CHECK_MS = 1_000;
 
 export interface GatewayOptions {
   address: string;
   secret: string;
   maxMessageBytes: number;
   limits: CallerLimitsOptions;
+  /** Whether this process's ledger worker stopped (on a broken invariant); absent without one. */
+  ledgerStopped?: () => boolean;
   connections: { max: number; idleMs: number; maxAgeMs: number; keepaliveMs: number };
   milestones: MilestoneApp;
   accounts: AccountApp;
@@ -43,7 +47,7 @@ export class Gateway {
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
   private listener: NetServer | null = null;
-  private quarantineCheck: NodeJS.Timeout | null = null;
+  private healthCheck: NodeJS.Timeout | null = null;
   port = 0;
 
   constructor(private readonly o: GatewayOptions) {
@@ -91,12 +95,18 @@ export class Gateway {
     });
     this.listener = listener;
     const check = async () => {
-      const open = await this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').catch(() => null);
-      if (open) this.health.setStatus(LEDGER_HEALTH, open.rows[0]?.n === '0' ? 'SERVING' : 'NOT_SERVING');
+      const open = await Promise.race([
+        this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').then((r) => r.rows[0]?.n ?? '0', () => null),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), HEALTH_CHECK_MS).unref()),
+      ]);
+      if (!this.healthCheck) return;
+      const serving = this.o.milestones.log.available && open !== null;
+      for (const s of ['', ...SERVICES]) this.health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+      this.health.setStatus(LEDGER_HEALTH, serving && open === '0' && !this.o.ledgerStopped?.() ? 'SERVING' : 'NOT_SERVING');
     };
+    this.healthCheck = setInterval(() => void check(), HEALTH_CHECK_MS);
+    this.healthCheck.unref();
     void check();
-    this.quarantineCheck = setInterval(() => void check(), QUARANTINE_CHECK_MS);
-    this.quarantineCheck.unref();
     const address = listener.address();
     this.port = typeof address === 'object' && address ? address.port : port;
     return this.port;
@@ -104,7 +114,8 @@ export class Gateway {
 
   /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
   async stop(graceMs = 5_000): Promise<void> {
-    if (this.quarantineCheck) clearInterval(this.quarantineCheck);
+    if (this.healthCheck) clearInterval(this.healthCheck);
+    this.healthCheck = null;
     for (const s of ['', ...SERVICES, LEDGER_HEALTH]) this.health.setStatus(s, 'NOT_SERVING');
     this.listener?.close();
     await new Promise<void>((resolve) => {

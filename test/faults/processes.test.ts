@@ -10,6 +10,9 @@ import { freePort } from '../../src/dev/embedded.js';
 import { SAFE_REPLICATED_SERVER, versionAtLeast } from '../../src/events/log.js';
 import { leaseSessionPrefix } from '../../src/ledger/worker.js';
 import pg from 'pg';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath } from 'grpc-health-check';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,6 +31,26 @@ async function ownNats(extra: string[] = []) {
   const nats = await NatsServer.start(extra);
   cleanups.push(() => nats.destroy());
   return nats;
+}
+
+/** The grpc.health.v1 status of a gateway for `service` ('' = the server), or the error code. */
+async function health(address: string, service = ''): Promise<string> {
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+  const client = new def.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string>((resolve) =>
+      client.Check({ service }, { deadline: Date.now() + 2_000 }, (err: grpc.ServiceError | null, res: { status: string }) => resolve(err ? `error ${err.code}` : res.status)),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** Polls the health of a gateway until it is `want` (at most `ms`); returns what it was last. */
+async function healthBecomes(address: string, want: string, ms = 5_000, service = ''): Promise<string> {
+  let last = '';
+  for (const until = Date.now() + ms; Date.now() < until; await sleep(100)) if ((last = await health(address, service)) === want) break;
+  return last;
 }
 
 /** Milliseconds from now until the load's next successful command. */
@@ -108,8 +131,12 @@ describe('faults under a running load, each ending with the auditor', () => {
     const rig = await rigOn(nats, { gateways: 2, workers: 1 });
     const load = await loadOn(rig);
     await sleep(phaseMs(2_000));
+    expect(await health(rig.gateways[0]!.address)).toBe('SERVING');
     await nats.kill('SIGKILL');
     const downAt = Date.now();
+    // A load balancer must see the gateway cannot serve.
+    const healthDown = await healthBecomes(rig.gateways[0]!.address, 'NOT_SERVING');
+    expect(healthDown).toBe('NOT_SERVING');
     await sleep(300);
     // Probes during the outage: each must fail at once with UNAVAILABLE, not hang.
     const probes = await Promise.all(
@@ -130,13 +157,14 @@ describe('faults under a running load, each ending with the auditor', () => {
     const succeededBefore = load.succeeded;
     for (let i = 0; i < 300 && load.succeeded === succeededBefore; i++) await sleep(50);
     const recoveryMs = Date.now() - upAt;
+    expect(await healthBecomes(rig.gateways[0]!.address, 'SERVING')).toBe('SERVING');
     await sleep(phaseMs(2_000));
     await load.stop();
     const sorted = probes.map((p) => p.ms).sort((a, b) => a - b);
     const p95 = sorted[Math.floor(sorted.length * 0.95)]!;
     expect(probes.every((p) => p.code === 'UNAVAILABLE')).toBe(true);
     expect(p95).toBeLessThan(1_000);
-    await verifyFault('nats-server restart', rig, load, { outageMs: upAt - downAt, outageProbes: probes.length, outageProbeP95Ms: p95, recoveryMs });
+    await verifyFault('nats-server restart', rig, load, { outageMs: upAt - downAt, outageProbes: probes.length, outageProbeP95Ms: p95, healthDuringOutage: healthDown, recoveryMs });
   });
 
   it('PostgreSQL drops and refuses connections: the worker backs off and resumes; reads say UNAVAILABLE, never wrong numbers', async () => {
@@ -151,6 +179,7 @@ describe('faults under a running load, each ending with the auditor', () => {
     await sleep(phaseMs(2_000));
     proxy.drop();
     const downAt = Date.now();
+    const healthDown = await healthBecomes(rig.gateways[0]!.address, 'NOT_SERVING');
     // During the outage a balance read must fail, not answer a stale or zero figure.
     const read = await rig.clients[0]!.a('GetBalance', load.employer, { user_id: load.employer, currency_code: 'USD' }).then(
       () => 'answered',
@@ -162,11 +191,13 @@ describe('faults under a running load, each ending with the auditor', () => {
     const settledBefore = load.settled.length;
     for (let i = 0; i < 600 && load.settled.length === settledBefore; i++) await sleep(50);
     const recoveryMs = Date.now() - upAt;
+    const healthUp = await healthBecomes(rig.gateways[0]!.address, 'SERVING');
     await sleep(phaseMs(2_000));
     await load.stop();
     expect(rig.workers[0]!.child!.exitCode).toBeNull();
     expect(read).toBe('DATABASE_UNAVAILABLE');
-    await verifyFault('postgres connections dropped', rig, load, { outageMs: upAt - downAt, readDuringOutage: read, recoveryMs });
+    expect([healthDown, healthUp]).toEqual(['NOT_SERVING', 'SERVING']);
+    await verifyFault('postgres connections dropped', rig, load, { outageMs: upAt - downAt, readDuringOutage: read, healthDuringOutage: healthDown, recoveryMs });
   });
 
   it('a three-node NATS cluster with the stream at R3: stop one node during load, no acknowledged event is lost', async () => {
