@@ -3,7 +3,8 @@
  * running gateways (--targets) or against gateways it starts itself (--spawn-gateways N, on
  * a fresh namespace of DATABASE_URL and NATS_URL, with one worker), then waits for the
  * ledger, runs the auditor, prints a human summary and one JSON line. Exits 1 when a
- * milestone had other than one winner or the auditor found a violation.
+ * milestone had other than one winner, a contending kind won less than --min-win-share of its
+ * milestones (contenders are shuffled, so each kind can win), or the auditor found a violation.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,7 @@ import { runAudit, type AuditReport } from '../src/ledger/auditor.js';
 import { EscrowClient } from './client.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
-import { runRace, type RaceResult } from './race.js';
+import { runRace, unfairKinds, type RaceResult } from './race.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 const { values: a } = parseArgs({
@@ -33,6 +34,7 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string', default: '512' },
     'duration-s': { type: 'string', default: '120' },
     amount: { type: 'string', default: '10.00' },
+    'min-win-share': { type: 'string', default: '0.2' },
     'no-audit': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -43,6 +45,7 @@ if (a.help) {
   console.log(`npm run race -- [--targets host:port,...  --secret S --namespace NS] | [--spawn-gateways N]
   --milestones 200 --contenders 20 --release-share 0.5 --duplicates 1 --concurrency 512 --duration-s 120 --amount 10.00
   --dispute-share 0   share of the milestones disputed first (settlement races release and cancel there)
+  --min-win-share 0.2 fail unless each contending kind won at least this share of its milestones (0: off)
   --no-audit   skip the auditor      --keep   keep the namespace a spawned run made`);
   process.exit(0);
 }
@@ -65,6 +68,7 @@ const opts = {
   duplicates: num('duplicates', 1, 20),
   concurrency: num('concurrency', 1, 10_000),
   durationMs: num('duration-s', 1, 600) * 1000,
+  minWinShare: num('min-win-share', 0, 1),
 };
 
 const databaseUrl = process.env.DATABASE_URL;
@@ -117,13 +121,14 @@ async function main(): Promise<number> {
 
   const wrongWinners = race.disputedIds.filter((id) => race.winners[id] !== undefined && race.winners[id] !== 'settle');
   const oneWinnerEach = Object.keys(race.winnersHistogram).every((k) => k === '1') && wrongWinners.length === 0;
-  const winnerKinds: Record<string, number> = {};
-  for (const kind of Object.values(race.winners)) winnerKinds[kind] = (winnerKinds[kind] ?? 0) + 1;
+  const winnerKinds = race.winnerKinds;
+  const unfair = unfairKinds(race, opts.minWinShare);
   const verdict = audit ? (audit.ok ? 'pass' : 'fail') : 'skipped';
   console.log(`race: ${race.milestoneIds.length} milestones x ${opts.contenders} contenders x ${opts.duplicates} copies over ${targets.length} gateway(s)`);
   console.log(`  ${race.commands} commands in ${race.elapsedMs} ms = ${race.commandsPerSecond}/s; latency ms p50 ${race.latencyMs.p50} p95 ${race.latencyMs.p95} p99 ${race.latencyMs.p99}`);
   console.log(`  winners per milestone: ${JSON.stringify(race.winnersHistogram)} ${oneWinnerEach ? '(exactly one each)' : '(VIOLATION: not exactly one)'}`);
   console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
+  console.log(`  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`);
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
@@ -139,6 +144,8 @@ async function main(): Promise<number> {
         latencyMs: race.latencyMs,
         winnersHistogram: race.winnersHistogram,
         winnerKinds,
+        contendedKinds: race.contendedKinds,
+        unfairKinds: unfair,
         disputed: race.disputedIds.length,
         loserCodes: race.loserCodes,
         ledgerLagMs: lag,
@@ -147,7 +154,7 @@ async function main(): Promise<number> {
       },
     }),
   );
-  return oneWinnerEach && verdict !== 'fail' ? 0 : 1;
+  return oneWinnerEach && unfair.length === 0 && verdict !== 'fail' ? 0 : 1;
 }
 
 /** Answer of each winning command -> its posting's write time, from the postings table. */

@@ -6,7 +6,9 @@ import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.j
  * The release/cancel race, the scenario of the k6 race script and of the race harness:
  * contenders release and cancel the same funded milestones at once, optionally each
  * command sent several times with the same idempotency key; exactly one command (key) may
- * win each milestone. With a dispute share, that share of the milestones is disputed first
+ * win each milestone. The contenders of a milestone are shuffled and sent together (a
+ * barrier per milestone: all of its commands leave in the same turn), so every kind can win
+ * and a bug that lets a late command overtake a won one cannot hide behind a fixed order. With a dispute share, that share of the milestones is disputed first
  * (the freelancer claims everything, the employer proposes half): there the releasing
  * contenders become the freelancer's AcceptSettlement, racing releases and cancels that a
  * disputed milestone must refuse, and exactly one split may be posted.
@@ -29,7 +31,7 @@ export interface RaceOptions {
   disputeShare?: number;
   /** Copies of each command, sent at once with the same idempotency key. Default 1. */
   duplicates?: number;
-  /** Most commands in flight during the race. Default: all at once. */
+  /** Most commands in flight during the race (whole milestones at a time). Default: all at once. */
   concurrency?: number;
   /** No race command is started after this long. Default 120 s. */
   durationMs?: number;
@@ -61,6 +63,9 @@ export interface RaceResult {
   wins: Win[];
   /** Loser gRPC status names -> count. */
   loserCodes: Record<string, number>;
+  /** Milestones won by each kind, and how many milestones each kind contended for (a disputed one only counts for `settle`). */
+  winnerKinds: Partial<Record<WinKind, number>>;
+  contendedKinds: Partial<Record<WinKind, number>>;
   commands: number;
   elapsedMs: number;
   latencyMs: LatencySummary;
@@ -87,41 +92,64 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   const wins: Win[] = [];
   const loserCodes: Record<string, number> = {};
   const latencies: number[] = [];
-  // Built first, run after: the contenders of one milestone are adjacent, so they overlap.
-  const tasks: (() => Promise<void>)[] = [];
-  milestoneIds.forEach((id, mi) => {
-    for (let c = 0; c < o.contenders; c++) {
-      const kind: WinKind = c < releases ? (disputed.has(id) ? 'settle' : 'release') : 'cancel';
-      const key = `${o.prefix}-${kind}-${mi}-${c}`;
-      const by = kind === 'release' ? employer : freelancer;
-      for (let d = 0; d < duplicates; d++) {
-        const client = pick(mi + c + d);
-        tasks.push(async () => {
-          const t0 = process.hrtime.bigint();
-          try {
-            if (kind === 'release') await client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key });
-            else if (kind === 'settle') await client.m('AcceptSettlement', freelancer, { milestone_id: id, idempotency_key: key });
-            else await client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
-            latencies.push(elapsedMs(t0));
-            let keys = wonBy.get(id);
-            if (!keys) wonBy.set(id, (keys = new Set()));
-            if (!keys.has(key)) {
-              keys.add(key);
-              winners[id] = kind;
-              wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, scopedKey(by, key)), ackedAt: Date.now() });
-            }
-          } catch (err) {
-            latencies.push(elapsedMs(t0));
-            const name = statusName(err);
-            loserCodes[name] = (loserCodes[name] ?? 0) + 1;
-          }
-        });
-      }
+  // Both parties' tokens minted and verified on every gateway before the race: a first call
+  // waits for that (the gateway remembers verified tokens), which would hand every race of
+  // the first milestones to the party whose token was ready.
+  await Promise.all(o.clients.flatMap((c) => [employer, freelancer].map((u) => c.a('GetBalance', u, { user_id: u, currency_code: 'USD' }).catch(() => {}))));
+  const contendedKinds: Partial<Record<WinKind, number>> = {};
+  // One task per milestone: its contenders, shuffled, all sent at once.
+  const tasks = milestoneIds.map((id, mi) => {
+    const contenders = Array.from({ length: o.contenders }, (_, c) => ({ c, kind: (c < releases ? (disputed.has(id) ? 'settle' : 'release') : 'cancel') as WinKind }));
+    shuffle(contenders);
+    for (const kind of new Set(contenders.map((x) => x.kind))) {
+      // On a disputed milestone only the settlement can win: releases and cancels there are refusals to check, not contenders.
+      if (!disputed.has(id) || kind === 'settle') contendedKinds[kind] = (contendedKinds[kind] ?? 0) + 1;
     }
+    return async () => {
+      const sends: Promise<void>[] = [];
+      for (const { c, kind } of contenders) {
+        const key = `${o.prefix}-${kind}-${mi}-${c}`;
+        const by = kind === 'release' ? employer : freelancer;
+        for (let d = 0; d < duplicates; d++) {
+          const client = pick(mi + c + d);
+          const t0 = process.hrtime.bigint();
+          const call =
+            kind === 'release'
+              ? client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key })
+              : kind === 'settle'
+                ? client.m('AcceptSettlement', freelancer, { milestone_id: id, idempotency_key: key })
+                : client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
+          sends.push(
+            call.then(
+              () => {
+                latencies.push(elapsedMs(t0));
+                let keys = wonBy.get(id);
+                if (!keys) wonBy.set(id, (keys = new Set()));
+                if (!keys.has(key)) {
+                  keys.add(key);
+                  winners[id] = kind;
+                  wins.push({ milestoneId: id, kind, eventId: eventId('milestone', id, scopedKey(by, key)), ackedAt: Date.now() });
+                }
+              },
+              (err: unknown) => {
+                latencies.push(elapsedMs(t0));
+                const name = statusName(err);
+                loserCodes[name] = (loserCodes[name] ?? 0) + 1;
+              },
+            ),
+          );
+        }
+      }
+      await Promise.all(sends);
+    };
   });
+  const perMilestone = o.contenders * duplicates;
   const started = Date.now();
-  const commands = await runBounded(tasks, o.concurrency ?? tasks.length, started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs));
+  const milestonesRun = await runBounded(tasks, Math.max(1, Math.floor((o.concurrency ?? tasks.length * perMilestone) / perMilestone)), started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs));
+  const commands = milestonesRun * perMilestone;
   const elapsed = Date.now() - started;
+  const winnerKinds: Partial<Record<WinKind, number>> = {};
+  for (const kind of Object.values(winners)) winnerKinds[kind] = (winnerKinds[kind] ?? 0) + 1;
   const winnersHistogram: Record<string, number> = {};
   for (const id of milestoneIds) {
     const n = String(wonBy.get(id)?.size ?? 0);
@@ -136,11 +164,33 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
     winners,
     wins,
     loserCodes,
+    winnerKinds,
+    contendedKinds,
     commands,
     elapsedMs: elapsed,
     latencyMs: summarize(latencies),
     commandsPerSecond: Math.round((commands / Math.max(1, elapsed)) * 1000),
   };
+}
+
+/**
+ * The kinds that won less than `minShare` of the milestones they contended for: with
+ * contenders shuffled, each kind of an even race wins about its share, so a kind that never
+ * wins points at an order the harness or the engine imposes. Only kinds that contended for
+ * at least 20 milestones are judged.
+ */
+export function unfairKinds(r: Pick<RaceResult, 'winnerKinds' | 'contendedKinds'>, minShare: number): { kind: WinKind; won: number; contended: number }[] {
+  return (Object.entries(r.contendedKinds) as [WinKind, number][])
+    .filter(([, contended]) => contended >= 20)
+    .map(([kind, contended]) => ({ kind, won: r.winnerKinds[kind] ?? 0, contended }))
+    .filter((k) => k.won < minShare * k.contended);
+}
+
+function shuffle<T>(xs: T[]): void {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
 }
 
 /** Puts milestones into dispute: the freelancer claims everything, the employer proposes half. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runRace } from '../load/race.js';
+import { runRace, unfairKinds } from '../load/race.js';
 import { EscrowClient } from './helpers/client.js';
 import { EngineProcess, useEngine } from './helpers/engine.js';
 import { balance } from './helpers/flows.js';
@@ -20,6 +20,9 @@ describe('release/cancel races', () => {
   it('100 milestones, 10 releases and 10 cancels each at once: exactly one winner each, money conserved', async () => {
     const r = await runRace({ clients: [t.client], milestones: 100, contenders: 20, amount: '10.00', prefix: 'one' });
     expect(r.winnersHistogram).toEqual({ '1': 100 });
+    // Shuffled contenders: releases and cancels each win a fair share.
+    expect(unfairKinds(r, 0.2)).toEqual([]);
+    expect(r.contendedKinds).toEqual({ release: 100, cancel: 100 });
     expect(Object.values(r.loserCodes).reduce((a, b) => a + b, 0)).toBe(100 * 19);
     expect(Object.keys(r.loserCodes).every((c) => c === 'FAILED_PRECONDITION' || c === 'ABORTED')).toBe(true);
     await expectMoneyConserved(r, 10);
@@ -31,6 +34,7 @@ describe('release/cancel races', () => {
     try {
       const r = await runRace({ clients, milestones: 100, contenders: 20, amount: '5.00', prefix: 'two' });
       expect(r.winnersHistogram).toEqual({ '1': 100 });
+      expect(unfairKinds(r, 0.2)).toEqual([]);
       await expectMoneyConserved(r, 5);
     } finally {
       for (const c of clients) c.close();

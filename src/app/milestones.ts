@@ -374,7 +374,9 @@ export class MilestoneApp {
   }
 
   async cancel(ctx: CallContext, milestoneId: string, reasonCode: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
-    const milestone = await this.milestones.read(milestoneId);
+    // The parties and the project never change: a resident state tells them without a turn
+    // through the mailbox, so a cancel is queued as soon as a release sent with it.
+    const milestone = this.milestones.peek(milestoneId)?.current ?? (await this.milestones.read(milestoneId));
     // The award may have been accepted through another gateway: read the project from the
     // log, not from a resident actor. Only the employer's right depends on it.
     let awardAccepted = true;
