@@ -39,7 +39,7 @@ export interface Rejection {
 export interface Emitted {
   /** Short type, e.g. "released"; the event codec turns it into escrow.milestone.released.v1. */
   readonly type: string;
-  readonly data: Readonly<Record<string, string | number | boolean>>;
+  readonly data: Readonly<Record<string, string | number | boolean | undefined>>;
 }
 
 /** Fields every command event carries: the caller and the injected time. */
@@ -49,8 +49,12 @@ export interface CommandBase {
   readonly at: string;
 }
 
-/** The part of a machine's context that carries the outcome of one decision. */
-export interface DecisionSlots {
+/**
+ * The part of a machine's context that carries the outcome of one decision. `E` is the
+ * entity's union of events (actors/events.ts), so what a machine emits is checked against
+ * the event schemas by the compiler.
+ */
+export interface DecisionSlots<E extends Emitted = Emitted> {
   rejection: Rejection | null;
-  emitted: Emitted | null;
+  emitted: E | null;
 }

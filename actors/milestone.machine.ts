@@ -2,6 +2,7 @@ import { assign, not, setup } from 'xstate';
 import { Decimal } from 'decimal.js';
 import { add, cmp, format, isZero, sub, zero } from '../src/money.js';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
+import type { MilestoneEmitted } from './events.js';
 import { ARBITER_ROLE, SYSTEM_CALLER } from './decision.js';
 import { DEFAULT_TERMS, feeOn, freelancerFeeFor, type Terms } from './terms.js';
 
@@ -54,7 +55,7 @@ export const TIMER_STATES: ReadonlySet<string> = new Set(['releaseRequested', 'c
 /** Timers a milestone may be waiting on; `dueAt` says when. */
 export type DueKind = '' | 'dispute_response' | 'auto_release';
 
-export interface MilestoneContext extends DecisionSlots {
+export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   id: string;
   projectId: string;
   employerId: string;
@@ -235,7 +236,7 @@ function payoutFee(c: MilestoneContext, amount: string): string {
  * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
  * else to the platform.
  */
-function settlement(c: MilestoneContext, freelancerAmount: string, outcome: Dispute['outcome'], at: string): Partial<MilestoneContext> {
+function settlement(c: MilestoneContext, freelancerAmount: string, outcome: Exclude<Dispute['outcome'], ''>, at: string): Partial<MilestoneContext> {
   const d = c.dispute!;
   const employerAmount = sub(c.currency, c.held, freelancerAmount);
   const fee = payoutFee(c, freelancerAmount);
@@ -323,7 +324,7 @@ function opened(
     createdAt: e.at,
     updatedAt: e.at,
     // A create asks the ledger for the hold (amount plus the employer fee); a request does not yet.
-    emitted: { type: emittedType, data: emittedType === 'created' ? { amount: e.amount, employerFee } : { amount: e.amount } },
+    emitted: emittedType === 'created' ? { type: 'created', data: { amount: e.amount, employerFee } } : { type: 'requested', data: { amount: e.amount } },
   };
 }
 

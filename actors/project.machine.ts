@@ -1,5 +1,6 @@
 import { assign, setup } from 'xstate';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
+import type { ProjectEmitted } from './events.js';
 
 /**
  * The project machine: who the employer and the awarded freelancer of a project are, and
@@ -7,7 +8,7 @@ import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
  * milestone). A project comes into being with its first milestone.
  */
 
-export interface ProjectContext extends DecisionSlots {
+export interface ProjectContext extends DecisionSlots<ProjectEmitted> {
   id: string;
   employerId: string;
   freelancerId: string;

@@ -1,5 +1,6 @@
 import { assign, setup } from 'xstate';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
+import type { ReviewEmitted } from './events.js';
 
 /**
  * The review machine: one review per reviewer per project (one entity each). A review is
@@ -8,7 +9,7 @@ import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
  * freelancer (released, partially released, or a dispute share).
  */
 
-export interface ReviewContext extends DecisionSlots {
+export interface ReviewContext extends DecisionSlots<ReviewEmitted> {
   id: string;
   projectId: string;
   reviewerId: string;

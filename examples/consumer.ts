@@ -5,6 +5,8 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { MilestoneEmitted } from '../actors/events.js';
+import { parseEventType, validateChange } from '../src/events/schemas.js';
 
 const namespace = process.env.ESCROW_NAMESPACE ?? 'escrow';
 const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
@@ -25,8 +27,12 @@ const seen = new Set<string>();
 // Pulled by size (events are at most the stream's largest message, 64 KiB by default).
 const messages = await consumer.consume({ max_bytes: 4 * 1024 * 1024 });
 for await (const m of messages) {
-  const event = m.json<{ id: string; type: string; subject: string; data: { version: number; state: { state: string } } }>();
-  if (!seen.has(event.id)) {
+  const event = m.json<{ id: string; type: string; subject: string; data: { version: number; change: MilestoneEmitted['data']; state: { state: string } } }>();
+  // Each type's change has a schema (npm run schemas); a consumer can check what it reads.
+  const parsed = parseEventType(event.type);
+  const wrong = parsed ? validateChange(parsed.entity, parsed.type, event.data.change) : 'unknown type';
+  if (wrong) console.error(`skipping ${event.id}: ${wrong}`);
+  else if (!seen.has(event.id)) {
     seen.add(event.id);
     if (seen.size > 100_000) seen.delete(seen.values().next().value!);
     console.log(`${event.type} milestone=${event.subject} version=${event.data.version} state=${event.data.state.state}`);

@@ -67,12 +67,53 @@ describe('events of an earlier version, which carried the whole history', () => 
         { version: 3, type: 'released', by: 'emp-old', at, data: { amount: '10.00' } },
       ],
     };
-    const event = cloudEvent({ id: '00000000-0000-8000-8000-000000000003', source: log.names.source, type: 'escrow.milestone.released.v1', subject: id, time: at, data: { by: 'emp-old', version: 3, change: { amount: '10.00' }, state } });
+    const event = cloudEvent({ id: '00000000-0000-8000-8000-000000000003', source: log.names.source, type: 'escrow.milestone.released.v1', subject: id, time: at, data: { by: 'emp-old', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state } });
     await log.append(log.names.milestone(id), event, null, { [VERSION_HEADER]: '3' });
     const got = await t.client.m('GetMilestone', 'emp-old', { milestone_id: id });
     expect(got.milestone.history.map((h: { type: string }) => h.type)).toEqual(['created', 'funded', 'released']);
     // The release's key is still known: a repeat gets the first answer, not a refusal.
     const again = await t.client.m('ReleaseMilestone', 'emp-old', { milestone_id: id, idempotency_key: 'old-release' });
     expect(again.milestone).toMatchObject({ status: 'RELEASED', version: 3 });
+  });
+});
+
+describe('every event has its type’s shape', () => {
+  it('what a lifecycle writes validates against the schemas; a signed change of the wrong shape is set aside, never posted', async () => {
+    const { invalidEvents } = await import('./helpers/ledger.js');
+    const { deposit: dep, funded: fund, key: k } = await import('./helpers/flows.js');
+    const { listQuarantine } = await import('../src/ledger/quarantine.js');
+    const { eventually } = await import('./helpers/engine.js');
+    await dep(t.client, 'emp-shape', '10.00');
+    const id = await fund(t.client, 'emp-shape', 'fl-shape', '10.00', 'p-shape');
+    await t.client.m('ReleaseMilestone', 'emp-shape', { milestone_id: id, amount: { currency_code: 'USD', amount: '4.00' }, idempotency_key: k() });
+    const ok = await invalidEvents(t.engine);
+    expect(ok.checked).toBeGreaterThan(3);
+    expect(ok.problems).toEqual([]);
+
+    // As if the engine had renamed a field of `released`: signed, so the ledger trusts its origin, but it is not posted.
+    const got = await t.client.m('GetMilestone', 'emp-shape', { milestone_id: id });
+    const { cloudEvent } = await import('../src/events/cloudevent.js');
+    const log = t.engine.log;
+    const bad = cloudEvent({
+      id: '00000000-0000-8000-8000-0000000000aa',
+      source: log.names.source,
+      type: 'escrow.milestone.released.v1',
+      subject: id,
+      time: new Date().toISOString(),
+      data: { by: 'emp-shape', version: 4, key: 'k', digest: 'd', change: { amount: '6.00', heldNow: '0.00', fee: '0.00' }, state: { id, state: 'released', version: 4, context: { ...got.milestone, employerId: 'emp-shape', freelancerId: 'fl-shape', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00' } } },
+    });
+    const { seq } = await log.append(`${log.names.namespace}.milestone.shape-test`, bad, null);
+    const row = await eventually(async () => {
+      const r = (await listQuarantine(t.engine.pool)).find((q) => Number(q.stream_seq) === seq);
+      expect(r).toBeDefined();
+      return r!;
+    }, 10_000);
+    expect(row).toMatchObject({ reason: 'CANNOT_APPLY', signed: true });
+    expect(row.detail).toMatch(/wrong shape/);
+    expect((await invalidEvents(t.engine)).problems).toEqual([expect.stringContaining(`seq ${seq}`)]);
+    // The afterAll check would now fail for this file: drop the planted event from its count.
+    const { dropQuarantined } = await import('../src/ledger/quarantine.js');
+    await dropQuarantined(t.engine.pool, seq, 'planted');
+    await t.engine.log.jsm.streams.deleteMessage(t.engine.log.names.stream, seq);
   });
 });

@@ -41,7 +41,7 @@ function event(type: string, subject: string, data: object, source = t.engine.lo
 const releaseOfNobody = (id: string) => ({
   by: 'emp',
   version: 3,
-  change: { amount: '10.00' },
+  change: { amount: '10.00', held: '0.00', fee: '0.00' },
   state: {
     id,
     state: 'released',

@@ -123,7 +123,7 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
       history: [],
       context: { employerId: 'e', freelancerId: 'f', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00', projectId: 'p', description: '', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() },
     };
-    const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00' }, state } } as const;
+    const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state } } as const;
     const client = await t.engine.pool.connect();
     try {
       await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);

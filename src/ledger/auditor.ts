@@ -71,7 +71,8 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
       } catch {
         // Not a CloudEvent: not a money event.
       }
-      if (m.seq >= lastSeq) break;
+      // The last sequence may be a deleted message: stop when nothing is left to deliver.
+      if (m.seq >= lastSeq || m.info.pending === 0) break;
     }
     await messages.close();
   }

@@ -5,6 +5,9 @@ import { eventType } from '../events/cloudevent.js';
 import type { EntityEventData, EntityState } from '../runtime/entity.js';
 import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../money.js';
+import { invariant } from '../errors.js';
+import type { MilestoneEmitted } from '../../actors/events.js';
+import { parseEventType, validateChange } from '../events/schemas.js';
 
 /** The data of escrow.account.deposit_requested.v1 and escrow.account.withdrawal_requested.v1. */
 export interface AccountRequestData {
@@ -18,17 +21,6 @@ export const ACCOUNT_EVENT = {
   deposit: eventType('account', 'deposit_requested'),
   withdrawal: eventType('account', 'withdrawal_requested'),
 } as const;
-
-/** Milestone event types that move money, and the posting kind each one makes. */
-const MILESTONE_POSTINGS: Record<string, MilestoneIntent['kind']> = {
-  [eventType('milestone', 'created')]: 'hold',
-  [eventType('milestone', 'request_accepted')]: 'hold',
-  [eventType('milestone', 'released')]: 'release',
-  [eventType('milestone', 'partially_released')]: 'release',
-  [eventType('milestone', 'cancelled')]: 'return',
-  [eventType('milestone', 'resolved')]: 'settle',
-  [eventType('milestone', 'escalation_requested')]: 'fee_hold',
-};
 
 export const REVIEW_SUBMITTED = eventType('review', 'submitted');
 
@@ -58,27 +50,22 @@ export function classify(seq: number, event: CloudEvent): Classified {
     const data = event.data as unknown as EntityEventData<MilestoneContext>;
     const state = data?.state;
     if (!isMilestoneState(state)) return { intent: null, milestone: null };
-    const kind = MILESTONE_POSTINGS[event.type];
-    const change = data.change ?? {};
-    const amounts = ['amount', 'employerFee', 'fee', 'freelancerAmount', 'arbitrationFee'].map((k) => String(change[k] ?? '0'));
-    if (amounts.some((a) => !DECIMAL.test(a))) return { intent: null, milestone: state };
-    const [amount, employerFee, fee, freelancerAmount, arbitrationFee] = amounts as [string, string, string, string, string];
+    const parsed = parseEventType(event.type);
+    // A signed event whose change does not have its type's shape is the engine's bug: the
+    // worker moves it to the quarantine (a broken invariant), never posts a guess.
+    const wrong = parsed ? validateChange('milestone', parsed.type, data.change) : `unknown type ${event.type}`;
+    invariant(wrong === null, `event ${event.id} (${event.type}) has a change of the wrong shape: ${wrong}`);
+    const money = postingOf({ type: parsed!.type, data: data.change } as MilestoneEmitted);
     const intent: Intent | null =
-      kind && !isZero(amount)
+      money && !isZero(money.amount)
         ? {
-            kind,
+            ...money,
             eventId: event.id,
             seq,
             milestoneId: state.id,
             employerId: state.context.employerId,
             freelancerId: state.context.freelancerId,
             currency: state.context.currency,
-            amount,
-            fee: kind === 'hold' ? employerFee : fee,
-            freelancerAmount,
-            payerId: typeof change.escalatorId === 'string' ? change.escalatorId : '',
-            arbitrationFee,
-            arbitrationFeeRefunded: change.arbitrationFeeRefunded === true,
           }
         : null;
     return { intent, milestone: state };
@@ -112,6 +99,40 @@ export function classify(seq: number, event: CloudEvent): Classified {
     };
   }
   return { intent: null, milestone: null };
+}
+
+type MilestoneMoney = Pick<MilestoneIntent, 'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded'>;
+
+/**
+ * The money a milestone event moves, read by its type from its typed change (renaming a field
+ * of a change fails the build here, never posts a fee of 0). Events that move no money: null.
+ */
+function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
+  const none = { fee: '0', freelancerAmount: '0', payerId: '', arbitrationFee: '0', arbitrationFeeRefunded: false };
+  switch (e.type) {
+    case 'created':
+    case 'request_accepted':
+      return { ...none, kind: 'hold', amount: e.data.amount, fee: e.data.employerFee };
+    case 'released':
+    case 'partially_released':
+      return { ...none, kind: 'release', amount: e.data.amount, fee: e.data.fee };
+    case 'cancelled':
+      return { ...none, kind: 'return', amount: e.data.amount };
+    case 'resolved':
+      return {
+        kind: 'settle',
+        amount: e.data.amount,
+        fee: e.data.fee,
+        freelancerAmount: e.data.freelancerAmount,
+        payerId: e.data.escalatorId,
+        arbitrationFee: e.data.arbitrationFee,
+        arbitrationFeeRefunded: e.data.arbitrationFeeRefunded,
+      };
+    case 'escalation_requested':
+      return { ...none, kind: 'fee_hold', amount: e.data.amount, payerId: e.data.escalatorId };
+    default:
+      return null;
+  }
 }
 
 export function milestoneStatus(state: EntityState<MilestoneContext>): string {

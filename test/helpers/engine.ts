@@ -1,7 +1,7 @@
 import { dropNamespace as dropRunNamespace } from '../../load/namespace.js';
 import { EngineProcess as BaseProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
 import { freePort } from '../../src/dev/embedded.js';
@@ -114,8 +114,12 @@ export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine
   });
   afterAll(async () => {
     if (!started) return;
+    // Every event this file's tests made has its type's shape.
+    const { invalidEvents } = await import('./ledger.js');
+    const events = await invalidEvents(started.engine).catch((err: Error) => ({ checked: 0, problems: [`could not read the stream: ${err.message}`] }));
     await started.stop();
     if (!o.namespace) await dropNamespace(started.namespace);
+    expect(events.problems).toEqual([]);
   });
   return new Proxy({} as TestEngine, {
     get: (_target, prop) => {

@@ -1,0 +1,73 @@
+import type { FromSchema } from 'json-schema-to-ts';
+
+/**
+ * What each event says changed (`data.change` of escrow.<entity>.<type>.v1), one JSON Schema
+ * per event type and entity: the machines emit exactly these (the compiler checks them
+ * against the types derived here), the ledger reads them by type, consumers validate with
+ * them, and a test validates every event the integration tests produce.
+ */
+
+const amount = { type: 'string', pattern: '^(0|[1-9][0-9]*)(\\.[0-9]+)?$' } as const;
+const id = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const text = { type: 'string', maxLength: 2000 } as const;
+const time = { type: 'string', minLength: 20, maxLength: 40 } as const;
+
+function change<const P extends Record<string, unknown>, const R extends readonly (keyof P & string)[]>(properties: P, required: R) {
+  return { type: 'object', properties, required, additionalProperties: false } as const;
+}
+
+export const MILESTONE_CHANGES = {
+  created: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
+  requested: change({ amount }, ['amount']),
+  request_accepted: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
+  request_rejected: change({}, []),
+  request_withdrawn: change({}, []),
+  funded: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
+  funding_failed: change({ reason: id }, ['reason']),
+  release_requested: change({ autoReleaseAt: time }, []),
+  released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' } }, ['amount', 'held', 'fee']),
+  partially_released: change({ amount, held: amount, fee: amount }, ['amount', 'held', 'fee']),
+  cancellation_requested: change({ reasonCode: { type: 'string' }, reason: text }, ['reasonCode', 'reason']),
+  cancellation_rejected: change({ resumed: { type: 'string' } }, ['resumed']),
+  cancelled: change({ amount, reasonCode: { type: 'string' }, reason: text }, ['amount', 'reasonCode', 'reason']),
+  dispute_opened: change({ reason: text, claimedAmount: amount, respondentId: id, respondBy: time }, ['reason', 'claimedAmount', 'respondentId', 'respondBy']),
+  settlement_proposed: change({ freelancerAmount: amount, employerAmount: amount }, ['freelancerAmount', 'employerAmount']),
+  escalation_requested: change({ amount, escalatorId: id }, ['amount', 'escalatorId']),
+  escalated: change({ escalatorId: id, arbitrationFee: amount }, ['escalatorId', 'arbitrationFee']),
+  escalation_failed: change({ reason: id }, ['reason']),
+  resolved: change(
+    {
+      amount,
+      freelancerAmount: amount,
+      employerAmount: amount,
+      fee: amount,
+      outcome: { enum: ['settled', 'claim_granted', 'arbitrated'] },
+      arbitrationFee: amount,
+      escalatorId: { type: 'string' },
+      arbitrationFeeRefunded: { type: 'boolean' },
+    },
+    ['amount', 'freelancerAmount', 'employerAmount', 'fee', 'outcome', 'arbitrationFee', 'escalatorId', 'arbitrationFeeRefunded'],
+  ),
+} as const;
+
+export const PROJECT_CHANGES = {
+  registered: change({ employerId: id, freelancerId: id }, ['employerId', 'freelancerId']),
+  award_accepted: change({}, []),
+} as const;
+
+export const REVIEW_CHANGES = {
+  submitted: change({ projectId: id, revieweeId: id, rating: { type: 'integer', minimum: 1, maximum: 5 } }, ['projectId', 'revieweeId', 'rating']),
+} as const;
+
+/** The schemas by entity, as the subjects and CloudEvents types name them. */
+export const CHANGE_SCHEMAS = { milestone: MILESTONE_CHANGES, project: PROJECT_CHANGES, review: REVIEW_CHANGES } as const;
+
+type Changes<S extends Record<string, unknown>> = { [K in keyof S & string]: FromSchema<S[K] & object> };
+/** One emitted event of an entity: its short type and what changed, a discriminated union. */
+type EmittedOf<S extends Record<string, unknown>> = { [K in keyof S & string]: { type: K; data: Changes<S>[K] } }[keyof S & string];
+
+export type MilestoneChanges = Changes<typeof MILESTONE_CHANGES>;
+export type MilestoneEmitted = EmittedOf<typeof MILESTONE_CHANGES>;
+export type ProjectEmitted = EmittedOf<typeof PROJECT_CHANGES>;
+export type ReviewEmitted = EmittedOf<typeof REVIEW_CHANGES>;
+export type MilestoneEventType = keyof typeof MILESTONE_CHANGES;
