@@ -17,7 +17,7 @@ import { runAudit, type AuditReport } from '../src/ledger/auditor.js';
 import { EscrowClient } from './client.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
-import { runRace, unfairKinds, type RaceResult } from './race.js';
+import { checkHistories, runRace, unfairKinds, type RaceResult } from './race.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 const { values: a } = parseArgs({
@@ -98,8 +98,11 @@ async function main(): Promise<number> {
   const clients = targets.map((t) => new EscrowClient(t, secret));
   const prefix = `r${randomBytes(3).toString('hex')}`;
   let race: RaceResult;
+  let historyProblems: string[];
   try {
     race = await runRace({ clients, amount: a.amount!, prefix, ...opts });
+    // What the clients were told, against the log.
+    historyProblems = await checkHistories(clients, race);
   } finally {
     for (const c of clients) c.close();
   }
@@ -130,6 +133,7 @@ async function main(): Promise<number> {
   console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
   console.log(`  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`);
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
+  console.log(`  history checker: ${historyProblems.length === 0 ? 'every answer agrees with the log' : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
   console.log(
@@ -146,6 +150,7 @@ async function main(): Promise<number> {
         winnerKinds,
         contendedKinds: race.contendedKinds,
         unfairKinds: unfair,
+        historyProblems,
         disputed: race.disputedIds.length,
         loserCodes: race.loserCodes,
         ledgerLagMs: lag,
@@ -154,7 +159,7 @@ async function main(): Promise<number> {
       },
     }),
   );
-  return oneWinnerEach && unfair.length === 0 && verdict !== 'fail' ? 0 : 1;
+  return oneWinnerEach && unfair.length === 0 && historyProblems.length === 0 && verdict !== 'fail' ? 0 : 1;
 }
 
 /** Answer of each winning command -> its posting's write time, from the postings table. */

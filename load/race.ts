@@ -229,3 +229,27 @@ async function seedMilestones(o: RaceOptions, employer: string, freelancer: stri
   await runBounded(tasks, 64);
   return ids;
 }
+
+const TERMINAL: Record<WinKind, string> = { release: 'released', cancel: 'cancelled', settle: 'resolved' };
+
+/**
+ * The history checker: what the clients were told against what the log holds. For every
+ * milestone of the race: its history has exactly one ending event, of the kind whose command
+ * was answered as the winner (or none, if no command was), and its status agrees. Returns one
+ * line per disagreement.
+ */
+export async function checkHistories(clients: RaceClient[], r: Pick<RaceResult, 'milestoneIds' | 'winners' | 'employer'>): Promise<string[]> {
+  const problems: string[] = [];
+  const tasks = r.milestoneIds.map((id, i) => async () => {
+    const m = (await clients[i % clients.length]!.m('GetMilestone', r.employer, { milestone_id: id })).milestone;
+    const endings = (m.history as { type: string }[]).filter((h) => Object.values(TERMINAL).includes(h.type));
+    const told = r.winners[id];
+    if (endings.length > 1) problems.push(`${id}: ${endings.length} ending events (${endings.map((e) => e.type).join(', ')})`);
+    else if (!told && endings.length === 1) problems.push(`${id}: no client was told a command won, the log says ${endings[0]!.type}`);
+    else if (told && endings[0]?.type !== TERMINAL[told]) problems.push(`${id}: a client was told its ${told} won, the log says ${endings[0]?.type ?? 'nothing'}`);
+    const status = { release: 'RELEASED', cancel: 'CANCELLED', settle: 'RESOLVED' }[told ?? 'release'];
+    if (told && m.status !== status) problems.push(`${id}: told ${told}, status ${m.status}`);
+  });
+  await runBounded(tasks, 64);
+  return problems;
+}

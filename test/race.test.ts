@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runRace, unfairKinds } from '../load/race.js';
+import { checkHistories, runRace, unfairKinds } from '../load/race.js';
 import { EscrowClient } from './helpers/client.js';
 import { EngineProcess, useEngine } from './helpers/engine.js';
 import { balance } from './helpers/flows.js';
@@ -24,6 +24,12 @@ describe('release/cancel races', () => {
     expect(unfairKinds(r, 0.2)).toEqual([]);
     expect(r.contendedKinds).toEqual({ release: 100, cancel: 100 });
     expect(Object.values(r.loserCodes).reduce((a, b) => a + b, 0)).toBe(100 * 19);
+    // The answers agree with the log; and the checker sees a disagreement when one is planted.
+    expect(await checkHistories([t.client], r)).toEqual([]);
+    const skewed = { ...r, winners: { ...r.winners, [r.milestoneIds[0]!]: r.winners[r.milestoneIds[0]!] === 'release' ? ('cancel' as const) : ('release' as const) } };
+    const found = await checkHistories([t.client], skewed);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every((p) => p.startsWith(`${r.milestoneIds[0]!}:`))).toBe(true);
     expect(Object.keys(r.loserCodes).every((c) => c === 'FAILED_PRECONDITION' || c === 'ABORTED')).toBe(true);
     await expectMoneyConserved(r, 10);
   });

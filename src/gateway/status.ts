@@ -30,19 +30,34 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   const e =
     err instanceof EscrowError ? err : new EscrowError('INTERNAL', 'INTERNAL', 'internal error');
   const code = CODES[e.code];
-  const info = types.ErrorInfo.encode(types.ErrorInfo.create({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata })).finish();
-  const status = types.Status.encode(
-    types.Status.create({
-      code,
-      message: e.message,
-      details: [{ type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: info }],
-    }),
-  ).finish();
+  // Race losers get the same refusal by the thousand: its encoded details are made once.
+  const cacheKey = `${code}\u0000${e.reason}\u0000${e.message}\u0000${JSON.stringify(e.metadata)}`;
+  let bin = encoded.get(cacheKey);
+  if (bin) {
+    encoded.delete(cacheKey);
+  } else {
+    const info = types.ErrorInfo.encode(types.ErrorInfo.create({ reason: e.reason, domain: ERROR_DOMAIN, metadata: e.metadata })).finish();
+    bin = Buffer.from(
+      types.Status.encode(
+        types.Status.create({
+          code,
+          message: e.message,
+          details: [{ type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: info }],
+        }),
+      ).finish(),
+    );
+    if (encoded.size >= ENCODED_MAX) encoded.delete(encoded.keys().next().value!);
+  }
+  encoded.set(cacheKey, bin);
   const metadata = new grpc.Metadata();
-  metadata.set('grpc-status-details-bin', Buffer.from(status));
+  metadata.set('grpc-status-details-bin', bin);
   metadata.set('escrow-reason', e.reason);
   return { code, details: `${e.reason}: ${e.message}`, metadata };
 }
+
+/** Encoded grpc-status-details-bin by status, reason, message and metadata, least recently used first. */
+const encoded = new Map<string, Buffer>();
+const ENCODED_MAX = 1_000;
 
 /** Decodes the ErrorInfo of a status (reason and metadata, e.g. `retry_after_ms`), for clients and tests. */
 export function errorInfoOf(err: { metadata?: grpc.Metadata }): { reason: string; metadata: Record<string, string> } | null {
