@@ -106,6 +106,14 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * The seed servers of a NATS_URL: a comma-separated list (a cluster's nodes) is several
+ * servers, so the client can reach the cluster through any of them.
+ */
+export function natsServers(url: string): string[] {
+  return url.split(',').map((u) => u.trim()).filter(Boolean);
+}
+
 export class ConfigError extends Error {
   constructor(key: string, problem: string) {
     super(`configuration ${key}: ${problem}`);

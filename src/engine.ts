@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AccountApp } from './app/accounts.js';
 import { MilestoneApp } from './app/milestones.js';
 import { ReviewApp } from './app/reviews.js';
-import type { Config } from './config.js';
+import { natsServers, type Config } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { Gateway } from './gateway/server.js';
@@ -39,7 +39,7 @@ export class Engine {
   static async start(o: EngineOptions): Promise<Engine> {
     const { config, logger } = o;
     const now = o.now ?? (() => new Date());
-    const nc = await connect({ servers: config.natsUrl, name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const nc = await connect({ servers: natsServers(config.natsUrl), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const log = await EventLog.open(nc, names(config.namespace), {
       duplicateWindowMs: config.duplicateWindowMs,
       signingSecret: config.eventKey ?? config.authJwtSecret,

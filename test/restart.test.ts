@@ -58,3 +58,20 @@ describe('gateway restart', () => {
     }
   });
 });
+
+describe('NATS_URL with several servers', () => {
+  it('reaches the cluster through any of them: one down, the engine still starts and works', async () => {
+    const { freePort } = await import('../src/dev/embedded.js');
+    const { services } = await import('./helpers/engine.js');
+    const dead = `nats://127.0.0.1:${await freePort()}`;
+    // The live one first: a client given the list as one string used only the last.
+    const t = await startEngine({ env: { NATS_URL: `${services().natsUrl},${dead}` } });
+    try {
+      await deposit(t.client, 'emp-seeds', '3.00');
+      await expectBalance(t.client, 'emp-seeds', { available: '3.00', held: '0.00', incoming: '0.00' });
+    } finally {
+      await t.stop();
+      await dropNamespace(t.namespace);
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { EscrowClient } from '../../load/client.js';
 import { dropNamespace, runNamespace } from '../../load/namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
 import { freePort } from '../../src/dev/embedded.js';
+import { natsServers } from '../../src/config.js';
 import { EventLog } from '../../src/events/log.js';
 import { names } from '../../src/events/names.js';
 import { runAudit } from '../../src/ledger/auditor.js';
@@ -63,7 +64,7 @@ export class Rig {
   async audit(natsUrl = this.natsUrl) {
     // A cluster that just lost a node may still be electing leaders: retry for a while.
     for (let attempt = 0; ; attempt++) {
-      const nc = await connect({ servers: natsUrl });
+      const nc = await connect({ servers: natsServers(natsUrl) });
       const pool = createPool(inject('databaseUrl'), this.namespace, 2);
       try {
         const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000, signingSecret: this.secret, allowUnsafeReplicas: true }); // read-only
