@@ -10,6 +10,29 @@ import { createPool, migrate, signedSince, type Pool } from './ledger/db.js';
 import { LedgerWorker } from './ledger/worker.js';
 import type { Logger } from './log.js';
 
+/** A dependency could not be reached at start-up: which one, where, and why (main exits 69). */
+export class DependencyUnreachable extends Error {
+  constructor(
+    readonly dependency: 'NATS' | 'PostgreSQL',
+    readonly address: string,
+    cause: unknown,
+  ) {
+    super(`cannot reach ${dependency} at ${address}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'DependencyUnreachable';
+  }
+}
+
+/** A connection URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 export interface EngineOptions {
   config: Config & { databaseUrl: string; natsUrl: string; authJwtSecret: string };
   gateway: boolean;
@@ -39,7 +62,9 @@ export class Engine {
   static async start(o: EngineOptions): Promise<Engine> {
     const { config, logger } = o;
     const now = o.now ?? (() => new Date());
-    const nc = await connect({ servers: natsServers(config.natsUrl), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const nc = await connect({ servers: natsServers(config.natsUrl), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 }).catch((err: unknown) => {
+      throw new DependencyUnreachable('NATS', config.natsUrl, err);
+    });
     const log = await EventLog.open(nc, names(config.namespace), {
       duplicateWindowMs: config.duplicateWindowMs,
       signingSecret: config.eventKey ?? config.authJwtSecret,
@@ -51,7 +76,15 @@ export class Engine {
       allowUnsafeReplicas: config.unsafeReplicatedStream,
     });
     const pool = createPool(config.databaseUrl, config.namespace);
-    await migrate(pool, config.namespace);
+    await migrate(pool, config.namespace).catch(async (err: unknown) => {
+      await pool.end().catch(() => {});
+      await nc.close().catch(() => {});
+      // Only a failure to reach the database is the dependency's; a failing migration is ours.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|57P03|28)/.test(code)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
+      if (err instanceof Error && /timeout|terminated/i.test(err.message)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
+      throw err;
+    });
     log.trustUnsignedBefore(await signedSince(pool, (await log.jsm.streams.info(log.names.stream)).state.last_seq + 1));
 
     let worker: LedgerWorker | null = null;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
 import { mintToken } from './dev/tokens.js';
-import { Engine } from './engine.js';
+import { DependencyUnreachable, Engine } from './engine.js';
 import { serveMetrics } from './metrics.js';
 import { createLogger } from './log.js';
 
@@ -107,6 +107,11 @@ Walk-through with grpcurl (paste the three variables above first; "grpcurl -plai
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : `start-up failed: ${String(err)}`);
+  // Exit codes: 64 usage, 69 a dependency cannot be reached (or nats-server is missing for the embedded default), 78 configuration, 1 anything else.
+  if (err instanceof DependencyUnreachable) {
+    console.error(err.message);
+    process.exit(69);
+  }
+  console.error(err instanceof Error ? `start-up failed: ${err.message}` : `start-up failed: ${String(err)}`);
   process.exit(1);
 });
