@@ -1,15 +1,22 @@
 /**
  * A minimal event consumer: follows every milestone event of a deployment with a durable
  * JetStream consumer of its own, and deduplicates by the CloudEvents id (delivery is at
- * least once). Run: NATS_URL=nats://127.0.0.1:4222 npm run consume
+ * least once). Run: `npm run consume` (the `npm start` engine of this folder, from its
+ * .data/endpoints.json), or NATS_URL=nats://... ESCROW_NAMESPACE=... npm run consume.
  */
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MilestoneEmitted } from '../actors/events.js';
+import { natsServers, toolConfig } from '../src/config.js';
 import { parseEventType, validateChange } from '../src/events/schemas.js';
 
-const namespace = process.env.ESCROW_NAMESPACE ?? 'escrow';
-const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+const config = await toolConfig();
+if (!config.natsUrl) {
+  console.error('no NATS_URL, and no engine of `npm start` runs on this data folder');
+  process.exit(64);
+}
+const namespace = config.namespace;
+const nc = await connect({ servers: natsServers(config.natsUrl) });
 const jsm = await jetstreamManager(nc);
 const stream = namespace.toUpperCase();
 const durable = process.env.CONSUMER_NAME ?? 'example_consumer';

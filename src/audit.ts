@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { loadConfig, natsServers } from './config.js';
+import { natsServers, toolConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { createPool } from './ledger/db.js';
@@ -9,7 +9,7 @@ import { runAudit } from './ledger/auditor.js';
  * `npm run audit`: checks a deployment's ledger against its stream. Needs DATABASE_URL,
  * NATS_URL and ESCROW_NAMESPACE. Prints the report as one JSON line; exits 1 naming what broke.
  */
-const config = loadConfig();
+const config = await toolConfig();
 if (!config.databaseUrl || !config.natsUrl) {
   console.error('audit needs DATABASE_URL and NATS_URL (and ESCROW_NAMESPACE unless it is "escrow")');
   process.exit(64);

@@ -110,6 +110,27 @@ type Env = Record<string, string | undefined>;
  * The seed servers of a NATS_URL: a comma-separated list (a cluster's nodes) is several
  * servers, so the client can reach the cluster through any of them.
  */
+/**
+ * For the operators' tools: the configured DATABASE_URL, NATS_URL and secret, or, where they
+ * are unset, those of the embedded engine running on ESCROW_DATA_DIR (its endpoints.json).
+ */
+export async function toolConfig(env: Env = process.env): Promise<Config> {
+  const config = loadConfig(env);
+  if (config.databaseUrl && config.natsUrl) return config;
+  const { readEndpoints } = await import('./dev/endpoints.js');
+  const { readFileSync } = await import('node:fs');
+  const e = readEndpoints(config.dataDir);
+  if (!e) return config;
+  const secret = (() => {
+    try {
+      return readFileSync(e.secretFile, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  })();
+  return { ...config, databaseUrl: config.databaseUrl ?? e.databaseUrl, natsUrl: config.natsUrl ?? e.natsUrl, authJwtSecret: config.authJwtSecret ?? secret, namespace: env.ESCROW_NAMESPACE ? config.namespace : e.namespace };
+}
+
 export function natsServers(url: string): string[] {
   return url.split(',').map((u) => u.trim()).filter(Boolean);
 }

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
-import { NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
+import { DataDirInUse, DataDirUnusable, NatsServerMissing, startEmbedded, type Embedded } from './dev/embedded.js';
+import { removeEndpoints, writeEndpoints } from './dev/endpoints.js';
 import { mintToken } from './dev/tokens.js';
 import { DependencyUnreachable, Engine } from './engine.js';
 import { serveMetrics } from './metrics.js';
@@ -41,6 +42,14 @@ async function main(): Promise<void> {
         console.error(err.message);
         process.exit(69);
       }
+      if (err instanceof DataDirInUse) {
+        console.error(err.message);
+        process.exit(75);
+      }
+      if (err instanceof DataDirUnusable) {
+        console.error(err.message);
+        process.exit(73);
+      }
       throw err;
     }
   }
@@ -57,6 +66,18 @@ async function main(): Promise<void> {
   });
   const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress) : null;
   logger.info({ role, grpc: role !== 'worker' ? config.grpcAddress : undefined, metrics: config.metricsAddress, namespace: config.namespace }, 'escrow engine started');
+  if (embedded) {
+    // Where the tools find this engine: npm run audit, quarantine and consume read it by default.
+    writeEndpoints(config.dataDir, {
+      pid: process.pid,
+      grpcAddress: config.grpcAddress,
+      natsUrl: embedded.natsUrl,
+      databaseUrl: embedded.databaseUrl,
+      namespace: config.namespace,
+      secretFile: join(config.dataDir, 'dev-secret'),
+    });
+    process.once('exit', () => removeEndpoints(config.dataDir));
+  }
   if (embeddedMode && role !== 'worker') await printWalkthrough(secret, config.grpcAddress);
 
   let stopping = false;

@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { loadConfig, natsServers } from './config.js';
+import { natsServers, toolConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { createPool } from './ledger/db.js';
@@ -11,7 +11,7 @@ import { dropQuarantined, listQuarantine, replayQuarantined } from './ledger/qua
  * ESCROW_EVENT_KEY or AUTH_JWT_SECRET). Exit 0 on success, 1 when nothing was done, 64 on usage.
  */
 const [command, arg, ...rest] = process.argv.slice(2);
-const config = loadConfig();
+const config = await toolConfig();
 if (!config.databaseUrl || !['list', 'replay', 'drop'].includes(command ?? '')) {
   console.error('usage: npm run quarantine -- list [--all] | replay SEQ [NOTE] | drop SEQ [NOTE]   (needs DATABASE_URL; replay also NATS_URL)');
   process.exit(64);

