@@ -35,23 +35,57 @@ function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
 async function handle(
   deps: HandlerDeps,
   name: string,
-  call: { metadata: grpc.Metadata; getDeadline(): grpc.Deadline },
+  call: { metadata: grpc.Metadata; getDeadline(): grpc.Deadline; request?: unknown; sendMetadata(md: grpc.Metadata): void },
   run: (ctx: CallContext) => Promise<void>,
   fail: (status: Partial<grpc.StatusObject>) => void,
 ): Promise<void> {
+  const started = performance.now();
+  const requestId = requestIdOf(call.metadata);
+  const echo = new grpc.Metadata();
+  echo.set(REQUEST_ID, requestId);
+  call.sendMetadata(echo);
   let release: (() => void) | null = null;
+  let callerId: string | undefined;
+  let outcome: { code: string; reason?: string } = { code: 'OK' };
   try {
     const caller = await deps.auth.authenticate(call.metadata);
+    callerId = caller.id;
     release = deps.limits.admit(caller, classOf(name));
     await run({ caller, deadline: deadlineOf(call) });
   } catch (err) {
-    if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name }, 'unexpected error');
+    if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name, requestId }, 'unexpected error');
     // What a dependency said (a database error's text) is logged, never sent to the client.
-    else if (err.cause !== undefined) deps.logger.warn({ rpc: name, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
+    else if (err.cause !== undefined) deps.logger.warn({ rpc: name, requestId, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
+    outcome = err instanceof EscrowError ? { code: err.code, reason: err.reason } : { code: 'INTERNAL', reason: 'INTERNAL' };
     fail(toServiceError(err));
   } finally {
     release?.();
+    // One line per call: who, what, on which milestone, how it ended, how long it took. Never a token.
+    const request = call.request as { milestone_id?: unknown } | undefined;
+    deps.logger.info(
+      {
+        rpc: name,
+        requestId,
+        caller: callerId,
+        milestone: typeof request?.milestone_id === 'string' ? request.milestone_id : undefined,
+        ...outcome,
+        ms: Math.round((performance.now() - started) * 100) / 100,
+      },
+      'call',
+    );
   }
+}
+
+/** The metadata key of a call's request id: the client's (`x-request-id`), or one made here; echoed in the response headers. */
+export const REQUEST_ID = 'x-request-id';
+const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+let requestSeq = 0;
+const requestPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
+
+function requestIdOf(metadata: grpc.Metadata): string {
+  const given = metadata.get(REQUEST_ID)[0];
+  if (typeof given === 'string' && REQUEST_ID_PATTERN.test(given)) return given;
+  return `${requestPrefix}-${(++requestSeq).toString(36)}`;
 }
 
 export function unary<Req, Res>(deps: HandlerDeps, name: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
