@@ -470,10 +470,15 @@ export class MilestoneApp {
   }
 }
 
-/** The id of the event that asked the ledger for the outcome the milestone waits for (a hold, or an arbitration fee): the causation id. */
+/**
+ * The id of the event that asked the ledger for the outcome the milestone waits for (a hold,
+ * or an arbitration fee): the causation id. In a saga state nothing but the outcome is
+ * accepted, so the asking event is the last one.
+ */
 export function sagaEventId(state: Persisted<MilestoneContext>): string {
   const asked: readonly string[] = isSagaState(state.state) ? SAGAS[state.state].asked : SAGAS.pendingFunding.asked;
-  return [...state.history].reverse().find((h) => asked.includes(h.type))?.eventId ?? '';
+  const last = state.history.at(-1);
+  return last && asked.includes(last.type) ? state.lastEventId : '';
 }
 
 /** The saga step an outcome of the ledger becomes, keyed by the event that asked for it (so each saga step is applied once). */

@@ -45,6 +45,27 @@ const CONFLICT_RETRIES_MAX = 2;
  */
 export const ENTITY_EVENTS_MAX = 200;
 
+/**
+ * Objects many resident actors hold alike (a milestone's terms: the fee rules and windows of
+ * the policy it was made under) are kept once, not once per actor.
+ */
+const shared = new Map<string, object>();
+const SHARED_MAX = 1_000;
+function intern<C>(context: C): C {
+  const c = context as Record<string, unknown>;
+  for (const [k, v] of Object.entries(c)) {
+    if (k !== 'terms' || !v || typeof v !== 'object') continue;
+    const json = JSON.stringify(v);
+    let one = shared.get(json);
+    if (!one) {
+      if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value!);
+      shared.set(json, (one = Object.freeze(v)));
+    }
+    c[k] = one;
+  }
+  return context;
+}
+
 /** A context as an event carries it: without the decision slots, which mean nothing once decided (a load restores them empty). */
 function withoutSlots<C extends DecisionSlots>(context: C): C {
   const { rejection: _r, emitted: _e, ...rest } = context;
@@ -205,7 +226,7 @@ export class Actor<C extends DecisionSlots> {
       add(last);
       const s = last.event.data.state;
       // Fields added to a machine's context later get their initial values in older states.
-      this.state = { id: s.id, state: s.state, version: s.version, context: { ...this.o.kind.initial.context, ...s.context }, applied, history };
+      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }), applied, history, lastEventId: last.event.id };
       this.seq = last.seq;
     }
     this.stale = false;
@@ -228,14 +249,13 @@ export class Actor<C extends DecisionSlots> {
     const legacy = d.state as Partial<Persisted<C>>;
     if (legacy.history && legacy.applied) {
       // An event of an earlier version carried the whole history and the raw keys.
-      const ids = new Map(Object.entries(legacy.applied).map(([k, v]) => [v.version, eventId(this.o.kind.entity, this.o.id, k)]));
-      history.splice(0, history.length, ...legacy.history.map((h) => ({ ...h, eventId: h.eventId ?? ids.get(h.version) ?? '' })));
+      history.splice(0, history.length, ...legacy.history);
       for (const k of Object.keys(applied)) delete applied[k];
       for (const [k, v] of Object.entries(legacy.applied)) applied[keyHash(k)] = v;
       return;
     }
     applied[d.key] = { digest: d.digest, version: d.version };
-    history.push({ version: d.version, eventId: e.event.id, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change });
+    history.push({ version: d.version, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change });
   }
 
   private subject(): string {
@@ -281,7 +301,8 @@ export class Actor<C extends DecisionSlots> {
         ...after,
         context: { ...decision.next.context, rejection: null, emitted: null },
         applied: { ...state.applied, [key]: { digest: command.digest, version } },
-        history: [...state.history, { version, eventId: id, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
+        history: [...state.history, { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
+        lastEventId: id,
       };
       // The event carries its own change and key and the decision state after it, never the history.
       const event = cloudEvent<EntityEventData<C>>({

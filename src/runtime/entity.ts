@@ -6,8 +6,6 @@ import { keyHash } from '../ids.js';
 /** One entry of an entity's history, as GetMilestone shows it. */
 export interface HistoryEntry {
   version: number;
-  /** The id of the event (its CloudEvents id and JetStream msgID). */
-  eventId: string;
   /** Short event type, e.g. "released". */
   type: string;
   by: string;
@@ -37,6 +35,8 @@ export interface Persisted<C> extends EntityState<C> {
    */
   applied: Record<string, { digest: string; version: number }>;
   history: HistoryEntry[];
+  /** The id of the last event (its CloudEvents id and JetStream msgID); '' before the first. */
+  lastEventId: string;
 }
 
 /** What the data of an entity event holds: who made the change, the change, its command, and the decision state after it. */
@@ -81,5 +81,5 @@ export interface EntityKind<C extends DecisionSlots> {
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
-  return { id, state: initial.state, context: initial.context, version: 0, applied: {}, history: [] };
+  return { id, state: initial.state, context: initial.context, version: 0, applied: {}, history: [], lastEventId: '' };
 }
