@@ -36,6 +36,8 @@ export const leaseSessionPrefix = (namespace: string) => `escrow-ledger:${namesp
 
 const IDLE_WAKE_MS = 1_000;
 const CONSUME_EXPIRES_MS = 1_000;
+/** How long a consumer may deliver nothing while the stream is ahead of the cursor before it is taken for stalled. */
+const STALL_MS = 5_000;
 const RETRY_BACKOFF_MAX_MS = 5_000;
 
 /**
@@ -130,6 +132,7 @@ export class LedgerWorker {
       ...(cursor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: cursor + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
     const buffer: JsMsg[] = [];
+    let lastDelivery = Date.now();
     const messages = await consumer.consume({
       max_messages: this.o.batchMax,
       // Short pulls: heartbeats every 500 ms, so a consumer lost with its server (a cluster
@@ -137,6 +140,7 @@ export class LedgerWorker {
       expires: CONSUME_EXPIRES_MS,
       callback: (m) => {
         buffer.push(m);
+        lastDelivery = Date.now();
         this.wake?.();
       },
     });
@@ -150,6 +154,17 @@ export class LedgerWorker {
       while (!this.stopping && !ended) {
         if (buffer.length === 0) {
           await this.sleep(IDLE_WAKE_MS);
+          // A consumer lost with a cluster node is normally recreated by the client; if it is
+          // not (the new leader was not elected yet when it tried), nothing would ever arrive
+          // again. Nothing delivered for a while although the consumer has messages pending
+          // (or is gone) means a stalled consumer: start over from the cursor with a new one.
+          if (Date.now() - lastDelivery > STALL_MS) {
+            lastDelivery = Date.now();
+            const info = await consumer.info().catch(() => null);
+            if (!info || info.num_pending > 0) {
+              throw new Error(`the ledger consumer delivered nothing for ${STALL_MS} ms (${info ? `${info.num_pending} pending` : 'it is gone'}); starting over from the cursor ${cursor}`);
+            }
+          }
           continue;
         }
         cursor = await this.process(client, buffer.splice(0, this.o.batchMax), cursor);
