@@ -35,6 +35,8 @@ const { values: a } = parseArgs({
     contenders: { type: 'string', default: '20' },
     touch: { type: 'string', default: '100000' },
     'actors-max': { type: 'string', default: '10000' },
+    namespace: { type: 'string' },
+    'grpc-port-base': { type: 'string' },
   },
 });
 const durationMs = Math.min(120, Number(a['duration-s'])) * 1000;
@@ -51,7 +53,10 @@ if (!databaseUrl || !natsUrl) {
 }
 
 const secret = randomBytes(16).toString('hex');
-const namespace = runNamespace('bench');
+// The run's own namespace (removed after) unless one is given; ports free ones unless a base is given (P, P+1, ...).
+const namespace = a.namespace ?? runNamespace('bench');
+let nextPort = a['grpc-port-base'] ? Number(a['grpc-port-base']) : null;
+const port = async (): Promise<number> => (nextPort === null ? freePort() : nextPort++);
 const baselineSchema = `${namespace}_baseline`;
 const started: EngineProcess[] = [];
 const log = (m: string) => console.error(`[bench] ${m}`);
@@ -75,7 +80,7 @@ async function engine(role: 'gateway' | 'worker', extra: Record<string, string> 
     LOG_LEVEL: 'warn',
     ESCROW_MAILBOX_MAX: '10000',
     ...LOAD_TOOL_LIMITS,
-    GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+    GRPC_ADDRESS: `127.0.0.1:${await port()}`,
     ...extra,
   });
   started.push(p);
@@ -105,7 +110,7 @@ async function mixed(address: string, label: string): Promise<MixedResult> {
 
 async function main() {
   // 1. The ceiling.
-  const echoAddress = `127.0.0.1:${await freePort()}`;
+  const echoAddress = `127.0.0.1:${await port()}`;
   const echo = await server('load/echo-server.ts', [echoAddress]);
   const ceilingRace = await race(echoAddress, 'echo');
   const ceilingMixed = await mixed(echoAddress, 'echo');
@@ -168,7 +173,7 @@ async function main() {
   await memUncapped.stop();
 
   // 4. The locking baseline.
-  const baseAddress = `127.0.0.1:${await freePort()}`;
+  const baseAddress = `127.0.0.1:${await port()}`;
   const base = await server('load/baseline/server.ts', [baseAddress, baselineSchema, secret], { DATABASE_URL: databaseUrl! });
   const baselineRace = await race(baseAddress, 'baseline');
   const baselineMixed = await mixed(baseAddress, 'baseline');
@@ -262,7 +267,7 @@ try {
   await main();
 } finally {
   await Promise.all(started.map((p) => p.stop()));
-  await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
+  if (!a.namespace) await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
   const c = new pg.Client({ connectionString: databaseUrl });
   await c.connect();
   await c.query(`DROP SCHEMA IF EXISTS "${baselineSchema}" CASCADE`).catch(() => {});

@@ -26,6 +26,7 @@ const { values: a } = parseArgs({
     targets: { type: 'string' },
     secret: { type: 'string' },
     namespace: { type: 'string' },
+    'grpc-port-base': { type: 'string' },
     'spawn-gateways': { type: 'string', default: '0' },
     milestones: { type: 'string', default: '200' },
     contenders: { type: 'string', default: '20' },
@@ -47,7 +48,9 @@ if (a.help) {
   --milestones 200 --contenders 20 --release-share 0.5 --duplicates 1 --concurrency 512 --duration-s 120 --amount 10.00
   --dispute-share 0   share of the milestones disputed first (settlement races release and cancel there)
   --min-win-share 0.2 fail unless each contending kind won at least this share of its milestones (0: off)
-  --no-audit   skip the auditor      --keep   keep the namespace a spawned run made`);
+  --no-audit   skip the auditor      --keep   keep the namespace a spawned run made
+  --namespace NS with --spawn-gateways: run there (kept afterwards) instead of a fresh one
+  --grpc-port-base P  with --spawn-gateways: gateways on 127.0.0.1:P, P+1, ... instead of free ports`);
   process.exit(0);
 }
 
@@ -85,11 +88,15 @@ async function main(): Promise<number> {
       console.error('--spawn-gateways needs DATABASE_URL and NATS_URL (or pass --targets of running gateways)');
       return 64;
     }
-    namespace = runNamespace('race');
+    // A namespace given is the user's: used as it is and kept; else a fresh one, removed after.
+    if (!a.namespace) namespace = runNamespace('race');
     secret = randomBytes(16).toString('hex');
     const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ESCROW_MAILBOX_MAX: '10000', ...LOAD_TOOL_LIMITS };
     processes.push(await EngineProcess.start('worker', base));
-    for (let i = 0; i < opts.spawn; i++) processes.push(await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${await freePort()}` }));
+    const portBase = a['grpc-port-base'] ? num('grpc-port-base', 1, 65_535 - opts.spawn) : null;
+    for (let i = 0; i < opts.spawn; i++) {
+      processes.push(await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${portBase === null ? await freePort() : portBase + i}` }));
+    }
     targets = processes.filter((p) => p.role === 'gateway').map((p) => p.address);
   }
   if (targets.length === 0 || !secret) {
@@ -144,6 +151,7 @@ async function main(): Promise<number> {
         contenders: opts.contenders,
         duplicates: opts.duplicates,
         gateways: targets.length,
+        targets,
         commands: race.commands,
         commandsPerSecond: race.commandsPerSecond,
         latencyMs: race.latencyMs,
@@ -181,6 +189,6 @@ try {
   console.error(err instanceof Error ? err.message : err);
 } finally {
   await Promise.all(processes.map((p) => p.stop()));
-  if (opts.spawn > 0 && !a.keep && databaseUrl && natsUrl) await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
+  if (opts.spawn > 0 && !a.keep && !a.namespace && databaseUrl && natsUrl) await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
 }
 process.exit(code);

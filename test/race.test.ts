@@ -48,3 +48,33 @@ describe('release/cancel races', () => {
     }
   });
 });
+
+describe('the race harness is confinable', () => {
+  it('--spawn-gateways with --namespace and --grpc-port-base: runs there, on those ports, and keeps the namespace', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { freshNamespace, dropNamespace, services } = await import('./helpers/engine.js');
+    const { freePort } = await import('../src/dev/embedded.js');
+    const ns = freshNamespace();
+    const port = await freePort();
+    try {
+      const s = services();
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'load/harness.ts', '--spawn-gateways', '1', '--namespace', ns, '--grpc-port-base', String(port), '--milestones', '20', '--contenders', '4', '--min-win-share', '0'], {
+        env: { ...process.env, DATABASE_URL: s.databaseUrl, NATS_URL: s.natsUrl },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout.trim().split('\n').pop()!).race;
+      expect(summary).toMatchObject({ milestones: 20, gateways: 1, targets: [`127.0.0.1:${port}`], audit: 'pass', historyProblems: [] });
+      // The namespace given is kept, with the race's milestones in it.
+      const pg = (await import('pg')).default;
+      const db = new pg.Client({ connectionString: s.databaseUrl });
+      await db.connect();
+      const { rows } = await db.query(`SELECT count(*)::int AS n FROM "${ns}".milestones`);
+      await db.end();
+      expect(rows[0].n).toBe(20);
+    } finally {
+      await dropNamespace(ns);
+    }
+  }, 150_000);
+});
