@@ -64,8 +64,6 @@ export class LedgerWorker {
   role: 'starting' | 'standby' | 'active' | 'stopped' = 'starting';
   /** Batches applied since start, for tests and logs. */
   batches = 0;
-  /** Messages moved to the quarantine since start. */
-  quarantined = 0;
 
   constructor(private readonly o: WorkerOptions) {}
 
@@ -200,12 +198,10 @@ export class LedgerWorker {
       ]).catch((again: unknown) => {
         throw poisonReason(again) === null ? again : new InvariantViolation(`stream seq ${m.seq} can neither be applied nor moved aside: ${String(again)}`);
       });
-      this.quarantined++;
       metrics.quarantined.inc({ reason: 'CANNOT_APPLY' });
       this.o.logger.error({ seq: m.seq, subject: m.subject, eventId: event?.id, detail: poison }, 'an event of the engine cannot be applied: moved to the quarantine (npm run quarantine)');
     }
     if (quarantine.length > 0) {
-      this.quarantined += quarantine.length;
       for (const q of quarantine) {
         metrics.quarantined.inc({ reason: q.reason });
         this.o.logger.error({ seq: q.seq, subject: q.subject, reason: q.reason }, 'a message the engine did not publish was moved to the quarantine');
