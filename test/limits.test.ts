@@ -116,3 +116,30 @@ describe('per-caller limits', () => {
     }
   });
 });
+
+describe('the refusal of strangers while an actor is busy', () => {
+  it('never turns a repeat of a command applied before into a refusal', async () => {
+    const t = await startEngine();
+    try {
+      const { scopedKey, digest } = await import('../src/ids.js');
+      await deposit(t.client, 'emp-rep', '10.00');
+      const id = await funded(t.client, 'emp-rep', 'fl-rep', '10.00', 'p-rep');
+      // The employer cancels before the award, then the freelancer accepts the award: a new
+      // cancel by the employer would now be PERMISSION_DENIED, a repeat of the first is not.
+      const k = key();
+      await t.client.m('CancelMilestone', 'emp-rep', { milestone_id: id, reason: 'mistake', idempotency_key: k });
+      await t.client.m('AcceptAward', 'fl-rep', { project_id: 'p-rep', idempotency_key: key() });
+      const actor = t.engine.milestones!.milestones.get(id);
+      const employer = { id: 'emp-rep', roles: [] };
+      const repeat = { key: scopedKey('emp-rep', k), digest: digest({ op: 'cancel', milestoneId: id, reason: 'mistake' }), event: { type: 'CANCEL', by: employer, at: new Date().toISOString(), reasonCode: '', reason: 'mistake', awardAccepted: true } };
+      // Busy (a read is running) when the repeat arrives.
+      const read = actor.read();
+      const answer = await actor.send(repeat).then((s) => s.state, (e: { reason?: string }) => e.reason);
+      await read;
+      expect(answer).toBe('cancelled');
+    } finally {
+      await t.stop();
+      await dropNamespace(t.namespace);
+    }
+  });
+});

@@ -144,8 +144,16 @@ export class Actor<C extends DecisionSlots> {
     this.lastUsed = Date.now();
     // While the actor is busy, a caller who is no party is refused at once from the state held
     // (the parties of an entity never change once set), so strangers cannot fill the mailbox
-    // ahead of the parties' own commands.
-    if (typeof command !== 'function' && (this.running || this.mailbox.length > 0) && this.state && command.event.type !== '__read') {
+    // ahead of the parties' own commands. A repeat of a command applied before is left to its
+    // turn, which answers it as the first time; a state that may be behind is not judged from.
+    if (
+      typeof command !== 'function' &&
+      (this.running || this.mailbox.length > 0) &&
+      this.state &&
+      !this.stale &&
+      command.event.type !== '__read' &&
+      !this.state.applied[keyHash(command.key)]
+    ) {
       const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event);
       if (d.kind === 'rejected' && d.rejection.code === 'PERMISSION_DENIED') return Promise.reject(rejectionError(d.rejection));
     }
