@@ -21,6 +21,8 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   initial: { state: 'new', context: initialMilestoneContext },
   finalStates: FINAL_STATES,
   boundedStates: DISPUTE_STATES,
+  // The terms are copied into every milestone at creation, alike for all made under one policy.
+  sharedContext: ['terms'],
 };
 
 export const PROJECT: EntityKind<ProjectContext> = {

@@ -45,16 +45,14 @@ const CONFLICT_RETRIES_MAX = 2;
  */
 export const ENTITY_EVENTS_MAX = 200;
 
-/**
- * Objects many resident actors hold alike (a milestone's terms: the fee rules and windows of
- * the policy it was made under) are kept once, not once per actor.
- */
+/** Values of the kind's shared context fields, one object per distinct value (least recently made first out). */
 const shared = new Map<string, object>();
 const SHARED_MAX = 1_000;
-function intern<C>(context: C): C {
+function intern<C>(context: C, fields: readonly string[]): C {
   const c = context as Record<string, unknown>;
-  for (const [k, v] of Object.entries(c)) {
-    if (k !== 'terms' || !v || typeof v !== 'object') continue;
+  for (const k of fields) {
+    const v = c[k];
+    if (!v || typeof v !== 'object') continue;
     const json = JSON.stringify(v);
     let one = shared.get(json);
     if (!one) {
@@ -234,7 +232,7 @@ export class Actor<C extends DecisionSlots> {
       add(last);
       const s = last.event.data.state;
       // Fields added to a machine's context later get their initial values in older states.
-      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }), applied, history, lastEventId: last.event.id };
+      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id };
       this.seq = last.seq;
     }
     this.stale = false;

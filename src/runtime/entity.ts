@@ -78,6 +78,8 @@ export interface EntityKind<C extends DecisionSlots> {
    * so money held in them can always reach a final state.
    */
   readonly boundedStates?: ReadonlySet<string>;
+  /** Context fields that many resident actors hold alike (a milestone's terms): kept once in memory, not once per actor. */
+  readonly sharedContext?: readonly string[];
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
