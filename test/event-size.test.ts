@@ -24,22 +24,58 @@ describe('events stay small however long the history grows', () => {
     expect(s[3]!).toBeLessThan(s[0]! + 100);
   });
 
-  it('99 cancellation requests with 2000-character reasons and their rejections: 200 events under 1 MB in all, the last about the size of the third', async () => {
+  it('99 cancellation requests with 2000-character reasons and their rejections: under 1 MB in all, the last event about the size of the third; money can still be returned', async () => {
     await deposit(t.client, 'emp-big', '1.00');
     const id = await funded(t.client, 'emp-big', 'fl-big', '0.01', 'p-big');
-    for (let i = 0; i < 99; i++) {
-      await t.client.m('RequestCancellation', 'emp-big', { milestone_id: id, reason_code: 'OTHER', reason: 'x'.repeat(2_000), idempotency_key: key() });
-      await t.client.m('RejectCancellation', 'fl-big', { milestone_id: id, idempotency_key: key() });
+    let refused: string | null = null;
+    for (let i = 0; i < 99 && !refused; i++) {
+      refused = await t.client.m('RequestCancellation', 'emp-big', { milestone_id: id, reason_code: 'OTHER', reason: 'x'.repeat(2_000), idempotency_key: key() }).then(
+        () => null,
+        (e: { reason: string }) => e.reason,
+      );
+      if (!refused) {
+        refused = await t.client.m('RejectCancellation', 'fl-big', { milestone_id: id, idempotency_key: key() }).then(
+          () => null,
+          (e: { reason: string }) => e.reason,
+        );
+      }
     }
     const s = await sizes(id);
     const total = s.reduce((a, b) => a + b, 0);
-    console.log(`EVENT_SIZES reproduction events=${s.length} total=${total} first=${s[0]} last=${s.at(-1)} max=${Math.max(...s)}`);
-    expect(s).toHaveLength(200);
+    console.log(`EVENT_SIZES reproduction events=${s.length} total=${total} first=${s[0]} last=${s.at(-1)} max=${Math.max(...s)} refused=${refused}`);
     expect(total).toBeLessThan(1_000_000);
     expect(s.at(-1)!).toBeLessThan(s[2]! + 2_500);
-    // The history is still whole for the parties.
+    // The history is still whole for the parties, and the money can always be returned.
     const got = await t.client.m('GetMilestone', 'emp-big', { milestone_id: id });
-    expect(got.milestone.history).toHaveLength(200);
+    expect(got.milestone.history).toHaveLength(s.length);
+    const cancelled = await t.client.m('CancelMilestone', 'fl-big', { milestone_id: id, reason: 'x'.repeat(2_000), idempotency_key: key() });
+    expect(cancelled.milestone.status).toBe('CANCELLED');
+  });
+
+  it('long texts in three-byte characters cannot grow a milestone past the byte bound: refused with EVENT_BYTES_LIMIT, a release still goes through', async () => {
+    await deposit(t.client, 'emp-cjk', '1.00');
+    const wide = '中'.repeat(2_000);
+    const r = await t.client.m('CreateMilestone', 'emp-cjk', { project_id: 'p-cjk', freelancer_id: 'fl-cjk', amount: { currency_code: 'USD', amount: '0.01' }, description: wide, idempotency_key: key() });
+    const id = r.milestone.id;
+    let refused: { code: number; reason: string } | null = null;
+    for (let i = 0; i < 99 && !refused; i++) {
+      refused = await t.client.m('RequestCancellation', 'emp-cjk', { milestone_id: id, reason_code: 'OTHER', reason: wide, idempotency_key: key() }).then(
+        () => null,
+        (e: { code: number; reason: string }) => e,
+      );
+      if (!refused) {
+        refused = await t.client.m('RejectCancellation', 'fl-cjk', { milestone_id: id, idempotency_key: key() }).then(
+          () => null,
+          (e: { code: number; reason: string }) => e,
+        );
+      }
+    }
+    expect(refused).toMatchObject({ code: 9, reason: 'EVENT_BYTES_LIMIT' });
+    const released = await t.client.m('ReleaseMilestone', 'emp-cjk', { milestone_id: id, idempotency_key: key() });
+    expect(released.milestone.status).toBe('RELEASED');
+    const total = (await sizes(id)).reduce((a, b) => a + b, 0);
+    console.log(`EVENT_SIZES wide total=${total}`);
+    expect(total).toBeLessThan(1_000_000);
   });
 });
 

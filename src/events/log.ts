@@ -30,6 +30,8 @@ export class WrongLastSequence extends Error {
 export interface Stored<D> {
   readonly seq: number;
   readonly event: CloudEvent<D>;
+  /** Bytes of the message body. */
+  readonly size: number;
 }
 
 /** How long a JetStream request (append, direct get) may take before it is UNAVAILABLE. */
@@ -273,7 +275,7 @@ export class EventLog {
     if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
       throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `the last message on ${subject} (seq ${m.seq}) is not signed by this deployment`);
     }
-    return { seq: m.seq, event: decode<D>(m.data) };
+    return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
   }
 
   /**
@@ -294,7 +296,7 @@ export class EventLog {
       if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
         throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
       }
-      yield { seq: m.seq, event: decode<D>(m.data) };
+      yield { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
       seq = m.seq + 1;
     }
   }

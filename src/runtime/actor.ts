@@ -10,7 +10,7 @@ import {
   PermissionDenied,
   ResourceExhausted,
 } from '../errors.js';
-import { cloudEvent, eventType } from '../events/cloudevent.js';
+import { cloudEvent, encode, eventType } from '../events/cloudevent.js';
 import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
 import { eventId, keyHash } from '../ids.js';
 import type { Rejection } from '../../actors/decision.js';
@@ -44,6 +44,12 @@ const CONFLICT_RETRIES_MAX = 2;
  * resident actor (which holds the history) and the cost of loading one (a direct get per event).
  */
 export const ENTITY_EVENTS_MAX = 200;
+/**
+ * Most bytes of events one entity may have before only final transitions are accepted: each
+ * event repeats the texts of the decision state (a description, a reason), so long texts
+ * would otherwise let one milestone's events grow to several MB within the event limit.
+ */
+export const ENTITY_BYTES_MAX = 512 * 1024;
 
 /** Values of the kind's shared context fields, one object per distinct value (least recently made first out). */
 const shared = new Map<string, object>();
@@ -227,12 +233,16 @@ export class Actor<C extends DecisionSlots> {
       const base = this.state && this.stale && this.seq > 0 && last.seq > this.seq ? this.state : null;
       const applied = { ...(base?.applied ?? {}) };
       const history = [...(base?.history ?? [])];
-      const add = (e: Stored<EntityEventData<C>>) => this.record(e, applied, history);
+      let bytes = base?.bytes ?? 0;
+      const add = (e: Stored<EntityEventData<C>>) => {
+        bytes += e.size;
+        this.record(e, applied, history);
+      };
       for await (const e of this.o.log.readSubject<EntityEventData<C>>(subject, base ? this.seq : 0, last.seq)) add(e);
       add(last);
       const s = last.event.data.state;
       // Fields added to a machine's context later get their initial values in older states.
-      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id };
+      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
       this.seq = last.seq;
     }
     this.stale = false;
@@ -289,17 +299,6 @@ export class Actor<C extends DecisionSlots> {
       const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
       if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
       if (decision.kind === 'unchanged') return state;
-      // At the limit only a final transition (release of all, cancel, a dispute's end) or one
-      // the machine bounds itself (a dispute's steps) may still be appended, so money held is
-      // never stuck behind it.
-      const target = decision.next.state;
-      if (state.version >= ENTITY_EVENTS_MAX && !this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
-        throw new FailedPrecondition(
-          'EVENT_LIMIT',
-          `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`,
-        );
-      }
-
       const version = state.version + 1;
       const id = eventId(this.o.kind.entity, this.o.id, command.key);
       const after = { id: state.id, state: decision.next.state, context: decision.next.context, version };
@@ -309,6 +308,7 @@ export class Actor<C extends DecisionSlots> {
         applied: { ...state.applied, [key]: { digest: command.digest, version } },
         history: [...state.history, { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
         lastEventId: id,
+        bytes: state.bytes,
       };
       // The event carries its own change and key and the decision state after it, never the history.
       const event = cloudEvent<EntityEventData<C>>({
@@ -319,6 +319,20 @@ export class Actor<C extends DecisionSlots> {
         time: command.event.at,
         data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: withoutSlots(after.context) } },
       });
+      // At either limit (events, or bytes: texts repeat in the decision state of every event)
+      // only a final transition (release of all, cancel, a dispute's end) or one the machine
+      // bounds itself (a dispute's steps) may still be appended, so money held is never stuck.
+      const size = encode(event).length;
+      const target = decision.next.state;
+      if (!this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
+        if (state.version >= ENTITY_EVENTS_MAX) {
+          throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`);
+        }
+        if (state.bytes + size > ENTITY_BYTES_MAX) {
+          throw new FailedPrecondition('EVENT_BYTES_LIMIT', `${this.o.kind.entity} ${this.o.id} would pass ${ENTITY_BYTES_MAX} bytes of events; only a final release or cancel, or a dispute, is accepted`);
+        }
+      }
+      next.bytes = state.bytes + size;
       this.appending = version;
       try {
         const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) });

@@ -37,6 +37,8 @@ export interface Persisted<C> extends EntityState<C> {
   history: HistoryEntry[];
   /** The id of the last event (its CloudEvents id and JetStream msgID); '' before the first. */
   lastEventId: string;
+  /** Bytes of all the entity's events on the log, so far. */
+  bytes: number;
 }
 
 /** What the data of an entity event holds: who made the change, the change, its command, and the decision state after it. */
@@ -83,5 +85,5 @@ export interface EntityKind<C extends DecisionSlots> {
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
-  return { id, state: initial.state, context: initial.context, version: 0, applied: {}, history: [], lastEventId: '' };
+  return { id, state: initial.state, context: initial.context, version: 0, applied: {}, history: [], lastEventId: '', bytes: 0 };
 }
