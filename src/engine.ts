@@ -85,7 +85,8 @@ export class Engine {
       if (err instanceof Error && /timeout|terminated/i.test(err.message)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
       throw err;
     });
-    log.trustUnsignedBefore(await signedSince(pool, (await log.jsm.streams.info(log.names.stream)).state.last_seq + 1));
+    const stream = await log.jsm.streams.info(log.names.stream);
+    log.trustUnsignedBefore(await signedSince(pool, { created: stream.created, nextSeq: stream.state.last_seq + 1 }));
 
     let worker: LedgerWorker | null = null;
     if (o.worker) {

@@ -4,7 +4,7 @@ import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { runRace } from '../load/race.js';
 import { leaseSessionPrefix } from '../src/ledger/worker.js';
 import { failure, usd } from './helpers/client.js';
-import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { dropNamespace, EngineProcess, eventually, freshNamespace, services, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
 
@@ -208,4 +208,35 @@ describe('metrics of a worker process', () => {
       await dropNamespace(ns);
     }
   });
+});
+
+describe('a stream made again under a ledger', () => {
+  it('stops the worker loudly (exit 70) instead of applying a stream whose sequences started over; nothing unsigned is trusted in it', async () => {
+    const ns = freshNamespace();
+    const t = await startEngine({ namespace: ns });
+    await deposit(t.client, 'emp-again', '5.00');
+    await ledgerCaughtUp(t.engine);
+    const { names } = t.engine.log;
+    await t.stop();
+    const nc = await (await import('@nats-io/transport-node')).connect({ servers: services().natsUrl });
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    await (await jetstreamManager(nc)).streams.delete(names.stream);
+    await nc.close();
+    const worker = await EngineProcess.start('worker', ns, { LOG_LEVEL: 'error' }).catch((err: Error) => err);
+    try {
+      const exited = worker instanceof Error ? worker.message : await new Promise<string>((resolve) => worker.child!.once('exit', (code) => resolve(`exited (${code}) ${worker.output}`)));
+      expect(exited).toMatch(/\(70\)/);
+      expect(exited).toMatch(/was made again/);
+      const { createPool, signedSince } = await import('../src/ledger/db.js');
+      const pool = createPool(services().databaseUrl, ns, 1);
+      const nc2 = await (await import('@nats-io/transport-node')).connect({ servers: services().natsUrl });
+      const created = (await (await jetstreamManager(nc2)).streams.info(names.stream)).created;
+      expect(await signedSince(pool, { created })).toBe(1);
+      await nc2.close();
+      await pool.end();
+    } finally {
+      if (!(worker instanceof Error)) await worker.kill();
+      await dropNamespace(ns);
+    }
+  }, 60_000);
 });

@@ -41,7 +41,8 @@ export interface AuditReport {
  */
 export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Promise<AuditReport> {
   const { jsm, js, names } = log;
-  log.trustUnsignedBefore(await signedSince(pool).catch(() => 0));
+  const created = (await jsm.streams.info(names.stream)).created;
+  log.trustUnsignedBefore(await signedSince(pool, { created }).catch(() => 0));
   const until = Date.now() + waitMs;
   let pending = 0;
   for (;;) {

@@ -64,12 +64,21 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
 /**
  * The first stream sequence whose messages must be signed (migration 005): recorded by the
  * first process of this version, as the stream's next sequence then; read by every other.
- * `nextSeq` is undefined for read-only tools, which only read it (0 when none is recorded).
+ * `stream.nextSeq` is absent for read-only tools, which only read it. A stream made again
+ * since (another creation time) holds nothing an earlier version wrote: then nothing unsigned
+ * is trusted (1).
  */
-export async function signedSince(pool: pg.Pool, nextSeq?: number): Promise<number> {
-  if (nextSeq !== undefined) {
-    await pool.query('INSERT INTO event_signing (since_seq) VALUES ($1) ON CONFLICT (singleton) DO NOTHING', [nextSeq]);
+export async function signedSince(pool: pg.Pool, stream: { created: string; nextSeq?: number }): Promise<number> {
+  if (stream.nextSeq !== undefined) {
+    await pool.query('INSERT INTO event_signing (since_seq, stream_created) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [stream.nextSeq, stream.created]);
+    await pool.query('UPDATE event_signing SET stream_created = $1 WHERE stream_created IS NULL', [stream.created]);
   }
-  const r = await pool.query<{ since_seq: string }>('SELECT since_seq::text AS since_seq FROM event_signing');
-  return Number(r.rows[0]?.since_seq ?? 0);
+  const r = await pool.query<{ since_seq: string; stream_created: string | null }>('SELECT since_seq::text AS since_seq, stream_created FROM event_signing');
+  const row = r.rows[0];
+  if (!row) return 0;
+  if (row.stream_created !== null && row.stream_created !== stream.created) {
+    if (stream.nextSeq !== undefined) await pool.query('UPDATE event_signing SET since_seq = 1, stream_created = $1', [stream.created]);
+    return 1;
+  }
+  return Number(row.since_seq);
 }

@@ -248,6 +248,16 @@ export async function deleteOutbox(c: PoolClient, upTo: number): Promise<void> {
   await c.query('DELETE FROM ledger_outbox WHERE stream_seq <= $1', [upTo]);
 }
 
+/**
+ * The stream the cursor belongs to (its creation time), recorded when first null. Returns
+ * what is recorded, which differs from `created` when the stream was made again.
+ */
+export async function cursorStream(c: PoolClient, created: string): Promise<string> {
+  await c.query('UPDATE ledger_cursor SET stream_created = $1 WHERE stream_created IS NULL', [created]);
+  const r = await c.query<{ stream_created: string }>('SELECT stream_created FROM ledger_cursor');
+  return r.rows[0]!.stream_created;
+}
+
 /** Moves a cursor still at 0 to `seq` (the ack floor of an earlier version's consumer); false if it was not at 0. */
 export async function seedCursor(c: PoolClient, seq: number): Promise<boolean> {
   const r = await c.query('UPDATE ledger_cursor SET stream_seq = $1, updated_at = now() WHERE stream_seq = 0', [seq]);

@@ -262,9 +262,18 @@ export class LedgerWorker {
    * was committed), and the old consumer is removed.
    */
   private async cursor(client: PoolClient): Promise<number> {
+    const { jsm, names } = this.o.log;
+    // A stream made again starts its sequences over and could bring the same event ids back:
+    // the ledger does not follow another stream than the one its postings came from.
+    const created = (await jsm.streams.info(names.stream)).created;
+    const followed = await sql.cursorStream(client, created);
+    if (followed !== created) {
+      throw new InvariantViolation(
+        `the stream ${names.stream} was made again (created ${created}); this ledger follows the one created ${followed}. Restore that stream, or run the new one in a new namespace`,
+      );
+    }
     const cursor = await sql.readCursor(client);
     if (cursor > 0) return cursor;
-    const { jsm, names } = this.o.log;
     const legacy = await jsm.consumers.info(names.stream, names.ledgerConsumer).catch((err: unknown) => {
       if (err instanceof JetStreamApiError && err.code === 10014) return null;
       throw err;
