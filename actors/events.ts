@@ -17,13 +17,16 @@ function change<const P extends Record<string, unknown>, const R extends readonl
 }
 
 export const MILESTONE_CHANGES = {
-  created: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
+  // With reservationId (this version on): funded from that reservation of the employer's account. Without: by an earlier version, held by the ledger on this event.
+  created: change({ amount, employerFee: amount, reservationId: id }, ['amount', 'employerFee']),
   requested: change({ amount }, ['amount']),
-  request_accepted: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
+  request_accepted: change({ amount, employerFee: amount, reservationId: id }, ['amount', 'employerFee']),
   request_rejected: change({}, []),
   request_withdrawn: change({}, []),
   funded: change({ amount, employerFee: amount }, ['amount', 'employerFee']),
   funding_failed: change({ reason: id }, ['reason']),
+  // A reservation (amount = what it holds) whose milestone never appeared, released back to the employer.
+  reservation_voided: change({ reservationId: id, amount, reason: id }, ['reservationId', 'amount', 'reason']),
   release_requested: change({ autoReleaseAt: time }, []),
   released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' } }, ['amount', 'held', 'fee']),
   partially_released: change({ amount, held: amount, fee: amount }, ['amount', 'held', 'fee']),
@@ -32,7 +35,8 @@ export const MILESTONE_CHANGES = {
   cancelled: change({ amount, reasonCode: { type: 'string' }, reason: text }, ['amount', 'reasonCode', 'reason']),
   dispute_opened: change({ reason: text, claimedAmount: amount, respondentId: id, respondBy: time }, ['reason', 'claimedAmount', 'respondentId', 'respondBy']),
   settlement_proposed: change({ freelancerAmount: amount, employerAmount: amount }, ['freelancerAmount', 'employerAmount']),
-  escalation_requested: change({ amount, escalatorId: id }, ['amount', 'escalatorId']),
+  // With funding 'account' the escalator's account actor decides the fee; without, the ledger held it on this event (an earlier version).
+  escalation_requested: change({ amount, escalatorId: id, funding: { const: 'account' } }, ['amount', 'escalatorId']),
   escalated: change({ escalatorId: id, arbitrationFee: amount }, ['escalatorId', 'arbitrationFee']),
   escalation_failed: change({ reason: id }, ['reason']),
   resolved: change(
@@ -59,8 +63,28 @@ export const REVIEW_CHANGES = {
   submitted: change({ projectId: id, revieweeId: id, rating: { type: 'integer', minimum: 1, maximum: 5 } }, ['projectId', 'revieweeId', 'rating']),
 } as const;
 
+const currency = { type: 'string', pattern: '^[A-Z]{3}$' } as const;
+
+/**
+ * The events of a user's account actor (subject <ns>.account.<user>): every debit of the
+ * user's available balance is decided here (a reservation funding a milestone, an arbitration
+ * fee, a withdrawal), and credits the actor takes part in (deposits, released reservations).
+ */
+export const ACCOUNT_CHANGES = {
+  deposit_requested: change({ currency, amount, externalReference: text }, ['currency', 'amount', 'externalReference']),
+  withdrawal_requested: change({ currency, amount, externalReference: text }, ['currency', 'amount', 'externalReference']),
+  // amount: what is taken from available, the milestone amount plus the employer fee (fee).
+  funds_reserved: change({ currency, amount, fee: amount, milestoneId: id, projectId: id, freelancerId: id }, ['currency', 'amount', 'fee', 'milestoneId', 'projectId', 'freelancerId']),
+  // The arbitration fee of the escalation `causationId` (the milestone event that asked for it).
+  fee_reserved: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
+  // The account could not pay that fee: recorded under the reservation's event id, so every gateway deciding the escalation agrees.
+  fee_refused: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
+  // A reservation no milestone will consume, given back to available.
+  reservation_released: change({ currency, amount, milestoneId: id, reservationId: id }, ['currency', 'amount', 'milestoneId', 'reservationId']),
+} as const;
+
 /** The schemas by entity, as the subjects and CloudEvents types name them. */
-export const CHANGE_SCHEMAS = { milestone: MILESTONE_CHANGES, project: PROJECT_CHANGES, review: REVIEW_CHANGES } as const;
+export const CHANGE_SCHEMAS = { milestone: MILESTONE_CHANGES, project: PROJECT_CHANGES, review: REVIEW_CHANGES, account: ACCOUNT_CHANGES } as const;
 
 type Changes<S extends Record<string, unknown>> = { [K in keyof S & string]: FromSchema<S[K] & object> };
 /** One emitted event of an entity: its short type and what changed, a discriminated union. */
@@ -70,4 +94,6 @@ export type MilestoneChanges = Changes<typeof MILESTONE_CHANGES>;
 export type MilestoneEmitted = EmittedOf<typeof MILESTONE_CHANGES>;
 export type ProjectEmitted = EmittedOf<typeof PROJECT_CHANGES>;
 export type ReviewEmitted = EmittedOf<typeof REVIEW_CHANGES>;
+export type AccountEmitted = EmittedOf<typeof ACCOUNT_CHANGES>;
+export type AccountEventType = keyof typeof ACCOUNT_CHANGES;
 export type MilestoneEventType = keyof typeof MILESTONE_CHANGES;

@@ -71,8 +71,10 @@ export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   /** The reason given with the last cancellation request or cancellation: a code of CANCELLATION_REASONS ('' if none) and free text. */
   cancellationReasonCode: string;
   cancellationReason: string;
-  /** Why the funding saga refused the hold (e.g. INSUFFICIENT_FUNDS). */
+  /** Why the funding was refused (e.g. INSUFFICIENT_FUNDS, RESERVATION_EXPIRED). */
   fundingFailureReason: string;
+  /** The account reservation this milestone's funding consumed (or, voided, took the place of); '' before, and for milestones funded by the ledger's hold. */
+  reservationId: string;
   /** The state a cancellation request came from, to go back to if the freelancer rejects it. */
   stateBeforeCancellationRequest: string;
   /** The contract's terms, copied from the configuration at creation. */
@@ -87,6 +89,17 @@ export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   dispute: Dispute | null;
 }
 
+/**
+ * How the employer's account actor decided the funding of a CREATE or ACCEPT_REQUEST, before
+ * the command reaches the milestone: a reservation of `reserved` (the amount plus the employer
+ * fee) under `reservationId`, or the reason it refused (`fundingFailure`, e.g. INSUFFICIENT_FUNDS).
+ */
+export interface Funding {
+  reservationId: string;
+  reserved: string;
+  fundingFailure: string;
+}
+
 export type MilestoneEvent =
   | (CommandBase & {
       type: 'CREATE';
@@ -96,6 +109,23 @@ export type MilestoneEvent =
       currency: string;
       amount: string;
       description: string;
+      terms: Terms;
+    } & Funding)
+  /**
+   * The sweep of reservations found one (`reservationId`, of `reserved` = amount plus the employer
+   * fee) whose milestone never appeared: in `new` it takes the milestone's place (final, no money
+   * moved) so that no create can consume the reservation any more; anywhere else it changes nothing.
+   */
+  | (CommandBase & {
+      type: 'VOID_RESERVATION';
+      reservationId: string;
+      reserved: string;
+      milestoneId: string;
+      projectId: string;
+      employerId: string;
+      freelancerId: string;
+      currency: string;
+      amount: string;
       terms: Terms;
     })
   /** A freelancer proposes a milestone; the project machine has checked the parties. */
@@ -109,7 +139,7 @@ export type MilestoneEvent =
       description: string;
       terms: Terms;
     })
-  | (CommandBase & { type: 'ACCEPT_REQUEST' })
+  | (CommandBase & { type: 'ACCEPT_REQUEST' } & Funding)
   | (CommandBase & { type: 'REJECT_REQUEST' })
   | (CommandBase & { type: 'WITHDRAW_REQUEST' })
   | (CommandBase & { type: 'REJECT_CANCELLATION' })
@@ -192,6 +222,7 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   REJECT_CANCELLATION: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   FUNDING_SUCCEEDED: systemOnly,
   FUNDING_FAILED: systemOnly,
+  VOID_RESERVATION: systemOnly,
   REQUEST_RELEASE: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   RELEASE: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   REQUEST_CANCELLATION: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
@@ -289,6 +320,7 @@ export const initialMilestoneContext: MilestoneContext = {
   cancellationReasonCode: '',
   cancellationReason: '',
   fundingFailureReason: '',
+  reservationId: '',
   stateBeforeCancellationRequest: '',
   terms: DEFAULT_TERMS,
   employerFee: '0',
@@ -366,6 +398,13 @@ export const milestoneMachine = setup({
     events: {} as MilestoneEvent,
   },
   guards: {
+    fundingRefused: ({ event }) => (event.type === 'CREATE' || event.type === 'ACCEPT_REQUEST') && event.fundingFailure !== '',
+    // The reservation must be exactly what funding takes (amount plus the employer fee), so the ledger never meets a mismatch.
+    reservationCovers: ({ context, event }) => {
+      if (event.type === 'CREATE') return event.reservationId !== '' && cmp(event.reserved, add(event.currency, event.amount, feeOn(event.terms.employerFee, event.currency, event.amount))) === 0;
+      if (event.type === 'ACCEPT_REQUEST') return event.reservationId !== '' && cmp(event.reserved, add(context.currency, context.amount, context.employerFee)) === 0;
+      return false;
+    },
     mayIssue: ({ context, event }) => refusalFor(context, event) === null,
     releaseInMilestoneCurrency: ({ context, event }) =>
       event.type === 'RELEASE' && (event.amount === '' || event.currency === context.currency),
@@ -450,17 +489,43 @@ export const milestoneMachine = setup({
       rejection: ({ context }) =>
         reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `release amount exceeds the ${context.held} ${context.currency} still held`),
     }),
-    create: assign(({ event }) =>
-      event.type !== 'CREATE' ? {} : opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created'),
-    ),
+    create: assign(({ event }) => {
+      if (event.type !== 'CREATE') return {};
+      const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
+      // The employer's account actor reserved the amount and the fee: the milestone is funded on its first event.
+      return { ...c, held: event.amount, reservationId: event.reservationId, emitted: { type: 'created', data: { amount: event.amount, employerFee: c.employerFee!, reservationId: event.reservationId } } };
+    }),
+    createUnfunded: assign(({ event }) => {
+      if (event.type !== 'CREATE') return {};
+      const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
+      return { ...c, fundingFailureReason: event.fundingFailure, emitted: { type: 'funding_failed', data: { reason: event.fundingFailure } } };
+    }),
+    voidReservation: assign(({ event }) => {
+      if (event.type !== 'VOID_RESERVATION') return {};
+      const c = opened({ ...event, description: '' }, { employerId: event.employerId, freelancerId: event.freelancerId }, 'created');
+      const reason = 'RESERVATION_EXPIRED';
+      return { ...c, fundingFailureReason: reason, reservationId: event.reservationId, emitted: { type: 'reservation_voided', data: { reservationId: event.reservationId, amount: event.reserved, reason } } };
+    }),
+    rejectReservationMismatch: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'RESERVATION_MISMATCH', 'the reservation does not cover the amount and the employer fee'),
+    }),
     request: assign(({ event }) =>
       event.type !== 'REQUEST' ? {} : opened(event, { employerId: event.employerId, freelancerId: event.by.id }, 'requested'),
     ),
-    acceptRequest: assign(({ context, event }) => ({
-      updatedAt: event.at,
-      // Funds it exactly like a create: the ledger holds the amount (plus the employer fee) on this event.
-      emitted: { type: 'request_accepted', data: { amount: context.amount, employerFee: context.employerFee } },
-    })),
+    acceptRequest: assign(({ context, event }) => {
+      if (event.type !== 'ACCEPT_REQUEST') return {};
+      // Funded like a create: from the employer's reservation of the amount plus the employer fee.
+      return {
+        held: context.amount,
+        reservationId: event.reservationId,
+        updatedAt: event.at,
+        emitted: { type: 'request_accepted', data: { amount: context.amount, employerFee: context.employerFee, reservationId: event.reservationId } },
+      };
+    }),
+    acceptRequestUnfunded: assign(({ event }) => {
+      const reason = event.type === 'ACCEPT_REQUEST' ? event.fundingFailure : '';
+      return { fundingFailureReason: reason, updatedAt: event.at, emitted: { type: 'funding_failed', data: { reason } } };
+    }),
     rejectRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_rejected', data: {} } })),
     withdrawRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_withdrawn', data: {} } })),
     rejectCancellation: assign(({ context, event }) => ({
@@ -577,8 +642,8 @@ export const milestoneMachine = setup({
         escalationsBy: { ...context.dispute!.escalationsBy, [event.by.id]: (context.dispute!.escalationsBy?.[event.by.id] ?? 0) + 1 },
       },
       updatedAt: event.at,
-      // The ledger holds the fee from the escalating party's available balance, or refuses.
-      emitted: { type: 'escalation_requested', data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id } },
+      // The escalating party's account actor reserves the fee, or refuses: ESCALATION_SUCCEEDED or _FAILED follows.
+      emitted: { type: 'escalation_requested', data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id, funding: 'account' } },
     })),
     escalate: assign(({ context, event }) => {
       const d = context.dispute!;
@@ -633,21 +698,33 @@ export const milestoneMachine = setup({
   // Fallbacks, taken when the current state has no enabled transition for a command:
   // first the party rule, then "not in this status". Wrong party always wins over wrong state.
   on: {
+    // A reservation is voided only in place of a milestone that never appeared; elsewhere the sweep learns nothing changed.
+    VOID_RESERVATION: [{ guard: not('mayIssue'), actions: 'rejectParty' }, {}],
     '*': [{ guard: not('mayIssue'), actions: 'rejectParty' }, { actions: 'rejectInState' }],
   },
   states: {
     new: {
       description: 'No milestone yet: only CREATE and REQUEST are meaningful; anything else is NOT_FOUND.',
       on: {
-        CREATE: { target: 'pendingFunding', actions: 'create' },
+        CREATE: [
+          { guard: 'fundingRefused', target: 'fundingFailed', actions: 'createUnfunded' },
+          { guard: not('reservationCovers'), actions: 'rejectReservationMismatch' },
+          { target: 'funded', actions: 'create' },
+        ],
         REQUEST: { target: 'requested', actions: 'request' },
+        VOID_RESERVATION: { guard: 'mayIssue', target: 'fundingFailed', actions: 'voidReservation' },
         '*': { actions: 'rejectNotFound' },
       },
     },
     requested: {
       description: 'The freelancer proposed it; no money moves until the employer accepts.',
       on: {
-        ACCEPT_REQUEST: { guard: 'mayIssue', target: 'pendingFunding', actions: 'acceptRequest' },
+        ACCEPT_REQUEST: [
+          { guard: not('mayIssue'), actions: 'rejectParty' },
+          { guard: 'fundingRefused', target: 'fundingFailed', actions: 'acceptRequestUnfunded' },
+          { guard: not('reservationCovers'), actions: 'rejectReservationMismatch' },
+          { target: 'funded', actions: 'acceptRequest' },
+        ],
         REJECT_REQUEST: { guard: 'mayIssue', target: 'requestRejected', actions: 'rejectRequest' },
         WITHDRAW_REQUEST: { guard: 'mayIssue', target: 'requestWithdrawn', actions: 'withdrawRequest' },
       },
@@ -655,7 +732,7 @@ export const milestoneMachine = setup({
     requestRejected: { description: 'Final: the employer declined the request; no money moved.' },
     requestWithdrawn: { description: 'Final: the freelancer withdrew the request; no money moved.' },
     pendingFunding: {
-      description: 'Created; the ledger worker is holding (or refusing) the employer funds.',
+      description: 'Created by an earlier version, which let the ledger worker hold (or refuse) the employer funds; new milestones are funded on creation.',
       on: {
         FUNDING_SUCCEEDED: { guard: 'mayIssue', target: 'funded', actions: 'markFunded' },
         FUNDING_FAILED: { guard: 'mayIssue', target: 'fundingFailed', actions: 'markFundingFailed' },

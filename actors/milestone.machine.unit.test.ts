@@ -64,12 +64,14 @@ function contextIn(state: State): MilestoneContext {
   return base;
 }
 
+/** What the employer's account actor reserved for a 10.00 milestone with no employer fee. */
+const RESERVED = { reservationId: 'r1', reserved: '10.00', fundingFailure: '' };
 type CommandCase = { name: string; event: (by: string) => MilestoneEvent };
 const caller = (id: string) => ({ id, roles: id === ROLES.arbiter ? ['arbiter'] : [] });
 const COMMANDS: CommandCase[] = [
-  { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS }) },
+  { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS, ...RESERVED }) },
   { name: 'REQUEST', event: (by) => ({ type: 'REQUEST', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS }) },
-  { name: 'ACCEPT_REQUEST', event: (by) => ({ type: 'ACCEPT_REQUEST', by: caller(by), at: AT }) },
+  { name: 'ACCEPT_REQUEST', event: (by) => ({ type: 'ACCEPT_REQUEST', by: caller(by), at: AT, ...RESERVED }) },
   { name: 'REJECT_REQUEST', event: (by) => ({ type: 'REJECT_REQUEST', by: caller(by), at: AT }) },
   { name: 'WITHDRAW_REQUEST', event: (by) => ({ type: 'WITHDRAW_REQUEST', by: caller(by), at: AT }) },
   { name: 'REJECT_CANCELLATION', event: (by) => ({ type: 'REJECT_CANCELLATION', by: caller(by), at: AT }) },
@@ -140,7 +142,7 @@ function legalNext(state: State, command: string): State | null {
   if (state === 'arbitration' && command === 'RESOLVE') return 'resolved';
   if (HOLDING.includes(state) && command === 'OPEN_DISPUTE') return 'disputed';
 
-  if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'pendingFunding';
+  if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'funded';
   if (state === 'requested' && command === 'REJECT_REQUEST') return 'requestRejected';
   if (state === 'requested' && command === 'WITHDRAW_REQUEST') return 'requestWithdrawn';
   // The fixture's cancellation request came from RELEASE_REQUESTED; rejecting it goes back there.
@@ -158,7 +160,7 @@ function legalNext(state: State, command: string): State | null {
 
 function expected(state: State, command: string, role: Role): { next: State } | { code: string; reason: string } {
   if (state === 'new') {
-    if (command === 'CREATE') return { next: 'pendingFunding' };
+    if (command === 'CREATE') return { next: 'funded' };
     if (command === 'REQUEST') return { next: 'requested' };
     return { code: 'NOT_FOUND', reason: 'MILESTONE_NOT_FOUND' };
   }
@@ -193,11 +195,19 @@ describe('milestone machine: requests and cancellation requests', () => {
     expect(d.emitted).toEqual({ type: 'requested', data: { amount: '10.00' } });
   });
 
-  it('accepting a request asks the ledger for the hold, like a create', () => {
-    const d = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT });
+  it('accepting a request is funded from the reservation, like a create', () => {
+    const d = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED });
     if (d.kind !== 'accepted') throw new Error('accept refused');
-    expect(d.next.state).toBe('pendingFunding');
-    expect(d.emitted).toEqual({ type: 'request_accepted', data: { amount: '10.00', employerFee: '0' } });
+    expect(d.next.state).toBe('funded');
+    expect(d.next.context).toMatchObject({ held: '10.00', reservationId: 'r1' });
+    expect(d.emitted).toEqual({ type: 'request_accepted', data: { amount: '10.00', employerFee: '0', reservationId: 'r1' } });
+  });
+
+  it('an accept the account refused ends the request without money; a reservation of another amount is refused', () => {
+    const refused = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' });
+    expect(outcome(refused)).toEqual({ next: 'fundingFailed' });
+    const short = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED, reserved: '9.99' });
+    expect(outcome(short)).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
   });
 
   it.each([
@@ -279,19 +289,19 @@ describe('milestone machine: fees, disputes and timers', () => {
     arbitrationFee: '5.00',
     reviewWindowMs: 3_600_000,
   };
-  const create: MilestoneEvent = { type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '100.00', description: '', terms };
+  const create: MilestoneEvent = { type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '100.00', description: '', terms, reservationId: 'r1', reserved: '103.00', fundingFailure: '' };
   const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
     const d = decide(milestoneMachine, at, e);
     if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
     return { ...d.next, emitted: d.emitted };
   };
   const sys = caller('system');
-  const funded = () => step(step({ state: 'new', context: initialMilestoneContext }, create), { type: 'FUNDING_SUCCEEDED', by: sys, at: AT });
+  const funded = () => step({ state: 'new', context: initialMilestoneContext }, create);
   const inHours = (h: number) => new Date(Date.parse(AT) + h * 3_600_000).toISOString();
 
   it('charges the employer fee on top at creation, from the terms', () => {
     const c = step({ state: 'new', context: initialMilestoneContext }, create);
-    expect(c.emitted.data).toEqual({ amount: '100.00', employerFee: '3.00' });
+    expect(c.emitted.data).toEqual({ amount: '100.00', employerFee: '3.00', reservationId: 'r1' });
     expect(c.context.employerFee).toBe('3.00');
   });
 
@@ -352,7 +362,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' });
     const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '5.00' });
     expect(asked.state).toBe('escalating');
-    expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER } });
+    expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER, funding: 'account' } });
     const failed = step(asked, { type: 'ESCALATION_FAILED', by: sys, at: inHours(72), reason: 'INSUFFICIENT_FUNDS' });
     expect(failed.state).toBe('disputed');
     expect(failed.context.dispute?.escalationFailureReason).toBe('INSUFFICIENT_FUNDS');
@@ -418,5 +428,44 @@ describe('milestone machine: fees, disputes and timers', () => {
     let m = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
     m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
     expect(outcome(decide(milestoneMachine, m, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '5', expectedCurrency: 'JPY' }))).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
+  });
+});
+
+describe('milestone machine: funding decided by the account actor', () => {
+  const create = (funding: { reservationId: string; reserved: string; fundingFailure: string }): MilestoneEvent => ({
+    type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS, ...funding,
+  });
+  const voidIt = (by: string): MilestoneEvent => ({
+    type: 'VOID_RESERVATION', by: caller(by), at: AT, reservationId: 'r1', reserved: '10.00', milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, freelancerId: FREELANCER, currency: 'USD', amount: '10.00', terms: DEFAULT_TERMS,
+  });
+
+  it('a create the account refused is recorded as failed funding, holding nothing', () => {
+    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' }));
+    if (d.kind !== 'accepted') throw new Error('refused');
+    expect(d.next.state).toBe('fundingFailed');
+    expect(d.next.context).toMatchObject({ held: '0.00', fundingFailureReason: 'INSUFFICIENT_FUNDS', employerId: EMPLOYER });
+    expect(d.emitted).toEqual({ type: 'funding_failed', data: { reason: 'INSUFFICIENT_FUNDS' } });
+  });
+
+  it('a create whose reservation does not cover amount plus fee is refused', () => {
+    expect(outcome(decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: 'r1', reserved: '9.99', fundingFailure: '' })))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
+    expect(outcome(decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: '', reserved: '10.00', fundingFailure: '' })))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
+  });
+
+  it('a void takes the place of a milestone that never appeared, and changes nothing anywhere else', () => {
+    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
+    if (d.kind !== 'accepted') throw new Error('refused');
+    expect(d.next.state).toBe('fundingFailed');
+    expect(d.emitted).toEqual({ type: 'reservation_voided', data: { reservationId: 'r1', amount: '10.00', reason: 'RESERVATION_EXPIRED' } });
+    for (const state of STATES.filter((s) => s !== 'new')) {
+      expect(outcome(decide(milestoneMachine, { state, context: contextIn(state) }, voidIt('system')))).toEqual({ unchanged: true });
+    }
+    expect(outcome(decide(milestoneMachine, { state: 'funded', context: contextIn('funded') }, voidIt(EMPLOYER)))).toEqual({ code: 'PERMISSION_DENIED', reason: 'SYSTEM_ONLY' });
+  });
+
+  it('a create after a void is refused: the reservation can no longer be consumed', () => {
+    const voided = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
+    if (voided.kind !== 'accepted') throw new Error('refused');
+    expect(outcome(decide(milestoneMachine, voided.next, create({ reservationId: 'r1', reserved: '10.00', fundingFailure: '' })))).toMatchObject({ code: 'FAILED_PRECONDITION' });
   });
 });

@@ -35,6 +35,8 @@ export interface Config {
   actorIdleMs: number;
   /** How long CreateMilestone waits for the funding outcome before answering PENDING_FUNDING. Default 5000. */
   fundingWaitMs: number;
+  /** ESCROW_RESERVATION_TTL_MS: a funding reservation no milestone consumed for this long is given back. */
+  reservationTtlMs: number;
   /** How long Deposit and Withdraw wait for the ledger before answering PENDING. Default 5000. */
   ledgerWaitMs: number;
   /** Most events the ledger worker applies in one transaction. Default 256. */
@@ -248,6 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
     actorsMax: int(env, 'ESCROW_ACTORS_MAX', 10_000, 1, 10_000_000),
     actorIdleMs: int(env, 'ESCROW_ACTOR_IDLE_MS', 60_000, 10, 86_400_000),
     fundingWaitMs: int(env, 'ESCROW_FUNDING_WAIT_MS', 5_000, 0, 600_000),
+    reservationTtlMs: int(env, 'ESCROW_RESERVATION_TTL_MS', 30_000, 1_000, 86_400_000),
     ledgerWaitMs: int(env, 'ESCROW_LEDGER_WAIT_MS', 5_000, 0, 600_000),
     ledgerBatchMax: int(env, 'ESCROW_LEDGER_BATCH_MAX', 256, 1, 10_000),
     ledgerStandbyPollMs: int(env, 'ESCROW_LEDGER_STANDBY_POLL_MS', 1_000, 10, 60_000),

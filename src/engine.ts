@@ -117,11 +117,12 @@ export class Engine {
         pool,
         terms: config.terms,
         timerScanMs: config.timerScanMs,
+        reservationTtlMs: config.reservationTtlMs,
       });
       milestones.start();
     }
     if (o.gateway && milestones) {
-      const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, ledgerWaitMs: config.ledgerWaitMs, now });
+      const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, funds: milestones.funds, ledgerWaitMs: config.ledgerWaitMs, now });
       reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now, reputationMinPaid: config.reputationMinPaid });
       gateway = new Gateway({
         address: config.grpcAddress,

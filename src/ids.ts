@@ -68,3 +68,22 @@ export function reviewIdFor(projectId: string, reviewerId: string): string {
 export function keyHash(scopedIdempotencyKey: string): string {
   return createHash('sha256').update(`key\u0000${scopedIdempotencyKey}`).digest('base64url').slice(0, 22);
 }
+
+/**
+ * The reservation that funds a milestone (the id of the account event that makes it): the
+ * milestone and what distinguishes the funding command (the create's content, the accept's
+ * key), so a retry finds the reservation it made before.
+ */
+export function reservationIdFor(milestoneId: string, command: string): string {
+  return uuidFromHash(`reservation\u0000${milestoneId}\u0000${command}`);
+}
+
+/** The account event that reserves the arbitration fee an escalation (event `causationId`) asks for. */
+export function feeReservationIdFor(causationId: string): string {
+  return uuidFromHash(`fee-reservation\u0000${causationId}`);
+}
+
+/** The account event that gives an unconsumed reservation back. */
+export function reservationReleaseIdFor(reservationId: string): string {
+  return uuidFromHash(`reservation-release\u0000${reservationId}`);
+}

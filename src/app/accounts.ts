@@ -1,9 +1,9 @@
 import { mayDeposit, mayReadBalance } from '../../actors/account.rules.js';
 import { FailedPrecondition, InvalidArgument, PermissionDenied } from '../errors.js';
-import { cloudEvent } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
 import { accountEventId, digest } from '../ids.js';
-import { ACCOUNT_EVENT, type AccountRequestData } from '../ledger/intents.js';
+import type { AccountRequestData } from '../ledger/intents.js';
+import type { Funds } from './funds.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { format, zero, type Money } from '../money.js';
@@ -28,6 +28,7 @@ export interface AccountAppOptions {
   log: EventLog;
   pool: Pool;
   outcomes: Outcomes;
+  funds: Funds;
   ledgerWaitMs: number;
   now: () => Date;
 }
@@ -53,17 +54,23 @@ export class AccountApp {
     // Same reference and content: same event id, so the log and the ledger see one operation.
     // Same reference, other content: another id, which the ledger refuses as a reference conflict.
     const id = accountEventId(kind, `${reference}\u0000${digest(data)}`);
-    const event = cloudEvent({
-      id,
-      source: this.o.log.names.source,
-      type: ACCOUNT_EVENT[kind],
-      subject: userId,
-      time: this.o.now().toISOString(),
-      data,
-    });
-    const outcome = await this.o.outcomes.waitFor(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)), () =>
-      this.o.log.append(this.o.log.names.account(userId), event, null),
-    );
+    // The user's account actor decides a withdrawal on its conservative view (a refusal appends
+    // nothing, so a later try may succeed); the ledger posts it, or refuses a reused reference.
+    const append = async () => {
+      const decision = await this.o.funds.decide(userId, {
+        type: kind === 'deposit' ? 'deposit_requested' : 'withdrawal_requested',
+        id,
+        by: ctx.caller.id,
+        currency: money.currency,
+        amount: money.amount,
+        debit: kind === 'withdrawal',
+        change: { currency: money.currency, amount: money.amount, externalReference: reference },
+        time: this.o.now().toISOString(),
+      });
+      if (decision === 'insufficient') throw new FailedPrecondition('INSUFFICIENT_FUNDS', `available ${money.currency} balance is below ${money.amount}`);
+      return { duplicate: decision === 'duplicate' };
+    };
+    const outcome = await this.o.outcomes.waitFor(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)), append);
     if (!outcome) return { operationId: id, status: 'PENDING', balance: null };
     if (outcome.result === 'reference_conflict') {
       throw new InvalidArgument('EXTERNAL_REFERENCE_REUSED', 'this external_reference was used for a different operation');

@@ -1,5 +1,10 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
-import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
+import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type Funding, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
+import { decide } from '../../actors/decide.js';
+import { feeOn } from '../../actors/terms.js';
+import { rejectionError } from '../runtime/actor.js';
+import { Funds, type AccountEventData } from './funds.js';
+import { add, sub } from '../money.js';
 import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
@@ -7,7 +12,7 @@ import { VERSION_HEADER, type EventLog } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import { digest, milestoneIdFor, scopedKey } from '../ids.js';
+import { digest, milestoneIdFor, reservationIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
 import type { Money } from '../money.js';
 import { appliedKey, type Command, type EntityEventData, type EntityKind, type Persisted } from '../runtime/entity.js';
@@ -45,11 +50,14 @@ export interface MilestoneAppOptions {
   terms: TermsPolicy;
   /** How often due timers are looked for. */
   timerScanMs: number;
+  /** A reservation no milestone consumed for this long is given back (see sweepReservations). */
+  reservationTtlMs: number;
 }
 
 const SWEEP_EVERY_MS = 2_000;
 const SWEEP_AFTER_MS = 3_000;
 const SWEEP_BATCH_MAX = 100;
+const NO_FUNDING: Funding = { reservationId: '', reserved: '0', fundingFailure: '' };
 
 /** Per-call context from the gateway: who calls, and until when the answer is useful. */
 export interface CallContext {
@@ -81,6 +89,8 @@ export class MilestoneApp {
   readonly projects: Registry<ProjectContext>;
   readonly outcomes: Outcomes;
   readonly log: EventLog;
+  /** The account actors: every debit of an available balance is decided there. */
+  readonly funds: Funds;
   private readonly subscriptions: Subscription[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
@@ -93,6 +103,8 @@ export class MilestoneApp {
     this.outcomes = new Outcomes(o.log, (outcome) => this.onHoldOutcome(outcome));
     this.milestones = new Registry({ ...bounds, kind: MILESTONE, resume: (state) => this.resumeSaga(state) });
     this.projects = new Registry({ ...bounds, kind: PROJECT });
+    // The funding of many milestones of one employer queues at its account: a wider bound than a milestone's.
+    this.funds = new Funds({ log: o.log, pool: o.pool!, mailboxMax: Math.max(1_024, 16 * o.mailboxMax), actorsMax: o.actorsMax, actorIdleMs: o.actorIdleMs });
   }
 
   start(): void {
@@ -137,6 +149,7 @@ export class MilestoneApp {
     this.outcomes.stop();
     this.milestones.close();
     this.projects.close();
+    this.funds.close();
   }
 
   /**
@@ -152,6 +165,7 @@ export class MilestoneApp {
         this.milestones.peek(id)?.invalidate();
         await this.milestones.read(id).catch(() => {});
       }
+      await this.sweepReservations();
     } catch {
       // The database is down: the next sweep tries again.
     } finally {
@@ -207,36 +221,62 @@ export class MilestoneApp {
       description: input.description,
       reviewWindowMs: input.reviewWindowMs || undefined,
     };
+    const { currency, amount } = input.money;
+    const terms = termsFor(this.o.terms, currency, input.reviewWindowMs);
+    const create = (funding: Funding): MilestoneEvent => ({
+      type: 'CREATE',
+      by: ctx.caller,
+      at: this.at(),
+      milestoneId: id,
+      projectId: input.projectId,
+      freelancerId: input.freelancerId,
+      currency,
+      amount,
+      description: input.description,
+      terms,
+      ...funding,
+    });
     const existing = await this.milestones.read(id);
-    // A repeat skips the project step, so reusing a key for other content changes nothing.
-    if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key))) {
-      await this.projects.send(
-        input.projectId,
-        this.command(ctx, `register:${input.freelancerId}`, { op: 'register' }, {
-          type: 'REGISTER',
-          by: ctx.caller,
-          at: this.at(),
-          projectId: input.projectId,
-          freelancerId: input.freelancerId,
-        }),
-      );
+    if (existing.version > 0) {
+      // The milestone id is the caller's key: a repeat (answered as the first time, or
+      // IDEMPOTENCY_KEY_REUSED), or the voided place of a reservation this key made long ago.
+      if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key)) && existing.state === 'fundingFailed') {
+        throw new FailedPrecondition(existing.context.fundingFailureReason || 'FUNDING_FAILED', 'the reservation of this create expired before the milestone was made; create it again with a new key');
+      }
+      return this.funded(ctx, id, await this.milestones.send(id, this.command(ctx, input.key, content, create(NO_FUNDING))));
     }
-    const created = await this.milestones.send(
-      id,
-      this.command(ctx, input.key, content, {
-        type: 'CREATE',
+    await this.projects.send(
+      input.projectId,
+      this.command(ctx, `register:${input.freelancerId}`, { op: 'register' }, {
+        type: 'REGISTER',
         by: ctx.caller,
         at: this.at(),
-        milestoneId: id,
         projectId: input.projectId,
         freelancerId: input.freelancerId,
-        currency: input.money.currency,
-        amount: input.money.amount,
-        description: input.description,
-        terms: termsFor(this.o.terms, input.money.currency, input.reviewWindowMs),
       }),
     );
+    const fee = feeOn(terms.employerFee, currency, amount);
+    const reservation = { reservationId: reservationIdFor(id, digest(content)), reserved: add(currency, amount, fee), fundingFailure: '' };
+    this.mustAccept(existing, create(reservation));
+    // The employer's account actor decides the funding; the milestone is created funded (or refused) after it.
+    const reserved = await this.funds.reserve(ctx.caller.id, ctx.caller.id, {
+      reservationId: reservation.reservationId,
+      milestoneId: id,
+      projectId: input.projectId,
+      freelancerId: input.freelancerId,
+      currency,
+      amount,
+      fee,
+      time: this.at(),
+    });
+    const created = await this.milestones.send(id, this.command(ctx, input.key, content, create(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
     return this.funded(ctx, id, created);
+  }
+
+  /** Refuses a command the milestone's machine would refuse now, before anything is reserved for it. */
+  private mustAccept(state: Persisted<MilestoneContext>, event: MilestoneEvent): void {
+    const d = decide(milestoneMachine, { state: state.state, context: state.context }, event);
+    if (d.kind === 'rejected') throw rejectionError(d.rejection);
   }
 
   /** Answers a command that started the funding saga: once the ledger decided, or PENDING_FUNDING at the wait. */
@@ -280,7 +320,27 @@ export class MilestoneApp {
   }
 
   async acceptRequest(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
-    const accepted = await this.milestones.send(milestoneId, this.command(ctx, key, { op: 'accept_request', milestoneId }, { type: 'ACCEPT_REQUEST', by: ctx.caller, at: this.at() }));
+    const content = { op: 'accept_request', milestoneId };
+    const accept = (funding: Funding): MilestoneEvent => ({ type: 'ACCEPT_REQUEST', by: ctx.caller, at: this.at(), ...funding });
+    const existing = await this.milestones.read(milestoneId);
+    const scoped = scopedKey(ctx.caller.id, key);
+    if (appliedKey(existing, scoped)) return this.funded(ctx, milestoneId, await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(NO_FUNDING))));
+    // Anywhere but in `requested` the machine refuses the accept whatever its funding.
+    if (existing.state !== 'requested') this.mustAccept(existing, accept(NO_FUNDING));
+    const c = existing.context;
+    const reservation = { reservationId: reservationIdFor(milestoneId, `accept\u0000${scoped}`), reserved: add(c.currency, c.amount, c.employerFee), fundingFailure: '' };
+    this.mustAccept(existing, accept(reservation));
+    const reserved = await this.funds.reserve(ctx.caller.id, ctx.caller.id, {
+      reservationId: reservation.reservationId,
+      milestoneId,
+      projectId: c.projectId,
+      freelancerId: c.freelancerId,
+      currency: c.currency,
+      amount: c.amount,
+      fee: c.employerFee,
+      time: this.at(),
+    });
+    const accepted = await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
     return this.funded(ctx, milestoneId, accepted);
   }
 
@@ -337,11 +397,71 @@ export class MilestoneApp {
       .catch(() => {});
   }
 
-  /** After loading a milestone that waits for the ledger, applies the outcome if the ledger has decided. */
+  /**
+   * The step a milestone waiting in a saga takes next. An escalation's fee is decided by the
+   * escalator's account actor (the same decision whoever asks: it is recorded under one event
+   * id); a saga of an earlier version waits for the ledger's outcome, applied once it exists.
+   */
   private async resumeSaga(state: Persisted<MilestoneContext>): Promise<Command | null> {
     if (!isSagaState(state.state)) return null;
-    const outcome = await this.outcomes.lookup(sagaEventId(state));
+    const causationId = sagaEventId(state);
+    const asked = state.history.at(-1);
+    if (state.state === 'escalating' && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
+      const d = state.context.dispute!;
+      const paid = await this.funds.reserveFee(d.escalatedBy, { milestoneId: state.id, causationId, currency: state.context.currency, amount: d.arbitrationFee, time: this.at() });
+      return sagaCommand(state, { causationId, result: paid ? 'ok' : 'insufficient_funds' }, this.at());
+    }
+    const outcome = await this.outcomes.lookup(causationId);
     return outcome ? sagaCommand(state, outcome, this.at()) : null;
+  }
+
+  /**
+   * Gives back reservations that no milestone consumed within the bound (the creating gateway
+   * died between the reservation and the milestone, or the command was refused after it):
+   * - the milestone never appeared: its place is voided (an append at subject sequence 0, so
+   *   no create can consume the reservation afterwards), and the void gives the money back;
+   * - it exists and consumed another reservation, or none, and will not consume this one (it
+   *   is past `requested`): the employer's account actor releases the reservation.
+   * A milestone still `requested` keeps the reservation of its accept for a retry with that
+   * key. Each reservation is given back once: both ways are keyed by its id.
+   */
+  async sweepReservations(ttlMs = this.o.reservationTtlMs): Promise<number> {
+    if (!this.o.pool) return 0;
+    let released = 0;
+    for (const r of await read.staleReservations(this.o.pool, ttlMs, SWEEP_BATCH_MAX)) {
+      const milestone = await this.milestones.read(r.milestoneId);
+      const c = milestone.context;
+      if (c.reservationId === r.reservationId || milestone.state === 'requested') continue;
+      if (milestone.version === 0) {
+        const made = await this.o.log.readAt<AccountEventData>(r.seq);
+        const change = made?.event.data.change as { fee?: string; projectId?: string; freelancerId?: string } | undefined;
+        if (!made || change?.projectId === undefined) continue;
+        const amount = sub(r.currency, r.amount, change.fee ?? '0');
+        await this.milestones.send(r.milestoneId, {
+          key: scopedKey(SYSTEM_CALLER, `void:${r.reservationId}`),
+          digest: digest({ op: 'void', reservationId: r.reservationId }),
+          event: <MilestoneEvent>{
+            type: 'VOID_RESERVATION',
+            by: SYSTEM,
+            at: this.at(),
+            reservationId: r.reservationId,
+            reserved: r.amount,
+            milestoneId: r.milestoneId,
+            projectId: change.projectId,
+            employerId: r.userId,
+            freelancerId: change.freelancerId ?? '',
+            currency: r.currency,
+            amount,
+            terms: termsFor(this.o.terms, r.currency, 0),
+          },
+        });
+        released++;
+        continue;
+      }
+      await this.funds.release(SYSTEM_CALLER, r.userId, { reservationId: r.reservationId, milestoneId: r.milestoneId, currency: r.currency, amount: r.amount, time: this.at() });
+      released++;
+    }
+    return released;
   }
 
   async get(ctx: CallContext, milestoneId: string): Promise<Persisted<MilestoneContext>> {
@@ -459,7 +579,13 @@ export class MilestoneApp {
     const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
     const outcome = (s: Persisted<MilestoneContext>) => s.history.find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
     const asked = sent.history.find((h) => h.version === own)?.type === 'escalation_requested';
-    const settled = asked && !outcome(sent) && sent.state === 'escalating' ? await this.awaitSaga(milestoneId, sent, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : sent;
+    let settled = sent;
+    if (asked && !outcome(sent) && sent.state === 'escalating') {
+      // The escalator's account actor decides the fee (or, for an earlier version's event, the ledger does).
+      const step = await this.resumeSaga(sent);
+      settled = step ? await this.milestones.send(milestoneId, step).catch(() => this.milestones.read(milestoneId)) : sent;
+      if (settled.state === 'escalating') settled = await this.awaitSaga(milestoneId, settled, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));
+    }
     const result = asked ? outcome(settled) : undefined;
     if (result?.type === 'escalation_failed') {
       throw new FailedPrecondition(String(result.data.reason || 'ESCALATION_FAILED'), 'the escalating party\'s available balance could not pay the arbitration fee');
@@ -484,7 +610,7 @@ export function sagaEventId(state: Persisted<MilestoneContext>): string {
 }
 
 /** The saga step an outcome of the ledger becomes, keyed by the event that asked for it (so each saga step is applied once). */
-function sagaCommand(state: Persisted<MilestoneContext>, outcome: Outcome, at: string): Command {
+function sagaCommand(state: Persisted<MilestoneContext>, outcome: Pick<Outcome, 'causationId' | 'result'>, at: string): Command {
   const saga = SAGAS[state.state as SagaState];
   const event =
     outcome.result === 'ok'

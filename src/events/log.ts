@@ -278,6 +278,22 @@ export class EventLog {
     return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
   }
 
+  /** The message at stream sequence `seq` (signed by this deployment), or null if there is none. */
+  async readAt<D>(seq: number): Promise<Stored<D> | null> {
+    this.ensureConnected();
+    let m;
+    try {
+      m = await this.jsm.direct.getMessage(this.names.stream, { seq });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!m) return null;
+    if (!this.verified(m.subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+      throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${m.subject} is not signed by this deployment`);
+    }
+    return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
+  }
+
   /**
    * The messages of a subject after sequence `after` and before `before`, in order: one
    * direct get each (next message on the subject from a sequence). Each must be signed.

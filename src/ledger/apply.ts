@@ -5,7 +5,7 @@ import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';
 import type { PoolClient } from './db.js';
 import { classify, milestoneStatus } from './intents.js';
-import { balanceEffects, fundedFrom, legsOf, referenceKey, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
+import { balanceEffects, decidedDebitOf, fundedFrom, legsOf, referenceKey, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
 import * as sql from './sql.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
@@ -24,7 +24,12 @@ export interface StreamEvent {
   event: CloudEvent;
 }
 
-const ASKS_FOR_OUTCOME: ReadonlySet<PostingKind> = new Set(['hold', 'fee_hold', 'deposit', 'withdrawal']);
+/** Deposits and withdrawals wait for their posting; holds and fees of an earlier version waited for the ledger's decision. */
+function asksForOutcome(intent: Intent): boolean {
+  if (intent.kind === 'deposit' || intent.kind === 'withdrawal') return true;
+  if (intent.kind === 'hold') return intent.reservationId === '';
+  return intent.kind === 'fee_hold' && !intent.decided;
+}
 
 /** Where a batch sits in the stream, for the cursor's compare-and-set. */
 export interface BatchPosition {
@@ -103,12 +108,17 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   const entries = { eventIds: [] as string[], accountIds: [] as string[], amounts: [] as string[] };
   const newRefs = { refs: [] as string[], kinds: [] as string[], users: [] as string[], currencies: [] as string[], amounts: [] as string[], eventIds: [] as string[] };
   const deltas = new Map<string, Decimal>();
+  // Every decided debit met on the stream counts once per message, posted or skipped (a repeat
+  // of an event id, a reused reference): the actors counted each message in their totals.
+  const decided = new Map<string, Decimal>();
   const userDeltas = new Map<string, { available: Decimal; held: Decimal; incoming: Decimal }>();
 
   for (const intent of intents) {
+    const debitOf = decidedDebitOf(intent);
+    if (debitOf) decided.set(debitOf.id, (decided.get(debitOf.id) ?? new Decimal(0)).plus(intent.amount));
     const prior = done.get(intent.eventId);
     if (prior !== undefined) {
-      if (ASKS_FOR_OUTCOME.has(intent.kind)) outcomes.push(outcomeOf(intent, prior as PostingResult));
+      if (asksForOutcome(intent)) outcomes.push(outcomeOf(intent, prior as PostingResult));
       continue;
     }
 
@@ -131,13 +141,13 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     postings.seqs.push(String(intent.seq));
     postings.kinds.push(intent.kind);
     postings.results.push(result);
-    postings.milestoneIds.push('milestoneId' in intent ? intent.milestoneId : null);
+    postings.milestoneIds.push('milestoneId' in intent ? (intent.milestoneId ?? null) : null);
     postings.userIds.push('userId' in intent ? intent.userId : null);
     postings.currencies.push(intent.currency);
     postings.amounts.push(intent.amount);
     postings.fees.push('fee' in intent ? intent.fee : '0');
     postings.freelancerAmounts.push(freelancerShare(intent));
-    if (ASKS_FOR_OUTCOME.has(intent.kind)) outcomes.push(outcomeOf(intent, result));
+    if (asksForOutcome(intent)) outcomes.push(outcomeOf(intent, result));
     if (result !== 'ok') continue;
 
     for (const leg of legsOf(intent)) {
@@ -159,7 +169,8 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   // Every account the batch touches is created if new (an account whose postings were all refused starts at zero).
   const accounts = [...refs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const created = accounts.filter((a) => !reads.balances.has(a.id));
-  const moved = accounts.filter((a) => reads.balances.has(a.id) && !(deltas.get(a.id) ?? new Decimal(0)).isZero());
+  const moved = accounts.filter((a) => reads.balances.has(a.id) && (!(deltas.get(a.id) ?? new Decimal(0)).isZero() || decided.has(a.id)));
+  const decidedOf = (a: AccountRef) => (decided.get(a.id) ?? new Decimal(0)).toString();
   const users = [...userDeltas].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, d]) => ({ key, ids: key.split('\u0000') as [string, string], d }));
   const rows = (list: typeof users): sql.UserBalanceRows => ({
     users: list.map((u) => u.ids[0]),
@@ -177,8 +188,9 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
         owners: created.map((a) => a.owner),
         currencies: created.map((a) => a.currency),
         balances: created.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()),
+        decided: created.map(decidedOf),
       },
-      accountDeltas: { ids: moved.map((a) => a.id), deltas: moved.map((a) => deltas.get(a.id)!.toString()) },
+      accountDeltas: { ids: moved.map((a) => a.id), deltas: moved.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()), decided: moved.map(decidedOf) },
       postings,
       entries,
       references: newRefs,
@@ -194,7 +206,11 @@ function decideResult(intent: Intent, balances: Map<string, Decimal>, references
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
-  if (source && balances.get(source.account.id)!.lt(source.amount)) return 'insufficient_funds';
+  if (source && balances.get(source.account.id)!.lt(source.amount)) {
+    // The account actor decided this debit on a view that can only undercount: short now means a broken rule.
+    invariant(!intent.decided, `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balances.get(source.account.id)!.toString()} < ${source.amount})`);
+    return 'insufficient_funds';
+  }
   return 'ok';
 }
 

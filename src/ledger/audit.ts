@@ -128,7 +128,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
        UNION ALL
        SELECT m.freelancer_id, a.currency, 0, 0, a.balance FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
        UNION ALL
-       SELECT owner_id, currency, 0, balance, 0 FROM accounts WHERE kind = 'arbitration'),
+       SELECT owner_id, currency, 0, balance, 0 FROM accounts WHERE kind IN ('arbitration', 'reservation')),
      expected AS (SELECT user_id, currency, sum(available) AS available, sum(held) AS held, sum(incoming) AS incoming FROM ledger GROUP BY user_id, currency)
      SELECT coalesce(e.user_id, b.user_id) AS user_id, coalesce(e.currency, b.currency) AS currency,
             format('projection %s/%s/%s, ledger %s/%s/%s (available/held/incoming)', b.available, b.held, b.incoming, e.available, e.held, e.incoming) AS detail
@@ -145,6 +145,23 @@ export async function audit(pool: Pool): Promise<Violation[]> {
        AND NOT EXISTS (SELECT 1 FROM milestones m WHERE a.account_id = 'escrow:' || m.milestone_id::text)`,
   )) {
     v.push({ check: 'escrow_has_milestone', detail: `${r.account_id} holds ${r.balance} for no known milestone` });
+  }
+  // A reservation is consumed or given back whole, once: its account holds all it took, or nothing.
+  for (const r of await rows<{ account_id: string; balance: string; reserved: string }>(
+    pool,
+    `SELECT a.account_id, a.balance::text, coalesce(p.amount, 0)::text AS reserved FROM accounts a
+     LEFT JOIN postings p ON p.event_id = substr(a.account_id, 13)::uuid AND p.kind = 'reserve'
+     WHERE a.kind = 'reservation' AND a.balance <> 0 AND a.balance <> coalesce(p.amount, 0)`,
+  )) {
+    v.push({ check: 'reservation_whole', detail: `${r.account_id} holds ${r.balance} of the ${r.reserved} reserved` });
+  }
+  // A reservation is consumed by at most one milestone funding and given back at most once, and never both.
+  for (const r of await rows<{ account_id: string; takes: string }>(
+    pool,
+    `SELECT e.account_id, count(*)::text AS takes FROM entries e JOIN accounts a USING (account_id)
+     WHERE a.kind = 'reservation' AND e.amount < 0 GROUP BY e.account_id HAVING count(*) > 1`,
+  )) {
+    v.push({ check: 'reservation_used_once', detail: `${r.account_id} was taken from ${r.takes} times` });
   }
   return v;
 }

@@ -6,7 +6,8 @@ import type { EntityEventData, EntityState } from '../runtime/entity.js';
 import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../money.js';
 import { invariant } from '../errors.js';
-import type { MilestoneEmitted } from '../../actors/events.js';
+import type { AccountEmitted, MilestoneEmitted } from '../../actors/events.js';
+import type { AccountEventData } from '../app/funds.js';
 import { parseEventType, validateChange } from '../events/schemas.js';
 
 /** The data of escrow.account.deposit_requested.v1 and escrow.account.withdrawal_requested.v1. */
@@ -58,17 +59,23 @@ export function classify(seq: number, event: CloudEvent): Classified {
     const money = postingOf({ type: parsed!.type, data: data.change } as MilestoneEmitted);
     const intent: Intent | null =
       money && !isZero(money.amount)
-        ? {
-            ...money,
-            eventId: event.id,
-            seq,
-            milestoneId: state.id,
-            employerId: state.context.employerId,
-            freelancerId: state.context.freelancerId,
-            currency: state.context.currency,
-          }
+        ? money.kind === 'unreserve'
+          ? { kind: 'unreserve', eventId: event.id, seq, userId: state.context.employerId, currency: state.context.currency, amount: money.amount, reference: '', reservationId: money.reservationId, milestoneId: state.id }
+          : {
+              ...money,
+              kind: money.kind,
+              eventId: event.id,
+              seq,
+              milestoneId: state.id,
+              employerId: state.context.employerId,
+              freelancerId: state.context.freelancerId,
+              currency: state.context.currency,
+            }
         : null;
     return { intent, milestone: state };
+  }
+  if (event.type.startsWith('escrow.account.') && (event.data as { change?: unknown } | undefined)?.change !== undefined) {
+    return { intent: accountIntent(seq, event), milestone: null };
   }
   if (event.type === ACCOUNT_EVENT.deposit || event.type === ACCOUNT_EVENT.withdrawal) {
     const d = event.data as unknown as AccountRequestData;
@@ -101,18 +108,66 @@ export function classify(seq: number, event: CloudEvent): Classified {
   return { intent: null, milestone: null };
 }
 
-type MilestoneMoney = Pick<MilestoneIntent, 'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded'>;
+type MilestoneMoney =
+  | Pick<MilestoneIntent, 'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded' | 'reservationId'>
+  | { kind: 'unreserve'; amount: string; reservationId: string };
+
+/**
+ * The money an account actor's event moves, read by its type from its typed change. The
+ * debits (reservations, arbitration fees, withdrawals) were decided by the actor.
+ */
+function accountIntent(seq: number, event: CloudEvent): Intent | null {
+  const d = event.data as unknown as AccountEventData;
+  const parsed = parseEventType(event.type);
+  const wrong = parsed ? validateChange('account', parsed.type, d.change) : `unknown type ${event.type}`;
+  invariant(wrong === null && typeof d.state?.userId === 'string', `event ${event.id} (${event.type}) has data of the wrong shape: ${wrong ?? 'no state'}`);
+  const e = { type: parsed!.type, data: d.change } as AccountEmitted;
+  const userId = d.state.userId;
+  const base = { eventId: event.id, seq, userId, currency: e.data.currency, amount: e.data.amount, reference: '' };
+  switch (e.type) {
+    case 'fee_refused':
+      return null;
+    case 'deposit_requested':
+      return { ...base, kind: 'deposit', reference: e.data.externalReference };
+    case 'withdrawal_requested':
+      return { ...base, kind: 'withdrawal', reference: e.data.externalReference, decided: true };
+    case 'funds_reserved':
+      return { ...base, kind: 'reserve', reservationId: event.id, milestoneId: e.data.milestoneId, decided: true };
+    case 'reservation_released':
+      return { ...base, kind: 'unreserve', reservationId: e.data.reservationId, milestoneId: e.data.milestoneId };
+    case 'fee_reserved':
+      return {
+        kind: 'fee_hold',
+        eventId: event.id,
+        seq,
+        currency: e.data.currency,
+        amount: e.data.amount,
+        decided: true,
+        milestoneId: e.data.milestoneId,
+        employerId: '',
+        freelancerId: '',
+        fee: '0',
+        freelancerAmount: '0',
+        payerId: userId,
+        arbitrationFee: '0',
+        arbitrationFeeRefunded: false,
+        reservationId: '',
+      };
+  }
+}
 
 /**
  * The money a milestone event moves, read by its type from its typed change (renaming a field
  * of a change fails the build here, never posts a fee of 0). Events that move no money: null.
  */
 function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
-  const none = { fee: '0', freelancerAmount: '0', payerId: '', arbitrationFee: '0', arbitrationFeeRefunded: false };
+  const none = { fee: '0', freelancerAmount: '0', payerId: '', arbitrationFee: '0', arbitrationFeeRefunded: false, reservationId: '' };
   switch (e.type) {
     case 'created':
     case 'request_accepted':
-      return { ...none, kind: 'hold', amount: e.data.amount, fee: e.data.employerFee };
+      return { ...none, kind: 'hold', amount: e.data.amount, fee: e.data.employerFee, reservationId: e.data.reservationId ?? '' };
+    case 'reservation_voided':
+      return { kind: 'unreserve', amount: e.data.amount, reservationId: e.data.reservationId };
     case 'released':
     case 'partially_released':
       return { ...none, kind: 'release', amount: e.data.amount, fee: e.data.fee };
@@ -127,8 +182,11 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
         payerId: e.data.escalatorId,
         arbitrationFee: e.data.arbitrationFee,
         arbitrationFeeRefunded: e.data.arbitrationFeeRefunded,
+        reservationId: '',
       };
     case 'escalation_requested':
+      // The escalator's account actor reserves the fee on its own subject (fee_reserved); an earlier version asked the ledger here.
+      if (e.data.funding === 'account') return null;
       return { ...none, kind: 'fee_hold', amount: e.data.amount, payerId: e.data.escalatorId };
     default:
       return null;

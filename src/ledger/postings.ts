@@ -7,7 +7,7 @@ import { add, format, isZero } from '../money.js';
  * how the per-user balance projection changes. Every posting is balanced (its legs sum to zero).
  */
 
-export type PostingKind = 'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal';
+export type PostingKind = 'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal' | 'reserve' | 'unreserve';
 export type PostingResult = 'ok' | 'insufficient_funds' | 'reference_conflict';
 
 interface IntentBase {
@@ -16,6 +16,12 @@ interface IntentBase {
   currency: string;
   /** Positive decimal string. */
   amount: string;
+  /**
+   * A debit an account actor decided (a reservation, an arbitration fee, a withdrawal): the
+   * ledger posts it and counts it in decided_debits; being short of funds is a broken
+   * invariant, never a refusal. Debits of an earlier version (undecided) may still be refused.
+   */
+  decided?: boolean;
 }
 
 export interface MilestoneIntent extends IntentBase {
@@ -26,6 +32,7 @@ export interface MilestoneIntent extends IntentBase {
    * settle: all of `amount` out of escrow, `freelancerAmount` to the freelancer (less `fee`),
    *   the rest to the employer; an arbitration fee held goes back to its payer or to the platform.
    * fee_hold: the arbitration fee `amount` from the payer's available balance, held for the milestone.
+   * With `reservationId`, a hold takes `amount` plus `fee` from that reservation instead of from available.
    */
   kind: 'hold' | 'release' | 'return' | 'settle' | 'fee_hold';
   milestoneId: string;
@@ -37,19 +44,25 @@ export interface MilestoneIntent extends IntentBase {
   payerId: string;
   arbitrationFee: string;
   arbitrationFeeRefunded: boolean;
+  /** hold: the reservation it consumes; '' when held from available (an earlier version). */
+  reservationId: string;
 }
 
 export interface AccountIntent extends IntentBase {
-  kind: 'deposit' | 'withdrawal';
+  /** reserve: `amount` from available into the reservation `reservationId` (the event's own id); unreserve: back. */
+  kind: 'deposit' | 'withdrawal' | 'reserve' | 'unreserve';
   userId: string;
+  /** deposit and withdrawal: the external reference; '' otherwise. */
   reference: string;
+  reservationId?: string;
+  milestoneId?: string;
 }
 
 export type Intent = MilestoneIntent | AccountIntent;
 
 export interface AccountRef {
   id: string;
-  kind: 'available' | 'escrow' | 'arbitration' | 'revenue' | 'world';
+  kind: 'available' | 'escrow' | 'arbitration' | 'reservation' | 'revenue' | 'world';
   owner: string;
   currency: string;
 }
@@ -75,6 +88,13 @@ export const escrow = (milestoneId: string, currency: string): AccountRef => ({
 export const world = (currency: string): AccountRef => ({ id: `world:${currency}`, kind: 'world', owner: 'world', currency });
 /** The platform's fee income, one per currency. */
 export const revenue = (currency: string): AccountRef => ({ id: `revenue:${currency}`, kind: 'revenue', owner: 'platform', currency });
+/** A reservation funding one milestone, until the milestone consumes it or the sweep gives it back (owned by the employer). */
+export const reservation = (reservationId: string, userId: string, currency: string): AccountRef => ({
+  id: `reservation:${reservationId}`,
+  kind: 'reservation',
+  owner: userId,
+  currency,
+});
 /** An arbitration fee held for one milestone's dispute, one account per paying party (its owner). */
 export const arbitration = (milestoneId: string, payerId: string, currency: string): AccountRef => ({
   id: `arbitration:${milestoneId}:${payerId}`,
@@ -88,8 +108,16 @@ export function referenceKey(intent: AccountIntent): string {
   return intent.kind === 'deposit' ? `deposit:${intent.reference}` : `withdrawal:${intent.userId}:${intent.reference}`;
 }
 
+/** The available account a decided debit counts against (decided_debits), or null for other intents. */
+export function decidedDebitOf(intent: Intent): AccountRef | null {
+  if (!intent.decided) return null;
+  return fundedFrom(intent)?.account ?? null;
+}
+
 /** The account that must hold enough for the intent to be applied, and how much, if any. */
 export function fundedFrom(intent: Intent): { account: AccountRef; amount: string } | null {
+  if (intent.kind === 'hold' && intent.reservationId !== '') return null;
+  if (intent.kind === 'reserve') return { account: available(intent.userId, intent.currency), amount: intent.amount };
   if (intent.kind === 'hold') return { account: available(intent.employerId, intent.currency), amount: add(intent.currency, intent.amount, intent.fee) };
   if (intent.kind === 'fee_hold') return { account: available(intent.payerId, intent.currency), amount: intent.amount };
   if (intent.kind === 'withdrawal') return { account: available(intent.userId, intent.currency), amount: intent.amount };
@@ -102,8 +130,16 @@ export function legsOf(intent: Intent): Leg[] {
   const a = intent.amount;
   const raw: [AccountRef, Decimal.Value][] = [];
   switch (intent.kind) {
-    case 'hold':
-      raw.push([available(intent.employerId, c), new Decimal(a).plus(intent.fee).neg()], [escrow(intent.milestoneId, c), a], [revenue(c), intent.fee]);
+    case 'hold': {
+      const from = intent.reservationId !== '' ? reservation(intent.reservationId, intent.employerId, c) : available(intent.employerId, c);
+      raw.push([from, new Decimal(a).plus(intent.fee).neg()], [escrow(intent.milestoneId, c), a], [revenue(c), intent.fee]);
+      break;
+    }
+    case 'reserve':
+      raw.push([available(intent.userId, c), new Decimal(a).neg()], [reservation(intent.reservationId!, intent.userId, c), a]);
+      break;
+    case 'unreserve':
+      raw.push([reservation(intent.reservationId!, intent.userId, c), new Decimal(a).neg()], [available(intent.userId, c), a]);
       break;
     case 'release':
       raw.push([escrow(intent.milestoneId, c), new Decimal(a).neg()], [available(intent.freelancerId, c), new Decimal(a).minus(intent.fee)], [revenue(c), intent.fee]);
@@ -177,7 +213,13 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
   const neg = new Decimal(a).neg();
   switch (intent.kind) {
     case 'hold':
+      // From a reservation the amount and fee already count as held: only the fee leaves.
+      if (intent.reservationId !== '') return [fx(intent.employerId, 0, new Decimal(intent.fee).neg(), 0), fx(intent.freelancerId, 0, 0, a)];
       return [fx(intent.employerId, neg.minus(intent.fee), a, 0), fx(intent.freelancerId, 0, 0, a)];
+    case 'reserve':
+      return [fx(intent.userId, neg, a, 0)];
+    case 'unreserve':
+      return [fx(intent.userId, a, neg, 0)];
     case 'release':
       return [fx(intent.employerId, 0, neg, 0), fx(intent.freelancerId, new Decimal(a).minus(intent.fee), 0, neg)];
     case 'return':

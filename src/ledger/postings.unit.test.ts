@@ -15,6 +15,7 @@ const base: MilestoneIntent = {
   payerId: '',
   arbitrationFee: '0',
   arbitrationFeeRefunded: false,
+  reservationId: '',
 };
 const legs = (i: MilestoneIntent) => Object.fromEntries(legsOf(i).map((l) => [l.account.id, l.amount]));
 

@@ -31,6 +31,41 @@ export async function balanceOf(pool: Pool, userId: string, currency: string): P
   return rows[0] ?? null;
 }
 
+/** What the ledger has posted for a user's available account in one currency (actors/account.rules.ts spendable). */
+export async function ledgerView(pool: Pool, userId: string, currency: string): Promise<{ available: string; decidedPosted: string }> {
+  const rows = await query<{ available: string; decided: string }>(
+    pool,
+    'read-ledger-view',
+    'SELECT balance::text AS available, decided_debits::text AS decided FROM accounts WHERE account_id = $1',
+    [`available:${currency}:${userId}`],
+  );
+  return { available: rows[0]?.available ?? '0', decidedPosted: rows[0]?.decided ?? '0' };
+}
+
+/** A reservation the ledger holds that nothing has consumed or released for longer than `olderThanMs`. */
+export interface OpenReservation {
+  reservationId: string;
+  milestoneId: string;
+  userId: string;
+  currency: string;
+  amount: string;
+  seq: number;
+}
+
+export async function staleReservations(pool: Pool, olderThanMs: number, limit: number): Promise<OpenReservation[]> {
+  const rows = await query<{ reservation_id: string; milestone_id: string; user_id: string; currency: string; amount: string; seq: string }>(
+    pool,
+    'read-stale-reservations',
+    `SELECT p.event_id::text AS reservation_id, p.milestone_id::text AS milestone_id, a.owner_id AS user_id, a.currency, a.balance::text AS amount,
+            p.stream_seq::text AS seq
+     FROM accounts a JOIN postings p ON p.event_id = substr(a.account_id, 13)::uuid
+     WHERE a.kind = 'reservation' AND a.balance > 0 AND p.created_at < now() - $1 * interval '1 millisecond'
+     ORDER BY p.created_at LIMIT $2`,
+    [olderThanMs, limit],
+  );
+  return rows.map((r) => ({ reservationId: r.reservation_id, milestoneId: r.milestone_id, userId: r.user_id, currency: r.currency, amount: r.amount, seq: Number(r.seq) }));
+}
+
 export interface EntryRow {
   event_id: string;
   kind: string;

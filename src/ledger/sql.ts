@@ -80,8 +80,9 @@ export interface BatchWrites {
    * it. Two parts because a CHECK is tested on the row an INSERT proposes even when it
    * conflicts, so a negative delta cannot go through INSERT ... ON CONFLICT.
    */
-  newAccounts: { ids: string[]; kinds: string[]; owners: string[]; currencies: string[]; balances: string[] };
-  accountDeltas: { ids: string[]; deltas: string[] };
+  newAccounts: { ids: string[]; kinds: string[]; owners: string[]; currencies: string[]; balances: string[]; decided: string[] };
+  /** `decided`: what adds to decided_debits (see migration 007). */
+  accountDeltas: { ids: string[]; deltas: string[]; decided: string[] };
   postings: PostingRows;
   entries: { eventIds: string[]; accountIds: string[]; amounts: string[] };
   references: { refs: string[]; kinds: string[]; users: string[]; currencies: string[]; amounts: string[]; eventIds: string[] };
@@ -123,12 +124,12 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
            fence AS (SELECT 1 AS ok WHERE $1::bigint IS NULL UNION ALL SELECT 1 FROM moved),
            forgotten AS (DELETE FROM ledger_outbox WHERE stream_seq <= $3 AND EXISTS (SELECT 1 FROM fence)),
            accounts_new AS (
-             INSERT INTO accounts (account_id, kind, owner_id, currency, balance)
-             SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
+             INSERT INTO accounts (account_id, kind, owner_id, currency, balance, decided_debits)
+             SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $75::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
            ),
            accounts_moved AS (
-             UPDATE accounts a SET balance = a.balance + d.delta
-             FROM unnest($60::text[], $61::numeric[]) AS d(account_id, delta)
+             UPDATE accounts a SET balance = a.balance + d.delta, decided_debits = a.decided_debits + d.decided
+             FROM unnest($60::text[], $61::numeric[], $76::numeric[]) AS d(account_id, delta, decided)
              WHERE a.account_id = d.account_id AND EXISTS (SELECT 1 FROM fence)
            ),
            posted AS (
@@ -206,6 +207,7 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       w.userBalanceDeltas.users, w.userBalanceDeltas.currencies, w.userBalanceDeltas.available, w.userBalanceDeltas.held, w.userBalanceDeltas.incoming,
       w.quarantine.map((q) => q.seq), w.quarantine.map((q) => q.subject), w.quarantine.map((q) => q.eventId), w.quarantine.map((q) => q.eventType),
       w.quarantine.map((q) => q.reason), w.quarantine.map((q) => q.detail), w.quarantine.map((q) => q.signed), w.quarantine.map((q) => q.payload),
+      w.newAccounts.decided, w.accountDeltas.decided,
     ],
   });
   return { fenced: r.rows[0]!.fenced !== '0', postings: Number(r.rows[0]!.postings) };
