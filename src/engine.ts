@@ -118,6 +118,7 @@ export class Engine {
         terms: config.terms,
         timerScanMs: config.timerScanMs,
         reservationTtlMs: config.reservationTtlMs,
+        faultFeeDecisionDelayMs: config.faultFeeDecisionDelayMs,
       });
       milestones.start();
     }

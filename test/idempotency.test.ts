@@ -42,8 +42,9 @@ describe('idempotency', () => {
     expect(new Set(answers.map((a) => a.milestone.id)).size).toBe(1);
     for (const a of answers) expect(a.milestone.status).toBe('FUNDED');
     await expectBalance(t.client, 'emp2', { available: '40.00', held: '10.00', incoming: '0.00' });
-    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM postings WHERE milestone_id = $1`, [answers[0].milestone.id]);
-    expect(rows[0].n).toBe(1);
+    // One reservation on the employer's account, consumed by one hold.
+    const { rows } = await t.db.query(`SELECT kind, count(*)::int AS n FROM postings WHERE milestone_id = $1 GROUP BY kind ORDER BY kind`, [answers[0].milestone.id]);
+    expect(rows).toEqual([{ kind: 'hold', n: 1 }, { kind: 'reserve', n: 1 }]);
   });
 
   it('the same key with other content is INVALID_ARGUMENT and changes nothing', async () => {

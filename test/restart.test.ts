@@ -41,17 +41,17 @@ describe('gateway restart', () => {
       const after = await Promise.all([fundedId, partial, requested, released].map((id) => c2.m('GetMilestone', 'emp', { milestone_id: id })));
       expect(after.map((a) => a.milestone)).toEqual(before.map((b) => b.milestone));
       expect(after.map((a) => [a.milestone.status, a.milestone.version])).toEqual([
+        ['FUNDED', 1],
         ['FUNDED', 2],
-        ['FUNDED', 3],
-        ['RELEASE_REQUESTED', 3],
-        ['RELEASED', 3],
+        ['RELEASE_REQUESTED', 2],
+        ['RELEASED', 2],
       ]);
       // A retry of a command applied before the restart gets the first answer, with no new effect.
       const replay = await c2.m('ReleaseMilestone', 'emp', { milestone_id: released, idempotency_key: releaseKey });
       expect(replay.milestone).toEqual(releasedAnswer.milestone);
       // And the restored actors carry on from their version.
       const next = await c2.m('ReleaseMilestone', 'emp', { milestone_id: partial, idempotency_key: key() });
-      expect(next.milestone).toMatchObject({ status: 'RELEASED', version: 4, released: usd('10.00') });
+      expect(next.milestone).toMatchObject({ status: 'RELEASED', version: 3, released: usd('10.00') });
       await expectBalance(c2, 'fl', { available: '20.00', held: '0.00', incoming: '20.00' });
     } finally {
       await second.stop();

@@ -55,9 +55,9 @@ describe('rights: the wrong party gets PERMISSION_DENIED', () => {
     expect(b.available).toEqual(usd('90.00'));
   });
 
-  it('nothing changed: the milestone is still FUNDED at version 2', async () => {
+  it('nothing changed: the milestone is still FUNDED at version 1', async () => {
     const m = await t.client.m('GetMilestone', 'emp', { milestone_id: milestone });
-    expect(m.milestone).toMatchObject({ status: 'FUNDED', version: 2, held: usd('10.00') });
+    expect(m.milestone).toMatchObject({ status: 'FUNDED', version: 1, held: usd('10.00') });
   });
 });
 

@@ -95,7 +95,7 @@ describe('a worker killed mid-batch', () => {
     await expectBalance(c, 'emp', { available: '840.00', held: '0.00', incoming: '0.00' }, 'USD');
     await ledgerCaughtUp(readEngine);
     // Every money event of the stream has exactly one posting.
-    const events = (await allEvents(t)).filter((e) => /created|released|cancelled|deposit|withdrawal/.test(e.event.type));
+    const events = (await allEvents(t)).filter((e) => /created|released|cancelled|deposit|withdrawal|funds_reserved/.test(e.event.type));
     const { rows } = await t.db.query('SELECT event_id::text FROM postings');
     expect(rows.map((r: { event_id: string }) => r.event_id).sort()).toEqual(events.map((e) => e.event.id).sort());
     await expectLedgerSound(readEngine);

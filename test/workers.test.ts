@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { runRace } from '../load/race.js';
 import { leaseSessionPrefix } from '../src/ledger/worker.js';
-import { failure, usd } from './helpers/client.js';
+import { failure, PAYMENTS, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, services, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
@@ -155,7 +155,7 @@ describe('the ledger fence', () => {
 });
 
 describe('a worker killed between commit and publish', () => {
-  it('leaves its outcomes in the outbox; the next worker publishes them and the create is answered', async () => {
+  it('leaves its outcomes in the outbox; the next worker publishes them and the deposit is answered', async () => {
     const ns = freshNamespace();
     const t = await startEngine({ namespace: ns, worker: false, env: { ESCROW_FUNDING_WAIT_MS: '20000' } });
     const first = await EngineProcess.start('worker', ns);
@@ -165,17 +165,17 @@ describe('a worker killed between commit and publish', () => {
     const slow = await EngineProcess.start('worker', ns, { ESCROW_FAULT_PUBLISH_DELAY_MS: '60000' });
     let next: BaseProcess | null = null;
     try {
-      const create = t.client.m('CreateMilestone', 'emp-ob', { project_id: 'p-ob', freelancer_id: 'fl-ob', amount: usd('4.00'), idempotency_key: key() });
-      // The hold is committed (a posting exists) but its outcome is not published.
+      const answer = t.client.a('Deposit', PAYMENTS, { user_id: 'emp-ob', amount: usd('4.00'), external_reference: key() });
+      // The deposit is committed (a posting exists) but its outcome is not published.
       await eventually(async () => {
-        const { rows } = await t.db.query("SELECT count(*)::int AS n FROM postings WHERE kind = 'hold'");
-        expect(rows[0].n).toBe(1);
+        const { rows } = await t.db.query("SELECT count(*)::int AS n FROM postings WHERE kind = 'deposit'");
+        expect(rows[0].n).toBe(2);
       }, 15_000);
       expect((await t.db.query('SELECT count(*)::int AS n FROM ledger_outbox')).rows[0].n).toBeGreaterThan(0);
       await slow.kill();
       next = await EngineProcess.start('worker', ns);
-      const r = await create;
-      expect(r.milestone.status).toBe('FUNDED');
+      const r = await answer;
+      expect(r.status).toBe('APPLIED');
       await eventually(async () => expect((await t.db.query('SELECT count(*)::int AS n FROM ledger_outbox')).rows[0].n).toBe(0), 10_000);
       await ledgerCaughtUp(t.engine);
       await expectLedgerSound(t.engine);

@@ -45,6 +45,8 @@ export interface AccountOperation {
 export type AccountDecision = 'appended' | 'duplicate' | 'insufficient';
 
 const CONFLICT_RETRIES_MAX = 8;
+/** How long a debit that looks uncovered waits for the ledger to post credits already appended, before it is refused. */
+const CREDIT_WAIT_MS = 2_000;
 
 /**
  * One actor per user account: it serializes the account's decisions and appends each with
@@ -127,16 +129,27 @@ class AccountActor {
   private async covers(currency: string, debited: string, amount: string): Promise<boolean> {
     const held = this.views.get(currency);
     if (held && mayDebit(currency, held, debited, amount)) return true;
-    const fresh = await read.ledgerView(this.o.pool, this.userId, currency);
+    let fresh = await read.ledgerView(this.o.pool, this.userId, currency);
+    if (!mayDebit(currency, fresh, debited, amount)) {
+      // Credits answered before this debit (a release, a deposit) may not be posted yet: before
+      // refusing, wait (bounded) until the ledger has applied everything appended so far.
+      const tail = await this.o.log.tailSeq();
+      const until = Date.now() + CREDIT_WAIT_MS;
+      while (fresh.cursor < tail && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        fresh = await read.ledgerView(this.o.pool, this.userId, currency);
+      }
+    }
     this.views.set(currency, fresh);
     return mayDebit(currency, fresh, debited, amount);
   }
 
   private async load(subject: string): Promise<void> {
-    const last = await this.o.log.readLast<Partial<AccountEventData>>(subject);
+    // A message someone put on the subject by hand is passed over: it is no decision of ours.
+    const { last, tailSeq } = await this.o.log.readLastTrusted<Partial<AccountEventData>>(subject);
     // Events of an earlier version carry no state: their debits were decided by the ledger.
     this.debited = { ...(last?.event.data.state?.debited ?? {}) };
-    this.seq = last?.seq ?? 0;
+    this.seq = tailSeq;
   }
 }
 

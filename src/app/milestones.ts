@@ -52,6 +52,8 @@ export interface MilestoneAppOptions {
   timerScanMs: number;
   /** A reservation no milestone consumed for this long is given back (see sweepReservations). */
   reservationTtlMs: number;
+  /** Fault injection (tests): wait between an escalation's event and its fee decision. */
+  faultFeeDecisionDelayMs?: number;
 }
 
 const SWEEP_EVERY_MS = 2_000;
@@ -582,6 +584,7 @@ export class MilestoneApp {
     let settled = sent;
     if (asked && !outcome(sent) && sent.state === 'escalating') {
       // The escalator's account actor decides the fee (or, for an earlier version's event, the ledger does).
+      if (this.o.faultFeeDecisionDelayMs) await new Promise((resolve) => setTimeout(resolve, this.o.faultFeeDecisionDelayMs));
       const step = await this.resumeSaga(sent);
       settled = step ? await this.milestones.send(milestoneId, step).catch(() => this.milestones.read(milestoneId)) : sent;
       if (settled.state === 'escalating') settled = await this.awaitSaga(milestoneId, settled, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));

@@ -278,6 +278,50 @@ export class EventLog {
     return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
   }
 
+  /**
+   * The last message on a subject this deployment signed, and the sequence of the subject's
+   * very last message (what a conditional append expects). Unlike readLast, messages put on
+   * the subject by hand are passed over: found last, the subject is read from its start (rare,
+   * and only for subjects whose owner must not be locked out by a forgery, such as accounts).
+   */
+  async readLastTrusted<D>(subject: string): Promise<{ last: Stored<D> | null; tailSeq: number }> {
+    this.ensureConnected();
+    let m;
+    try {
+      m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!m) return { last: null, tailSeq: 0 };
+    if (this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+      return { last: { seq: m.seq, event: decode<D>(m.data), size: m.data.length }, tailSeq: m.seq };
+    }
+    const tailSeq = m.seq;
+    let last: Stored<D> | null = null;
+    for (let seq = 1; seq <= tailSeq; ) {
+      let next;
+      try {
+        next = await this.jsm.direct.getMessage(this.names.stream, { next_by_subj: subject, seq });
+      } catch (err) {
+        throw unavailable(err);
+      }
+      if (!next || next.seq > tailSeq) break;
+      if (this.verified(subject, next.data, next.header?.get(SIGNATURE_HEADER), next.seq)) last = { seq: next.seq, event: decode<D>(next.data), size: next.data.length };
+      seq = next.seq + 1;
+    }
+    return { last, tailSeq };
+  }
+
+  /** The stream's last sequence: everything appended so far is at or before it. */
+  async tailSeq(): Promise<number> {
+    this.ensureConnected();
+    try {
+      return (await this.jsm.streams.info(this.names.stream)).state.last_seq;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   /** The message at stream sequence `seq` (signed by this deployment), or null if there is none. */
   async readAt<D>(seq: number): Promise<Stored<D> | null> {
     this.ensureConnected();

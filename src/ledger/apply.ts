@@ -145,7 +145,7 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     postings.userIds.push('userId' in intent ? intent.userId : null);
     postings.currencies.push(intent.currency);
     postings.amounts.push(intent.amount);
-    postings.fees.push('fee' in intent ? intent.fee : '0');
+    postings.fees.push(('fee' in intent ? intent.fee : undefined) ?? '0');
     postings.freelancerAmounts.push(freelancerShare(intent));
     if (asksForOutcome(intent)) outcomes.push(outcomeOf(intent, result));
     if (result !== 'ok') continue;

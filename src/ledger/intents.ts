@@ -132,7 +132,7 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
     case 'withdrawal_requested':
       return { ...base, kind: 'withdrawal', reference: e.data.externalReference, decided: true };
     case 'funds_reserved':
-      return { ...base, kind: 'reserve', reservationId: event.id, milestoneId: e.data.milestoneId, decided: true };
+      return { ...base, kind: 'reserve', reservationId: event.id, milestoneId: e.data.milestoneId, fee: e.data.fee, decided: true };
     case 'reservation_released':
       return { ...base, kind: 'unreserve', reservationId: e.data.reservationId, milestoneId: e.data.milestoneId };
     case 'fee_reserved':

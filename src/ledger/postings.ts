@@ -56,6 +56,8 @@ export interface AccountIntent extends IntentBase {
   reference: string;
   reservationId?: string;
   milestoneId?: string;
+  /** reserve: the employer fee inside `amount`, shown with the entry. */
+  fee?: string;
 }
 
 export type Intent = MilestoneIntent | AccountIntent;

@@ -32,14 +32,15 @@ export async function balanceOf(pool: Pool, userId: string, currency: string): P
 }
 
 /** What the ledger has posted for a user's available account in one currency (actors/account.rules.ts spendable). */
-export async function ledgerView(pool: Pool, userId: string, currency: string): Promise<{ available: string; decidedPosted: string }> {
-  const rows = await query<{ available: string; decided: string }>(
+export async function ledgerView(pool: Pool, userId: string, currency: string): Promise<{ available: string; decidedPosted: string; cursor: number }> {
+  const rows = await query<{ available: string | null; decided: string | null; cursor: string }>(
     pool,
     'read-ledger-view',
-    'SELECT balance::text AS available, decided_debits::text AS decided FROM accounts WHERE account_id = $1',
+    `SELECT a.balance::text AS available, a.decided_debits::text AS decided, c.stream_seq::text AS cursor
+     FROM ledger_cursor c LEFT JOIN accounts a ON a.account_id = $1`,
     [`available:${currency}:${userId}`],
   );
-  return { available: rows[0]?.available ?? '0', decidedPosted: rows[0]?.decided ?? '0' };
+  return { available: rows[0]?.available ?? '0', decidedPosted: rows[0]?.decided ?? '0', cursor: Number(rows[0]?.cursor ?? 0) };
 }
 
 /** A reservation the ledger holds that nothing has consumed or released for longer than `olderThanMs`. */
@@ -83,7 +84,7 @@ export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | 
     pool,
     'read-entries',
     `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text,
-            (CASE WHEN (p.kind = 'hold' AND m.employer_id = $1) OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1)
+            (CASE WHEN p.kind = 'reserve' OR (p.kind = 'hold' AND m.employer_id = $1) OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1)
                   THEN p.fee ELSE 0 END)::text AS fee
      FROM accounts a
      JOIN entries e ON e.account_id = a.account_id
