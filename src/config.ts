@@ -92,6 +92,8 @@ export interface Config {
   faultPublishDelayMs: number;
   /** ESCROW_FAULT_FEE_DECISION_DELAY_MS, fault injection for tests: a gateway waits this long between an escalation's event and the decision of its fee, so it can be killed in between. 0 in production. */
   faultFeeDecisionDelayMs: number;
+  /** ESCROW_FAULT_KILL_AFTER_RESERVATION=1, fault injection for tests: the process SIGKILLs itself right after a create's reservation, before the milestone's event. */
+  faultKillAfterReservation: boolean;
   /**
    * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.
    * {"USD":{"employer":{"percent":"2","minimum":"0.50"},"freelancer":{"percent":"10","minimum":"1.00"},"arbitration":"25.00"}};
@@ -280,6 +282,7 @@ export function loadConfig(env: Env = process.env): Config {
     sourceMaps: bool(env, 'ESCROW_SOURCE_MAPS', false),
     faultPublishDelayMs: int(env, 'ESCROW_FAULT_PUBLISH_DELAY_MS', 0, 0, 60_000),
     faultFeeDecisionDelayMs: int(env, 'ESCROW_FAULT_FEE_DECISION_DELAY_MS', 0, 0, 60_000),
+    faultKillAfterReservation: env.ESCROW_FAULT_KILL_AFTER_RESERVATION === '1',
     terms: {
       fees: fees(env),
       responseMsFreelancer: duration(env, 'ESCROW_DISPUTE_RESPONSE_FREELANCER', DEFAULT_POLICY.responseMsFreelancer),

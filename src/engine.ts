@@ -119,6 +119,7 @@ export class Engine {
         timerScanMs: config.timerScanMs,
         reservationTtlMs: config.reservationTtlMs,
         faultFeeDecisionDelayMs: config.faultFeeDecisionDelayMs,
+        faultKillAfterReservation: config.faultKillAfterReservation,
       });
       milestones.start();
     }

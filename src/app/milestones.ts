@@ -54,6 +54,8 @@ export interface MilestoneAppOptions {
   reservationTtlMs: number;
   /** Fault injection (tests): wait between an escalation's event and its fee decision. */
   faultFeeDecisionDelayMs?: number;
+  /** Fault injection (tests): SIGKILL this process right after a create's reservation. */
+  faultKillAfterReservation?: boolean;
 }
 
 const SWEEP_EVERY_MS = 2_000;
@@ -271,6 +273,7 @@ export class MilestoneApp {
       fee,
       time: this.at(),
     });
+    if (this.o.faultKillAfterReservation) process.kill(process.pid, 'SIGKILL');
     const created = await this.milestones.send(id, this.command(ctx, input.key, content, create(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
     return this.funded(ctx, id, created);
   }
