@@ -108,4 +108,16 @@ describe('funding decided by account actors, across killed processes', () => {
     await ledgerCaughtUp(observer.engine);
     await expectLedgerSound(observer.engine);
   });
+
+  it('debits the ledger has posted are not counted twice: money that came in later is spendable, to the cent', async () => {
+    const a = client(await start('gateway'));
+    await deposit(a, 'emp-c', '20.00');
+    const create = (amount: string) => a.m('CreateMilestone', 'emp-c', { project_id: 'p-c', freelancer_id: 'fl-c', amount: usd(amount), description: '', idempotency_key: key() });
+    expect((await create('10.00')).milestone.status).toBe('FUNDED');
+    await ledgerCaughtUp(observer.engine);
+    await deposit(a, 'emp-c', '10.00');
+    expect((await create('20.00')).milestone.status).toBe('FUNDED');
+    expect(await failure(create('0.01'))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
+    await expectBalance(a, 'emp-c', { available: '0.00', held: '30.00', incoming: '0.00' });
+  });
 });

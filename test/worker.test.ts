@@ -112,6 +112,28 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
     await dropNamespace(t.namespace);
   });
 
+  it('a debit an account actor decided beyond the balance is a broken invariant, never a refusal: nothing is committed', async () => {
+    const { InvariantViolation } = await import('../src/errors.js');
+    const event = {
+      specversion: '1.0',
+      id: '99999999-2222-8333-8444-666666666666',
+      source: 'test',
+      type: 'escrow.account.funds_reserved.v1',
+      subject: 'poor',
+      time: new Date().toISOString(),
+      datacontenttype: 'application/json',
+      data: { by: 'poor', change: { currency: 'USD', amount: '10.00', fee: '0.00', milestoneId: '11111111-2222-8333-8444-777777777777', projectId: 'p', freelancerId: 'f' }, state: { userId: 'poor', debited: { USD: '10.00' } } },
+    } as const;
+    const client = await t.engine.pool.connect();
+    try {
+      await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);
+    } finally {
+      client.release();
+    }
+    const { rows } = await t.db.query('SELECT count(*)::int AS n FROM postings');
+    expect(rows[0].n).toBe(0);
+  });
+
   it('a release with no hold before it is a broken invariant: nothing is committed', async () => {
     const { InvariantViolation } = await import('../src/errors.js');
     const id = '11111111-2222-8333-8444-555555555555';
