@@ -96,6 +96,7 @@ export class MilestoneApp {
   /** The account actors: every debit of an available balance is decided there. */
   readonly funds: Funds;
   private readonly subscriptions: Subscription[] = [];
+  private readonly registering = new Map<string, Promise<unknown>>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
   private timers: NodeJS.Timeout | null = null;
@@ -249,16 +250,7 @@ export class MilestoneApp {
       }
       return this.funded(ctx, id, await this.milestones.send(id, this.command(ctx, input.key, content, create(NO_FUNDING))));
     }
-    await this.projects.send(
-      input.projectId,
-      this.command(ctx, `register:${input.freelancerId}`, { op: 'register' }, {
-        type: 'REGISTER',
-        by: ctx.caller,
-        at: this.at(),
-        projectId: input.projectId,
-        freelancerId: input.freelancerId,
-      }),
-    );
+    await this.registerParties(ctx, input.projectId, input.freelancerId);
     const fee = feeOn(terms.employerFee, currency, amount);
     const reservation = { reservationId: reservationIdFor(id, digest(content)), reserved: add(currency, amount, fee), fundingFailure: '' };
     this.mustAccept(existing, create(reservation));
@@ -276,6 +268,29 @@ export class MilestoneApp {
     if (this.o.faultKillAfterReservation) process.kill(process.pid, 'SIGKILL');
     const created = await this.milestones.send(id, this.command(ctx, input.key, content, create(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
     return this.funded(ctx, id, created);
+  }
+
+  /**
+   * The project step of a create: registers the parties, or checks them. The parties of a
+   * project never change once registered, so a resident project that already has them
+   * answers without a turn through its mailbox (a hot employer's creates would queue there).
+   */
+  private async registerParties(ctx: CallContext, projectId: string, freelancerId: string): Promise<void> {
+    const register = this.command(ctx, `register:${freelancerId}`, { op: 'register' }, { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, freelancerId });
+    const held = this.projects.peek(projectId)?.current;
+    if (held && held.version > 0) {
+      const d = decide(projectMachine, { state: held.state, context: held.context }, register.event);
+      if (d.kind === 'rejected') throw rejectionError(d.rejection);
+      if (d.kind === 'unchanged') return;
+    }
+    // The same registration asked for at once (a burst of creates on a new project) goes through the mailbox once.
+    const k = `${projectId}\u0000${ctx.caller.id}\u0000${freelancerId}`;
+    let pending = this.registering.get(k);
+    if (!pending) {
+      pending = this.projects.send(projectId, register).finally(() => this.registering.delete(k));
+      this.registering.set(k, pending);
+    }
+    await pending;
   }
 
   /** Refuses a command the milestone's machine would refuse now, before anything is reserved for it. */
