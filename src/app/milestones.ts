@@ -28,6 +28,8 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   boundedStates: DISPUTE_STATES,
   // The terms are copied into every milestone at creation, alike for all made under one policy.
   sharedContext: ['terms'],
+  // The terms never change after creation: only the first event carries them.
+  firstEventOnly: ['terms'],
 };
 
 export const PROJECT: EntityKind<ProjectContext> = {

@@ -1,5 +1,5 @@
 import { initialReviewContext, reputationScore, reviewMachine, type ReviewContext, type ReviewEvent } from '../../actors/review.machine.js';
-import type { ProjectContext } from '../../actors/project.machine.js';
+import { initialProjectContext, type ProjectContext } from '../../actors/project.machine.js';
 import type { EventLog } from '../events/log.js';
 import { digest, reviewIdFor, scopedKey } from '../ids.js';
 import type { Pool } from '../ledger/db.js';
@@ -53,7 +53,8 @@ export class ReviewApp {
   ): Promise<Persisted<ReviewContext>> {
     // The facts the machine needs: the project's parties (from the log) and whether it paid (from the read model).
     const project = await this.o.log.readLast<EntityEventData<ProjectContext>>(this.o.log.names.project(input.projectId));
-    const parties = project?.event.data.state.context;
+    // Events leave out the fields at their initial value.
+    const parties = project ? { ...initialProjectContext, ...project.event.data.state.context } : undefined;
     const paid = parties ? await read.projectHasPaid(this.o.pool, input.projectId) : false;
     const content = { op: 'submit_review', projectId: input.projectId, revieweeId: input.revieweeId, rating: input.rating, comment: input.comment };
     const event: ReviewEvent = {

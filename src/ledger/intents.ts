@@ -1,5 +1,5 @@
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { initialMilestoneContext, MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import type { EntityEventData, EntityState } from '../runtime/entity.js';
@@ -7,6 +7,7 @@ import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../money.js';
 import { invariant } from '../errors.js';
 import type { AccountEmitted, MilestoneEmitted } from '../../actors/events.js';
+import { initialReviewContext } from '../../actors/review.machine.js';
 import type { AccountEventData } from '../app/funds.js';
 import { parseEventType, validateChange } from '../events/schemas.js';
 
@@ -49,7 +50,8 @@ export function classify(seq: number, event: CloudEvent): Classified {
   // on the subjects by hand) is not a money event and is left alone.
   if (event.type.startsWith('escrow.milestone.')) {
     const data = event.data as unknown as EntityEventData<MilestoneContext>;
-    const state = data?.state;
+    // Events leave out the fields at their initial value (the runtime's compact context).
+    const state = data?.state?.context ? { ...data.state, context: { ...initialMilestoneContext, ...data.state.context } } : data?.state;
     if (!isMilestoneState(state)) return { intent: null, milestone: null };
     const parsed = parseEventType(event.type);
     // A signed event whose change does not have its type's shape is the engine's bug: the
@@ -94,7 +96,9 @@ export function classify(seq: number, event: CloudEvent): Classified {
     };
   }
   if (event.type === REVIEW_SUBMITTED) {
-    const r = (event.data as unknown as EntityEventData<{ projectId: string; reviewerId: string; revieweeId: string; rating: number; comment: string }>)?.state?.context;
+    const stored = (event.data as unknown as EntityEventData<{ projectId: string; reviewerId: string; revieweeId: string; rating: number; comment: string }>)?.state?.context;
+    // Events leave out the fields at their initial value (an empty comment).
+    const r = stored ? { ...initialReviewContext, ...stored } : undefined;
     if (!r || typeof r.projectId !== 'string' || typeof r.reviewerId !== 'string' || typeof r.revieweeId !== 'string' || typeof r.comment !== 'string') {
       return { intent: null, milestone: null };
     }

@@ -70,10 +70,22 @@ function intern<C>(context: C, fields: readonly string[]): C {
   return context;
 }
 
-/** A context as an event carries it: without the decision slots, which mean nothing once decided (a load restores them empty). */
-function withoutSlots<C extends DecisionSlots>(context: C): C {
-  const { rejection: _r, emitted: _e, ...rest } = context;
-  return rest as C;
+/**
+ * A context as an event carries it: without the decision slots (they mean nothing once
+ * decided), without the fields at their initial value, and, after the first event, without
+ * the fields fixed at creation (a load restores all of them, see load()).
+ */
+function compactContext<C extends DecisionSlots>(context: C, kind: EntityKind<C>, first: boolean): Partial<C> {
+  const initial = kind.initial.context as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context as Record<string, unknown>)) {
+    if (k === 'rejection' || k === 'emitted') continue;
+    if (!first && kind.firstEventOnly?.includes(k)) continue;
+    const i = initial[k];
+    if (v === i || (typeof v === 'object' && v !== null && typeof i === 'object' && JSON.stringify(v) === JSON.stringify(i))) continue;
+    out[k] = v;
+  }
+  return out as Partial<C>;
 }
 
 /** escrow.milestone.released.v1 -> released */
@@ -234,15 +246,21 @@ export class Actor<C extends DecisionSlots> {
       const applied = { ...(base?.applied ?? {}) };
       const history = [...(base?.history ?? [])];
       let bytes = base?.bytes ?? 0;
+      // The fields only the first event carries: from the state held, or from that event.
+      const fixed: Record<string, unknown> = {};
+      for (const k of this.o.kind.firstEventOnly ?? []) if (base) fixed[k] = (base.context as Record<string, unknown>)[k];
       const add = (e: Stored<EntityEventData<C>>) => {
         bytes += e.size;
+        if (!base && history.length === 0) for (const k of this.o.kind.firstEventOnly ?? []) fixed[k] = (e.event.data.state?.context as Record<string, unknown> | undefined)?.[k];
         this.record(e, applied, history);
       };
       for await (const e of this.o.log.readSubject<EntityEventData<C>>(subject, base ? this.seq : 0, last.seq)) add(e);
       add(last);
       const s = last.event.data.state;
-      // Fields added to a machine's context later get their initial values in older states.
-      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
+      // Fields left out of an event (at their initial value, or carried by the first event only), and
+      // fields added to a machine's context later, get their values here.
+      const defined = Object.fromEntries(Object.entries(fixed).filter(([, v]) => v !== undefined));
+      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...defined, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
       this.seq = last.seq;
     }
     this.stale = false;
@@ -317,7 +335,7 @@ export class Actor<C extends DecisionSlots> {
         type: eventType(this.o.kind.entity, decision.emitted.type),
         subject: this.o.id,
         time: command.event.at,
-        data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: withoutSlots(after.context) } },
+        data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: compactContext(after.context, this.o.kind, version === 1) as C } },
       });
       // At either limit (events, or bytes: texts repeat in the decision state of every event)
       // only a final transition (release of all, cancel, a dispute's end) or one the machine

@@ -82,6 +82,12 @@ export interface EntityKind<C extends DecisionSlots> {
   readonly boundedStates?: ReadonlySet<string>;
   /** Context fields that many resident actors hold alike (a milestone's terms): kept once in memory, not once per actor. */
   readonly sharedContext?: readonly string[];
+  /**
+   * Context fields fixed when the entity is made (a milestone's terms): only its first event
+   * carries them, and a load takes them from there. Every event leaves out the fields that
+   * still have their initial value; a load restores them from `initial`.
+   */
+  readonly firstEventOnly?: readonly string[];
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
