@@ -80,7 +80,11 @@ function compactContext<C extends DecisionSlots>(context: C, kind: EntityKind<C>
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(context as Record<string, unknown>)) {
     if (k === 'rejection' || k === 'emitted') continue;
-    if (!first && kind.firstEventOnly?.includes(k)) continue;
+    if (kind.firstEventOnly?.includes(k)) {
+      // Fixed at creation: always in the first event (even when equal to today's default), never after.
+      if (first) out[k] = v;
+      continue;
+    }
     const i = initial[k];
     if (v === i || (typeof v === 'object' && v !== null && typeof i === 'object' && JSON.stringify(v) === JSON.stringify(i))) continue;
     out[k] = v;
