@@ -44,7 +44,12 @@ export interface AccountOperation {
 /** appended: this call decided it; duplicate: decided before (the log holds the event); insufficient: refused, nothing appended. */
 export type AccountDecision = 'appended' | 'duplicate' | 'insufficient';
 
-const CONFLICT_RETRIES_MAX = 8;
+/**
+ * Appends that lose the optimistic race on an account (another gateway appended first) are
+ * decided again after a short random pause, so two gateways spending one account take turns
+ * instead of colliding again; after this many, ABORTED.
+ */
+const CONFLICT_RETRIES_MAX = 40;
 /** How long a debit that looks uncovered waits for the ledger to post credits already appended, before it is refused. */
 const CREDIT_WAIT_MS = 2_000;
 
@@ -118,7 +123,10 @@ class AccountActor {
         return covered ? 'appended' : 'insufficient';
       } catch (err) {
         this.seq = null;
-        if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) continue;
+        if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, 1 + attempt)));
+          continue;
+        }
         if (err instanceof WrongLastSequence) throw new Aborted('CONCURRENT_MODIFICATION', 'the account kept changing; retry');
         throw err;
       }
