@@ -92,6 +92,6 @@ try {
   console.log(JSON.stringify({ hotAccount: { creates, concurrency, gateways: gatewayCount, spread, hot, hotOverSpread: ratio, audit: audit.ok ? 'pass' : 'fail', violations: audit.violations } }));
   if (!audit.ok) process.exitCode = 1;
 } finally {
-  for (const p of started) await p.kill().catch(() => {});
+  for (const p of started) await p.stop().catch(() => {});
   await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
 }

@@ -31,7 +31,9 @@ export class EngineProcess {
   /** Starts the process and waits until its gRPC port answers (a worker: a short settle). */
   async spawn(): Promise<void> {
     this.output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', this.role], {
+    // ESCROW_CPU_PROFILE_DIR: every engine process writes a V8 CPU profile there when it stops (SIGTERM).
+    const profile = process.env.ESCROW_CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.ESCROW_CPU_PROFILE_DIR}`] : [];
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts', this.role], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
