@@ -56,6 +56,17 @@ export class UnsafeEventLog extends Error {
   }
 }
 
+/** After a reconnect the server could not be checked yet: nothing is appended until it is. */
+export class UnverifiedEventLog extends Error {
+  constructor(cause: unknown) {
+    super(`the NATS server reached after a reconnect could not be checked for safe conditional appends yet: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'UnverifiedEventLog';
+  }
+}
+
+/** How often a failed safety check after a reconnect is tried again. */
+const RECHECK_EVERY_MS = 500;
+
 export function versionAtLeast(version: string, min: string): boolean {
   const a = version.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
   const b = min.split('.').map(Number);
@@ -109,8 +120,10 @@ export class EventLog {
 
   /** False while the connection to NATS is down: calls then fail at once with UNAVAILABLE. */
   private connected = true;
-  /** Set when, after a reconnect, the server can no longer be trusted with conditional appends. */
-  private unsafe: UnsafeEventLog | null = null;
+  /** Set when, after a reconnect, the server can no longer be trusted with conditional appends, or could not be checked yet. */
+  private unsafe: UnsafeEventLog | UnverifiedEventLog | null = null;
+  /** Counts reconnects, so that a check still running for an earlier one does not overwrite a later one's. */
+  private reconnects = 0;
 
   static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
     const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
@@ -137,9 +150,25 @@ export class EventLog {
       if (s.type === 'disconnect') this.connected = false;
       else if (s.type === 'reconnect') {
         // The server may be another node now, of another version, or the stream rescaled:
-        // check again before appending anything.
-        this.unsafe = await this.unsafeReason(options).catch(() => null);
+        // nothing is appended until it has been checked again (a check that fails counts as
+        // unsafe and is tried again, never as safe).
+        this.unsafe = new UnverifiedEventLog('not checked yet');
         this.connected = true;
+        void this.recheck(options, ++this.reconnects);
+      }
+    }
+  }
+
+  /** The safety check after reconnect `generation`, tried until it answers. Fails closed. */
+  async recheck(options: StreamOptions, generation = this.reconnects): Promise<void> {
+    while (generation === this.reconnects && !this.nc.isClosed()) {
+      try {
+        const unsafe = await this.unsafeReason(options);
+        if (generation === this.reconnects) this.unsafe = unsafe;
+        return;
+      } catch (err) {
+        if (generation === this.reconnects) this.unsafe = new UnverifiedEventLog(err);
+        await new Promise((resolve) => setTimeout(resolve, RECHECK_EVERY_MS));
       }
     }
   }
