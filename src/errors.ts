@@ -69,8 +69,10 @@ export class ResourceExhausted extends EscrowError {
   }
 }
 export class Unavailable extends EscrowError {
-  constructor(reason: string, message: string) {
+  /** `cause`: the error of the dependency that was unavailable, kept for logs. */
+  constructor(reason: string, message: string, cause?: unknown) {
     super('UNAVAILABLE', reason, message);
+    if (cause !== undefined) this.cause = cause;
   }
 }
 export class DeadlineExceeded extends EscrowError {

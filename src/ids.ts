@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 /**
  * Deterministic ids. A retried command must produce the same event id (the JetStream msgID)
@@ -53,10 +53,6 @@ function stableJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-export function randomId(): string {
-  return randomUUID();
 }
 
 /** The review entity of one reviewer on one project: one review each. */

@@ -615,10 +615,6 @@ export class MilestoneApp {
     }
     return settled;
   }
-
-  isFinal(state: Persisted<MilestoneContext>): boolean {
-    return FINAL_STATES.has(state.state);
-  }
 }
 
 /**

@@ -20,7 +20,7 @@ import { metrics } from '../metrics.js';
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
 
-/** Raised when the subject moved past the sequence the appender expected (JetStream 10071). */
+/** Raised when the subject moved past the sequence the appender expected (JS_CODES.StreamWrongLastSequence). */
 export class WrongLastSequence extends Error {
   constructor(readonly subject: string) {
     super(`wrong last sequence on ${subject}`);
@@ -239,12 +239,12 @@ export class EventLog {
         await this.jsm.streams.update(this.names.stream, { ...info.config, ...limits });
       }
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+      if (!(err instanceof JetStreamApiError) || err.code !== JS_CODES.StreamNotFound) throw err;
       try {
         await this.jsm.streams.add(config);
       } catch (addErr) {
         // Another process created it first: that is the same stream.
-        if (!(addErr instanceof JetStreamApiError) || addErr.code !== 10058) throw addErr;
+        if (!(addErr instanceof JetStreamApiError) || addErr.code !== JS_CODES.StreamNameInUse) throw addErr;
       }
     }
   }
@@ -279,10 +279,10 @@ export class EventLog {
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamWrongLastSequence) {
         throw new WrongLastSequence(subject);
       }
-      if (err instanceof JetStreamApiError && err.code === 10077) throw new Unavailable('EVENT_LOG_FULL', 'the event stream is at its byte limit');
+      if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamStoreFailed) throw new Unavailable('EVENT_LOG_FULL', 'the event stream is at its byte limit');
       throw unavailable(err);
     }
   }
@@ -407,5 +407,17 @@ export class EventLog {
 
 export function unavailable(err: unknown): Unavailable {
   const message = err instanceof Error ? err.message : String(err);
-  return new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log is unavailable: ${message}`);
+  return new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log is unavailable: ${message}`, err);
 }
+
+/**
+ * The JetStream API error codes the engine acts on, by name: the client's own list, and the
+ * two it lacks (nats-server's errors.json: JSStreamNameExistErr, JSStreamStoreFailedF).
+ */
+export const JS_CODES = {
+  ...JetStreamApiCodes,
+  /** A stream of that name exists with another configuration. */
+  StreamNameInUse: 10058,
+  /** The stream could not store the message, e.g. at its byte limit with discard: new. */
+  StreamStoreFailed: 10077,
+} as const;

@@ -38,13 +38,3 @@ export function names(namespace: string): Names {
     outcomes: `${namespace}.ledger.outcome.>`,
   };
 }
-
-/** The entity a subject belongs to: `<ns>.<entity>.<id>`. */
-export function parseSubject(namespace: string, subject: string): { entity: string; id: string } | null {
-  const prefix = `${namespace}.`;
-  if (!subject.startsWith(prefix)) return null;
-  const rest = subject.slice(prefix.length);
-  const dot = rest.indexOf('.');
-  if (dot < 0) return null;
-  return { entity: rest.slice(0, dot), id: rest.slice(dot + 1) };
-}

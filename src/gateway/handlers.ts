@@ -117,9 +117,3 @@ export function serverStream<Req, Res>(
       (status) => call.emit('error', Object.assign(new Error('failed'), status)),
     );
 }
-
-export function unimplemented(deps: HandlerDeps, name: string): grpc.handleUnaryCall<unknown, unknown> {
-  return unary(deps, name, async () => {
-    throw new EscrowError('UNIMPLEMENTED', 'NOT_IMPLEMENTED', `${name} is not implemented yet`);
-  });
-}

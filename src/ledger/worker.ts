@@ -1,7 +1,7 @@
 import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { InvariantViolation } from '../errors.js';
 import { cloudEvent, decode, type CloudEvent } from '../events/cloudevent.js';
-import type { EventLog } from '../events/log.js';
+import { JS_CODES, type EventLog } from '../events/log.js';
 import { eventId } from '../ids.js';
 import type { Logger } from '../log.js';
 import { applyBatch, LedgerFenced, type Outcome, type StreamEvent } from './apply.js';
@@ -275,7 +275,7 @@ export class LedgerWorker {
     const cursor = await sql.readCursor(client);
     if (cursor > 0) return cursor;
     const legacy = await jsm.consumers.info(names.stream, names.ledgerConsumer).catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === 10014) return null;
+      if (err instanceof JetStreamApiError && err.code === JS_CODES.ConsumerNotFound) return null;
       throw err;
     });
     if (!legacy) return 0;
