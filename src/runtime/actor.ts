@@ -20,9 +20,9 @@ import type { Stored } from '../events/log.js';
 /** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
 export type Resume<C> = (state: Persisted<C>, log: EventLog) => Promise<Command | null>;
 
+/** What every actor of one kind shares (one object per registry, not one per actor). */
 export interface ActorOptions<C extends DecisionSlots> {
   kind: EntityKind<C>;
-  id: string;
   log: EventLog;
   mailboxMax: number;
   resume?: Resume<C>;
@@ -121,23 +121,23 @@ export class Actor<C extends DecisionSlots> {
   private seq = 0;
   /** The state may be behind the log (another process appended): refreshed before the next decision or read. */
   private stale = false;
-  private readonly mailbox: Job<C>[] = [];
+  /** Made on first use and dropped when empty: most resident actors are idle, and hold none. */
+  private mailbox: Job<C>[] | null = null;
   private running = false;
   private resuming = false;
   /** The version of the append in flight: its echo from the log is this actor's own, not news. */
   private appending: number | null = null;
-  private readonly listeners = new Set<(state: Persisted<C>) => void>();
+  private listeners: Set<(state: Persisted<C>) => void> | null = null;
   lastUsed = Date.now();
 
-  constructor(private readonly o: ActorOptions<C>) {}
-
-  get id(): string {
-    return this.o.id;
-  }
+  constructor(
+    readonly id: string,
+    private readonly o: ActorOptions<C>,
+  ) {}
 
   /** Busy actors (queued work or someone waiting on them) are never evicted. */
   get busy(): boolean {
-    return this.running || this.mailbox.length > 0 || this.listeners.size > 0;
+    return this.running || (this.mailbox?.length ?? 0) > 0 || (this.listeners?.size ?? 0) > 0;
   }
 
   /** The state as last adopted, or null if not loaded (or possibly behind the log). No I/O. */
@@ -168,7 +168,7 @@ export class Actor<C extends DecisionSlots> {
     // turn, which answers it as the first time; a state that may be behind is not judged from.
     if (
       typeof command !== 'function' &&
-      (this.running || this.mailbox.length > 0) &&
+      (this.running || (this.mailbox?.length ?? 0) > 0) &&
       this.state &&
       !this.stale &&
       command.event.type !== '__read' &&
@@ -177,11 +177,11 @@ export class Actor<C extends DecisionSlots> {
       const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event);
       if (d.kind === 'rejected' && d.rejection.code === 'PERMISSION_DENIED') return Promise.reject(rejectionError(d.rejection));
     }
-    if (!unbounded && this.mailbox.length >= this.o.mailboxMax) {
-      return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.o.id}`));
+    if (!unbounded && (this.mailbox?.length ?? 0) >= this.o.mailboxMax) {
+      return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.id}`));
     }
     return new Promise((resolve, reject) => {
-      this.mailbox.push({ command, resolve, reject });
+      (this.mailbox ??= []).push({ command, resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -207,9 +207,10 @@ export class Actor<C extends DecisionSlots> {
 
   /** Calls `listener` with each state adopted from now on; returns the unsubscribe function. */
   subscribe(listener: (state: Persisted<C>) => void): () => void {
-    this.listeners.add(listener);
+    (this.listeners ??= new Set()).add(listener);
     return () => {
-      this.listeners.delete(listener);
+      this.listeners?.delete(listener);
+      if (this.listeners?.size === 0) this.listeners = null;
       this.lastUsed = Date.now();
     };
   }
@@ -217,7 +218,7 @@ export class Actor<C extends DecisionSlots> {
   private async drain(): Promise<void> {
     this.running = true;
     try {
-      while (this.mailbox.length > 0) {
+      while (this.mailbox && this.mailbox.length > 0) {
         const job = this.mailbox.shift()!;
         try {
           if (typeof job.command !== 'function' && job.command.deadline !== undefined && Date.now() > job.command.deadline) {
@@ -230,6 +231,7 @@ export class Actor<C extends DecisionSlots> {
       }
     } finally {
       this.running = false;
+      if (this.mailbox?.length === 0) this.mailbox = null;
       this.lastUsed = Date.now();
     }
   }
@@ -243,7 +245,7 @@ export class Actor<C extends DecisionSlots> {
     const subject = this.subject();
     const last = await this.o.log.readLast<EntityEventData<C>>(subject);
     if (!last) {
-      this.state = emptyPersisted(this.o.id, this.o.kind.initial);
+      this.state = emptyPersisted(this.id, this.o.kind.initial);
       this.seq = 0;
     } else if (!(this.state && this.stale && last.seq === this.seq)) {
       const base = this.state && this.stale && this.seq > 0 && last.seq > this.seq ? this.state : null;
@@ -268,7 +270,7 @@ export class Actor<C extends DecisionSlots> {
       this.seq = last.seq;
     }
     this.stale = false;
-    for (const listener of this.listeners) listener(this.state!);
+    for (const listener of this.listeners ?? []) listener(this.state!);
     if (this.o.resume && !this.resuming) {
       this.resuming = true;
       try {
@@ -297,7 +299,7 @@ export class Actor<C extends DecisionSlots> {
   }
 
   private subject(): string {
-    return `${this.o.log.names.namespace}.${this.o.kind.entity}.${this.o.id}`;
+    return `${this.o.log.names.namespace}.${this.o.kind.entity}.${this.id}`;
   }
 
   private async handle(job: Command | CommandFor<C>): Promise<Persisted<C>> {
@@ -322,7 +324,7 @@ export class Actor<C extends DecisionSlots> {
       if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
       if (decision.kind === 'unchanged') return state;
       const version = state.version + 1;
-      const id = eventId(this.o.kind.entity, this.o.id, command.key);
+      const id = eventId(this.o.kind.entity, this.id, command.key);
       const after = { id: state.id, state: decision.next.state, context: decision.next.context, version };
       const next: Persisted<C> = {
         ...after,
@@ -337,7 +339,7 @@ export class Actor<C extends DecisionSlots> {
         id,
         source: this.o.log.names.source,
         type: eventType(this.o.kind.entity, decision.emitted.type),
-        subject: this.o.id,
+        subject: this.id,
         time: command.event.at,
         data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: compactContext(after.context, this.o.kind, version === 1) as C } },
       });
@@ -348,10 +350,10 @@ export class Actor<C extends DecisionSlots> {
       const target = decision.next.state;
       if (!this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
         if (state.version >= ENTITY_EVENTS_MAX) {
-          throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.o.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`);
+          throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`);
         }
         if (state.bytes + size > ENTITY_BYTES_MAX) {
-          throw new FailedPrecondition('EVENT_BYTES_LIMIT', `${this.o.kind.entity} ${this.o.id} would pass ${ENTITY_BYTES_MAX} bytes of events; only a final release or cancel, or a dispute, is accepted`);
+          throw new FailedPrecondition('EVENT_BYTES_LIMIT', `${this.o.kind.entity} ${this.id} would pass ${ENTITY_BYTES_MAX} bytes of events; only a final release or cancel, or a dispute, is accepted`);
         }
       }
       next.bytes = state.bytes + size;
@@ -367,7 +369,7 @@ export class Actor<C extends DecisionSlots> {
         }
         this.state = next;
         this.seq = ack.seq;
-        for (const listener of this.listeners) listener(next);
+        for (const listener of this.listeners ?? []) listener(next);
         return next;
       } catch (err) {
         // Whatever happened, our view may be stale now: read the log before the next decision.

@@ -1,6 +1,6 @@
 import type { DecisionSlots } from '../../actors/decision.js';
 import type { EventLog } from '../events/log.js';
-import { Actor, type Resume } from './actor.js';
+import { Actor, type ActorOptions, type Resume } from './actor.js';
 import type { Command, EntityKind, Persisted } from './entity.js';
 
 export interface RegistryOptions<C extends DecisionSlots> {
@@ -23,7 +23,10 @@ export class Registry<C extends DecisionSlots> {
   private readonly actors = new Map<string, Actor<C>>();
   private readonly sweeper: NodeJS.Timeout;
 
+  private readonly shared: ActorOptions<C>;
+
   constructor(private readonly o: RegistryOptions<C>) {
+    this.shared = { kind: o.kind, log: o.log, mailboxMax: o.mailboxMax, resume: o.resume };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.floor(o.actorIdleMs / 2)));
     this.sweeper.unref();
   }
@@ -42,7 +45,7 @@ export class Registry<C extends DecisionSlots> {
     if (actor) {
       this.actors.delete(id);
     } else {
-      actor = new Actor<C>({ kind: this.o.kind, id, log: this.o.log, mailboxMax: this.o.mailboxMax, resume: this.o.resume });
+      actor = new Actor<C>(id, this.shared);
     }
     this.actors.set(id, actor);
     if (this.actors.size > this.o.actorsMax) this.evictOverCapacity();
