@@ -19,6 +19,7 @@ import { EscrowClient } from './client.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
 import { checkHistories, runRace, unfairKinds, type RaceResult } from './race.js';
+import { checkHistory, writeHistory, type HistoryVerdict } from './history.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 const { values: a } = parseArgs({
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     'duration-s': { type: 'string', default: '120' },
     amount: { type: 'string', default: '10.00' },
     'min-win-share': { type: 'string', default: '0.2' },
+    'history-out': { type: 'string' },
     'no-audit': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -90,7 +92,8 @@ async function main(): Promise<number> {
     }
     // A namespace given is the user's: used as it is and kept; else a fresh one, removed after.
     if (!a.namespace) namespace = runNamespace('race');
-    secret = randomBytes(16).toString('hex');
+    // The secret given (--secret, AUTH_JWT_SECRET) is used, so that tools run afterwards (check-history, audit) can verify the events.
+    secret = a.secret ?? process.env.AUTH_JWT_SECRET ?? randomBytes(16).toString('hex');
     const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ESCROW_MAILBOX_MAX: '10000', ...LOAD_TOOL_LIMITS };
     processes.push(await EngineProcess.start('worker', base));
     const portBase = a['grpc-port-base'] ? num('grpc-port-base', 1, 65_535 - opts.spawn) : null;
@@ -109,13 +112,15 @@ async function main(): Promise<number> {
   let historyProblems: string[];
   try {
     race = await runRace({ clients, amount: a.amount!, prefix, ...opts });
-    // What the clients were told, against the log.
+    // What the clients were told, against the milestones as GetMilestone shows them.
     historyProblems = await checkHistories(clients, race);
+    if (a['history-out']) writeHistory(a['history-out'], race.calls);
   } finally {
     for (const c of clients) c.close();
   }
 
   let audit: AuditReport | null = null;
+  let logProof: HistoryVerdict | null = null;
   let lag: LatencySummary | null = null;
   if (!a['no-audit'] && databaseUrl && natsUrl) {
     const nc = await connect({ servers: natsServers(natsUrl) });
@@ -124,6 +129,10 @@ async function main(): Promise<number> {
     try {
       audit = await runAudit(log, pool, 60_000);
       lag = await ledgerLag(pool, race);
+      // Every call's answer, against the event log (see load/history.ts).
+      const proof = await checkHistory(log, race.calls);
+      historyProblems.push(...proof.problems);
+      logProof = proof;
     } finally {
       await pool.end();
       await nc.close();
@@ -141,7 +150,7 @@ async function main(): Promise<number> {
   console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
   console.log(`  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`);
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
-  console.log(`  history checker: ${historyProblems.length === 0 ? 'every answer agrees with the log' : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
+  console.log(`  history checker: ${historyProblems.length === 0 ? `every answer agrees with the log${logProof ? ` (${logProof.calls} calls on ${logProof.milestones} milestones proven against their events)` : ''}` : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
   console.log(

@@ -1,6 +1,7 @@
 import { eventId, scopedKey } from '../src/ids.js';
 import { statusName, type User } from './client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
+import type { CallRecord } from './history.js';
 
 /**
  * The release/cancel race, the scenario of the k6 race script and of the race harness:
@@ -70,6 +71,8 @@ export interface RaceResult {
   elapsedMs: number;
   latencyMs: LatencySummary;
   commandsPerSecond: number;
+  /** Every race call and its answer, for the history checker (load/history.ts). */
+  calls: CallRecord[];
 }
 
 const BOUNDS = { milestones: 100_000, contenders: 1_000, duplicates: 20, concurrency: 10_000, durationMs: 600_000 };
@@ -92,6 +95,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   const wins: Win[] = [];
   const loserCodes: Record<string, number> = {};
   const latencies: number[] = [];
+  const calls: CallRecord[] = [];
   // Both parties' tokens minted and verified on every gateway before the race: a first call
   // waits for that (the gateway remembers verified tokens), which would hand every race of
   // the first milestones to the party whose token was ready.
@@ -113,6 +117,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
         for (let d = 0; d < duplicates; d++) {
           const client = pick(mi + c + d);
           const t0 = process.hrtime.bigint();
+          const rpc = kind === 'release' ? 'ReleaseMilestone' : kind === 'settle' ? 'AcceptSettlement' : 'CancelMilestone';
           const call =
             kind === 'release'
               ? client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key })
@@ -121,8 +126,9 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
                 : client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
           sends.push(
             call.then(
-              () => {
+              (answer: { milestone?: { status?: string; version?: number } }) => {
                 latencies.push(elapsedMs(t0));
+                calls.push({ t: Date.now(), caller: by, rpc, milestoneId: id, key, code: 'OK', status: answer.milestone?.status, version: answer.milestone?.version });
                 let keys = wonBy.get(id);
                 if (!keys) wonBy.set(id, (keys = new Set()));
                 if (!keys.has(key)) {
@@ -134,6 +140,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
               (err: unknown) => {
                 latencies.push(elapsedMs(t0));
                 const name = statusName(err);
+                calls.push({ t: Date.now(), caller: by, rpc, milestoneId: id, key, code: name, reason: (err as { reason?: string }).reason ?? undefined });
                 loserCodes[name] = (loserCodes[name] ?? 0) + 1;
               },
             ),
@@ -170,6 +177,7 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
     elapsedMs: elapsed,
     latencyMs: summarize(latencies),
     commandsPerSecond: Math.round((commands / Math.max(1, elapsed)) * 1000),
+    calls,
   };
 }
 

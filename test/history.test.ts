@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { checkHistory, parseHistory, type CallRecord } from '../load/history.js';
+import { runRace, type RaceResult } from '../load/race.js';
+import { cloudEvent } from '../src/events/cloudevent.js';
+import type { EntityEventData } from '../src/runtime/entity.js';
+import { useEngine } from './helpers/engine.js';
+import { key } from './helpers/flows.js';
+
+const t = useEngine();
+
+/**
+ * The history checker proves what clients were told against the event log, per call. It is
+ * trusted only because it fails on planted violations: a history line that claims a win the
+ * log does not hold, one that calls refused a command whose event is in the log, and a
+ * second ending event forged into the log.
+ */
+describe('the history checker', () => {
+  let race: RaceResult;
+
+  it('proves a fair race with duplicates: every answer agrees with the log', async () => {
+    race = await runRace({ clients: [t.client], milestones: 12, contenders: 6, duplicates: 2, disputeShare: 0.25, amount: '10.00', prefix: key('hist'), concurrency: 96 });
+    expect(race.calls).toHaveLength(12 * 6 * 2);
+    const verdict = await checkHistory(t.engine.log, race.calls);
+    expect(verdict).toMatchObject({ milestones: 12, calls: 144, problems: [], unansweredEndings: 0 });
+    // The lines survive being written and read back.
+    const text = race.calls.map((c) => JSON.stringify(c)).join('\n');
+    expect(parseHistory(text)).toEqual(race.calls);
+  });
+
+  it('fails on a line that claims a win the log does not hold', async () => {
+    const lost = race.calls.find((c) => c.code === 'FAILED_PRECONDITION')!;
+    const forged: CallRecord = { ...lost, code: 'OK', status: 'CANCELLED' };
+    const verdict = await checkHistory(t.engine.log, [forged]);
+    expect(verdict.problems).toHaveLength(1);
+    expect(verdict.problems[0]).toMatch(/was told its \w+ \(key .*\) succeeded, and the log has no event of it/);
+  });
+
+  it('fails on a line that calls refused a command the log holds', async () => {
+    const won = race.calls.find((c) => c.code === 'OK')!;
+    const verdict = await checkHistory(t.engine.log, [{ ...won, code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' }]);
+    expect(verdict.problems.join('\n')).toMatch(/was refused \(FAILED_PRECONDITION ILLEGAL_IN_STATUS\), and the log holds its (released|cancelled|resolved) event/);
+  });
+
+  it('fails on a second ending event forged into the log (signed, as a broken gateway would append it)', async () => {
+    const log = t.engine.log;
+    const won = race.calls.find((c) => c.code === 'OK' && c.rpc === 'ReleaseMilestone')!;
+    const subject = log.names.milestone(won.milestoneId);
+    const last = (await log.readLast<EntityEventData<object>>(subject))!;
+    const data = last.event.data;
+    await log.append(
+      subject,
+      cloudEvent({
+        id: randomUUID(),
+        source: log.names.source,
+        type: 'escrow.milestone.cancelled.v1',
+        subject: won.milestoneId,
+        time: new Date().toISOString(),
+        data: { ...data, version: data.version + 1, key: 'forged', change: { amount: '0.00', reasonCode: '', reason: 'forged' } },
+      }),
+      last.seq,
+    );
+    const verdict = await checkHistory(log, race.calls.filter((c) => c.milestoneId === won.milestoneId));
+    expect(verdict.problems.join('\n')).toMatch(/2 ending events in the log \(released, cancelled\)/);
+  });
+});
