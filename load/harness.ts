@@ -111,7 +111,14 @@ async function main(): Promise<number> {
   let race: RaceResult;
   let historyProblems: string[];
   try {
-    race = await runRace({ clients, amount: a.amount!, prefix, ...opts });
+    race = await runRace({
+      clients,
+      amount: a.amount!,
+      prefix,
+      ...opts,
+      // Progress for the person watching, on stderr: answered so far, rate, outcomes.
+      onProgress: (p) => console.error(`[race] ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s) ${JSON.stringify(p.byCode)}`),
+    });
     // What the clients were told, against the milestones as GetMilestone shows them.
     historyProblems = await checkHistories(clients, race);
     if (a['history-out']) writeHistory(a['history-out'], race.calls);

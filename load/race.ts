@@ -40,6 +40,9 @@ export interface RaceOptions {
   amount: string;
   /** Makes user ids and keys unique to this run. */
   prefix: string;
+  /** Called every `progressEveryMs` (default 3 s) while the race runs: commands answered so far, by outcome. */
+  onProgress?: (p: { answered: number; sent: number; elapsedMs: number; byCode: Record<string, number> }) => void;
+  progressEveryMs?: number;
 }
 
 export type WinKind = 'release' | 'cancel' | 'settle';
@@ -152,7 +155,15 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   });
   const perMilestone = o.contenders * duplicates;
   const started = Date.now();
+  const progress = o.onProgress
+    ? setInterval(() => {
+        const byCode: Record<string, number> = {};
+        for (const c of calls) byCode[c.code] = (byCode[c.code] ?? 0) + 1;
+        o.onProgress!({ answered: calls.length, sent: milestoneIds.length * perMilestone, elapsedMs: Date.now() - started, byCode });
+      }, o.progressEveryMs ?? 3_000)
+    : null;
   const milestonesRun = await runBounded(tasks, Math.max(1, Math.floor((o.concurrency ?? tasks.length * perMilestone) / perMilestone)), started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs));
+  if (progress) clearInterval(progress);
   const commands = milestonesRun * perMilestone;
   const elapsed = Date.now() - started;
   const winnerKinds: Partial<Record<WinKind, number>> = {};
