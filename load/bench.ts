@@ -24,6 +24,7 @@ import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';
 import { runRace, type RaceResult } from './race.js';
 import { runBounded, summarize } from './stats.js';
+import { writeReport, type ReportRow } from './report.js';
 import { MILESTONE } from '../src/app/milestones.js';
 import { Registry } from '../src/runtime/registry.js';
 
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     'actors-max': { type: 'string', default: '10000' },
     namespace: { type: 'string' },
     'grpc-port-base': { type: 'string' },
+    report: { type: 'string' },
   },
 });
 const durationMs = Math.min(120, Number(a['duration-s'])) * 1000;
@@ -221,6 +223,23 @@ async function main() {
   console.log(`memory   ${JSON.stringify(result.memory)}`);
   if (result.memory.heapBytesPerResidentActor === null) console.log('memory   (run with node --expose-gc, as npm run bench does, for the heap figure)');
   console.log(JSON.stringify({ bench: result }));
+  if (a.report) {
+    const rows: ReportRow[] = [
+      { workload: 'race', system: 'engine', perSecond: engineRace.commandsPerSecond, p50Ms: engineRace.latencyMs.p50, p99Ms: engineRace.latencyMs.p99 },
+      { workload: 'race', system: 'baseline', perSecond: baselineRace.commandsPerSecond, p50Ms: baselineRace.latencyMs.p50, p99Ms: baselineRace.latencyMs.p99 },
+      { workload: 'race', system: 'ceiling', perSecond: ceilingRace.commandsPerSecond, p50Ms: ceilingRace.latencyMs.p50, p99Ms: ceilingRace.latencyMs.p99 },
+      { workload: 'mixed', system: 'engine', perSecond: engineMixed.opsPerSecond, p50Ms: engineMixed.latencyMs.p50, p99Ms: engineMixed.latencyMs.p99 },
+      { workload: 'mixed', system: 'baseline', perSecond: baselineMixed.opsPerSecond, p50Ms: baselineMixed.latencyMs.p50, p99Ms: baselineMixed.latencyMs.p99 },
+      { workload: 'mixed', system: 'ceiling', perSecond: ceilingMixed.opsPerSecond, p50Ms: ceilingMixed.latencyMs.p50, p99Ms: ceilingMixed.latencyMs.p99 },
+    ];
+    const notes = [
+      `ratios ${JSON.stringify(result.ratios)}`,
+      `ledger lag p99 ${lag.p99} ms (answer -> posting written; negative: written before the answer arrived); audit ${result.engine.audit}`,
+      `heap per resident actor after GC ${result.memory.heapBytesPerResidentActor ?? 'n/a'} bytes over ${result.memory.heapActorsMeasured} actors`,
+      `machine: ${result.machine.cores} cores, Node ${result.machine.node}; ${result.settings.durationS} s per workload at ${result.settings.concurrency} in flight`,
+    ];
+    for (const f of writeReport(a.report, result, rows, notes)) log(`wrote ${f}`);
+  }
 }
 
 const HEAP_MILESTONES = 20_000;
