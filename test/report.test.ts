@@ -22,7 +22,8 @@ describe('bench --report', () => {
     expect(md).toContain('- one note');
     const chart = svg(rows, 'title <x>');
     expect(chart.startsWith('<svg')).toBe(true);
-    expect(chart.match(/<rect [^>]*height="\d+" fill=/g)).toHaveLength(4);
+    // Four bars and the legend's three squares.
+    expect(chart.match(/<rect [^>]*height="\d+" fill=/g)).toHaveLength(7);
     // The tallest bar is the largest figure; the title is escaped.
     expect(chart).toContain('3300/s');
     expect(chart).toContain('title &lt;x>');
