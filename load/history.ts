@@ -35,14 +35,29 @@ export function writeHistory(file: string, records: CallRecord[]): void {
   appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
 }
 
+/**
+ * Reads call records, one JSON object per line: the harness's own lines, or k6's JSON output
+ * (`k6 run --out json=FILE load/k6/race.js`), whose race_calls samples carry the same fields
+ * as tags; k6's other lines are skipped.
+ */
 export function parseHistory(text: string): CallRecord[] {
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l, i) => {
-      const r = JSON.parse(l) as CallRecord;
+    .flatMap((l) => {
+      const line = JSON.parse(l) as Record<string, unknown>;
+      if (line.type === 'Metric' || (line.type === 'Point' && line.metric !== 'race_calls')) return [];
+      if (line.type !== 'Point') return [line as unknown as CallRecord];
+      const data = line.data as { time: string; tags: Record<string, string> };
+      const tag = data.tags;
+      const record: CallRecord = { t: Date.parse(data.time), caller: tag.caller ?? '', rpc: tag.rpc ?? '', milestoneId: tag.milestone ?? '', key: tag.key ?? '', code: tag.code ?? '' };
+      if (tag.status) record.status = tag.status;
+      if (tag.reason) record.reason = tag.reason;
+      return [record];
+    })
+    .map((r, i) => {
       if (typeof r.milestoneId !== 'string' || typeof r.caller !== 'string' || typeof r.key !== 'string' || typeof r.code !== 'string') {
-        throw new Error(`history line ${i + 1} is not a call record: ${l.slice(0, 200)}`);
+        throw new Error(`history record ${i + 1} is not a call record: ${JSON.stringify(r).slice(0, 200)}`);
       }
       return r;
     });

@@ -26,6 +26,15 @@ describe('the history checker', () => {
     // The lines survive being written and read back.
     const text = race.calls.map((c) => JSON.stringify(c)).join('\n');
     expect(parseHistory(text)).toEqual(race.calls);
+    // So do the race_calls samples of k6's JSON output (load/k6/race.js), among k6's other lines.
+    const c = race.calls.find((x) => x.code === 'OK')!;
+    const k6 = [
+      JSON.stringify({ type: 'Metric', metric: 'race_calls', data: { type: 'counter' } }),
+      JSON.stringify({ type: 'Point', metric: 'grpc_req_duration', data: { time: new Date(c.t).toISOString(), value: 3, tags: {} } }),
+      JSON.stringify({ type: 'Point', metric: 'race_calls', data: { time: new Date(c.t).toISOString(), value: 1, tags: { milestone: c.milestoneId, caller: c.caller, rpc: c.rpc, key: c.key, code: c.code, status: c.status, reason: '' } } }),
+    ].join('\n');
+    expect(parseHistory(k6)).toEqual([{ t: c.t, caller: c.caller, rpc: c.rpc, milestoneId: c.milestoneId, key: c.key, code: 'OK', status: c.status }]);
+    expect((await checkHistory(t.engine.log, parseHistory(k6))).problems).toEqual([]);
   });
 
   it('fails on a line that claims a win the log does not hold', async () => {
