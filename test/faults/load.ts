@@ -1,6 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { statusName, type EscrowClient } from '../../load/client.js';
 import { sleep } from '../../load/processes.js';
+import type { CallRecord } from '../../load/history.js';
 
 /**
  * The race load every fault runs under: lanes that create a funded milestone and then race
@@ -25,6 +26,8 @@ export class FaultLoad {
   failureLatencyMs: number[] = [];
   moneyMoved = new Decimal(0);
   settled: Settled[] = [];
+  /** Every answer to a milestone command, retries included, for the history checker (load/history.ts). */
+  calls: CallRecord[] = [];
   lastSuccessAt = 0;
   private stopping = false;
   private lanes: Promise<void>[] = [];
@@ -57,8 +60,13 @@ export class FaultLoad {
     await Promise.all(this.lanes);
   }
 
-  /** Calls until success or a final refusal; rotates gateways between attempts. */
-  private async call<T>(start: number, fn: (c: EscrowClient) => Promise<T>, done: (r: T) => boolean = () => true): Promise<T | null> {
+  /** Calls until success or a final refusal; rotates gateways between attempts. `record` names a milestone command, whose every answer is kept. */
+  private async call<T>(
+    start: number,
+    fn: (c: EscrowClient) => Promise<T>,
+    done: (r: T) => boolean = () => true,
+    record?: { caller: string; rpc: string; key: string; milestoneId?: string },
+  ): Promise<T | null> {
     const max = this.o.maxAttempts ?? 120;
     for (let attempt = 0; attempt < max; attempt++) {
       const client = this.clients[(start + attempt) % this.clients.length]!;
@@ -68,11 +76,14 @@ export class FaultLoad {
         const r = await fn(client);
         this.succeeded++;
         this.lastSuccessAt = Date.now();
+        const m = (r as { milestone?: { id: string; status: string; version: number } }).milestone;
+        if (record && m) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: m.id, key: record.key, code: 'OK', status: m.status, version: m.version });
         if (done(r)) return r;
       } catch (err) {
         const code = statusName(err);
         this.failed[code] = (this.failed[code] ?? 0) + 1;
         this.failureLatencyMs.push(Date.now() - t0);
+        if (record?.milestoneId) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: record.milestoneId, key: record.key, code, reason: (err as { reason?: string }).reason ?? undefined });
         if (!RETRYABLE.has(code)) throw err;
       }
       await sleep(100);
@@ -81,9 +92,9 @@ export class FaultLoad {
   }
 
   /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
-  private async contend(start: number, fn: (c: EscrowClient) => Promise<any>): Promise<any | null> {
+  private async contend(start: number, fn: (c: EscrowClient) => Promise<any>, record: { caller: string; rpc: string; key: string; milestoneId: string }): Promise<any | null> {
     try {
-      return await this.call(start, fn);
+      return await this.call(start, fn, undefined, record);
     } catch (err) {
       if (statusName(err) === 'FAILED_PRECONDITION') return null;
       throw err;
@@ -103,13 +114,16 @@ export class FaultLoad {
         }),
         // PENDING_FUNDING is an answer, not a failure: the retry with the same key learns the outcome.
         (r) => r.milestone.status !== 'PENDING_FUNDING',
+        { caller: this.employer, rpc: 'CreateMilestone', key: `${this.o.prefix}-create-${i}` },
       );
       const id = create!.milestone.id as string;
       // The race: the employer's release and the freelancer's cancel at once, each retried
       // with its own key until it has a final answer. Exactly one may win.
       const release = (c: EscrowClient) => c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: `${this.o.prefix}-release-${i}` });
       const cancel = (c: EscrowClient) => c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: `${this.o.prefix}-cancel-${i}` });
-      const [r, c] = await Promise.all([this.contend(lane + i, release), this.contend(lane + i + 1, cancel)]);
+      const releaseRecord = { caller: this.employer, rpc: 'ReleaseMilestone', key: `${this.o.prefix}-release-${i}`, milestoneId: id };
+      const cancelRecord = { caller: this.freelancer, rpc: 'CancelMilestone', key: `${this.o.prefix}-cancel-${i}`, milestoneId: id };
+      const [r, c] = await Promise.all([this.contend(lane + i, release, releaseRecord), this.contend(lane + i + 1, cancel, cancelRecord)]);
       if ((r === null) === (c === null)) {
         const m = await this.call(lane, (cl) => cl.m('GetMilestone', this.employer, { milestone_id: id })).catch(() => null);
         const history = m?.milestone.history.map((h: { type: string; version: number }) => `${h.version}:${h.type}`).join(' ');
@@ -117,7 +131,7 @@ export class FaultLoad {
       }
       const kind = r ? 'release' : 'cancel';
       // A second answer to the winning key, as a client that lost the first would get it.
-      const again = await this.call(lane + i + 1, kind === 'release' ? release : cancel);
+      const again = await this.call(lane + i + 1, kind === 'release' ? release : cancel, undefined, kind === 'release' ? releaseRecord : cancelRecord);
       this.settled.push({ id, kind, answers: [(r ?? c)!.milestone.status, again!.milestone.status] });
       this.moneyMoved = this.moneyMoved.plus(this.o.amount);
     }

@@ -4,6 +4,7 @@ import { expect, inject } from 'vitest';
 import { EscrowClient } from '../../load/client.js';
 import { dropNamespace, runNamespace } from '../../load/namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
+import { checkHistory, type CallRecord } from '../../load/history.js';
 import { freePort } from '../../src/dev/embedded.js';
 import { natsServers } from '../../src/config.js';
 import { EventLog } from '../../src/events/log.js';
@@ -61,14 +62,16 @@ export class Rig {
   }
 
   /** Waits for the ledger, then the auditor's verdict (from the real database and the stream). */
-  async audit(natsUrl = this.natsUrl) {
+  /** The auditor's report, and the history checker's verdict on `calls` (load/history.ts). */
+  async audit(natsUrl = this.natsUrl, calls: CallRecord[] = []) {
     // A cluster that just lost a node may still be electing leaders: retry for a while.
     for (let attempt = 0; ; attempt++) {
       const nc = await connect({ servers: natsServers(natsUrl) });
       const pool = createPool(inject('databaseUrl'), this.namespace, 2);
       try {
         const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000, signingSecret: this.secret, allowUnsafeReplicas: true }); // read-only
-        return await runAudit(log, pool, 60_000);
+        const report = await runAudit(log, pool, 60_000);
+        return { ...report, history: await checkHistory(log, calls) };
       } catch (err) {
         if (attempt >= 5) throw err;
         await new Promise((r) => setTimeout(r, 2_000));
@@ -99,8 +102,9 @@ export class Rig {
  * its one winning command said, every answer to that command agrees. Prints the figures.
  */
 export async function verifyFault(name: string, rig: Rig, load: FaultLoad, extra: Record<string, unknown> = {}, natsUrl?: string) {
-  const audit = await rig.audit(natsUrl);
-  const violations = [...audit.violations.map((v) => `${v.check}: ${v.detail}`)];
+  const audit = await rig.audit(natsUrl, load.calls);
+  // What the auditor found, and every answer a client got that the log does not bear out.
+  const violations = [...audit.violations.map((v) => `${v.check}: ${v.detail}`), ...audit.history.problems.map((p) => `history: ${p}`)];
   // Any gateway will do; one just restarted may still be in its client's reconnect backoff.
   const read = async (id: string) => {
     for (let attempt = 0; ; attempt++) {
@@ -119,7 +123,7 @@ export async function verifyFault(name: string, rig: Rig, load: FaultLoad, extra
     const ends = m.history.filter((h: { type: string }) => h.type === 'released' || h.type === 'cancelled').length;
     if (m.status !== expected || ends !== 1) violations.push(`${s.id} is ${m.status} with ${ends} ends`);
   }
-  const report = { fault: name, ...load.summary(), violations: violations.length, ...extra };
+  const report = { fault: name, ...load.summary(), callsProven: audit.history.calls, violations: violations.length, ...extra };
   console.log(`FAULT ${JSON.stringify(report)}`);
   expect(violations).toEqual([]);
   expect(audit.ledgerPending).toBe(0);
