@@ -75,7 +75,8 @@ export interface HistoryVerdict {
  * Proves a history against the event log, per milestone: at most one ending event; every OK
  * answer has its command's event in the log (the event id is derived from the milestone, the
  * caller and the key, so it names exactly one command); an answer that said the milestone
- * ended is that ending's command; a refused command has no event in the log. The money side
+ * ended has that ending in the log, at or before the version answered; a refused command has
+ * no event in the log. The money side
  * is the auditor's (runAudit), which callers run beside it.
  */
 export async function checkHistory(log: EventLog, records: CallRecord[]): Promise<HistoryVerdict> {
@@ -90,11 +91,11 @@ export async function checkHistory(log: EventLog, records: CallRecord[]): Promis
   await runBounded(
     [...byMilestone].map(([id, calls]) => async () => {
       const events = new Map<string, { type: string; version: number }>();
-      const endings: { id: string; type: string }[] = [];
+      const endings: { id: string; type: string; version: number }[] = [];
       for await (const e of log.readSubject<EntityEventData<unknown>>(log.names.milestone(id), 0, Number.MAX_SAFE_INTEGER)) {
         const type = e.event.type.split('.').slice(2, -1).join('.');
         events.set(e.event.id, { type, version: e.event.data.version });
-        if (ENDING_TYPES.has(type)) endings.push({ id: e.event.id, type });
+        if (ENDING_TYPES.has(type)) endings.push({ id: e.event.id, type, version: e.event.data.version });
       }
       if (endings.length > 1) problems.push(`${id}: ${endings.length} ending events in the log (${endings.map((x) => x.type).join(', ')})`);
       let endingAnswered = false;
@@ -103,9 +104,11 @@ export async function checkHistory(log: EventLog, records: CallRecord[]): Promis
         const logged = events.get(own);
         if (c.code === 'OK') {
           if (!logged) problems.push(`${id}: ${c.caller} was told its ${c.rpc} (key ${c.key}) succeeded, and the log has no event of it`);
+          // An answer shows the milestone as it was when answered (a repeat: as it is now), so an
+          // ended status needs that ending in the log, at or before the version answered.
           const ending = c.status ? ENDINGS[c.status] : undefined;
-          if (ending && logged && logged.type !== ending && endings[0]?.id !== own) {
-            problems.push(`${id}: ${c.caller} was told ${c.rpc} left it ${c.status}, its event is ${logged.type} and the ending is ${endings[0]?.type ?? 'none'}`);
+          if (ending && !endings.some((x) => x.type === ending && (c.version === undefined || x.version <= c.version))) {
+            problems.push(`${id}: ${c.caller} was told after its ${c.rpc} that it is ${c.status}${c.version === undefined ? '' : ` at version ${c.version}`}, and the log's ending is ${endings.map((x) => `${x.type} at version ${x.version}`).join(', ') || 'none'}`);
           }
           if (endings.some((x) => x.id === own)) endingAnswered = true;
         } else if (REFUSALS.has(c.code) && logged) {

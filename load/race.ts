@@ -30,6 +30,13 @@ export interface RaceOptions {
   releaseShare?: number;
   /** Share of the milestones disputed before the race (settlement race). Default 0. */
   disputeShare?: number;
+  /**
+   * Share of the contenders that send commands which do not end a milestone, in turn: a partial
+   * release (a quarter of the amount spread over the contenders, so they never release it all),
+   * the employer's RequestCancellation and the freelancer's RejectCancellation. They race the
+   * ending commands; their answers are proven like the others'. Default 0.
+   */
+  extraShare?: number;
   /** Copies of each command, sent at once with the same idempotency key. Default 1. */
   duplicates?: number;
   /** Most commands in flight during the race (whole milestones at a time). Default: all at once. */
@@ -46,6 +53,11 @@ export interface RaceOptions {
 }
 
 export type WinKind = 'release' | 'cancel' | 'settle';
+/** Contenders that move a milestone without ending it. */
+export type ExtraKind = 'partial' | 'request_cancellation' | 'reject_cancellation';
+type Kind = WinKind | ExtraKind;
+const EXTRAS: ExtraKind[] = ['partial', 'request_cancellation', 'reject_cancellation'];
+const isWin = (k: Kind): k is WinKind => k === 'release' || k === 'cancel' || k === 'settle';
 
 export interface Win {
   milestoneId: string;
@@ -85,7 +97,11 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
     throw new Error(`race options above the bounds ${JSON.stringify(BOUNDS)}`);
   }
   const duplicates = Math.max(1, o.duplicates ?? 1);
-  const releases = Math.round(o.contenders * (o.releaseShare ?? 0.5));
+  const extras = Math.min(o.contenders - 1, Math.round(o.contenders * (o.extraShare ?? 0)));
+  // Of the contenders left, the release share releases (or settles), the rest cancel.
+  const releases = Math.round((o.contenders - extras) * (o.releaseShare ?? 0.5));
+  const partialCents = Math.max(1, Math.floor((Math.round(Number(o.amount) * 100) / 4 / Math.max(1, extras)) | 0));
+  const partial = `${Math.floor(partialCents / 100)}.${String(partialCents % 100).padStart(2, '0')}`;
   const employer = `${o.prefix}-emp`;
   const freelancer = `${o.prefix}-fl`;
   const pick = (i: number) => o.clients[i % o.clients.length]!;
@@ -106,9 +122,12 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   const contendedKinds: Partial<Record<WinKind, number>> = {};
   // One task per milestone: its contenders, shuffled, all sent at once.
   const tasks = milestoneIds.map((id, mi) => {
-    const contenders = Array.from({ length: o.contenders }, (_, c) => ({ c, kind: (c < releases ? (disputed.has(id) ? 'settle' : 'release') : 'cancel') as WinKind }));
+    const contenders = Array.from({ length: o.contenders }, (_, c) => ({
+      c,
+      kind: (c < extras ? EXTRAS[c % EXTRAS.length] : c - extras < releases ? (disputed.has(id) ? 'settle' : 'release') : 'cancel') as Kind,
+    }));
     shuffle(contenders);
-    for (const kind of new Set(contenders.map((x) => x.kind))) {
+    for (const kind of new Set(contenders.map((x) => x.kind).filter(isWin))) {
       // On a disputed milestone only the settlement can win: releases and cancels there are refusals to check, not contenders.
       if (!disputed.has(id) || kind === 'settle') contendedKinds[kind] = (contendedKinds[kind] ?? 0) + 1;
     }
@@ -116,22 +135,18 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
       const sends: Promise<void>[] = [];
       for (const { c, kind } of contenders) {
         const key = `${o.prefix}-${kind}-${mi}-${c}`;
-        const by = kind === 'release' ? employer : freelancer;
+        const by = kind === 'release' || kind === 'partial' || kind === 'request_cancellation' ? employer : freelancer;
         for (let d = 0; d < duplicates; d++) {
           const client = pick(mi + c + d);
           const t0 = process.hrtime.bigint();
-          const rpc = kind === 'release' ? 'ReleaseMilestone' : kind === 'settle' ? 'AcceptSettlement' : 'CancelMilestone';
-          const call =
-            kind === 'release'
-              ? client.m('ReleaseMilestone', employer, { milestone_id: id, idempotency_key: key })
-              : kind === 'settle'
-                ? client.m('AcceptSettlement', freelancer, { milestone_id: id, idempotency_key: key })
-                : client.m('CancelMilestone', freelancer, { milestone_id: id, reason: 'race', idempotency_key: key });
+          const [rpc, request] = command(kind, id, key, partial);
+          const call = client.m(rpc, by, request);
           sends.push(
             call.then(
               (answer: { milestone?: { status?: string; version?: number } }) => {
                 latencies.push(elapsedMs(t0));
                 calls.push({ t: Date.now(), caller: by, rpc, milestoneId: id, key, code: 'OK', status: answer.milestone?.status, version: answer.milestone?.version });
+                if (!isWin(kind)) return;
                 let keys = wonBy.get(id);
                 if (!keys) wonBy.set(id, (keys = new Set()));
                 if (!keys.has(key)) {
@@ -190,6 +205,24 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
     commandsPerSecond: Math.round((commands / Math.max(1, elapsed)) * 1000),
     calls,
   };
+}
+
+/** The RPC and request a contender of `kind` sends. */
+function command(kind: Kind, id: string, key: string, partial: string): [string, object] {
+  switch (kind) {
+    case 'release':
+      return ['ReleaseMilestone', { milestone_id: id, idempotency_key: key }];
+    case 'settle':
+      return ['AcceptSettlement', { milestone_id: id, idempotency_key: key }];
+    case 'cancel':
+      return ['CancelMilestone', { milestone_id: id, reason: 'race', idempotency_key: key }];
+    case 'partial':
+      return ['ReleaseMilestone', { milestone_id: id, amount: { currency_code: 'USD', amount: partial }, idempotency_key: key }];
+    case 'request_cancellation':
+      return ['RequestCancellation', { milestone_id: id, reason_code: 'NO_LONGER_NEEDED', reason: 'race', idempotency_key: key }];
+    case 'reject_cancellation':
+      return ['RejectCancellation', { milestone_id: id, idempotency_key: key }];
+  }
 }
 
 /**
