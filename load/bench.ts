@@ -62,6 +62,9 @@ const port = async (): Promise<number> => (nextPort === null ? freePort() : next
 const baselineSchema = `${namespace}_baseline`;
 const started: EngineProcess[] = [];
 const log = (m: string) => console.error(`[bench] ${m}`);
+/** Progress lines of a running workload, every few seconds. */
+const progress = (label: string) => (p: { answered: number; elapsedMs: number; errors: Record<string, number> }) =>
+  log(`${label}: ${p.answered} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s), errors ${JSON.stringify(p.errors)}`);
 
 async function server(script: string, args: string[], env: Record<string, string> = {}): Promise<EngineProcess> {
   // The comparators are plain scripts; EngineProcess only needs a role name to wait on its port.
@@ -93,7 +96,15 @@ async function race(address: string, label: string): Promise<RaceResult> {
   const c = new EscrowClient(address, secret);
   try {
     log(`${label}: race, ${milestones} milestones x ${contenders} contenders, concurrency ${concurrency}`);
-    return await runRace({ clients: [c], milestones, contenders, amount: '10.00', prefix: `${label}${randomBytes(2).toString('hex')}`, concurrency });
+    return await runRace({
+      clients: [c],
+      milestones,
+      contenders,
+      amount: '10.00',
+      prefix: `${label}${randomBytes(2).toString('hex')}`,
+      concurrency,
+      onProgress: (p) => log(`${label} race: ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s ${JSON.stringify(p.byCode)}`),
+    });
   } finally {
     c.close();
   }
@@ -104,7 +115,7 @@ async function mixed(address: string, label: string): Promise<MixedResult> {
   try {
     const p = await seedMixed([c], 50);
     log(`${label}: mixed workload, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
-    return await runMixedClosed([c], p, concurrency, durationMs);
+    return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} mixed`));
   } finally {
     c.close();
   }
@@ -127,7 +138,7 @@ async function main() {
   const p = await seedMixed([c], 50);
   const rate70 = Math.max(1, Math.round(engineMixed.opsPerSecond * 0.7));
   log(`engine: mixed workload, open loop at ${rate70}/s (70% of peak), ${durationMs / 1000} s`);
-  const engineAt70 = await runMixedOpen([c], p, rate70, durationMs);
+  const engineAt70 = await runMixedOpen([c], p, rate70, durationMs, progress('engine mixed at 70%'));
   c.close();
 
   // Ledger lag and the auditor's verdict on everything the engine did.

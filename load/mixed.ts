@@ -69,9 +69,19 @@ async function one(client: MixedClient, p: Pool): Promise<void> {
 }
 
 /** Closed loop: `concurrency` lanes issue operations back to back for `durationMs`. */
-export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number): Promise<MixedResult> {
+/** Progress of a running workload, reported every few seconds: operations answered, errors by code. */
+export type Progress = (p: { answered: number; elapsedMs: number; errors: Record<string, number> }) => void;
+
+function ticker(progress: Progress | undefined, started: number, latencies: number[], errors: Record<string, number>): () => void {
+  if (!progress) return () => {};
+  const t = setInterval(() => progress({ answered: latencies.length, elapsedMs: Date.now() - started, errors }), 3_000);
+  return () => clearInterval(t);
+}
+
+export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number, progress?: Progress): Promise<MixedResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
+  const stop = ticker(progress, Date.now(), latencies, errors);
   const until = Date.now() + durationMs;
   const started = Date.now();
   let ops = 0;
@@ -90,13 +100,15 @@ export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrenc
       }
     }),
   );
+  stop();
   return { operations: ops, errors, opsPerSecond: Math.round((ops / (Date.now() - started)) * 1000), latencyMs: summarize(latencies) };
 }
 
 /** Open loop: operations start at `rate` per second for `durationMs`, whatever the answers do. */
-export async function runMixedOpen(clients: MixedClient[], p: Pool, rate: number, durationMs: number): Promise<MixedResult> {
+export async function runMixedOpen(clients: MixedClient[], p: Pool, rate: number, durationMs: number, progress?: Progress): Promise<MixedResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
+  const stop = ticker(progress, Date.now(), latencies, errors);
   const inflight: Promise<void>[] = [];
   const started = Date.now();
   const total = Math.floor((rate * durationMs) / 1000);
@@ -117,6 +129,7 @@ export async function runMixedOpen(clients: MixedClient[], p: Pool, rate: number
     );
   }
   await Promise.all(inflight);
+  stop();
   const ok = total - Object.values(errors).reduce((a, b) => a + b, 0);
   return { operations: ok, errors, opsPerSecond: Math.round((ok / (Date.now() - started)) * 1000), latencyMs: summarize(latencies) };
 }
