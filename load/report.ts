@@ -33,7 +33,7 @@ export function svg(rows: ReportRow[], title: string): string {
   const height = 320;
   const top = 48;
   const chart = height - top - 64;
-  const width = 80 + workloads.length * groupWidth;
+  const width = Math.max(640, 80 + workloads.length * groupWidth);
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
