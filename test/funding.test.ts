@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { EscrowClient, failure, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
-import { deposit, expectBalance, key } from './helpers/flows.js';
+import { balance, deposit, expectBalance, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
 
 /**
@@ -119,5 +119,21 @@ describe('funding decided by account actors, across killed processes', () => {
     expect((await create('20.00')).milestone.status).toBe('FUNDED');
     expect(await failure(create('0.01'))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
     await expectBalance(a, 'emp-c', { available: '0.00', held: '30.00', incoming: '0.00' });
+  });
+
+  it('a balance read right after a create shows its reservation, before the ledger posts it (no worker runs)', async () => {
+    const c = client(await start('gateway'));
+    await deposit(c, 'emp-now', '10.00');
+    // No ledger from here on: creates are decided by the account actors alone.
+    for (const p of started.filter((x) => x.role === 'worker')) await p.kill();
+    const made = await c.m('CreateMilestone', 'emp-now', { project_id: 'p-now', freelancer_id: 'fl-now', amount: usd('4.00'), description: '', idempotency_key: key() });
+    expect(made.milestone.status).toBe('FUNDED');
+    expect(await balance(c, 'emp-now')).toEqual({ available: '6.00', held: '4.00', incoming: '0.00' });
+    // And the account actor will not spend it twice meanwhile.
+    expect(await failure(c.m('CreateMilestone', 'emp-now', { project_id: 'p-now', freelancer_id: 'fl-now', amount: usd('6.01'), description: '', idempotency_key: key() }))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+    await start('worker');
+    await expectBalance(c, 'emp-now', { available: '6.00', held: '4.00', incoming: '0.00' });
+    await ledgerCaughtUp(observer.engine);
+    await expectLedgerSound(observer.engine);
   });
 });

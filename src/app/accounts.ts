@@ -3,10 +3,10 @@ import { FailedPrecondition, InvalidArgument, PermissionDenied } from '../errors
 import type { EventLog } from '../events/log.js';
 import { accountEventId, digest } from '../ids.js';
 import type { AccountRequestData } from '../ledger/intents.js';
-import type { Funds } from './funds.js';
+import type { AccountEventData, Funds } from './funds.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import { format, zero, type Money } from '../money.js';
+import { add, cmp, format, sub, zero, type Money } from '../money.js';
 import type { Outcomes } from '../runtime/outcomes.js';
 import type { CallContext } from './milestones.js';
 
@@ -88,14 +88,24 @@ export class AccountApp {
     return this.balanceOf(userId, currency);
   }
 
+  /**
+   * The balance as the ledger posted it, with the debits the user's account actors decided
+   * that the ledger has not reached yet moved from available to held: a milestone just created
+   * shows at once, and available is what the account actor would let the user spend now.
+   */
   private async balanceOf(userId: string, currency: string): Promise<Balance> {
-    const row = await read.balanceOf(this.o.pool, userId, currency);
+    // The ledger first, then the log: debits decided after the read only make the figure more careful.
+    const { balance: row, decidedPosted } = await read.balanceAndView(this.o.pool, userId, currency);
+    const last = await this.o.log.readLastTrusted<Partial<AccountEventData>>(this.o.log.names.account(userId)).catch(() => null);
+    const debited = last?.last?.event.data.state?.debited?.[currency];
+    const inFlight = debited ? sub(currency, debited, decidedPosted) : '0';
+    const pending = cmp(inFlight, '0') > 0 ? inFlight : '0';
     const z = zero(currency);
     return {
       userId,
       currency,
-      available: row ? fixed(row.available, currency) : z,
-      held: row ? fixed(row.held, currency) : z,
+      available: row ? fixed(sub(currency, row.available, pending), currency) : fixed(sub(currency, '0', pending), currency),
+      held: row ? fixed(add(currency, row.held, pending), currency) : fixed(pending, currency),
       incoming: row ? fixed(row.incoming, currency) : z,
     };
   }

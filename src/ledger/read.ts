@@ -43,6 +43,22 @@ export async function ledgerView(pool: Pool, userId: string, currency: string): 
   return { available: rows[0]?.available ?? '0', decidedPosted: rows[0]?.decided ?? '0', cursor: Number(rows[0]?.cursor ?? 0) };
 }
 
+/**
+ * The balance projection and the available account's decided debits, from one statement (one
+ * snapshot: a posting committed between two reads would be counted twice).
+ */
+export async function balanceAndView(pool: Pool, userId: string, currency: string): Promise<{ balance: BalanceRow | null; decidedPosted: string }> {
+  const rows = await query<{ available: string | null; held: string | null; incoming: string | null; decided: string | null }>(
+    pool,
+    'read-balance-and-view',
+    `SELECT b.available::text, b.held::text, b.incoming::text, (SELECT decided_debits::text FROM accounts WHERE account_id = $3) AS decided
+     FROM (SELECT 1) one LEFT JOIN user_balances b ON b.user_id = $1 AND b.currency = $2`,
+    [userId, currency, `available:${currency}:${userId}`],
+  );
+  const r = rows[0];
+  return { balance: r?.available != null ? { available: r.available, held: r.held!, incoming: r.incoming! } : null, decidedPosted: r?.decided ?? '0' };
+}
+
 /** A reservation the ledger holds that nothing has consumed or released for longer than `olderThanMs`. */
 export interface OpenReservation {
   reservationId: string;
