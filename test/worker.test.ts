@@ -112,8 +112,20 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
     await dropNamespace(t.namespace);
   });
 
-  it('a debit an account actor decided beyond the balance is a broken invariant, never a refusal: nothing is committed', async () => {
+  /** Applying `event` alone is a broken invariant, and nothing is committed. */
+  async function expectBrokenInvariant(event: object) {
     const { InvariantViolation } = await import('../src/errors.js');
+    const client = await t.engine.pool.connect();
+    try {
+      await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);
+    } finally {
+      client.release();
+    }
+    const { rows } = await t.db.query('SELECT count(*)::int AS n FROM postings');
+    expect(rows[0].n).toBe(0);
+  }
+
+  it('a debit an account actor decided beyond the balance is a broken invariant, never a refusal: nothing is committed', async () => {
     const event = {
       specversion: '1.0',
       id: '99999999-2222-8333-8444-666666666666',
@@ -124,18 +136,10 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
       datacontenttype: 'application/json',
       data: { by: 'poor', change: { currency: 'USD', amount: '10.00', fee: '0.00', milestoneId: '11111111-2222-8333-8444-777777777777', projectId: 'p', freelancerId: 'f' }, state: { userId: 'poor', debited: { USD: '10.00' } } },
     } as const;
-    const client = await t.engine.pool.connect();
-    try {
-      await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);
-    } finally {
-      client.release();
-    }
-    const { rows } = await t.db.query('SELECT count(*)::int AS n FROM postings');
-    expect(rows[0].n).toBe(0);
+    await expectBrokenInvariant(event);
   });
 
   it('a release with no hold before it is a broken invariant: nothing is committed', async () => {
-    const { InvariantViolation } = await import('../src/errors.js');
     const id = '11111111-2222-8333-8444-555555555555';
     const state = {
       id,
@@ -146,13 +150,6 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
       context: { employerId: 'e', freelancerId: 'f', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00', projectId: 'p', description: '', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() },
     };
     const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state } } as const;
-    const client = await t.engine.pool.connect();
-    try {
-      await expect(applyBatch(client, [{ seq: 1, event: event as never }])).rejects.toBeInstanceOf(InvariantViolation);
-    } finally {
-      client.release();
-    }
-    const { rows } = await t.db.query('SELECT count(*)::int AS n FROM postings');
-    expect(rows[0].n).toBe(0);
+    await expectBrokenInvariant(event);
   });
 });

@@ -287,19 +287,23 @@ export class EventLog {
     }
   }
 
+  /** One direct get of the stream (a message by sequence, or the last or next on a subject); UNAVAILABLE when it fails. */
+  private async get(query: { seq: number } | { last_by_subj: string } | { next_by_subj: string; seq: number }) {
+    this.ensureConnected();
+    try {
+      return await this.jsm.direct.getMessage(this.names.stream, query);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
   /**
    * The last event on a subject, or null when the subject has none. A last message the engine
    * did not sign (put there by hand) is never taken for the entity's state: INTERNAL
    * `EVENT_UNVERIFIED`, until a person removes it.
    */
   async readLast<D>(subject: string): Promise<Stored<D> | null> {
-    this.ensureConnected();
-    let m;
-    try {
-      m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
-    } catch (err) {
-      throw unavailable(err);
-    }
+    const m = await this.get({ last_by_subj: subject });
     if (!m) return null;
     if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
       throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `the last message on ${subject} (seq ${m.seq}) is not signed by this deployment`);
@@ -314,13 +318,7 @@ export class EventLog {
    * and only for subjects whose owner must not be locked out by a forgery, such as accounts).
    */
   async readLastTrusted<D>(subject: string): Promise<{ last: Stored<D> | null; tailSeq: number }> {
-    this.ensureConnected();
-    let m;
-    try {
-      m = await this.jsm.direct.getMessage(this.names.stream, { last_by_subj: subject });
-    } catch (err) {
-      throw unavailable(err);
-    }
+    const m = await this.get({ last_by_subj: subject });
     if (!m) return { last: null, tailSeq: 0 };
     if (this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
       return { last: { seq: m.seq, event: decode<D>(m.data), size: m.data.length }, tailSeq: m.seq };
@@ -328,12 +326,7 @@ export class EventLog {
     const tailSeq = m.seq;
     let last: Stored<D> | null = null;
     for (let seq = 1; seq <= tailSeq; ) {
-      let next;
-      try {
-        next = await this.jsm.direct.getMessage(this.names.stream, { next_by_subj: subject, seq });
-      } catch (err) {
-        throw unavailable(err);
-      }
+      const next = await this.get({ next_by_subj: subject, seq });
       if (!next || next.seq > tailSeq) break;
       if (this.verified(subject, next.data, next.header?.get(SIGNATURE_HEADER), next.seq)) last = { seq: next.seq, event: decode<D>(next.data), size: next.data.length };
       seq = next.seq + 1;
@@ -353,13 +346,7 @@ export class EventLog {
 
   /** The message at stream sequence `seq` (signed by this deployment), or null if there is none. */
   async readAt<D>(seq: number): Promise<Stored<D> | null> {
-    this.ensureConnected();
-    let m;
-    try {
-      m = await this.jsm.direct.getMessage(this.names.stream, { seq });
-    } catch (err) {
-      throw unavailable(err);
-    }
+    const m = await this.get({ seq });
     if (!m) return null;
     if (!this.verified(m.subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
       throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${m.subject} is not signed by this deployment`);
@@ -374,13 +361,7 @@ export class EventLog {
   async *readSubject<D>(subject: string, after: number, before: number): AsyncGenerator<Stored<D>> {
     let seq = after + 1;
     while (seq < before) {
-      this.ensureConnected();
-      let m;
-      try {
-        m = await this.jsm.direct.getMessage(this.names.stream, { next_by_subj: subject, seq });
-      } catch (err) {
-        throw unavailable(err);
-      }
+      const m = await this.get({ next_by_subj: subject, seq });
       if (!m || m.seq >= before) return;
       if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
         throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
