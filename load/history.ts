@@ -19,10 +19,10 @@ export interface CallRecord {
   key: string;
   /** OK, or the gRPC status name of the refusal (FAILED_PRECONDITION, UNAVAILABLE, ...). */
   code: string;
-  reason?: string;
+  reason?: string | undefined;
   /** OK answers: the milestone's status and version as answered. */
-  status?: string;
-  version?: number;
+  status?: string | undefined;
+  version?: number | undefined;
 }
 
 /** Statuses a milestone ends in, with the event type that ends it there. */

@@ -199,7 +199,7 @@ function isEngine(pid: number): boolean {
 }
 
 /** Starts whatever of the two is not configured. */
-export async function startEmbedded(o: { databaseUrl?: string; natsUrl?: string; dataDir: string; logger: Logger }): Promise<Embedded> {
+export async function startEmbedded(o: { databaseUrl?: string | undefined; natsUrl?: string | undefined; dataDir: string; logger: Logger }): Promise<Embedded> {
   lockDataDir(o.dataDir);
   const stops: (() => Promise<void>)[] = [];
   let natsUrl = o.natsUrl;

@@ -25,7 +25,7 @@ export interface ActorOptions<C extends DecisionSlots> {
   kind: EntityKind<C>;
   log: EventLog;
   mailboxMax: number;
-  resume?: Resume<C>;
+  resume?: Resume<C> | undefined;
 }
 
 /** A command made from the state at its turn in the mailbox (a saga step), or nothing to do. */

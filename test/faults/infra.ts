@@ -76,7 +76,10 @@ export class TcpProxy {
   async start(): Promise<number> {
     this.port = await freePort();
     this.server = createServer((client) => {
-      if (this.refusing) return client.destroy();
+      if (this.refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = netConnect(this.targetPort, '127.0.0.1');
       this.sockets.add(client);
       this.sockets.add(upstream);
