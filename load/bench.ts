@@ -19,7 +19,7 @@ import { names } from '../src/events/names.js';
 import { runAudit } from '../src/ledger/auditor.js';
 import { createPool } from '../src/ledger/db.js';
 import { EscrowClient } from './client.js';
-import { runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
+import { createOne, runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';
 import { runRace, type RaceResult } from './race.js';
@@ -121,6 +121,18 @@ async function mixed(address: string, label: string): Promise<MixedResult> {
   }
 }
 
+/** Creates only, closed loop, over 32 funded employers: the issue's create figure. */
+async function creates(address: string, label: string): Promise<MixedResult> {
+  const c = new EscrowClient(address, secret);
+  try {
+    const p = await seedMixed([c], 32);
+    log(`${label}: creates only, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
+    return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} creates`), createOne);
+  } finally {
+    c.close();
+  }
+}
+
 async function main() {
   // 1. The ceiling.
   const echoAddress = `127.0.0.1:${await port()}`;
@@ -134,6 +146,7 @@ async function main() {
   const gw = await engine('gateway');
   const engineRace = await race(gw.address, 'engine');
   const engineMixed = await mixed(gw.address, 'engine');
+  const engineCreates = await creates(gw.address, 'engine');
   const c = new EscrowClient(gw.address, secret);
   const p = await seedMixed([c], 50);
   const rate70 = Math.max(1, Math.round(engineMixed.opsPerSecond * 0.7));
@@ -190,6 +203,7 @@ async function main() {
   const base = await server('load/baseline/server.ts', [baseAddress, baselineSchema, secret], { DATABASE_URL: databaseUrl! });
   const baselineRace = await race(baseAddress, 'baseline');
   const baselineMixed = await mixed(baseAddress, 'baseline');
+  const baselineCreates = await creates(baseAddress, 'baseline');
   await base.stop();
 
   const ratio = (x: number, y: number) => Math.round((x / Math.max(1, y)) * 100) / 100;
@@ -204,16 +218,20 @@ async function main() {
       mixedPeakOpsPerSecond: engineMixed.opsPerSecond,
       mixedLatencyMs: engineMixed.latencyMs,
       mixedErrors: engineMixed.errors,
+      createsPerSecond: engineCreates.opsPerSecond,
+      createLatencyMs: engineCreates.latencyMs,
+      createErrors: engineCreates.errors,
       at70PercentOfPeak: { rate: rate70, latencyMs: engineAt70.latencyMs, errors: engineAt70.errors },
       ledgerLagMs: lag,
       audit: audit.ok ? 'pass' : 'fail',
     },
-    baseline: { raceCommandsPerSecond: baselineRace.commandsPerSecond, raceLatencyMs: baselineRace.latencyMs, raceWinners: baselineRace.winnersHistogram, mixedOpsPerSecond: baselineMixed.opsPerSecond, mixedLatencyMs: baselineMixed.latencyMs },
+    baseline: { raceCommandsPerSecond: baselineRace.commandsPerSecond, raceLatencyMs: baselineRace.latencyMs, raceWinners: baselineRace.winnersHistogram, mixedOpsPerSecond: baselineMixed.opsPerSecond, mixedLatencyMs: baselineMixed.latencyMs, createsPerSecond: baselineCreates.opsPerSecond, createLatencyMs: baselineCreates.latencyMs },
     ratios: {
       engineOverCeilingRace: ratio(engineRace.commandsPerSecond, ceilingRace.commandsPerSecond),
       engineOverBaselineRace: ratio(engineRace.commandsPerSecond, baselineRace.commandsPerSecond),
       engineOverCeilingMixed: ratio(engineMixed.opsPerSecond, ceilingMixed.opsPerSecond),
       engineOverBaselineMixed: ratio(engineMixed.opsPerSecond, baselineMixed.opsPerSecond),
+      engineOverBaselineCreates: ratio(engineCreates.opsPerSecond, baselineCreates.opsPerSecond),
     },
     memory: {
       touched: memory.touched,
@@ -229,6 +247,7 @@ async function main() {
   };
   console.log(`ceiling  race ${result.ceiling.raceCommandsPerSecond}/s  mixed ${result.ceiling.mixedOpsPerSecond}/s`);
   console.log(`engine   race ${result.engine.raceCommandsPerSecond}/s (p99 ${engineRace.latencyMs.p99} ms)  mixed ${result.engine.mixedPeakOpsPerSecond}/s (p99 ${engineMixed.latencyMs.p99} ms)  at 70%: p99 ${engineAt70.latencyMs.p99} ms  ledger lag p99 ${lag.p99} ms  audit ${result.engine.audit}`);
+  console.log(`creates  engine ${engineCreates.opsPerSecond}/s (p99 ${engineCreates.latencyMs.p99} ms, slowest ${engineCreates.latencyMs.max} ms)  baseline ${baselineCreates.opsPerSecond}/s (p99 ${baselineCreates.latencyMs.p99} ms)`);
   console.log(`baseline race ${result.baseline.raceCommandsPerSecond}/s  mixed ${result.baseline.mixedOpsPerSecond}/s`);
   console.log(`ratios   ${JSON.stringify(result.ratios)}`);
   console.log(`memory   ${JSON.stringify(result.memory)}`);
@@ -242,6 +261,8 @@ async function main() {
       { workload: 'mixed', system: 'engine', perSecond: engineMixed.opsPerSecond, p50Ms: engineMixed.latencyMs.p50, p99Ms: engineMixed.latencyMs.p99 },
       { workload: 'mixed', system: 'baseline', perSecond: baselineMixed.opsPerSecond, p50Ms: baselineMixed.latencyMs.p50, p99Ms: baselineMixed.latencyMs.p99 },
       { workload: 'mixed', system: 'ceiling', perSecond: ceilingMixed.opsPerSecond, p50Ms: ceilingMixed.latencyMs.p50, p99Ms: ceilingMixed.latencyMs.p99 },
+      { workload: 'creates', system: 'engine', perSecond: engineCreates.opsPerSecond, p50Ms: engineCreates.latencyMs.p50, p99Ms: engineCreates.latencyMs.p99 },
+      { workload: 'creates', system: 'baseline', perSecond: baselineCreates.opsPerSecond, p50Ms: baselineCreates.latencyMs.p50, p99Ms: baselineCreates.latencyMs.p99 },
     ];
     const notes = [
       `ratios ${JSON.stringify(result.ratios)}`,

@@ -68,7 +68,14 @@ async function one(client: MixedClient, p: Pool): Promise<void> {
   }
 }
 
-/** Closed loop: `concurrency` lanes issue operations back to back for `durationMs`. */
+/** The create-only workload: CreateMilestone by the pool's employers, back to back; the milestones are kept open. */
+export async function createOne(client: MixedClient, p: Pool): Promise<void> {
+  const n = p.seq++;
+  const u = n % p.users;
+  const r = await client.m('CreateMilestone', `${p.prefix}-emp-${u}`, { project_id: `${p.prefix}-p-${u}`, freelancer_id: `${p.prefix}-fl-${u}`, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: `${p.prefix}-c-${n}` });
+  if (r.milestone.status !== 'FUNDED') throw Object.assign(new Error(`create answered ${r.milestone.status}`), { code: -1 });
+}
+
 /** Progress of a running workload, reported every few seconds: operations answered, errors by code. */
 export type Progress = (p: { answered: number; elapsedMs: number; errors: Record<string, number> }) => void;
 
@@ -78,7 +85,8 @@ function ticker(progress: Progress | undefined, started: number, latencies: numb
   return () => clearInterval(t);
 }
 
-export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number, progress?: Progress): Promise<MixedResult> {
+/** Closed loop: `concurrency` lanes issue operations (`op`, by default the mixed workload's) back to back for `durationMs`. */
+export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number, progress?: Progress, op: (c: MixedClient, p: Pool) => Promise<void> = one): Promise<MixedResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const stop = ticker(progress, Date.now(), latencies, errors);
@@ -90,7 +98,7 @@ export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrenc
       while (Date.now() < until) {
         const t0 = process.hrtime.bigint();
         try {
-          await one(clients[lane % clients.length]!, p);
+          await op(clients[lane % clients.length]!, p);
           ops++;
         } catch (err) {
           const s = statusName(err);
