@@ -92,7 +92,7 @@ export interface Config {
   faultPublishDelayMs: number;
   /** ESCROW_FAULT_FEE_DECISION_DELAY_MS, fault injection for tests: a gateway waits this long between an escalation's event and the decision of its fee, so it can be killed in between. 0 in production. */
   faultFeeDecisionDelayMs: number;
-  /** ESCROW_FAULT_KILL_AFTER_RESERVATION=1, fault injection for tests: the process SIGKILLs itself right after a create's reservation, before the milestone's event. */
+  /** ESCROW_FAULT_KILL_AFTER_RESERVATION=1, fault injection for tests: the process SIGKILLs itself right after a create's or an accept's reservation, before the milestone's event. */
   faultKillAfterReservation: boolean;
   /**
    * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.

@@ -121,6 +121,27 @@ describe('funding decided by account actors, across killed processes', () => {
     await expectBalance(a, 'emp-c', { available: '0.00', held: '30.00', incoming: '0.00' });
   });
 
+  it('an accept whose gateway was killed after the reservation: kept while the request is open, given back once it is withdrawn', async () => {
+    const c = client(await start('gateway', { ESCROW_RESERVATION_TTL_MS: '1000' }));
+    await deposit(c, 'emp-a', '30.00');
+    expect((await c.m('CreateMilestone', 'emp-a', { project_id: 'p-a', freelancer_id: 'fl-a', amount: usd('10.00'), description: '', idempotency_key: key() })).milestone.status).toBe('FUNDED');
+    const asked = (await c.m('RequestMilestone', 'fl-a', { project_id: 'p-a', employer_id: 'emp-a', amount: usd('15.00'), description: 'more', idempotency_key: key() })).milestone;
+    const doomed = client(await start('gateway', { ESCROW_FAULT_KILL_AFTER_RESERVATION: '1' }));
+    await failure(doomed.m('AcceptMilestoneRequest', 'emp-a', { milestone_id: asked.id, idempotency_key: key() }));
+    await expectBalance(c, 'emp-a', { available: '5.00', held: '25.00', incoming: '0.00' });
+    // Still requested: the sweep keeps the reservation for a retry of that accept.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    await observer.engine.milestones!.sweepReservations(1_000);
+    await expectBalance(c, 'emp-a', { available: '5.00', held: '25.00', incoming: '0.00' });
+    // The freelancer withdraws the request: no accept can consume the reservation any more.
+    expect((await c.m('WithdrawMilestoneRequest', 'fl-a', { milestone_id: asked.id, idempotency_key: key() })).milestone.status).toBe('REQUEST_WITHDRAWN');
+    await Promise.all([0, 1, 2].map(() => observer.engine.milestones!.sweepReservations(1_000).catch(() => 0)));
+    await expectBalance(c, 'emp-a', { available: '20.00', held: '10.00', incoming: '0.00' });
+    await ledgerCaughtUp(observer.engine);
+    expect(await postingsOf(asked.id)).toEqual([{ kind: 'reserve', n: 1 }, { kind: 'unreserve', n: 1 }]);
+    await expectLedgerSound(observer.engine);
+  });
+
   it('a balance read right after a create shows its reservation, before the ledger posts it (no worker runs)', async () => {
     const c = client(await start('gateway'));
     await deposit(c, 'emp-now', '10.00');

@@ -56,7 +56,7 @@ export interface MilestoneAppOptions {
   reservationTtlMs: number;
   /** Fault injection (tests): wait between an escalation's event and its fee decision. */
   faultFeeDecisionDelayMs?: number;
-  /** Fault injection (tests): SIGKILL this process right after a create's reservation. */
+  /** Fault injection (tests): SIGKILL this process right after a create's or an accept's reservation. */
   faultKillAfterReservation?: boolean;
 }
 
@@ -362,6 +362,7 @@ export class MilestoneApp {
       fee: c.employerFee,
       time: this.at(),
     });
+    if (this.o.faultKillAfterReservation) process.kill(process.pid, 'SIGKILL');
     const accepted = await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
     return this.funded(ctx, milestoneId, accepted);
   }
