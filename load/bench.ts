@@ -110,28 +110,19 @@ async function race(address: string, label: string): Promise<RaceResult> {
   }
 }
 
-async function mixed(address: string, label: string): Promise<MixedResult> {
+/** A closed-loop workload over `users` funded employers: the mixed one, or creates only (the issue's create figure). */
+async function closedLoop(address: string, label: string, what: 'mixed' | 'creates'): Promise<MixedResult> {
   const c = new EscrowClient(address, secret);
   try {
-    const p = await seedMixed([c], 50);
-    log(`${label}: mixed workload, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
-    return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} mixed`));
+    const p = await seedMixed([c], what === 'mixed' ? 50 : 32);
+    log(`${label}: ${what === 'mixed' ? 'mixed workload' : 'creates only'}, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
+    return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} ${what}`), what === 'mixed' ? undefined : createOne);
   } finally {
     c.close();
   }
 }
-
-/** Creates only, closed loop, over 32 funded employers: the issue's create figure. */
-async function creates(address: string, label: string): Promise<MixedResult> {
-  const c = new EscrowClient(address, secret);
-  try {
-    const p = await seedMixed([c], 32);
-    log(`${label}: creates only, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
-    return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} creates`), createOne);
-  } finally {
-    c.close();
-  }
-}
+const mixed = (address: string, label: string) => closedLoop(address, label, 'mixed');
+const creates = (address: string, label: string) => closedLoop(address, label, 'creates');
 
 async function main() {
   // 1. The ceiling.
