@@ -298,6 +298,14 @@ export class Actor<C extends DecisionSlots> {
     history.push({ version: d.version, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change });
   }
 
+  /** Whether the log holds events beyond the ones this actor decided from; if so the state is marked stale. */
+  private async movedOnLog(): Promise<boolean> {
+    const last = await this.o.log.readLast<EntityEventData<C>>(this.subject());
+    if ((last?.seq ?? 0) === this.seq) return false;
+    this.stale = true;
+    return true;
+  }
+
   private subject(): string {
     return `${this.o.log.names.namespace}.${this.o.kind.entity}.${this.id}`;
   }
@@ -321,7 +329,13 @@ export class Actor<C extends DecisionSlots> {
         return state;
       }
       const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
-      if (decision.kind === 'rejected') throw rejectionError(decision.rejection);
+      if (decision.kind === 'rejected') {
+        // A refusal for the state (not the party, which never changes) is answered only from a
+        // state the log still ends at: another gateway may have moved the entity where the
+        // command is legal, or applied this very command (a copy sent to it).
+        if (decision.rejection.code !== 'PERMISSION_DENIED' && attempt < CONFLICT_RETRIES_MAX && (await this.movedOnLog())) continue;
+        throw rejectionError(decision.rejection);
+      }
       if (decision.kind === 'unchanged') return state;
       const version = state.version + 1;
       const id = eventId(this.o.kind.entity, this.id, command.key);
