@@ -94,7 +94,8 @@ class Vu {
       this.worker.once('message', first);
     });
     this.worker.on('message', (m) => {
-      if (m.type !== 'ready' && this.waiting) {
+      if (m.type === 'sample') runner.samples.push(m.body as Sample);
+      else if (m.type !== 'ready' && this.waiting) {
         const w = this.waiting;
         this.waiting = null;
         w(m);
@@ -136,10 +137,6 @@ class Runner {
   constructor(private readonly scriptDir: string) {}
 
   async request(vu: Vu, m: { id: number; op: string; body: any }): Promise<void> {
-    if (m.op === 'sample') {
-      this.samples.push(m.body as Sample);
-      return;
-    }
     try {
       if (m.op === 'connect') vu.answer(m.id, this.connect(vu, m.body));
       else if (m.op === 'close') {

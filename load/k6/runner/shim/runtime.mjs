@@ -1,6 +1,7 @@
 // The VU thread's side of the runner shim: blocking calls to the main thread (which does the
-// I/O) over a MessagePort, woken with Atomics; metric samples posted as they happen.
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+// I/O) over a MessagePort, woken with Atomics; metric samples posted as they happen, on the
+// channel that also carries an iteration's end, so none can arrive after it.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 const { port, flag } = workerData;
 const signal = new Int32Array(flag);
@@ -50,7 +51,7 @@ export function requestAsync(op, body) {
 
 /** One metric sample, tagged with the VU's current scenario. */
 export function sample(metric, type, value, tags = {}) {
-  port.postMessage({ id: 0, op: 'sample', body: { metric, type, value, tags: { scenario: state.scenario, ...tags }, time: Date.now() } });
+  parentPort.postMessage({ type: 'sample', body: { metric, type, value, tags: { scenario: state.scenario, ...tags }, time: Date.now() } });
 }
 
 /** What k6/execution shows, set by the VU before each iteration. */
