@@ -49,7 +49,8 @@ describe('a refusal is never answered from a state the log has moved past', () =
       return readLast(subject);
     }) as typeof log.readLast;
     try {
-      const refuse = () => other.send(id, { key: key('emp-final:'), digest: 'cancel', event: { type: 'CANCEL', by: { id: 'emp-final', roles: [] }, at: new Date().toISOString(), reasonCode: '', reason: '', awardAccepted: false } });
+      const cancel = { type: 'CANCEL', by: { id: 'emp-final', roles: [] }, at: new Date().toISOString(), reasonCode: '', reason: '', awardAccepted: false };
+      const refuse = () => other.send(id, { key: key('emp-final:'), digest: 'cancel', event: cancel });
       // The first command loads (one read) and is refused from what it just read.
       expect((await failure(refuse())).reason).toBe('ILLEGAL_IN_STATUS');
       expect(reads).toBe(1);
