@@ -7,7 +7,7 @@
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MilestoneEmitted } from '../actors/events.js';
-import { natsServers, toolConfig } from '../src/config.js';
+import { natsOptions, toolConfig } from '../src/config.js';
 import { parseEventType, validateChange } from '../src/events/schemas.js';
 
 const config = await toolConfig();
@@ -16,7 +16,7 @@ if (!config.natsUrl) {
   process.exit(64);
 }
 const namespace = config.namespace;
-const nc = await connect({ servers: natsServers(config.natsUrl) });
+const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
 const jsm = await jetstreamManager(nc);
 const stream = namespace.toUpperCase();
 const durable = process.env.CONSUMER_NAME ?? 'example_consumer';

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { freePort } from '../src/dev/embedded.js';
-import { natsServers } from '../src/config.js';
+import { natsAuthFrom, natsOptions } from '../src/config.js';
 import { EventLog } from '../src/events/log.js';
 import { names } from '../src/events/names.js';
 import { runAudit } from '../src/ledger/auditor.js';
@@ -146,7 +146,7 @@ async function main() {
   c.close();
 
   // Ledger lag and the auditor's verdict on everything the engine did.
-  const nc = await connect({ servers: natsServers(natsUrl!) });
+  const nc = await connect(natsOptions(natsUrl!, natsAuthFrom()));
   const elog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: secret, allowUnsafeReplicas: true }); // read-only
   const pool = createPool(databaseUrl!, namespace, 2);
   const audit = await runAudit(elog, pool, 60_000);

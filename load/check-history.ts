@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { natsServers, toolConfig } from '../src/config.js';
+import { natsOptions, toolConfig } from '../src/config.js';
 import { EventLog } from '../src/events/log.js';
 import { names } from '../src/events/names.js';
 import { runAudit } from '../src/ledger/auditor.js';
@@ -23,7 +23,7 @@ if (!a.history || !config.natsUrl || !secret || (!a['no-audit'] && !config.datab
   process.exit(64);
 }
 const records = parseHistory(readFileSync(a.history, 'utf8'));
-const nc = await connect({ servers: natsServers(config.natsUrl) });
+const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
 try {
   const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret: secret, allowUnsafeReplicas: true }); // read-only
   const verdict = await checkHistory(log, records);

@@ -12,7 +12,7 @@ import { connect } from '@nats-io/transport-node';
 import { EventLog } from '../src/events/log.js';
 import { names } from '../src/events/names.js';
 import { freePort } from '../src/dev/embedded.js';
-import { natsServers } from '../src/config.js';
+import { natsAuthFrom, natsOptions } from '../src/config.js';
 import { createPool } from '../src/ledger/db.js';
 import { runAudit, type AuditReport } from '../src/ledger/auditor.js';
 import { EscrowClient } from './client.js';
@@ -132,7 +132,7 @@ async function main(): Promise<number> {
   let logProof: HistoryVerdict | null = null;
   let lag: LatencySummary | null = null;
   if (!a['no-audit'] && databaseUrl && natsUrl) {
-    const nc = await connect({ servers: natsServers(natsUrl) });
+    const nc = await connect(natsOptions(natsUrl, natsAuthFrom()));
     const log = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: process.env.ESCROW_EVENT_KEY ?? secret, allowUnsafeReplicas: true }); // read-only
     const pool = createPool(databaseUrl, namespace, 2);
     try {

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { natsServers } from '../src/config.js';
+import { natsAuthFrom, natsOptions } from '../src/config.js';
 import { EventLog } from '../src/events/log.js';
 import { names } from '../src/events/names.js';
 import { runAudit } from '../src/ledger/auditor.js';
@@ -79,7 +79,7 @@ try {
   log(`${creates} creates at ${concurrency} in flight through ${gatewayCount} gateway(s), all by one employer`);
   const hot = await run(clients, 'hot', 1);
   for (const c of clients) c.close();
-  const nc = await connect({ servers: natsServers(natsUrl) });
+  const nc = await connect(natsOptions(natsUrl, natsAuthFrom()));
   const pool = createPool(databaseUrl, namespace);
   const eventLog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: secret, allowUnsafeReplicas: true });
   const audit = await runAudit(eventLog, pool, 30_000);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
-import { natsServers } from '../src/config.js';
+import { natsAuthFrom, natsOptions } from '../src/config.js';
 
 /** A fresh namespace for a load run, and its removal. */
 export function runNamespace(prefix: string): string {
@@ -10,7 +10,7 @@ export function runNamespace(prefix: string): string {
 }
 
 export async function dropNamespace(databaseUrl: string, natsUrl: string, namespace: string): Promise<void> {
-  const nc = await connect({ servers: natsServers(natsUrl) });
+  const nc = await connect(natsOptions(natsUrl, natsAuthFrom()));
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(namespace.toUpperCase()).catch(() => {});

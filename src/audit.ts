@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { natsServers, toolConfig } from './config.js';
+import { natsOptions, toolConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { createPool } from './ledger/db.js';
@@ -19,7 +19,7 @@ if (!signingSecret) {
   console.error("audit needs the deployment's ESCROW_EVENT_KEY or AUTH_JWT_SECRET, to tell the engine's events from forgeries");
   process.exit(64);
 }
-const nc = await connect({ servers: natsServers(config.natsUrl) });
+const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
 const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret, allowUnsafeReplicas: true }); // read-only
 const pool = createPool(config.databaseUrl, config.namespace, 2);
 try {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { credsAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
 import { Decimal } from 'decimal.js';
 import { DEFAULT_POLICY, type FeeRule, type TermsPolicy } from '../actors/terms.js';
 import { InvalidArgument } from './errors.js';
@@ -17,6 +19,17 @@ export interface Config {
   authJwtSecret: string | undefined;
   /** The secret events are signed with (ESCROW_EVENT_KEY, 16+ characters). Unset: AUTH_JWT_SECRET. */
   eventKey: string | undefined;
+  /**
+   * Tokens from an identity provider (the production way): AUTH_JWKS_FILE (a JWKS JSON file,
+   * re-read when it changes) or AUTH_JWKS_URL (fetched, cached, refetched for an unknown key
+   * id); EdDSA, ES256 or RS256. AUTH_ISSUER and AUTH_AUDIENCE are required with a JWKS, and
+   * checked on every token (HS256 ones too) when set.
+   */
+  auth: { jwksFile: string | undefined; jwksUrl: string | undefined; issuer: string | undefined; audience: string | undefined };
+  /** GRPC_TLS_CERT and GRPC_TLS_KEY (PEM files): TLS on the gRPC port; with GRPC_TLS_CLIENT_CA, clients must show a certificate it signed (mTLS). */
+  grpcTls: { cert: string; key: string; clientCa: string | undefined } | null;
+  /** The engine's own NATS credentials: NATS_USER and NATS_PASSWORD, NATS_TOKEN, or NATS_CREDS (a .creds file). */
+  natsAuth: NatsAuth;
   /** gRPC listen address. Default 127.0.0.1:50051. */
   grpcAddress: string;
   /** Where /metrics (Prometheus) is served, host:port. Unset: not served. */
@@ -141,6 +154,44 @@ export function natsServers(url: string): string[] {
   return url.split(',').map((u) => u.trim()).filter(Boolean);
 }
 
+export interface NatsAuth {
+  user: string | undefined;
+  pass: string | undefined;
+  token: string | undefined;
+  credsFile: string | undefined;
+}
+
+/** NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS: at most one way, each whole. */
+export function natsAuthFrom(env: Env = process.env): NatsAuth {
+  const auth = { user: optional(env, 'NATS_USER'), pass: optional(env, 'NATS_PASSWORD'), token: optional(env, 'NATS_TOKEN'), credsFile: optional(env, 'NATS_CREDS') };
+  if ((auth.user === undefined) !== (auth.pass === undefined)) throw new ConfigError(auth.user ? 'NATS_PASSWORD' : 'NATS_USER', 'NATS_USER and NATS_PASSWORD go together');
+  if ([auth.user, auth.token, auth.credsFile].filter((x) => x !== undefined).length > 1) {
+    throw new ConfigError('NATS_CREDS', 'give one of NATS_USER/NATS_PASSWORD, NATS_TOKEN and NATS_CREDS');
+  }
+  if (auth.credsFile !== undefined) readable('NATS_CREDS', auth.credsFile);
+  return auth;
+}
+
+/**
+ * The options every NATS connection of the engine and its tools starts from: the seed
+ * servers and the credentials. Credentials never appear in logs.
+ */
+export function natsOptions(natsUrl: string, auth: NatsAuth): ConnectionOptions {
+  const o: ConnectionOptions = { servers: natsServers(natsUrl) };
+  if (auth.user !== undefined) Object.assign(o, { user: auth.user, pass: auth.pass });
+  if (auth.token !== undefined) o.token = auth.token;
+  if (auth.credsFile !== undefined) o.authenticator = credsAuthenticator(readFileSync(auth.credsFile));
+  return o;
+}
+
+function readable(key: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
 export class ConfigError extends Error {
   constructor(key: string, problem: string) {
     super(`configuration ${key}: ${problem}`);
@@ -240,11 +291,30 @@ export function loadConfig(env: Env = process.env): Config {
   if (authJwtSecret !== undefined && authJwtSecret.length < 16) {
     throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 16 characters');
   }
+  const auth = { jwksFile: optional(env, 'AUTH_JWKS_FILE'), jwksUrl: optional(env, 'AUTH_JWKS_URL'), issuer: optional(env, 'AUTH_ISSUER'), audience: optional(env, 'AUTH_AUDIENCE') };
+  if (auth.jwksFile !== undefined && auth.jwksUrl !== undefined) throw new ConfigError('AUTH_JWKS_URL', 'give AUTH_JWKS_FILE or AUTH_JWKS_URL, not both');
+  if (auth.jwksFile !== undefined) readable('AUTH_JWKS_FILE', auth.jwksFile);
+  if (auth.jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(auth.jwksUrl)) throw new ConfigError('AUTH_JWKS_URL', 'must be an http(s) URL');
+  if (auth.jwksFile !== undefined || auth.jwksUrl !== undefined) {
+    if (auth.issuer === undefined) throw new ConfigError('AUTH_ISSUER', 'required with a JWKS: the issuer every token must name');
+    if (auth.audience === undefined) throw new ConfigError('AUTH_AUDIENCE', 'required with a JWKS: the audience every token must name');
+    // Without the HS256 secret, events and page tokens need a key of their own.
+    if (authJwtSecret === undefined && eventKey === undefined) throw new ConfigError('ESCROW_EVENT_KEY', 'required with a JWKS unless AUTH_JWT_SECRET is set: the key events and page tokens are signed with');
+  }
+  const tlsCert = optional(env, 'GRPC_TLS_CERT');
+  const tlsKey = optional(env, 'GRPC_TLS_KEY');
+  const tlsClientCa = optional(env, 'GRPC_TLS_CLIENT_CA');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError(tlsCert ? 'GRPC_TLS_KEY' : 'GRPC_TLS_CERT', 'GRPC_TLS_CERT and GRPC_TLS_KEY go together');
+  if (tlsClientCa !== undefined && tlsCert === undefined) throw new ConfigError('GRPC_TLS_CLIENT_CA', 'needs GRPC_TLS_CERT and GRPC_TLS_KEY');
+  for (const [key, path] of [['GRPC_TLS_CERT', tlsCert], ['GRPC_TLS_KEY', tlsKey], ['GRPC_TLS_CLIENT_CA', tlsClientCa]] as const) if (path !== undefined) readable(key, path);
   return {
     databaseUrl: optional(env, 'DATABASE_URL'),
     natsUrl: optional(env, 'NATS_URL'),
     authJwtSecret,
     eventKey,
+    auth,
+    grpcTls: tlsCert !== undefined && tlsKey !== undefined ? { cert: tlsCert, key: tlsKey, clientCa: tlsClientCa } : null,
+    natsAuth: natsAuthFrom(env),
     metricsAddress: optional(env, 'METRICS_ADDRESS'),
     grpcAddress,
     namespace,

@@ -1,8 +1,9 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
 import { AccountApp } from './app/accounts.js';
 import { MilestoneApp } from './app/milestones.js';
 import { ReviewApp } from './app/reviews.js';
-import { natsServers, type Config } from './config.js';
+import { natsOptions, type Config } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { Gateway } from './gateway/server.js';
@@ -34,7 +35,7 @@ function redact(url: string): string {
 }
 
 export interface EngineOptions {
-  config: Config & { databaseUrl: string; natsUrl: string; authJwtSecret: string };
+  config: Config & { databaseUrl: string; natsUrl: string };
   gateway: boolean;
   worker: boolean;
   logger: Logger;
@@ -63,12 +64,15 @@ export class Engine {
     const { config, logger } = o;
     const now = o.now ?? (() => new Date());
     // noAsyncTraces: no stack captured for every request (an Error made per append and per direct get was 6% of a gateway's CPU).
-    const nc = await connect({ servers: natsServers(config.natsUrl), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true }).catch((err: unknown) => {
+    // Signs events and binds page tokens: ESCROW_EVENT_KEY, else the HS256 secret (src/config.ts requires one of them).
+    const internalSecret = config.eventKey ?? config.authJwtSecret;
+    if (!internalSecret) throw new Error('the engine needs ESCROW_EVENT_KEY or AUTH_JWT_SECRET');
+    const nc = await connect({ ...natsOptions(config.natsUrl, config.natsAuth), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true }).catch((err: unknown) => {
       throw new DependencyUnreachable('NATS', config.natsUrl, err);
     });
     const log = await EventLog.open(nc, names(config.namespace), {
       duplicateWindowMs: config.duplicateWindowMs,
-      signingSecret: config.eventKey ?? config.authJwtSecret,
+      signingSecret: internalSecret,
       replicas: config.streamReplicas,
       maxBytes: config.streamMaxBytes,
       maxMessageBytes: config.streamMaxMessageBytes,
@@ -129,7 +133,11 @@ export class Engine {
       reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now, reputationMinPaid: config.reputationMinPaid });
       gateway = new Gateway({
         address: config.grpcAddress,
-        secret: config.authJwtSecret,
+        auth: { secret: config.authJwtSecret, jwksFile: config.auth.jwksFile, jwksUrl: config.auth.jwksUrl, issuer: config.auth.issuer, audience: config.auth.audience },
+        pageSecret: internalSecret,
+        tls: config.grpcTls
+          ? { cert: readFileSync(config.grpcTls.cert), key: readFileSync(config.grpcTls.key), clientCa: config.grpcTls.clientCa ? readFileSync(config.grpcTls.clientCa) : null }
+          : null,
         maxMessageBytes: config.grpcMaxMessageBytes,
         limits: {
           inflightMax: config.inflightMax,

@@ -53,11 +53,13 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  if (!config.authJwtSecret && !embeddedMode) {
-    console.error('configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set');
+  const jwks = config.auth.jwksFile !== undefined || config.auth.jwksUrl !== undefined;
+  if (!config.authJwtSecret && !jwks && !embeddedMode) {
+    console.error('configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set (or AUTH_JWKS_FILE / AUTH_JWKS_URL, with AUTH_ISSUER, AUTH_AUDIENCE and ESCROW_EVENT_KEY)');
     process.exit(78);
   }
-  const secret = config.authJwtSecret ?? developmentSecret(config.dataDir);
+  // The embedded default makes a development secret (printed in the walk-through); a deployment never does.
+  const secret = config.authJwtSecret ?? (embeddedMode ? developmentSecret(config.dataDir) : undefined);
   const engine = await Engine.start({
     config: { ...config, databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!, natsUrl: embedded?.natsUrl ?? config.natsUrl!, authJwtSecret: secret },
     gateway: role !== 'worker',
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     });
     process.once('exit', () => removeEndpoints(config.dataDir));
   }
-  if (embeddedMode && role !== 'worker') await printWalkthrough(secret, config.grpcAddress);
+  if (embeddedMode && secret && role !== 'worker') await printWalkthrough(secret, config.grpcAddress);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { natsServers, toolConfig } from './config.js';
+import { natsOptions, toolConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { names } from './events/names.js';
 import { createPool } from './ledger/db.js';
@@ -37,7 +37,7 @@ try {
         console.error('replay needs NATS_URL and the deployment\'s ESCROW_EVENT_KEY or AUTH_JWT_SECRET (to publish the outcome)');
         process.exit(64);
       }
-      const nc = await connect({ servers: natsServers(config.natsUrl) });
+      const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
       try {
         const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret: secret, allowUnsafeReplicas: true });
         const result = await replayQuarantined(pool, log, seq, note);

@@ -18,7 +18,7 @@ import { milestoneIdFor } from '../../src/ids.js';
 process.setSourceMapsEnabled(false);
 const [address = '127.0.0.1:50071', schema = 'bench_baseline', secret = ''] = process.argv.slice(2);
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 16, options: `-c search_path=${schema}` });
-const auth = new Authenticator(secret);
+const auth = new Authenticator({ secret: secret });
 const money = (amount: string) => ({ currency_code: 'USD', amount });
 
 async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { jwtVerify, errors as joseErrors } from 'jose';
+import { readFileSync, statSync } from 'node:fs';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, errors as joseErrors, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
 import { isReservedUserId, type Caller } from '../../actors/decision.js';
-import { Unauthenticated } from '../errors.js';
+import { Unauthenticated, Unavailable } from '../errors.js';
 import { USER_ID_PATTERN } from './validate.js';
 
 const ROLES = new Set(['arbiter', 'payments']);
@@ -15,17 +16,89 @@ export const TOKEN_LIFETIME_MAX_S = 24 * 3600;
 /** How far ahead of the gateway's clock an issuer's may run (iat, and the lifetime bound). */
 const CLOCK_SKEW_S = 60;
 
+/** Asymmetric algorithms a JWKS key may sign with (jose names; Ed25519 is EdDSA's newer name). */
+const JWKS_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'RS256'];
+/** A token verified against a JWKS is remembered at most this long: a key taken out of the set stops working within it. */
+const JWKS_REMEMBER_MS = 60_000;
+/** How often a JWKS file is looked at for changes (a rotation). */
+const JWKS_FILE_CHECK_MS = 2_000;
+
+export interface AuthOptions {
+  /** HS256 secret (AUTH_JWT_SECRET): development, and services that share it. */
+  secret?: string | undefined;
+  /** A JWKS file (AUTH_JWKS_FILE) or URL (AUTH_JWKS_URL), for asymmetric tokens. */
+  jwksFile?: string | undefined;
+  jwksUrl?: string | undefined;
+  /** Checked on every token when set (AUTH_ISSUER, AUTH_AUDIENCE); required with a JWKS (src/config.ts). */
+  issuer?: string | undefined;
+  audience?: string | undefined;
+}
+
+type KeyLookup = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey | KeyObject>;
+
+/** A JWKS file, re-read when its modification time changes. */
+class JwksFile {
+  private keys: ReturnType<typeof createLocalJWKSet>;
+  private mtimeMs: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly path: string,
+    private readonly onChange: () => void,
+  ) {
+    this.keys = createLocalJWKSet(JSON.parse(readFileSync(path, 'utf8')) as JSONWebKeySet);
+    this.mtimeMs = statSync(path).mtimeMs;
+    this.timer = setInterval(() => this.check(), JWKS_FILE_CHECK_MS);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    try {
+      const mtimeMs = statSync(this.path).mtimeMs;
+      if (mtimeMs === this.mtimeMs) return;
+      this.keys = createLocalJWKSet(JSON.parse(readFileSync(this.path, 'utf8')) as JSONWebKeySet);
+      this.mtimeMs = mtimeMs;
+      this.onChange();
+    } catch {
+      // A file being rewritten, or broken: the keys read last stay until a good one is there.
+    }
+  }
+
+  readonly lookup: KeyLookup = (header, token) => this.keys(header, token);
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
 /**
- * Authenticates a call from `authorization: Bearer <JWT>` (HS256, AUTH_JWT_SECRET).
+ * Authenticates a call from `authorization: Bearer <JWT>`: HS256 with AUTH_JWT_SECRET, and/or
+ * an asymmetric token verified against a JWKS, with the issuer and audience checked when set.
  * `sub` is the acting user; `roles` may hold "arbiter" and "payments". `exp` is required and at
  * most TOKEN_LIFETIME_MAX_S ahead; an `iat` in the future is refused.
  */
 export class Authenticator {
-  private readonly key: KeyObject;
+  private readonly secret: KeyObject | null;
+  private readonly jwks: KeyLookup | null;
+  private readonly file: JwksFile | null = null;
+  private readonly algorithms: string[];
   private readonly verified = new Map<string, { caller: Caller; expiresAt: number }>();
 
-  constructor(secret: string) {
-    this.key = createSecretKey(Buffer.from(secret, 'utf8'));
+  constructor(private readonly o: AuthOptions) {
+    this.secret = o.secret ? createSecretKey(Buffer.from(o.secret, 'utf8')) : null;
+    if (o.jwksFile) {
+      this.file = new JwksFile(o.jwksFile, () => this.verified.clear());
+      this.jwks = this.file.lookup;
+    } else if (o.jwksUrl) {
+      this.jwks = createRemoteJWKSet(new URL(o.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+    } else {
+      this.jwks = null;
+    }
+    this.algorithms = [...(this.secret ? ['HS256'] : []), ...(this.jwks ? JWKS_ALGORITHMS : [])];
+  }
+
+  close(): void {
+    this.file?.close();
   }
 
   async authenticate(metadata: grpc.Metadata): Promise<Caller> {
@@ -38,11 +111,15 @@ export class Authenticator {
     if (known && known.expiresAt > Date.now()) return known.caller;
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], requiredClaims: ['exp'] }));
+      const key: KeyLookup = async (header, input) => (header.alg === 'HS256' && this.secret ? this.secret : this.jwks ? this.jwks(header, input) : this.secret!);
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: this.algorithms,
+        requiredClaims: ['exp'],
+        ...(this.o.issuer !== undefined ? { issuer: this.o.issuer } : {}),
+        ...(this.o.audience !== undefined ? { audience: this.o.audience } : {}),
+      }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new Unauthenticated('TOKEN_EXPIRED', 'the token has expired');
-      if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'exp') throw new Unauthenticated('TOKEN_EXPIRY_REQUIRED', 'the token must have an exp claim');
-      throw new Unauthenticated('TOKEN_INVALID', 'the token is not valid');
+      throw tokenError(err, this.o.jwksUrl !== undefined);
     }
     const now = Date.now() / 1000;
     const exp = payload.exp!;
@@ -56,9 +133,27 @@ export class Authenticator {
     }
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string' && ROLES.has(r)) : [];
     const caller = { id: payload.sub, roles };
-    // Remembered until it expires, never past it.
+    // Remembered until it expires, never past it; a JWKS token at most a minute (its key may be withdrawn).
     if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(token, { caller, expiresAt: exp * 1000 });
+    const byJwks = this.jwks !== null && !(this.secret && decodeProtectedHeader(token).alg === 'HS256');
+    this.verified.set(token, { caller, expiresAt: byJwks ? Math.min(exp * 1000, Date.now() + JWKS_REMEMBER_MS) : exp * 1000 });
     return caller;
   }
+}
+
+/** What a failed verification tells the caller: a stable reason each; an unreachable JWKS is UNAVAILABLE (retry), not the caller's fault. */
+function tokenError(err: unknown, remote: boolean): Error {
+  if (err instanceof joseErrors.JWTExpired) return new Unauthenticated('TOKEN_EXPIRED', 'the token has expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'exp') return new Unauthenticated('TOKEN_EXPIRY_REQUIRED', 'the token must have an exp claim');
+    if (err.claim === 'iss') return new Unauthenticated('TOKEN_ISSUER_INVALID', 'the token is not from the expected issuer');
+    if (err.claim === 'aud') return new Unauthenticated('TOKEN_AUDIENCE_INVALID', 'the token is not meant for this service');
+  }
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new Unauthenticated('TOKEN_KEY_UNKNOWN', 'no key of the key set verifies this token (unknown or withdrawn key id)');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new Unauthenticated('TOKEN_ALGORITHM_REFUSED', 'the token is signed with an algorithm this service does not accept');
+  // A fetch of the key set that failed (timeout, refused connection, not a JWKS).
+  if (remote && (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || !(err instanceof joseErrors.JOSEError))) {
+    return new Unavailable('JWKS_UNAVAILABLE', 'the key set cannot be fetched now; retry', err);
+  }
+  return new Unauthenticated('TOKEN_INVALID', 'the token is not valid');
 }

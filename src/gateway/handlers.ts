@@ -13,6 +13,8 @@ export interface HandlerDeps {
   /** Calls in progress, per caller and in all, and rates (src/gateway/limits.ts). */
   limits: CallerLimits;
   pages: PageTokens;
+  /** Calls this gateway has taken and not yet answered: a shutdown waits for them (src/gateway/server.ts). */
+  calls: { active: number };
 }
 
 /** The calls that only read; WatchMilestone holds a stream; everything else is a command. */
@@ -40,6 +42,7 @@ async function handle(
   fail: (status: Partial<grpc.StatusObject>) => void,
 ): Promise<void> {
   const started = performance.now();
+  deps.calls.active++;
   const requestId = requestIdOf(call.metadata);
   const echo = new grpc.Metadata();
   echo.set(REQUEST_ID, requestId);
@@ -59,6 +62,7 @@ async function handle(
     outcome = err instanceof EscrowError ? { code: err.code, reason: err.reason } : { code: 'INTERNAL', reason: 'INTERNAL' };
     fail(toServiceError(err));
   } finally {
+    deps.calls.active--;
     release?.();
     // One line per call: who, what, on which milestone, how it ended, how long it took. Never a token.
     const request = call.request as { milestone_id?: unknown } | undefined;

@@ -7,7 +7,7 @@ import type { MilestoneApp } from '../app/milestones.js';
 import type { Pool } from '../ledger/db.js';
 import type { Logger } from '../log.js';
 import { accountService } from './account.service.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, type AuthOptions } from './auth.js';
 import type { HandlerDeps } from './handlers.js';
 import { reviewService } from './review.service.js';
 import type { ReviewApp } from '../app/reviews.js';
@@ -29,7 +29,12 @@ const HEALTH_CHECK_MS = 1_000;
 
 export interface GatewayOptions {
   address: string;
-  secret: string;
+  /** How tokens are verified (src/gateway/auth.ts). */
+  auth: AuthOptions;
+  /** The key page tokens are bound with (ESCROW_EVENT_KEY, else AUTH_JWT_SECRET). */
+  pageSecret: string;
+  /** TLS on the port (PEM contents); with a client CA, clients must show a certificate (mTLS). */
+  tls: { cert: Buffer; key: Buffer; clientCa: Buffer | null } | null;
   maxMessageBytes: number;
   limits: CallerLimitsOptions;
   /** Whether this process's ledger worker stopped (on a broken invariant); absent without one. */
@@ -47,6 +52,8 @@ export class Gateway {
   private readonly server: grpc.Server;
   private readonly health: HealthImplementation;
   private listener: NetServer | null = null;
+  private readonly auth: Authenticator;
+  private readonly calls = { active: 0 };
   private healthCheck: NodeJS.Timeout | null = null;
   port = 0;
 
@@ -62,7 +69,8 @@ export class Gateway {
       'grpc.keepalive_time_ms': o.connections.keepaliveMs,
       'grpc.keepalive_timeout_ms': 20_000,
     });
-    const deps: HandlerDeps = { auth: new Authenticator(o.secret), logger: o.logger, limits: new CallerLimits(o.limits), pages: new PageTokens(o.secret) };
+    this.auth = new Authenticator(o.auth);
+    const deps: HandlerDeps = { auth: this.auth, logger: o.logger, limits: new CallerLimits(o.limits), pages: new PageTokens(o.pageSecret), calls: this.calls };
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));
@@ -80,7 +88,11 @@ export class Gateway {
    * the process has stay for the clients it serves.
    */
   async start(): Promise<number> {
-    const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const tls = this.o.tls;
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(tls.clientCa, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== null)
+      : grpc.ServerCredentials.createInsecure();
+    const injector = this.server.createConnectionInjector(credentials);
     const listener = createServer((socket) => injector.injectConnection(socket));
     listener.maxConnections = this.o.connections.max;
     const cut = this.o.address.lastIndexOf(':');
@@ -112,21 +124,23 @@ export class Gateway {
     return this.port;
   }
 
-  /** Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them. */
+  /**
+   * Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them.
+   * It waits for the calls it counts and for the connections to close, not only for grpc-js's
+   * tryShutdown: on Node 24 that calls back at once, with calls still running.
+   */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.healthCheck) clearInterval(this.healthCheck);
     this.healthCheck = null;
     for (const s of ['', ...SERVICES, LEDGER_HEALTH]) this.health.setStatus(s, 'NOT_SERVING');
-    this.listener?.close();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    const listener = this.listener;
+    listener?.close();
+    this.auth.close();
+    const until = Date.now() + graceMs;
+    const connections = () => new Promise<number>((resolve) => (listener ? listener.getConnections((err, n) => resolve(err ? 0 : n)) : resolve(0)));
+    const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+    while (Date.now() < until && (this.calls.active > 0 || (await connections()) > 0)) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (this.calls.active > 0 || (await connections()) > 0) this.server.forceShutdown();
   }
 }

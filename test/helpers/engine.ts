@@ -52,7 +52,7 @@ export async function startEngine(
   const env = engineEnv(namespace, { GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...o.env });
   const config = loadConfig(env);
   const engine = await Engine.start({
-    config: { ...config, databaseUrl: env.DATABASE_URL!, natsUrl: env.NATS_URL!, authJwtSecret: TEST_SECRET },
+    config: { ...config, databaseUrl: env.DATABASE_URL!, natsUrl: env.NATS_URL! },
     gateway: o.gateway ?? true,
     worker: o.worker ?? true,
     logger: createLogger('silent'),
