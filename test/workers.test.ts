@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { runRace } from '../load/race.js';
 import { leaseSessionPrefix } from '../src/ledger/worker.js';
-import { failure, PAYMENTS, usd } from './helpers/client.js';
+import { EscrowClient, failure, PAYMENTS, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, services, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
@@ -205,6 +205,42 @@ describe('metrics of a worker process', () => {
     } finally {
       await worker.kill();
       await t.stop();
+      await dropNamespace(ns);
+    }
+  });
+});
+
+describe('metrics of an engine process', () => {
+  it('calls by RPC and code with latencies, resident actors, mailboxes, ledger batches, cursor and lag, waits, conflicts, timers, invariant stops', async () => {
+    const { freePort } = await import('../src/dev/embedded.js');
+    const ns = freshNamespace();
+    const port = await freePort();
+    const engine = await EngineProcess.start('all', ns, { METRICS_ADDRESS: `127.0.0.1:${port}` });
+    const c = new EscrowClient(engine.address);
+    try {
+      await deposit(c, 'emp-metrics', '10.00');
+      const id = await funded(c, 'emp-metrics', 'fl-metrics', '2.00', 'p-metrics');
+      await c.m('ReleaseMilestone', 'emp-metrics', { milestone_id: id, idempotency_key: key() });
+      await c.m('ReleaseMilestone', 'emp-metrics', { milestone_id: id, idempotency_key: key() }).catch(() => null);
+      await eventually(async () => {
+        const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        expect(body).toMatch(/escrow_rpc_calls_total\{rpc="CreateMilestone",code="OK"\} 1/);
+        expect(body).toMatch(/escrow_rpc_calls_total\{rpc="ReleaseMilestone",code="FAILED_PRECONDITION"\} 1/);
+        expect(body).toMatch(/escrow_rpc_duration_seconds_bucket\{le="\+Inf",rpc="Deposit"\} 1/);
+        expect(body).toMatch(/escrow_actors_resident\{kind="milestone"\} 1/);
+        expect(body).toMatch(/escrow_mailbox_queued\{kind="milestone"\} 0/);
+        expect(body).toMatch(/escrow_ledger_batch_events_count [1-9]/);
+        expect(body).toMatch(/escrow_ledger_batch_seconds_count [1-9]/);
+        expect(body).toMatch(/escrow_ledger_cursor [1-9]/);
+        expect(body).toMatch(/escrow_ledger_lag_messages 0/);
+        expect(body).toMatch(/escrow_stream_last_seq [1-9]/);
+        expect(body).toMatch(/escrow_outcome_waiters 0/);
+        expect(body).toMatch(/escrow_outcome_oldest_wait_seconds 0/);
+        for (const name of ['escrow_append_conflicts_total', 'escrow_timer_lateness_seconds', 'escrow_ledger_invariant_stops_total']) expect(body).toContain(`# TYPE ${name}`);
+      }, 15_000);
+    } finally {
+      c.close();
+      await engine.kill();
       await dropNamespace(ns);
     }
   });

@@ -3,6 +3,7 @@ import type { AccountEmitted, AccountEventType } from '../../actors/events.js';
 import { Aborted, ResourceExhausted } from '../errors.js';
 import { cloudEvent, eventType } from '../events/cloudevent.js';
 import { WrongLastSequence, type EventLog } from '../events/log.js';
+import { metrics } from '../metrics.js';
 import { feeReservationIdFor, reservationReleaseIdFor } from '../ids.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
@@ -123,6 +124,7 @@ class AccountActor {
         return covered ? 'appended' : 'insufficient';
       } catch (err) {
         this.seq = null;
+        if (err instanceof WrongLastSequence) metrics.appendConflicts.inc({ entity: 'account' });
         if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, 1 + attempt)));
           continue;

@@ -19,6 +19,7 @@ import { appliedKey, type Command, type EntityEventData, type EntityKind, type P
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
+import { metrics } from '../metrics.js';
 
 export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
@@ -199,7 +200,10 @@ export class MilestoneApp {
         const after = await this.milestones
           .send(due.id, { key, digest: digest({ op: 'deadline' }), event: { type: 'DEADLINE', by: SYSTEM, at: now.toISOString() } })
           .catch(() => null);
-        if (after && after.version !== before && after.history.at(-1)?.by === SYSTEM_CALLER) fired++;
+        if (after && after.version !== before && after.history.at(-1)?.by === SYSTEM_CALLER) {
+          fired++;
+          metrics.timerLateness.observe(Math.max(0, now.getTime() - due.dueAt.getTime()) / 1000);
+        }
       }
     } finally {
       this.firing = false;

@@ -199,6 +199,7 @@ export class EventLog {
       this.fullness.used = info.state.bytes;
       metrics.streamBytes.set(info.state.bytes);
       metrics.streamMaxBytes.set(maxBytes);
+      metrics.streamLastSeq.set(info.state.last_seq);
       const share = info.state.bytes / maxBytes;
       const step = share >= 0.8 ? Math.floor(share * 20) / 20 : 0;
       if (step > warnedAt) onFull?.(info.state.bytes, maxBytes);

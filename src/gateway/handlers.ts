@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallContext } from '../app/milestones.js';
 import { EscrowError } from '../errors.js';
+import { metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import type { Authenticator } from './auth.js';
 import type { CallClass, CallerLimits } from './limits.js';
@@ -64,6 +65,9 @@ async function handle(
   } finally {
     deps.calls.active--;
     release?.();
+    const seconds = (performance.now() - started) / 1000;
+    metrics.calls.inc({ rpc: name, code: outcome.code });
+    metrics.callSeconds.observe({ rpc: name }, seconds);
     // One line per call: who, what, on which milestone, how it ended, how long it took. Never a token.
     const request = call.request as { milestone_id?: unknown } | undefined;
     deps.logger.info(
@@ -73,7 +77,7 @@ async function handle(
         caller: callerId,
         milestone: typeof request?.milestone_id === 'string' ? request.milestone_id : undefined,
         ...outcome,
-        ms: Math.round((performance.now() - started) * 100) / 100,
+        ms: Math.round(seconds * 100_000) / 100,
       },
       'call',
     );

@@ -103,6 +103,7 @@ export class LedgerWorker {
       } catch (err) {
         if (err instanceof InvariantViolation) {
           this.o.logger.fatal({ err }, 'ledger invariant violated; stopping the worker');
+          metrics.invariantStops.inc();
           this.stopping = true;
           this.role = 'stopped';
           this.o.onFatal(err);
@@ -180,8 +181,14 @@ export class LedgerWorker {
     const to = msgs[msgs.length - 1]!.seq;
     const position = { from: cursor, to, published: this.published };
     let outcomes: Outcome[];
+    const stopTimer = metrics.batchSeconds.startTimer();
     try {
       outcomes = await applyBatch(client, events, position, quarantine);
+      stopTimer();
+      metrics.batchEvents.observe(msgs.length);
+      metrics.ledgerCursor.set(to);
+      const pending = msgs[msgs.length - 1]!.info.pending;
+      metrics.ledgerLag.set(pending);
     } catch (err) {
       const poison = poisonReason(err);
       if (poison === null) throw err;

@@ -13,6 +13,7 @@ import {
 import { cloudEvent, encode, eventType } from '../events/cloudevent.js';
 import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
 import { eventId, keyHash } from '../ids.js';
+import { metrics } from '../metrics.js';
 import type { Rejection } from '../../actors/decision.js';
 import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
 import type { Stored } from '../events/log.js';
@@ -123,6 +124,11 @@ export class Actor<C extends DecisionSlots> {
   private stale = false;
   /** Made on first use and dropped when empty: most resident actors are idle, and hold none. */
   private mailbox: Job<C>[] | null = null;
+
+  /** Commands waiting behind the one running. */
+  get queued(): number {
+    return this.mailbox?.length ?? 0;
+  }
   private running = false;
   private resuming = false;
   /** The version of the append in flight: its echo from the log is this actor's own, not news. */
@@ -393,6 +399,7 @@ export class Actor<C extends DecisionSlots> {
       } catch (err) {
         // Whatever happened, our view may be stale now: read the log before the next decision.
         this.stale = true;
+        if (err instanceof WrongLastSequence) metrics.appendConflicts.inc({ entity: this.o.kind.entity });
         if (err instanceof WrongLastSequence && attempt < CONFLICT_RETRIES_MAX) continue;
         if (err instanceof WrongLastSequence) throw new Aborted('CONCURRENT_MODIFICATION', 'lost an optimistic race repeatedly; retry');
         throw err;

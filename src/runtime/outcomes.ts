@@ -3,6 +3,7 @@ import { decode } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Outcome } from '../ledger/apply.js';
+import { reportWaiters } from '../metrics.js';
 
 /**
  * Ledger outcomes as a gateway sees them. Live outcomes arrive on a plain NATS subscription
@@ -11,7 +12,10 @@ import type { Outcome } from '../ledger/apply.js';
  */
 export class Outcomes {
   private readonly waiters = new Map<string, Set<(o: Outcome) => void>>();
+  /** When each wait began (for the metrics: the oldest wait's age). Map order is start order. */
+  private readonly since = new Map<(o: Outcome) => void, number>();
   private sub: Subscription | null = null;
+  private unreport: (() => void) | null = null;
 
   constructor(
     private readonly log: EventLog,
@@ -20,6 +24,7 @@ export class Outcomes {
   ) {}
 
   start(): void {
+    this.unreport = reportWaiters(() => ({ waiting: this.since.size, oldestMs: this.since.size ? Date.now() - this.since.values().next().value! : 0 }));
     this.sub = this.log.nc.subscribe(this.log.names.outcomes, {
       callback: (err, msg) => {
         if (err) return;
@@ -60,6 +65,7 @@ export class Outcomes {
     let set = this.waiters.get(causationId);
     if (!set) this.waiters.set(causationId, (set = new Set()));
     set.add(listener);
+    this.since.set(listener, Date.now());
     let timer: NodeJS.Timeout | undefined;
     try {
       const { duplicate } = await append();
@@ -70,6 +76,7 @@ export class Outcomes {
     } finally {
       clearTimeout(timer);
       set.delete(listener);
+      this.since.delete(listener);
       if (set.size === 0) this.waiters.delete(causationId);
     }
   }
@@ -79,6 +86,7 @@ export class Outcomes {
   }
 
   stop(): void {
+    this.unreport?.();
     this.sub?.unsubscribe();
   }
 }

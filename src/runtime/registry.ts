@@ -1,5 +1,6 @@
 import type { DecisionSlots } from '../../actors/decision.js';
 import type { EventLog } from '../events/log.js';
+import { reportActors } from '../metrics.js';
 import { Actor, type ActorOptions, type Resume } from './actor.js';
 import type { Command, EntityKind, Persisted } from './entity.js';
 
@@ -24,11 +25,20 @@ export class Registry<C extends DecisionSlots> {
   private readonly sweeper: NodeJS.Timeout;
 
   private readonly shared: ActorOptions<C>;
+  private readonly unreport: () => void;
 
   constructor(private readonly o: RegistryOptions<C>) {
     this.shared = { kind: o.kind, log: o.log, mailboxMax: o.mailboxMax, resume: o.resume };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.floor(o.actorIdleMs / 2)));
     this.sweeper.unref();
+    this.unreport = reportActors({ kind: o.kind.entity, resident: () => this.actors.size, queued: () => this.queued() });
+  }
+
+  /** Commands waiting in the mailboxes of the resident actors (read when /metrics is). */
+  private queued(): number {
+    let n = 0;
+    for (const actor of this.actors.values()) n += actor.queued;
+    return n;
   }
 
   get size(): number {
@@ -80,6 +90,7 @@ export class Registry<C extends DecisionSlots> {
   }
 
   close(): void {
+    this.unreport();
     clearInterval(this.sweeper);
     this.actors.clear();
   }
