@@ -95,7 +95,7 @@ describe('authentication', () => {
         const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
         return `${enc({ alg: 'none', typ: 'JWT' })}.${enc({ sub: 'emp', exp: Math.floor(Date.now() / 1000) + 600 })}.`;
       },
-      'TOKEN_INVALID',
+      'TOKEN_ALGORITHM_REFUSED',
     ],
   ])('%s -> UNAUTHENTICATED', async (_name, token, reason) => {
     const err = await failure(call(await token()));
