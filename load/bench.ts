@@ -18,7 +18,7 @@ import { EventLog } from '../src/events/log.js';
 import { names } from '../src/events/names.js';
 import { runAudit } from '../src/ledger/auditor.js';
 import { createPool } from '../src/ledger/db.js';
-import { EscrowClient } from './client.js';
+import { EscrowClient } from '../src/client.js';
 import { createOne, runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';

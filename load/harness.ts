@@ -15,7 +15,7 @@ import { freePort } from '../src/dev/embedded.js';
 import { natsAuthFrom, natsOptions } from '../src/config.js';
 import { createPool } from '../src/ledger/db.js';
 import { runAudit, type AuditReport } from '../src/ledger/auditor.js';
-import { EscrowClient } from './client.js';
+import { EscrowClient } from '../src/client.js';
 import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
 import { checkHistories, runRace, unfairKinds, type RaceResult } from './race.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { statusName, type User } from './client.js';
+import { statusName, type User } from '../src/client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 
 /**

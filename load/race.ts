@@ -1,5 +1,5 @@
 import { eventId, scopedKey } from '../src/ids.js';
-import { statusName, type User } from './client.js';
+import { statusName, type User } from '../src/client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 import type { CallRecord } from './history.js';
 

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EscrowClient } from '../load/client.js';
+import { EscrowClient } from '../src/client.js';
 import { EngineProcess } from '../load/processes.js';
 import { freePort } from '../src/dev/embedded.js';
 import { PAYMENTS, usd } from './helpers/client.js';

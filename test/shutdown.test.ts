@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EscrowClient as BaseClient } from '../load/client.js';
+import { EscrowClient as BaseClient } from '../src/client.js';
 import { EngineProcess as Proc } from '../load/processes.js';
 import { freePort } from '../src/dev/embedded.js';
 import { EscrowClient, PAYMENTS, usd } from './helpers/client.js';

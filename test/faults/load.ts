@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { statusName, type EscrowClient } from '../../load/client.js';
+import { statusName, type EscrowClient } from '../../src/client.js';
 import { sleep } from '../../load/processes.js';
 import type { CallRecord } from '../../load/history.js';
 

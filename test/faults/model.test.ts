@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { statusName } from '../../load/client.js';
+import { statusName } from '../../src/client.js';
 import { useEngine } from '../helpers/engine.js';
 import { ledgerCaughtUp } from '../helpers/ledger.js';
 import { FC_SEED, SHORT } from './rig.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { expect, inject } from 'vitest';
-import { EscrowClient } from '../../load/client.js';
+import { EscrowClient } from '../../src/client.js';
 import { dropNamespace, runNamespace } from '../../load/namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
 import { checkHistory, type CallRecord } from '../../load/history.js';

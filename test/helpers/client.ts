@@ -1,10 +1,10 @@
-import { EscrowClient as BaseClient, type RpcError } from '../../load/client.js';
+import { EscrowClient as BaseClient, type RpcError } from '../../src/client.js';
 
 export type { RpcError };
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
-/** The load tools' client, with the test run's secret. */
+/** The engine's client (src/client.ts), with the test run's secret. */
 export class EscrowClient extends BaseClient {
   constructor(address: string) {
     super(address, TEST_SECRET);

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { mintToken } from '../src/dev/tokens.js';
-import { loadEscrowPackage } from '../src/gateway/proto.js';
-import { errorInfoOf } from '../src/gateway/status.js';
+import { mintToken } from './dev/tokens.js';
+import { loadEscrowPackage } from './gateway/proto.js';
+import { errorInfoOf } from './gateway/status.js';
 
 const pkg = loadEscrowPackage();
 
@@ -19,7 +19,7 @@ export type User = string | { id: string; roles: string[] };
 /**
  * A gRPC client of the engine as another service uses it: a real connection and bearer
  * tokens minted with the deployment's secret. Shared by the tests, the race harness and
- * the benchmark.
+ * the benchmark, and the CLI (src/cli.ts).
  */
 export class EscrowClient {
   private readonly clients: Record<Service, grpc.Client>;
@@ -28,8 +28,9 @@ export class EscrowClient {
   constructor(
     readonly address: string,
     private readonly secret: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {
-    const make = (s: Service) => new pkg[s](address, grpc.credentials.createInsecure());
+    const make = (s: Service) => new pkg[s](address, credentials);
     this.clients = { MilestoneService: make('MilestoneService'), AccountService: make('AccountService'), ReviewService: make('ReviewService') };
   }
 
