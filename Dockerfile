@@ -7,6 +7,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY proto ./proto
 COPY actors ./actors
 COPY src ./src
+COPY examples ./examples
 RUN npm run build
 
 # Run: production dependencies and the compiled engine only (no tsx, no embedded PostgreSQL),
