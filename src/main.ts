@@ -7,6 +7,7 @@ import { removeEndpoints, writeEndpoints } from './dev/endpoints.js';
 import { mintToken } from './dev/tokens.js';
 import { DependencyUnreachable, Engine } from './engine.js';
 import { serveMetrics } from './metrics.js';
+import { startTracing, stopTracing } from './tracing.js';
 import { createLogger } from './log.js';
 
 /**
@@ -60,6 +61,8 @@ async function main(): Promise<void> {
   }
   // The embedded default makes a development secret (printed in the walk-through); a deployment never does.
   const secret = config.authJwtSecret ?? (embeddedMode ? developmentSecret(config.dataDir) : undefined);
+  // OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (src/tracing.ts).
+  if (await startTracing(role)) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
   const engine = await Engine.start({
     config: { ...config, databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!, natsUrl: embedded?.natsUrl ?? config.natsUrl!, authJwtSecret: secret },
     gateway: role !== 'worker',
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await engine.stop();
+    await stopTracing();
     metricsServer?.close();
     await embedded?.stop();
     process.exit(0);

@@ -16,6 +16,7 @@ import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
 import type { Names } from './names.js';
 import { EventSigner, SIGNATURE_HEADER } from './signing.js';
 import { metrics } from '../metrics.js';
+import { injectInto } from '../tracing.js';
 
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
@@ -270,6 +271,7 @@ export class EventLog {
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
     for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
+    injectInto(h);
     const body = encode(event);
     h.set(SIGNATURE_HEADER, this.signer.sign(subject, body));
     try {

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { CallContext } from '../app/milestones.js';
 import { EscrowError } from '../errors.js';
 import { metrics } from '../metrics.js';
+import { callSpan } from '../tracing.js';
 import type { Logger } from '../log.js';
 import type { Authenticator } from './auth.js';
 import type { CallClass, CallerLimits } from './limits.js';
@@ -44,6 +45,7 @@ async function handle(
 ): Promise<void> {
   const started = performance.now();
   deps.calls.active++;
+  const span = callSpan(name, call.metadata);
   const requestId = requestIdOf(call.metadata);
   const echo = new grpc.Metadata();
   echo.set(REQUEST_ID, requestId);
@@ -55,7 +57,7 @@ async function handle(
     const caller = await deps.auth.authenticate(call.metadata);
     callerId = caller.id;
     release = deps.limits.admit(caller, classOf(name));
-    await run({ caller, deadline: deadlineOf(call) });
+    await span.run(() => run({ caller, deadline: deadlineOf(call) }));
   } catch (err) {
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name, requestId }, 'unexpected error');
     // What a dependency said (a database error's text) is logged, never sent to the client.
@@ -66,6 +68,7 @@ async function handle(
     deps.calls.active--;
     release?.();
     const seconds = (performance.now() - started) / 1000;
+    span.end(outcome.code);
     metrics.calls.inc({ rpc: name, code: outcome.code });
     metrics.callSeconds.observe({ rpc: name }, seconds);
     // One line per call: who, what, on which milestone, how it ended, how long it took. Never a token.

@@ -8,6 +8,7 @@ import { applyBatch, LedgerFenced, type Outcome, type StreamEvent } from './appl
 import type { Pool, PoolClient } from './db.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import { metrics } from '../metrics.js';
+import { batchSpan } from '../tracing.js';
 import * as sql from './sql.js';
 import type { QuarantineRow } from './sql.js';
 
@@ -182,14 +183,17 @@ export class LedgerWorker {
     const position = { from: cursor, to, published: this.published };
     let outcomes: Outcome[];
     const stopTimer = metrics.batchSeconds.startTimer();
+    const span = batchSpan(msgs);
     try {
       outcomes = await applyBatch(client, events, position, quarantine);
+      span.end();
       stopTimer();
       metrics.batchEvents.observe(msgs.length);
       metrics.ledgerCursor.set(to);
       const pending = msgs[msgs.length - 1]!.info.pending;
       metrics.ledgerLag.set(pending);
     } catch (err) {
+      span.end();
       const poison = poisonReason(err);
       if (poison === null) throw err;
       // One event of the batch cannot be applied: find it by applying the batch one message at a time.

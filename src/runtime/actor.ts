@@ -14,6 +14,7 @@ import { cloudEvent, encode, eventType } from '../events/cloudevent.js';
 import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
 import { eventId, keyHash } from '../ids.js';
 import { metrics } from '../metrics.js';
+import { activeContext, withContext, type TraceContext } from '../tracing.js';
 import type { Rejection } from '../../actors/decision.js';
 import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
 import type { Stored } from '../events/log.js';
@@ -36,6 +37,8 @@ interface Job<C> {
   command: Command | CommandFor<C>;
   resolve: (state: Persisted<C>) => void;
   reject: (err: unknown) => void;
+  /** The sender's trace context: the command runs under its span (src/tracing.ts). */
+  trace: TraceContext;
 }
 
 /** Appends that lose an optimistic race are decided again this many times, then ABORTED. */
@@ -187,7 +190,7 @@ export class Actor<C extends DecisionSlots> {
       return Promise.reject(new ResourceExhausted('MAILBOX_FULL', `too many commands queued for ${this.o.kind.entity} ${this.id}`));
     }
     return new Promise((resolve, reject) => {
-      (this.mailbox ??= []).push({ command, resolve, reject });
+      (this.mailbox ??= []).push({ command, resolve, reject, trace: activeContext() });
       if (!this.running) void this.drain();
     });
   }
@@ -230,7 +233,7 @@ export class Actor<C extends DecisionSlots> {
           if (typeof job.command !== 'function' && job.command.deadline !== undefined && Date.now() > job.command.deadline) {
             throw new DeadlineExceeded('DEADLINE_EXCEEDED', 'the deadline passed before the command was started');
           }
-          job.resolve(await this.handle(job.command));
+          job.resolve(await withContext(job.trace, () => this.handle(job.command)));
         } catch (err) {
           job.reject(err);
         }
