@@ -17,7 +17,7 @@ describe('operability', () => {
     client.close();
   });
 
-  it('offers server reflection listing the escrow services', async () => {
+  it('offers server reflection listing the escrow services and grpc.health.v1', async () => {
     const def = grpc.loadPackageDefinition(
       protoLoader.loadSync('grpc/reflection/v1alpha/reflection.proto', { keepCase: true, includeDirs: ['node_modules/@grpc/reflection/build/proto'] }),
     ) as any;
@@ -30,7 +30,7 @@ describe('operability', () => {
     });
     stream.end();
     const names = answer.list_services_response.service.map((s: { name: string }) => s.name);
-    expect(names).toEqual(expect.arrayContaining(['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService']));
+    expect(names).toEqual(expect.arrayContaining(['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService', 'grpc.health.v1.Health']));
     client.close();
   });
 });

@@ -13,7 +13,8 @@ import { reviewService } from './review.service.js';
 import type { ReviewApp } from '../app/reviews.js';
 import { milestoneService } from './milestone.service.js';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import * as protoLoader from '@grpc/proto-loader';
 import { loadEscrowDefinition, loadEscrowPackage } from './proto.js';
 
 const SERVICES = ['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService'];
@@ -78,7 +79,8 @@ export class Gateway {
     // Standard grpc.health.v1 (for load balancers) and server reflection (grpcurl without -proto).
     this.health = new HealthImplementation({ ...Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])), [LEDGER_HEALTH]: 'SERVING' });
     this.health.addToServer(this.server);
-    new ReflectionService(loadEscrowDefinition()).addToServer(this.server);
+    // Reflection lists the health service too, so grpcurl and load balancers' tools find it.
+    new ReflectionService({ ...loadEscrowDefinition(), ...protoLoader.loadSync(healthProtoPath) }).addToServer(this.server);
   }
 
   /**
