@@ -182,7 +182,7 @@ main().then(
     const e = err as Partial<RpcError> & Error;
     if (e.code !== undefined && typeof e.code === 'number') {
       // A refusal of the engine: its gRPC status and stable reason.
-      console.error(o.json ? JSON.stringify({ code: grpc.status[e.code], reason: e.reason, details: e.details }) : `${grpc.status[e.code]} ${e.reason ?? ''}: ${e.details}`);
+      console.error(o.json ? JSON.stringify({ code: grpc.status[e.code], reason: e.reason, details: e.details }) : `${grpc.status[e.code]} ${e.details}`);
       process.exit(1);
     }
     console.error(`escrow: ${e.message ?? String(err)}`);
