@@ -58,6 +58,7 @@ export class Engine {
     readonly worker: LedgerWorker | null,
     readonly milestones: MilestoneApp | null,
     readonly reviews: ReviewApp | null,
+    private readonly drainMs: number,
   ) {}
 
   static async start(o: EngineOptions): Promise<Engine> {
@@ -160,12 +161,14 @@ export class Engine {
       });
       await gateway.start();
     }
-    return new Engine(nc, log, pool, gateway, worker, milestones, reviews);
+    // A call taken just before a shutdown may wait for the ledger (or a funding decision) this long: the drain allows for it.
+    const drainMs = Math.max(5_000, config.ledgerWaitMs + 2_000, config.fundingWaitMs + 2_000);
+    return new Engine(nc, log, pool, gateway, worker, milestones, reviews, drainMs);
   }
 
   /** Graceful: no new calls, running calls and the current ledger batch finish, then connections close. */
   async stop(): Promise<void> {
-    await this.gateway?.stop();
+    await this.gateway?.stop(this.drainMs);
     this.milestones?.stop();
     this.reviews?.close();
     await this.worker?.stop();

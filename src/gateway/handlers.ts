@@ -15,7 +15,7 @@ export interface HandlerDeps {
   /** Calls in progress, per caller and in all, and rates (src/gateway/limits.ts). */
   limits: CallerLimits;
   pages: PageTokens;
-  /** Calls this gateway has taken and not yet answered: a shutdown waits for them (src/gateway/server.ts). */
+  /** Unary calls this gateway has taken and not yet answered: a shutdown waits for them (src/gateway/server.ts). */
   calls: { active: number };
 }
 
@@ -44,7 +44,9 @@ async function handle(
   fail: (status: Partial<grpc.StatusObject>) => void,
 ): Promise<void> {
   const started = performance.now();
-  deps.calls.active++;
+  // A shutdown waits for calls, not for open watch streams (those end with the server).
+  const counted = classOf(name) !== 'watch';
+  if (counted) deps.calls.active++;
   const span = callSpan(name, call.metadata);
   const requestId = requestIdOf(call.metadata);
   const echo = new grpc.Metadata();
@@ -65,7 +67,7 @@ async function handle(
     outcome = err instanceof EscrowError ? { code: err.code, reason: err.reason } : { code: 'INTERNAL', reason: 'INTERNAL' };
     fail(toServiceError(err));
   } finally {
-    deps.calls.active--;
+    if (counted) deps.calls.active--;
     release?.();
     const seconds = (performance.now() - started) / 1000;
     span.end(outcome.code);

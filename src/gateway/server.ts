@@ -128,8 +128,9 @@ export class Gateway {
 
   /**
    * Stops accepting calls and lets the running ones finish, up to `graceMs`; then cancels them.
-   * It waits for the calls it counts and for the connections to close, not only for grpc-js's
-   * tryShutdown: on Node 24 that calls back at once, with calls still running.
+   * It waits for the unary calls it counts, then up to a second for the connections to close
+   * (their answers flushed), not only for grpc-js's tryShutdown: on Node 24 that calls back at
+   * once, with calls still running. Watch streams still open are then ended.
    */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.healthCheck) clearInterval(this.healthCheck);
@@ -142,7 +143,11 @@ export class Gateway {
     const connections = () => new Promise<number>((resolve) => (listener ? listener.getConnections((err, n) => resolve(err ? 0 : n)) : resolve(0)));
     const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, graceMs))]);
-    while (Date.now() < until && (this.calls.active > 0 || (await connections()) > 0)) await new Promise((resolve) => setTimeout(resolve, 10));
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 10));
+    while (Date.now() < until && this.calls.active > 0) await tick();
+    // The answers are written; the connections close once their bytes are out (a watch stream keeps one open: ended below).
+    const flushUntil = Math.min(until, Date.now() + 1_000);
+    while (Date.now() < flushUntil && (await connections()) > 0) await tick();
     if (this.calls.active > 0 || (await connections()) > 0) this.server.forceShutdown();
   }
 }
