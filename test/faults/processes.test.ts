@@ -21,7 +21,7 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function rigOn(nats: NatsServer, o: { gateways: number; workers: number }, env: Record<string, string> = {}, databaseUrl = inject('databaseUrl')) {
+async function rigOn(nats: NatsServer, o: { gateways: number; workers: number; metrics?: boolean }, env: Record<string, string> = {}, databaseUrl = inject('databaseUrl')) {
   const rig = new Rig(nats.url, databaseUrl, env);
   // Registered first, so a start that fails half-way stops what it started.
   cleanups.push(() => rig.stop());
@@ -299,15 +299,26 @@ describe('faults under a running load, each ending with the auditor', () => {
     await verifyFault('active worker of two SIGKILLed x3', rig, load, { takeovers, recoveryMs });
   });
 
-  it('mailbox overload: a burst far above the bound gets RESOURCE_EXHAUSTED quickly, memory stays bounded', async () => {
+  it('mailbox overload: a burst far above the bound gets RESOURCE_EXHAUSTED quickly, the mailbox never holds more than its bound', async () => {
     const nats = await ownNats();
-    const rig = await rigOn(nats, { gateways: 1, workers: 1 }, { ESCROW_MAILBOX_MAX: '64' });
+    const rig = await rigOn(nats, { gateways: 1, workers: 1, metrics: true }, { ESCROW_MAILBOX_MAX: '64' });
     const load = new FaultLoad(rig.clients, { prefix: rig.namespace, lanes: 1, amount: '1.00' });
     await load.seed('100.00');
     const c = rig.clients[0]!;
     const m = (await c.m('CreateMilestone', load.employer, { project_id: 'p', freelancer_id: load.freelancer, amount: { currency_code: 'USD', amount: '10.00' }, idempotency_key: 'one' })).milestone;
     const rssBefore = rig.gateways[0]!.rssBytes();
     const burst = 5_000;
+    // The gateway's own count of queued commands, read from its metrics while the burst runs.
+    let maxQueued = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const body = await fetch(`http://${rig.metricsAddresses[0]}/metrics`).then((r) => r.text(), () => '');
+        const queued = Number(/escrow_mailbox_queued\{kind="milestone"\} (\d+)/.exec(body)?.[1] ?? 0);
+        maxQueued = Math.max(maxQueued, queued);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     const t0 = Date.now();
     const codes: Record<string, number> = {};
     const latencies: number[] = [];
@@ -322,6 +333,8 @@ describe('faults under a running load, each ending with the auditor', () => {
       }),
     );
     const elapsedMs = Date.now() - t0;
+    sampling = false;
+    await sampler;
     const rssAfter = rig.gateways[0]!.rssBytes();
     latencies.sort((a, b) => a - b);
     const p95 = latencies[Math.floor(latencies.length * 0.95)] ?? 0;
@@ -332,11 +345,14 @@ describe('faults under a running load, each ending with the auditor', () => {
     // costs in latency is mostly the client's own queue, so the bound is on the whole burst.
     expect(elapsedMs).toBeLessThan(30_000);
     expect(rig.gateways[0]!.child!.exitCode).toBeNull();
-    expect(rssAfter - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    // What is bounded is the mailbox (RSS after a burst of 5,000 calls says more about the
+    // allocator of the Node line than about queues: it is printed, not asserted).
+    expect(maxQueued).toBeGreaterThan(0);
+    expect(maxQueued).toBeLessThanOrEqual(64);
     const released = (await c.m('GetMilestone', load.employer, { milestone_id: m.id })).milestone.released.amount;
     expect(new Decimal(released).times(100).toNumber()).toBe(codes.OK ?? 0);
     const audit = await rig.audit();
-    console.log(`FAULT ${JSON.stringify({ fault: 'mailbox overload', commandsSent: burst, byCode: codes, elapsedMs, exhaustedP50Ms: p50, exhaustedP95Ms: p95, rssGrowthMB: Math.round((rssAfter - rssBefore) / 1048576), violations: audit.violations.length })}`);
+    console.log(`FAULT ${JSON.stringify({ fault: 'mailbox overload', commandsSent: burst, byCode: codes, elapsedMs, exhaustedP50Ms: p50, exhaustedP95Ms: p95, maxQueued, rssGrowthMB: Math.round((rssAfter - rssBefore) / 1048576), violations: audit.violations.length })}`);
     expect(audit.violations).toEqual([]);
   });
 });

@@ -52,10 +52,15 @@ export class Rig {
     };
   }
 
-  async start(o: { gateways: number; workers: number }): Promise<this> {
+  /** Where each gateway serves its metrics, when started with `metrics` (index of `gateways`). */
+  readonly metricsAddresses: string[] = [];
+
+  async start(o: { gateways: number; workers: number; metrics?: boolean }): Promise<this> {
     for (let i = 0; i < o.workers; i++) this.workers.push(await EngineProcess.start('worker', this.env()));
     for (let i = 0; i < o.gateways; i++) {
-      this.gateways.push(await EngineProcess.start('gateway', this.env({ GRPC_ADDRESS: `127.0.0.1:${await freePort()}` })));
+      const metrics = o.metrics ? { METRICS_ADDRESS: `127.0.0.1:${await freePort()}` } : {};
+      if (metrics.METRICS_ADDRESS) this.metricsAddresses.push(metrics.METRICS_ADDRESS);
+      this.gateways.push(await EngineProcess.start('gateway', this.env({ GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, ...metrics })));
     }
     this.clients = this.gateways.map((g) => new EscrowClient(g.address, this.secret));
     return this;
