@@ -73,7 +73,7 @@ const fmt = (m: { amount?: string; currency_code?: string } | null | undefined) 
 /** One line per milestone, then its history when there is one. */
 function showMilestone(m: Record<string, any>): string {
   const lines = [`${m.id}  ${m.status}  ${fmt(m.amount)} (held ${fmt(m.held)}, released ${fmt(m.released)}, returned ${fmt(m.returned)})  ${m.employer_id} -> ${m.freelancer_id}  project ${m.project_id}  v${m.version}`];
-  for (const h of m.history ?? []) lines.push(`  v${h.version} ${h.type} by ${h.by}`);
+  for (const h of m.history ?? []) lines.push(`  v${h.version} ${h.type} by ${h.actor_id}`);
   return lines.join('\n');
 }
 

@@ -27,7 +27,9 @@ describe('the escrow CLI, through the real engine', () => {
     expect(created.code).toBe(0);
     const id = JSON.parse(created.out).milestone.id as string;
     expect(JSON.parse(created.out).milestone.status).toBe('FUNDED');
-    expect((await escrow('get', id, '--as', 'fl-cli')).out).toMatch(new RegExp(`^${id}  FUNDED  12.00 USD .*emp-cli -> fl-cli`));
+    const shown = (await escrow('get', id, '--as', 'fl-cli')).out;
+    expect(shown).toMatch(new RegExp(`^${id}  FUNDED  12.00 USD .*emp-cli -> fl-cli`));
+    expect(shown).toContain('v1 created by emp-cli');
     expect((await escrow('release', id, '--as', 'emp-cli', '--amount', '5.00')).out).toMatch(/PARTIALLY_RELEASED|FUNDED/);
     expect((await escrow('list', '--as', 'fl-cli', '--direction', 'incoming')).out).toContain(id);
     const watching = escrow('watch', id, '--as', 'fl-cli');
