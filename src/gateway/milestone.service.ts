@@ -1,12 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { FINAL_STATES } from '../../actors/milestone.machine.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { InvalidArgument, Unavailable } from '../errors.js';
-import { VERSION_HEADER } from '../events/log.js';
-import { SIGNATURE_HEADER } from '../events/signing.js';
-import type { Pool } from '../ledger/db.js';
-import * as read from '../ledger/read.js';
+import { listMilestones, watchMilestone, type ReadPool } from '../app/views.js';
+import { InvalidArgument } from '../errors.js';
 import type { Persisted } from '../runtime/entity.js';
 import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
@@ -22,7 +18,7 @@ const STATUSES = new Set([
 
 const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
 
-export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Pool): grpc.UntypedServiceImplementation {
+export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: ReadPool): grpc.UntypedServiceImplementation {
   return {
     CreateMilestone: unary(deps, 'CreateMilestone', async (r: Req, ctx) => {
       const input = {
@@ -69,7 +65,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
       // A token serves the query it was issued for: the caller, direction, statuses and project.
       const scope = ['milestones', ctx.caller.id, r.direction, [...statuses].sort().join(','), projectId ?? ''].join('\u0000');
       const after = deps.pages.open(scope, r.page_token, (p) => isTime(p.c) && isUuid(p.id));
-      const rows = await read.listMilestones(pool, {
+      const rows = await listMilestones(pool, {
         partyColumn: r.direction === 'INCOMING' ? 'freelancer_id' : 'employer_id',
         userId: ctx.caller.id,
         statuses,
@@ -85,7 +81,10 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Poo
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
       const id = v.requireMilestoneId(r.milestone_id);
-      await watch(app, id, ctx.caller, (s) => call.write(reply(s)), call, deps.limits.watchMaxAgeMs);
+      await watchMilestone(app, id, ctx.caller, (s) => call.write(reply(s)), (end) => {
+        call.on('cancelled', end);
+        call.on('close', end);
+      }, deps.limits.watchMaxAgeMs);
     }),
     RequestMilestone: unary(deps, 'RequestMilestone', async (r: Req, ctx) => {
       const input = {
@@ -139,63 +138,4 @@ function simple(deps: HandlerDeps, app: MilestoneApp, name: string, type: Parame
     const id = v.requireMilestoneId(r.milestone_id);
     return reply(await app.simple(ctx, id, type, v.requireKey(r.idempotency_key)));
   });
-}
-
-/**
- * Streams the milestone's state: the current state, then each newer one, until a final status
- * or the client goes away. Every message on the milestone's subject makes the actor read
- * what the log has beyond what it holds (it may be behind another gateway), through its
- * mailbox, so states are written in order and each with its history.
- */
-async function watch(
-  app: MilestoneApp,
-  id: string,
-  caller: { id: string; roles: readonly string[] },
-  write: (s: Persisted<MilestoneContext>) => void,
-  call: grpc.ServerWritableStream<unknown, unknown>,
-  maxAgeMs: number,
-): Promise<void> {
-  const log = app.log;
-  const subject = log.names.milestone(id);
-  let sent = 0;
-  let allowed = false;
-  let finish!: (err?: Error) => void;
-  const done = new Promise<void>((resolve, reject) => (finish = (err) => (err ? reject(err) : resolve())));
-  const emit = (s: Persisted<MilestoneContext>) => {
-    if (s.version <= sent) return;
-    sent = s.version;
-    write(s);
-    if (FINAL_STATES.has(s.state)) finish();
-  };
-  const follow = () =>
-    app.milestones.read(id).then(
-      (s) => allowed && emit(s),
-      (err: Error) => finish(err),
-    );
-  // Subscribed before the first read, so no change between the two is missed; nothing is
-  // written before the caller is known to be a party.
-  const sub = log.nc.subscribe(subject, {
-    callback: (err, msg) => {
-      if (err) return finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed'));
-      if (!log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
-      const version = Number(msg.headers?.get(VERSION_HEADER));
-      if (Number.isInteger(version) && version > 0) app.milestones.peek(id)?.observe(version);
-      else app.milestones.peek(id)?.invalidate();
-      void follow();
-    },
-  });
-  call.on('cancelled', () => finish());
-  call.on('close', () => finish());
-  // A stream ends cleanly (OK) at its maximum age; the client watches again if it still cares.
-  const age = setTimeout(() => finish(), maxAgeMs);
-  try {
-    const first = await app.get({ caller, deadline: Number.POSITIVE_INFINITY }, id);
-    allowed = true;
-    emit(first);
-    void follow();
-    await done;
-  } finally {
-    clearTimeout(age);
-    sub.unsubscribe();
-  }
 }

@@ -1,0 +1,79 @@
+/**
+ * The read side of milestones for the gateway: lists from the read model and watch streams.
+ * The gateway calls these (never the ledger's SQL or NATS itself).
+ */
+import type { MilestoneContext } from '../../actors/milestone.machine.js';
+import { FINAL_STATES } from '../../actors/milestone.machine.js';
+import { Unavailable } from '../errors.js';
+import { VERSION_HEADER } from '../events/log.js';
+import { SIGNATURE_HEADER } from '../events/signing.js';
+import type { Pool } from '../ledger/db.js';
+import * as read from '../ledger/read.js';
+import type { Persisted } from '../runtime/entity.js';
+import type { MilestoneApp } from './milestones.js';
+
+export type ReadPool = Pool;
+
+/** A page of the caller's milestones from the read model (a moment behind the log). */
+export function listMilestones(pool: ReadPool, q: Parameters<typeof read.listMilestones>[1]): ReturnType<typeof read.listMilestones> {
+  return read.listMilestones(pool, q);
+}
+
+/**
+ * Streams the milestone's state: the current state, then each newer one, until a final status
+ * or the client goes away. Every message on the milestone's subject makes the actor read
+ * what the log has beyond what it holds (it may be behind another gateway), through its
+ * mailbox, so states are written in order and each with its history.
+ */
+export async function watchMilestone(
+  app: MilestoneApp,
+  id: string,
+  caller: { id: string; roles: readonly string[] },
+  write: (s: Persisted<MilestoneContext>) => void,
+  /** Registers what to call when the client goes away. */
+  onClientGone: (end: () => void) => void,
+  maxAgeMs: number,
+): Promise<void> {
+  const log = app.log;
+  const subject = log.names.milestone(id);
+  let sent = 0;
+  let allowed = false;
+  let finish!: (err?: Error) => void;
+  const done = new Promise<void>((resolve, reject) => (finish = (err) => (err ? reject(err) : resolve())));
+  const emit = (s: Persisted<MilestoneContext>) => {
+    if (s.version <= sent) return;
+    sent = s.version;
+    write(s);
+    if (FINAL_STATES.has(s.state)) finish();
+  };
+  const follow = () =>
+    app.milestones.read(id).then(
+      (s) => allowed && emit(s),
+      (err: Error) => finish(err),
+    );
+  // Subscribed before the first read, so no change between the two is missed; nothing is
+  // written before the caller is known to be a party.
+  const sub = log.nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) return finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed'));
+      if (!log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
+      const version = Number(msg.headers?.get(VERSION_HEADER));
+      if (Number.isInteger(version) && version > 0) app.milestones.peek(id)?.observe(version);
+      else app.milestones.peek(id)?.invalidate();
+      void follow();
+    },
+  });
+  onClientGone(() => finish());
+  // A stream ends cleanly (OK) at its maximum age; the client watches again if it still cares.
+  const age = setTimeout(() => finish(), maxAgeMs);
+  try {
+    const first = await app.get({ caller, deadline: Number.POSITIVE_INFINITY }, id);
+    allowed = true;
+    emit(first);
+    void follow();
+    await done;
+  } finally {
+    clearTimeout(age);
+    sub.unsubscribe();
+  }
+}
