@@ -90,7 +90,9 @@ export class Authenticator {
       this.file = new JwksFile(o.jwksFile, () => this.verified.clear());
       this.jwks = this.file.lookup;
     } else if (o.jwksUrl) {
-      this.jwks = createRemoteJWKSet(new URL(o.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+      // Fetched again at most a minute after the last fetch, so a key withdrawn at the identity provider stops
+      // verifying within about two minutes (this cache, then the remembered tokens).
+      this.jwks = createRemoteJWKSet(new URL(o.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 60_000, timeoutDuration: 5_000 });
     } else {
       this.jwks = null;
     }
