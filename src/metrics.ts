@@ -37,6 +37,9 @@ export const metrics = {
   ledgerLag: new Gauge({ name: 'escrow_ledger_lag_messages', help: 'Stream messages not yet applied by the ledger (active worker)', registers: [registry] }),
   /** A worker stopped on a broken invariant: alert on any increase. */
   invariantStops: new Counter({ name: 'escrow_ledger_invariant_stops_total', help: 'Ledger workers stopped on a broken invariant', registers: [registry] }),
+  /** Sagas (a funding, an arbitration fee) the read model shows waiting past the sweep's bound, as the last sweep found them (at most its batch), and the oldest one's age. */
+  sagasStale: new Gauge({ name: 'escrow_sagas_stale', help: 'Milestones waiting in a saga (pending funding, escalating) past the sweep bound', registers: [registry] }),
+  sagaOldestSeconds: new Gauge({ name: 'escrow_saga_oldest_wait_seconds', help: 'Age of the oldest stale saga the last sweep found', registers: [registry] }),
   /** How late a durable timer (dispute deadline, auto-release) fired after its due time. */
   timerLateness: new Histogram({ name: 'escrow_timer_lateness_seconds', help: 'Delay between a timer due time and its firing', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600], registers: [registry] }),
 };

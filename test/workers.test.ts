@@ -236,6 +236,7 @@ describe('metrics of an engine process', () => {
         expect(body).toMatch(/escrow_stream_last_seq [1-9]/);
         expect(body).toMatch(/escrow_outcome_waiters 0/);
         expect(body).toMatch(/escrow_outcome_oldest_wait_seconds 0/);
+        expect(body).toMatch(/escrow_sagas_stale 0/);
         for (const name of ['escrow_append_conflicts_total', 'escrow_timer_lateness_seconds', 'escrow_ledger_invariant_stops_total']) expect(body).toContain(`# TYPE ${name}`);
       }, 15_000);
     } finally {

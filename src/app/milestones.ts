@@ -169,7 +169,10 @@ export class MilestoneApp {
     if (this.sweeping || !this.o.pool) return;
     this.sweeping = true;
     try {
-      for (const id of await read.staleSagas(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX)) {
+      const stale = await read.staleSagas(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX);
+      metrics.sagasStale.set(stale.length);
+      metrics.sagaOldestSeconds.set(stale.length ? (Date.now() - stale[0]!.updatedAt.getTime()) / 1000 : 0);
+      for (const { id } of stale) {
         this.milestones.peek(id)?.invalidate();
         await this.milestones.read(id).catch(() => {});
       }

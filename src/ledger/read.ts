@@ -159,17 +159,17 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
   );
 }
 
-/** Milestones still waiting for the ledger in the read model after `olderThanMs` (funding, an arbitration fee): sagas to finish. */
-export async function staleSagas(pool: Pool, olderThanMs: number, limit: number): Promise<string[]> {
-  const rows = await query<{ milestone_id: string }>(
+/** Milestones still waiting for the ledger in the read model after `olderThanMs` (funding, an arbitration fee): sagas to finish, oldest first. */
+export async function staleSagas(pool: Pool, olderThanMs: number, limit: number): Promise<{ id: string; updatedAt: Date }[]> {
+  const rows = await query<{ milestone_id: string; updated_at: Date }>(
     pool,
     'read-stale-sagas',
-    `SELECT milestone_id::text FROM milestones
+    `SELECT milestone_id::text, updated_at FROM milestones
      WHERE (status = 'PENDING_FUNDING' OR dispute_stage = 'ESCALATING') AND updated_at < now() - $1 * interval '1 millisecond'
      ORDER BY updated_at LIMIT $2`,
     [olderThanMs, limit],
   );
-  return rows.map((r) => r.milestone_id);
+  return rows.map((r) => ({ id: r.milestone_id, updatedAt: r.updated_at }));
 }
 
 /** Milestones with a timer due at `now` (by the injected clock), oldest first. */
