@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { failure, PAYMENTS, usd } from './helpers/client.js';
 import { useEngine } from './helpers/engine.js';
 import { balance, deposit, funded, key } from './helpers/flows.js';
+import { ledgerCaughtUp } from './helpers/ledger.js';
 
 const t = useEngine();
 let milestone: string;
@@ -34,6 +35,9 @@ const BAD_AMOUNTS: [string, { currency_code: string; amount: string } | null, st
 describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
   let before: { messages: number; emp: unknown; fl: unknown };
   beforeAll(async () => {
+    // Balances read the ledger, a moment behind the answers: the snapshot waits for it, so
+    // the funding posted after it is not taken for a change made by bad input.
+    await ledgerCaughtUp(t.engine);
     before = { messages: await streamMessages(), emp: await balance(t.client, 'emp'), fl: await balance(t.client, 'fl') };
   });
 
