@@ -35,7 +35,7 @@ describe('a refusal is never answered from a state the log has moved past', () =
     expect(seen.milestone.status).toBe('FUNDED');
   });
 
-  it('a refusal from a final state, or from a state just read, costs no second read of the log', async () => {
+  it('a refusal from a final state costs no second read of the log', async () => {
     await deposit(t.client, 'emp-final', '50.00');
     const id = await funded(t.client, 'emp-final', 'fl-final', '10.00', 'p-final');
     await t.client.m('ReleaseMilestone', 'emp-final', { milestone_id: id, idempotency_key: key() });
@@ -51,7 +51,7 @@ describe('a refusal is never answered from a state the log has moved past', () =
     try {
       const cancel = { type: 'CANCEL', by: { id: 'emp-final', roles: [] }, at: new Date().toISOString(), reasonCode: '', reason: '', awardAccepted: false };
       const refuse = () => other.send(id, { key: key('emp-final:'), digest: 'cancel', event: cancel });
-      // The first command loads (one read) and is refused from what it just read.
+      // The first command loads (one read) and is refused from the final state it read.
       expect((await failure(refuse())).reason).toBe('ILLEGAL_IN_STATUS');
       expect(reads).toBe(1);
       // Resident and final: refused from memory.

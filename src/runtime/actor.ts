@@ -320,17 +320,14 @@ export class Actor<C extends DecisionSlots> {
   }
 
   private async handle(job: Command | CommandFor<C>): Promise<Persisted<C>> {
-    const fresh = !(this.state && !this.stale);
-    const state = fresh ? await this.load() : this.state!;
+    const state = this.state && !this.stale ? this.state : await this.load();
     const command = typeof job === 'function' ? job(state) : job;
     if (!command || command.event.type === '__read') return state;
-    return this.apply(command, fresh);
+    return this.apply(command);
   }
 
-  /** `fresh`: the state was read from the log for this very command. */
-  private async apply(command: Command, fresh = false): Promise<Persisted<C>> {
+  private async apply(command: Command): Promise<Persisted<C>> {
     for (let attempt = 0; ; attempt++) {
-      if (this.stale || !this.state) fresh = true;
       const state = this.state && !this.stale ? this.state : await this.load();
       const key = keyHash(command.key);
       const seen = state.applied[key];
@@ -345,8 +342,9 @@ export class Actor<C extends DecisionSlots> {
         // A refusal for the state (not the party, which never changes) is answered only from a
         // state the log still ends at: another gateway may have moved the entity where the
         // command is legal, or applied this very command (a copy sent to it). A final state
-        // never moves, and a state just read for this command is as recent as a re-check.
-        const settled = fresh || this.o.kind.finalStates.has(state.state);
+        // never moves. (A state just loaded is not enough: a load reads the last event first
+        // and then every event before it, so the log may have moved on meanwhile.)
+        const settled = this.o.kind.finalStates.has(state.state);
         if (decision.rejection.code !== 'PERMISSION_DENIED' && !settled && attempt < CONFLICT_RETRIES_MAX && (await this.movedOnLog())) continue;
         throw rejectionError(decision.rejection);
       }
