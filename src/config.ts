@@ -61,6 +61,11 @@ export interface Config {
   /** Replicas of the stream when this process creates it: 3 on a JetStream cluster. Default 1. */
   streamReplicas: number;
   /**
+   * How long an append or read is tried again while a JetStream cluster has no leader for the
+   * stream (a node lost, a leader change), never past the call's deadline. Default 2000; 0: not retried.
+   */
+  logRetryMs: number;
+  /**
    * The stream's byte limit (ESCROW_STREAM_MAX_BYTES, default 10 GiB): a warning from 80% on,
    * and at it new commands are refused (UNAVAILABLE EVENT_LOG_FULL); old events are never
    * discarded. ESCROW_STREAM_MAX_MESSAGE_BYTES (default 65536): the largest event stored.
@@ -330,6 +335,7 @@ export function loadConfig(env: Env = process.env): Config {
     ledgerStandbyPollMs: int(env, 'ESCROW_LEDGER_STANDBY_POLL_MS', 1_000, 10, 60_000),
     duplicateWindowMs: int(env, 'ESCROW_DUPLICATE_WINDOW_MS', 120_000, 1_000, 86_400_000),
     streamReplicas: int(env, 'ESCROW_STREAM_REPLICAS', 1, 1, 5),
+    logRetryMs: int(env, 'ESCROW_LOG_RETRY_MS', 2_000, 0, 60_000),
     streamMaxBytes: int(env, 'ESCROW_STREAM_MAX_BYTES', 10 * 1024 ** 3, 4_096, Number.MAX_SAFE_INTEGER),
     streamMaxMessageBytes: int(env, 'ESCROW_STREAM_MAX_MESSAGE_BYTES', 65_536, 8_192, 8 * 1024 * 1024),
     unsafeReplicatedStream: bool(env, 'ESCROW_UNSAFE_REPLICATED_STREAM', false),

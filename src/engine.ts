@@ -75,6 +75,7 @@ export class Engine {
       duplicateWindowMs: config.duplicateWindowMs,
       signingSecret: internalSecret,
       replicas: config.streamReplicas,
+      retryMs: config.logRetryMs,
       maxBytes: config.streamMaxBytes,
       maxMessageBytes: config.streamMaxMessageBytes,
       onFull: (used, max) =>

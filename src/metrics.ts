@@ -29,6 +29,8 @@ export const metrics = {
   }),
   /** Optimistic appends that met another writer (expected last sequence wrong), by entity kind. */
   appendConflicts: new Counter({ name: 'escrow_append_conflicts_total', help: 'Optimistic appends refused because another writer appended first', labelNames: ['entity'], registers: [registry] }),
+  unstoredDuplicates: new Counter({ name: 'escrow_log_unstored_duplicates_total', help: 'Appends answered "duplicate" at sequence 0 (not stored; nats-server#6415) and tried again with a fresh msgID', registers: [registry] }),
+  logRetries: new Counter({ name: 'escrow_log_retries_total', help: 'JetStream requests tried again after a transient cluster error (no leader yet)', registers: [registry] }),
   /** The ledger worker's batches: events per batch and time per batch; its cursor. */
   batchEvents: new Histogram({ name: 'escrow_ledger_batch_events', help: 'Stream messages per ledger batch', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], registers: [registry] }),
   batchSeconds: new Histogram({ name: 'escrow_ledger_batch_seconds', help: 'Time to apply one ledger batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] }),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cloudEvent } from '../src/events/cloudevent.js';
+import { WrongLastSequence } from '../src/events/log.js';
 import { useEngine } from './helpers/engine.js';
 
 const t = useEngine({ worker: false });
@@ -24,5 +25,33 @@ describe('the event log after a reconnect', () => {
     for (let i = 0; i < 40 && !log.available; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(log.available).toBe(true);
     await expect(log.append(`${log.names.namespace}.probe.b`, event('00000000-0000-8000-8000-00000000000b'), null)).resolves.toMatchObject({ duplicate: false });
+  });
+});
+
+describe('the event log when the server answers "duplicate" without storing', () => {
+  it('a "duplicate" at sequence 0 is not taken for one: the append goes in under a fresh msgID, and a copy is still refused by the expected sequence', async () => {
+    // A clustered nats-server before 2.10.25 answers a retry of a refused append this way for
+    // the whole duplicate window (nats-server#6415): test/cluster reproduces it on 2.10.14.
+    const log = t.engine.log;
+    const js = log.js as unknown as { publish: (subject: unknown, body: unknown, opts: { msgID: string }) => Promise<unknown> };
+    const publish = js.publish.bind(js);
+    const msgIds: string[] = [];
+    js.publish = (subject: unknown, body: unknown, opts: { msgID: string }) => {
+      msgIds.push(opts.msgID);
+      return msgIds.length === 1 ? Promise.resolve({ stream: log.names.stream, seq: 0, duplicate: true }) : publish(subject, body, opts);
+    };
+    const subject = `${log.names.namespace}.probe.dup0`;
+    const event = cloudEvent({ id: '00000000-0000-8000-8000-0000000000d0', source: log.names.source, type: 'escrow.test.probe.v1', subject: 'probe', time: new Date().toISOString(), data: {} });
+    try {
+      const ack = await log.append(subject, event, 0);
+      expect(ack).toMatchObject({ duplicate: false });
+      expect(ack.seq).toBeGreaterThan(0);
+      expect(msgIds).toEqual([event.id, `${event.id}~1`]);
+      // Stored once: the event is the subject's only message, and another append expecting 0 is refused.
+      expect((await log.readLast(subject))?.seq).toBe(ack.seq);
+      await expect(log.append(subject, { ...event, id: '00000000-0000-8000-8000-0000000000d1' }, 0)).rejects.toBeInstanceOf(WrongLastSequence);
+    } finally {
+      js.publish = publish;
+    }
   });
 });

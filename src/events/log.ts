@@ -10,13 +10,14 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
+import { headers, RequestError, TimeoutError } from '@nats-io/transport-node';
 import { EscrowError, Unavailable } from '../errors.js';
 import { CONTENT_TYPE, decode, encode, type CloudEvent } from './cloudevent.js';
 import type { Names } from './names.js';
 import { EventSigner, SIGNATURE_HEADER } from './signing.js';
 import { metrics } from '../metrics.js';
 import { injectInto } from '../tracing.js';
+import { clusterVersions } from './peers.js';
 
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
@@ -47,9 +48,10 @@ const REQUEST_TIMEOUT_MS = 3_000;
 export const SAFE_REPLICATED_SERVER = '2.9.21';
 
 export class UnsafeEventLog extends Error {
-  constructor(version: string, replicas: number) {
+  /** `servers`: the names and versions of the nodes found too old, e.g. `escrow-node-1 2.9.10`. */
+  constructor(servers: string, replicas: number) {
     super(
-      `nats-server ${version} does not serialize conditional appends on replicated streams (nats-server#4320, fixed in ${SAFE_REPLICATED_SERVER}); ` +
+      `nats-server ${servers} does not serialize conditional appends on replicated streams (nats-server#4320, fixed in ${SAFE_REPLICATED_SERVER}); ` +
         `the stream has ${replicas} replicas, which would let a milestone be released and cancelled at once. ` +
         `Upgrade nats-server (2.10+ with sync_interval: always), or use an R1 stream.`,
     );
@@ -67,6 +69,26 @@ export class UnverifiedEventLog extends Error {
 
 /** How often a failed safety check after a reconnect is tried again. */
 const RECHECK_EVERY_MS = 500;
+/** How often the versions of the stream's peers are read again (a node may rejoin on another version). */
+const PEER_CHECK_EVERY_MS = 10_000;
+/** How many fresh msgIDs an append tries when the server answers "duplicate" at sequence 0 (see append). */
+const UNSTORED_DUPLICATE_RETRIES = 3;
+/** How long an append or read keeps retrying while the cluster elects a leader (ESCROW_LOG_RETRY_MS). */
+const RETRY_BUDGET_MS = 2_000;
+
+/**
+ * Errors of a cluster between leaders: the stream or the meta group has no leader yet (no
+ * responders, JetStream "temporarily unavailable" 10008), or a request that timed out while
+ * one was being elected. Retried with backoff inside the budget; every append carries its
+ * event id as msgID, so a retry of one that was stored is answered as a duplicate, not stored twice.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === JS_CODES.ClusterNotAvailable;
+  if (err instanceof TimeoutError) return true;
+  if (err instanceof RequestError) return err.isNoResponders();
+  // The client's error for a request nobody answered (its class is not exported).
+  return err instanceof Error && err.name === 'JetStreamNotEnabled';
+}
 
 export function versionAtLeast(version: string, min: string): boolean {
   const a = version.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
@@ -88,6 +110,8 @@ export interface StreamOptions {
   allowUnsafeReplicas?: boolean;
   /** Default 3000. */
   requestTimeoutMs?: number;
+  /** How long transient cluster errors are retried (see isTransient). Default 2000; 0: not retried. */
+  retryMs?: number;
   /** Replicas of the stream; 3 in a JetStream cluster. Default 1. */
   replicas?: number;
   /**
@@ -130,20 +154,76 @@ export class EventLog {
     const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const jsm = await jetstreamManager(nc, { timeout });
     const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names, new EventSigner(options.signingSecret, names.namespace));
-    await log.ensureStream(options);
-    const unsafe = await log.unsafeReason(options);
+    log.retryMs = options.retryMs ?? RETRY_BUDGET_MS;
+    // A cluster that is still electing its leaders answers "temporarily unavailable" for a while.
+    await log.retrying(() => log.ensureStream(options), Date.now() + Math.max(log.retryMs, 10_000));
+    const unsafe = await log.retrying(() => log.unsafeReason(options), Date.now() + Math.max(log.retryMs, 10_000));
     if (unsafe) throw unsafe;
     void log.followConnection(options);
+    log.watchPeers(options);
     if (options.maxBytes) log.watchFullness(options.maxBytes, options.onFull);
     return log;
   }
 
-  /** Refuses a replicated stream on a server that cannot serialize conditional appends. */
+  private retryMs = RETRY_BUDGET_MS;
+
+  /** Runs `fn` again on transient cluster errors (isTransient), with backoff, until `until` (epoch ms). */
+  private async retrying<T>(fn: () => Promise<T>, until: number): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const pause = Math.min(50 * 2 ** attempt, 500);
+        if (!isTransient(err) || Date.now() + pause >= until || !this.connected || this.nc.isClosed()) throw err;
+        metrics.logRetries.inc();
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
+
+  /** The last version seen of every node of the cluster, by server name. */
+  readonly peerVersions = new Map<string, string>();
+
+  /**
+   * Refuses a replicated stream where a node holding one of its replicas (or the connected
+   * server) runs a version that cannot serialize conditional appends. The versions come from
+   * each node's INFO (see peers.ts); a node that cannot be reached right now keeps the version
+   * it was last seen with, and one never seen is checked when it answers (every 10 s).
+   */
   private async unsafeReason(options: StreamOptions): Promise<UnsafeEventLog | null> {
-    if (options.allowUnsafeReplicas) return null;
     const info = await this.jsm.streams.info(this.names.stream);
-    const version = this.nc.info?.version ?? '0.0.0';
-    return info.config.num_replicas > 1 && !versionAtLeast(version, SAFE_REPLICATED_SERVER) ? new UnsafeEventLog(version, info.config.num_replicas) : null;
+    this.leaderReads = info.config.num_replicas > 1;
+    if (options.allowUnsafeReplicas || info.config.num_replicas <= 1) return null;
+    const own = this.nc.info;
+    const seen = await clusterVersions(own?.connect_urls ?? [], own ? [{ server_name: own.server_name, version: own.version }] : []);
+    for (const [name, version] of seen) this.peerVersions.set(name, version);
+    const peers = new Set([own?.server_name ?? '', info.cluster?.leader ?? '', ...(info.cluster?.replicas ?? []).map((r) => r.name)].filter(Boolean));
+    const old = [...peers].filter((p) => this.peerVersions.has(p) && !versionAtLeast(this.peerVersions.get(p)!, SAFE_REPLICATED_SERVER));
+    if (!own) old.push('(unknown) 0.0.0');
+    return old.length > 0 ? new UnsafeEventLog(old.map((p) => `${p} ${this.peerVersions.get(p) ?? ''}`.trim()).join(', '), info.config.num_replicas) : null;
+  }
+
+  private peerTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Reads the peers' versions again every 10 s: a node that rejoins on an old version makes
+   * the log unsafe. A check that fails keeps the last verdict (the node set did not change
+   * under this connection; a reconnect's own check fails closed).
+   */
+  private watchPeers(options: StreamOptions): void {
+    let running = false;
+    this.peerTimer = setInterval(() => {
+      if (running || this.unsafe instanceof UnverifiedEventLog || !this.connected) return;
+      running = true;
+      const generation = this.reconnects;
+      this.unsafeReason(options)
+        .then((unsafe) => {
+          if (generation === this.reconnects && !(this.unsafe instanceof UnverifiedEventLog)) this.unsafe = unsafe;
+        })
+        .catch(() => undefined)
+        .finally(() => (running = false));
+    }, PEER_CHECK_EVERY_MS);
+    this.peerTimer.unref();
   }
 
   private async followConnection(options: StreamOptions): Promise<void> {
@@ -213,6 +293,7 @@ export class EventLog {
 
   stopWatching(): void {
     if (this.fullnessTimer) clearInterval(this.fullnessTimer);
+    if (this.peerTimer) clearInterval(this.peerTimer);
   }
 
   private async ensureStream(options: StreamOptions): Promise<void> {
@@ -261,7 +342,7 @@ export class EventLog {
     event: CloudEvent<unknown>,
     expectedLastSeq: number | null,
     extraHeaders: Record<string, string> = {},
-    o: { consequence?: boolean } = {},
+    o: { consequence?: boolean; deadline?: number | undefined } = {},
   ): Promise<{ seq: number; duplicate: boolean }> {
     this.ensureConnected();
     // A full stream takes no new commands; the ledger's outcomes of commands already taken still go in.
@@ -275,12 +356,27 @@ export class EventLog {
     const body = encode(event);
     h.set(SIGNATURE_HEADER, this.signer.sign(subject, body));
     try {
-      const ack = await this.js.publish(subject, body, {
-        msgID: event.id,
-        headers: h,
-        ...(expectedLastSeq === null ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
-      });
-      return { seq: ack.seq, duplicate: ack.duplicate };
+      const until = Math.min(Date.now() + this.retryMs, o.deadline ?? Number.POSITIVE_INFINITY);
+      for (let variant = 0; ; variant++) {
+        const msgID = variant === 0 ? event.id : `${event.id}~${variant}`;
+        const publish = () =>
+          this.js.publish(subject, body, {
+            msgID,
+            headers: h,
+            ...(expectedLastSeq === null ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
+          });
+        const ack = await this.retrying(publish, until);
+        if (!(ack.duplicate && ack.seq === 0) || expectedLastSeq === null) return { seq: ack.seq, duplicate: ack.duplicate };
+        // "Duplicate" at sequence 0 is not a duplicate: nothing is stored there. A clustered
+        // nats-server before 2.10.25 keeps a msgID whose append it refused (a wrong expected
+        // sequence) or dropped (a leader change) in its dedupe map at sequence 0, and answers
+        // every retry with it that way for the whole duplicate window (nats-server#6415,
+        // #5827): taken for a duplicate, a reservation never stored would fund a milestone.
+        // Under the expected sequence another msgID is safe: if the first attempt is stored
+        // after all, the subject has moved and this one is refused (WrongLastSequence).
+        metrics.unstoredDuplicates.inc();
+        if (variant >= UNSTORED_DUPLICATE_RETRIES) throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id} ${variant + 1} times`);
+      }
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamWrongLastSequence) {
         throw new WrongLastSequence(subject);
@@ -290,11 +386,24 @@ export class EventLog {
     }
   }
 
-  /** One direct get of the stream (a message by sequence, or the last or next on a subject); UNAVAILABLE when it fails. */
+  /**
+   * Whether reads go to the stream's leader. A direct get may be answered by any replica, and
+   * a follower can be behind the leader: it would say a milestone acknowledged a moment ago
+   * does not exist, or show a state the log has moved past. On a replicated stream every read
+   * therefore uses the message-get API, which the leader answers with what the cluster has
+   * acknowledged. On one replica a direct get is the same server, and cheaper.
+   */
+  private leaderReads = false;
+
+  /** One read of the stream (a message by sequence, or the last or next on a subject); UNAVAILABLE when it fails. */
   private async get(query: { seq: number } | { last_by_subj: string } | { next_by_subj: string; seq: number }) {
     this.ensureConnected();
     try {
-      return await this.jsm.direct.getMessage(this.names.stream, query);
+      const read = this.leaderReads
+        ? // The API takes next_by_subj too (nats-server's JSApiMsgGetRequest), though the client's type omits it.
+          () => this.jsm.streams.getMessage(this.names.stream, query as { seq: number })
+        : () => this.jsm.direct.getMessage(this.names.stream, query);
+      return await this.retrying(read, Date.now() + this.retryMs);
     } catch (err) {
       throw unavailable(err);
     }
@@ -335,6 +444,11 @@ export class EventLog {
       seq = next.seq + 1;
     }
     return { last, tailSeq };
+  }
+
+  /** Whether the stream still holds a message at `seq` (signed or not). */
+  async holds(seq: number): Promise<boolean> {
+    return (await this.get({ seq })) !== null;
   }
 
   /** The stream's last sequence: everything appended so far is at or before it. */
@@ -402,6 +516,8 @@ export const JS_CODES = {
   ...JetStreamApiCodes,
   /** A stream of that name exists with another configuration. */
   StreamNameInUse: 10058,
+  /** JSClusterNotAvailErr: "JetStream system temporarily unavailable" (no meta or stream leader yet). */
+  ClusterNotAvailable: 10008,
   /** The stream could not store the message, e.g. at its byte limit with discard: new. */
   StreamStoreFailed: 10077,
 } as const;

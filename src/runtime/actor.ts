@@ -385,7 +385,7 @@ export class Actor<C extends DecisionSlots> {
       next.bytes = state.bytes + size;
       this.appending = version;
       try {
-        const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) });
+        const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) }, { deadline: command.deadline });
         if (ack.duplicate) {
           // The same command was appended before (a retry, or another gateway): the log
           // already holds its key, so read what it has and answer from there.
