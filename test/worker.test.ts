@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyBatch } from '../src/ledger/apply.js';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { usd } from './helpers/client.js';
@@ -151,5 +151,61 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
     };
     const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state } } as const;
     await expectBrokenInvariant(event);
+  });
+});
+
+describe('a consumer that skips a message', () => {
+  it('is never followed past it: the worker starts over from its cursor, and every event is applied once', async () => {
+    // What a replica behind its leader, or a consumer recreated from the wrong place, would
+    // deliver: the stream without one of its messages (a reservation). Sequences have no gaps
+    // (the consumer takes every subject), so the worker sees the hole.
+    const t = await startEngine({ worker: false });
+    const { LedgerWorker } = await import('../src/ledger/worker.js');
+    const { createPool } = await import('../src/ledger/db.js');
+    const { createLogger } = await import('../src/log.js');
+    const log = t.engine.log;
+    let dropped = 0;
+    const bound = <T extends object>(target: T, p: string | symbol) => {
+      const v = Reflect.get(target, p, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    };
+    type Consume = (o: { callback: (m: { seq: number; subject: string }) => void }) => Promise<unknown>;
+    const skipping = {
+      consumers: {
+        get: async (...a: Parameters<typeof log.js.consumers.get>) => {
+          const consumer = await log.js.consumers.get(...a);
+          return new Proxy(consumer, {
+            get: (target, p) =>
+              p === 'consume'
+                ? (o: Parameters<Consume>[0]) =>
+                    (target.consume as unknown as Consume)({
+                      ...o,
+                      callback: (m) => (dropped === 0 && m.seq > 2 && m.subject.includes('.account.') ? (dropped = m.seq) : o.callback(m)),
+                    })
+                : bound(target, p),
+          });
+        },
+      },
+    };
+    const skippingLog = new Proxy(log, { get: (target, p) => (p === 'js' ? skipping : bound(target, p)) });
+    const pool = createPool(inject('databaseUrl'), t.namespace, 2);
+    const worker = new LedgerWorker({ log: skippingLog, pool, logger: createLogger('silent'), batchMax: 64, standbyPollMs: 100, onFatal: (err) => { throw err; } });
+    await worker.start();
+    try {
+      await deposit(t.client, 'emp-skip', '100.00');
+      const ids = await Promise.all(Array.from({ length: 5 }, () => funded(t.client, 'emp-skip', 'fl-skip', '10.00', 'proj-skip')));
+      await t.client.m('ReleaseMilestone', 'emp-skip', { milestone_id: ids[0], idempotency_key: key() });
+      await ledgerCaughtUp(t.engine);
+      expect(dropped).toBeGreaterThan(2);
+      await expectBalance(t.client, 'emp-skip', { available: '50.00', held: '40.00', incoming: '0.00' });
+      await expectBalance(t.client, 'fl-skip', { available: '10.00', held: '0.00', incoming: '40.00' });
+      expect((await t.db.query('SELECT count(*)::int AS n FROM ledger_quarantine')).rows[0].n).toBe(0);
+      await expectLedgerSound(t.engine);
+    } finally {
+      await worker.stop();
+      await pool.end();
+      await t.stop();
+      await dropNamespace(t.namespace);
+    }
   });
 });

@@ -178,6 +178,7 @@ export class LedgerWorker {
 
   /** Applies one batch (in stream order) and publishes its outcomes; returns the new cursor. */
   private async process(client: PoolClient, msgs: JsMsg[], cursor: number): Promise<number> {
+    await this.contiguous(msgs, cursor);
     const { events, quarantine } = this.screen(msgs);
     const to = msgs[msgs.length - 1]!.seq;
     const position = { from: cursor, to, published: this.published };
@@ -226,6 +227,23 @@ export class LedgerWorker {
   }
 
   /** Splits a batch into the engine's events and the messages to move aside (not signed by it, not CloudEvents, another source). */
+  /**
+   * The consumer takes every subject, so the stream's sequences reach it without gaps, each
+   * once. A batch that does not start right after the cursor, or skips or repeats a sequence,
+   * is never applied (its cursor would pass over events): the worker starts over from the
+   * cursor. Only a sequence the stream no longer holds (a message an operator deleted) is passed.
+   */
+  private async contiguous(msgs: JsMsg[], cursor: number): Promise<void> {
+    let expected = cursor + 1;
+    for (const m of msgs) {
+      if (m.seq < expected) throw new Error(`the ledger consumer delivered stream seq ${m.seq} after ${expected - 1}; starting over from the cursor ${cursor}`);
+      for (let seq = expected; seq < m.seq; seq++) {
+        if (await this.o.log.holds(seq)) throw new Error(`the ledger consumer skipped stream seq ${seq} (delivered ${m.seq}); starting over from the cursor ${cursor}`);
+      }
+      expected = m.seq + 1;
+    }
+  }
+
   private screen(msgs: JsMsg[]): { events: StreamEvent[]; quarantine: QuarantineRow[] } {
     const { log } = this.o;
     const events: StreamEvent[] = [];
