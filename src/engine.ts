@@ -92,7 +92,7 @@ export class Engine {
       if (err instanceof Error && /timeout|terminated/i.test(err.message)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
       throw err;
     });
-    const stream = await log.jsm.streams.info(log.names.stream);
+    const stream = await log.retrying(() => log.jsm.streams.info(log.names.stream), Date.now() + 30_000);
     log.trustUnsignedBefore(await signedSince(pool, { created: stream.created, nextSeq: stream.state.last_seq + 1 }));
 
     let worker: LedgerWorker | null = null;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   jetstream,
@@ -76,6 +77,23 @@ const UNSTORED_DUPLICATE_RETRIES = 3;
 /** How long an append or read keeps retrying while the cluster elects a leader (ESCROW_LOG_RETRY_MS). */
 const RETRY_BUDGET_MS = 2_000;
 
+/** How long start-up waits for a cluster that has no JetStream leader yet. */
+const START_WAIT_MS = 30_000;
+
+/** Runs `fn` again on transient cluster errors (isTransient), with backoff, until `until` (epoch ms) or while `live()`. */
+async function retryTransient<T>(fn: () => Promise<T>, until: number, live: () => boolean): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const pause = Math.min(50 * 2 ** attempt, 500);
+      if (!isTransient(err) || Date.now() + pause >= until || !live()) throw err;
+      metrics.logRetries.inc();
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
 /**
  * Errors of a cluster between leaders: the stream or the meta group has no leader yet (no
  * responders, JetStream "temporarily unavailable" 10008), or a request that timed out while
@@ -152,12 +170,14 @@ export class EventLog {
 
   static async open(nc: NatsConnection, names: Names, options: StreamOptions): Promise<EventLog> {
     const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-    const jsm = await jetstreamManager(nc, { timeout });
+    // A cluster that is still electing its leaders (a node just lost) answers "temporarily
+    // unavailable", or not at all, for several seconds: start-up waits for it.
+    const startUntil = Date.now() + START_WAIT_MS;
+    const jsm = await retryTransient(() => jetstreamManager(nc, { timeout }), startUntil, () => !nc.isClosed());
     const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names, new EventSigner(options.signingSecret, names.namespace));
     log.retryMs = options.retryMs ?? RETRY_BUDGET_MS;
-    // A cluster that is still electing its leaders answers "temporarily unavailable" for a while.
-    await log.retrying(() => log.ensureStream(options), Date.now() + Math.max(log.retryMs, 10_000));
-    const unsafe = await log.retrying(() => log.unsafeReason(options), Date.now() + Math.max(log.retryMs, 10_000));
+    await log.retrying(() => log.ensureStream(options), startUntil);
+    const unsafe = await log.retrying(() => log.unsafeReason(options), startUntil);
     if (unsafe) throw unsafe;
     void log.followConnection(options);
     log.watchPeers(options);
@@ -168,17 +188,8 @@ export class EventLog {
   private retryMs = RETRY_BUDGET_MS;
 
   /** Runs `fn` again on transient cluster errors (isTransient), with backoff, until `until` (epoch ms). */
-  private async retrying<T>(fn: () => Promise<T>, until: number): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        const pause = Math.min(50 * 2 ** attempt, 500);
-        if (!isTransient(err) || Date.now() + pause >= until || !this.connected || this.nc.isClosed()) throw err;
-        metrics.logRetries.inc();
-        await new Promise((resolve) => setTimeout(resolve, pause));
-      }
-    }
+  retrying<T>(fn: () => Promise<T>, until: number = Date.now() + this.retryMs): Promise<T> {
+    return retryTransient(fn, until, () => this.connected && !this.nc.isClosed());
   }
 
   /** The last version seen of every node of the cluster, by server name. */
@@ -358,7 +369,8 @@ export class EventLog {
     try {
       const until = Math.min(Date.now() + this.retryMs, o.deadline ?? Number.POSITIVE_INFINITY);
       for (let variant = 0; ; variant++) {
-        const msgID = variant === 0 ? event.id : `${event.id}~${variant}`;
+        // A fresh msgID is a new one every time: one tried before may itself be stuck at sequence 0.
+        const msgID = variant === 0 ? event.id : `${event.id}~${randomBytes(6).toString('hex')}`;
         const publish = () =>
           this.js.publish(subject, body, {
             msgID,
