@@ -12,7 +12,19 @@ export default defineConfig({
       // Only the integration tests need PostgreSQL and NATS (real or embedded).
       {
         extends: true,
-        test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: ['test/faults/**'], globalSetup: ['./test/helpers/global-setup.ts'] },
+        test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: ['test/faults/**', 'test/cluster/**'], globalSetup: ['./test/helpers/global-setup.ts'] },
+      },
+      // `npm run test:cluster`: a three-node nats-server 2.10 cluster broken on purpose (test/cluster).
+      {
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          globalSetup: ['./test/helpers/global-setup.ts'],
+          testTimeout: 300_000,
+          maxWorkers: 1,
+          fileParallelism: false,
+        },
       },
       // `npm run test:faults`: breaks processes on purpose; not part of `npm test`.
       {

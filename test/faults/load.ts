@@ -29,6 +29,8 @@ export class FaultLoad {
   /** Every answer to a milestone command, retries included, for the history checker (load/history.ts). */
   calls: CallRecord[] = [];
   lastSuccessAt = 0;
+  /** The longest time without any successful answer since `markWindow()` (ms): how long clients saw the engine unavailable. */
+  longestGapMs = 0;
   private stopping = false;
   private lanes: Promise<void>[] = [];
   private next = 0;
@@ -68,6 +70,7 @@ export class FaultLoad {
     record?: { caller: string; rpc: string; key: string; milestoneId?: string },
   ): Promise<T | null> {
     const max = this.o.maxAttempts ?? 120;
+    let last = '';
     for (let attempt = 0; attempt < max; attempt++) {
       const client = this.clients[(start + attempt) % this.clients.length]!;
       this.sent++;
@@ -75,12 +78,14 @@ export class FaultLoad {
       try {
         const r = await fn(client);
         this.succeeded++;
+        if (this.lastSuccessAt > 0) this.longestGapMs = Math.max(this.longestGapMs, Date.now() - this.lastSuccessAt);
         this.lastSuccessAt = Date.now();
         const m = (r as { milestone?: { id: string; status: string; version: number } }).milestone;
         if (record && m) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: m.id, key: record.key, code: 'OK', status: m.status, version: m.version });
         if (done(r)) return r;
       } catch (err) {
         const code = statusName(err);
+        last = `${code} ${(err as { reason?: string }).reason ?? ''} ${(err as Error).message ?? ''}`.trim();
         this.failed[code] = (this.failed[code] ?? 0) + 1;
         this.failureLatencyMs.push(Date.now() - t0);
         if (record?.milestoneId) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: record.milestoneId, key: record.key, code, reason: (err as { reason?: string }).reason ?? undefined });
@@ -88,7 +93,7 @@ export class FaultLoad {
       }
       await sleep(100);
     }
-    throw new Error('gave up after the attempt bound');
+    throw new Error(`gave up after ${max} attempts${record ? ` of ${record.rpc} ${record.key}` : ''}; the last answer: ${last}`);
   }
 
   /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
@@ -137,7 +142,12 @@ export class FaultLoad {
     }
   }
 
+  /** Starts measuring the unavailability window afresh (after the load is seeded and running). */
+  markWindow(): void {
+    this.longestGapMs = 0;
+  }
+
   summary() {
-    return { commandsSent: this.sent, succeeded: this.succeeded, failedByCode: this.failed, milestonesSettled: this.settled.length, moneyMoved: this.moneyMoved.toFixed(2) };
+    return { longestGapMs: this.longestGapMs, commandsSent: this.sent, succeeded: this.succeeded, failedByCode: this.failed, milestonesSettled: this.settled.length, moneyMoved: this.moneyMoved.toFixed(2) };
   }
 }
