@@ -27,6 +27,7 @@ import { runBounded, summarize } from './stats.js';
 import { writeReport, type ReportRow } from './report.js';
 import { MILESTONE } from '../src/app/milestones.js';
 import { Registry } from '../src/runtime/registry.js';
+import { currentNatsServer, NatsCluster } from './nats-cluster.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -39,6 +40,8 @@ const { values: a } = parseArgs({
     namespace: { type: 'string' },
     'grpc-port-base': { type: 'string' },
     report: { type: 'string' },
+    // The race and the mixed workload again on a three-node nats-server 2.10+ cluster (R3, sync_interval always).
+    cluster: { type: 'boolean', default: false },
   },
 });
 const durationMs = Math.min(120, Number(a['duration-s'])) * 1000;
@@ -179,6 +182,9 @@ async function main() {
   await nc.close();
   await gw.stop();
 
+  // 2b. The same engine on a replicated log, what replication and fsync cost (--cluster).
+  const onCluster = a.cluster ? await clusterRun() : null;
+
   // 3. Memory: a gateway with the default actor cap touching `touch` milestones (most of them
   // unknown ids: every touch still makes and loads an actor), then one with no effective cap
   // touching the real milestones, for the bytes per resident actor.
@@ -223,7 +229,13 @@ async function main() {
       engineOverCeilingMixed: ratio(engineMixed.opsPerSecond, ceilingMixed.opsPerSecond),
       engineOverBaselineMixed: ratio(engineMixed.opsPerSecond, baselineMixed.opsPerSecond),
       engineOverBaselineCreates: ratio(engineCreates.opsPerSecond, baselineCreates.opsPerSecond),
+      ...(onCluster
+        ? { clusterOverSingleRace: ratio(onCluster.race.commandsPerSecond, engineRace.commandsPerSecond), clusterOverSingleMixed: ratio(onCluster.mixed.opsPerSecond, engineMixed.opsPerSecond) }
+        : {}),
     },
+    cluster: onCluster
+      ? { nodes: 3, replicas: 3, syncInterval: 'always', server: onCluster.server, raceCommandsPerSecond: onCluster.race.commandsPerSecond, raceLatencyMs: onCluster.race.latencyMs, raceWinners: onCluster.race.winnersHistogram, mixedOpsPerSecond: onCluster.mixed.opsPerSecond, mixedLatencyMs: onCluster.mixed.latencyMs, mixedErrors: onCluster.mixed.errors, audit: onCluster.audit }
+      : null,
     memory: {
       touched: memory.touched,
       actorsMax,
@@ -240,6 +252,7 @@ async function main() {
   console.log(`engine   race ${result.engine.raceCommandsPerSecond}/s (p99 ${engineRace.latencyMs.p99} ms)  mixed ${result.engine.mixedPeakOpsPerSecond}/s (p99 ${engineMixed.latencyMs.p99} ms)  at 70%: p99 ${engineAt70.latencyMs.p99} ms  ledger lag p99 ${lag.p99} ms  audit ${result.engine.audit}`);
   console.log(`creates  engine ${engineCreates.opsPerSecond}/s (p99 ${engineCreates.latencyMs.p99} ms, slowest ${engineCreates.latencyMs.max} ms)  baseline ${baselineCreates.opsPerSecond}/s (p99 ${baselineCreates.latencyMs.p99} ms)`);
   console.log(`baseline race ${result.baseline.raceCommandsPerSecond}/s  mixed ${result.baseline.mixedOpsPerSecond}/s`);
+  if (onCluster) console.log(`cluster  race ${onCluster.race.commandsPerSecond}/s (p99 ${onCluster.race.latencyMs.p99} ms)  mixed ${onCluster.mixed.opsPerSecond}/s (p99 ${onCluster.mixed.latencyMs.p99} ms)  audit ${onCluster.audit}  (3 nodes, R3, sync_interval always, nats-server ${onCluster.server})`);
   console.log(`ratios   ${JSON.stringify(result.ratios)}`);
   console.log(`memory   ${JSON.stringify(result.memory)}`);
   if (result.memory.heapBytesPerResidentActor === null) console.log('memory   (run with node --expose-gc, as npm run bench does, for the heap figure)');
@@ -254,6 +267,12 @@ async function main() {
       { workload: 'mixed', system: 'ceiling', perSecond: ceilingMixed.opsPerSecond, p50Ms: ceilingMixed.latencyMs.p50, p99Ms: ceilingMixed.latencyMs.p99 },
       { workload: 'creates', system: 'engine', perSecond: engineCreates.opsPerSecond, p50Ms: engineCreates.latencyMs.p50, p99Ms: engineCreates.latencyMs.p99 },
       { workload: 'creates', system: 'baseline', perSecond: baselineCreates.opsPerSecond, p50Ms: baselineCreates.latencyMs.p50, p99Ms: baselineCreates.latencyMs.p99 },
+      ...(onCluster
+        ? [
+            { workload: 'race', system: 'cluster' as const, perSecond: onCluster.race.commandsPerSecond, p50Ms: onCluster.race.latencyMs.p50, p99Ms: onCluster.race.latencyMs.p99 },
+            { workload: 'mixed', system: 'cluster' as const, perSecond: onCluster.mixed.opsPerSecond, p50Ms: onCluster.mixed.latencyMs.p50, p99Ms: onCluster.mixed.latencyMs.p99 },
+          ]
+        : []),
     ];
     const notes = [
       `ratios ${JSON.stringify(result.ratios)}`,
@@ -266,6 +285,45 @@ async function main() {
 }
 
 const HEAP_MILESTONES = 20_000;
+
+/**
+ * One worker and one gateway on a three-node cluster of a current nats-server (the one
+ * .ci/run builds, or NATS_SERVER_BIN), the stream at R3 with sync_interval always, in a
+ * namespace of their own: the race and the mixed workload, then the auditor.
+ */
+async function clusterRun() {
+  const bin = currentNatsServer();
+  if (!bin) {
+    log('cluster: skipped, no nats-server 2.10+ (NATS_SERVER_BIN, or .data/nats-2.10 as .ci/run builds it from ../shared/nats)');
+    return null;
+  }
+  const cluster = await NatsCluster.start(bin);
+  const ns = `${namespace}_r3`;
+  const env = { NATS_URL: cluster.urls, ESCROW_NAMESPACE: ns, ESCROW_STREAM_REPLICAS: '3' };
+  const procs: EngineProcess[] = [];
+  try {
+    procs.push(await engine('worker', env));
+    const cgw = await engine('gateway', env);
+    procs.push(cgw);
+    const r = await race(cgw.address, 'cluster');
+    const m = await mixed(cgw.address, 'cluster');
+    const cnc = await connect(natsOptions(cluster.urls, natsAuthFrom()));
+    const clog = await EventLog.open(cnc, names(ns), { duplicateWindowMs: 120_000, signingSecret: secret, allowUnsafeReplicas: true }); // read-only
+    const cpool = createPool(databaseUrl!, ns, 2);
+    const verdict = await runAudit(clog, cpool, 60_000);
+    await cpool.end();
+    const server = cnc.info?.version ?? '?';
+    await cnc.close();
+    return { race: r, mixed: m, audit: verdict.ok ? 'pass' : 'fail', server };
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    await cluster.destroy();
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${ns}" CASCADE`).catch(() => {});
+    await c.end();
+  }
+}
 
 /** Heap bytes per resident milestone actor after GC, over real milestones; null without --expose-gc. */
 async function actorHeap(elog: EventLog, ids: string[]): Promise<{ actors: number; bytesPerActor: number } | null> {

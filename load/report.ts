@@ -8,13 +8,14 @@ import { join } from 'node:path';
  */
 export interface ReportRow {
   workload: string;
-  system: 'engine' | 'baseline' | 'ceiling';
+  /** `cluster`: the engine on a three-node R3 cluster (bench --cluster). */
+  system: 'engine' | 'baseline' | 'ceiling' | 'cluster';
   perSecond: number;
   p50Ms: number | null;
   p99Ms: number | null;
 }
 
-const COLORS: Record<ReportRow['system'], string> = { engine: '#2b6cb0', baseline: '#c05621', ceiling: '#718096' };
+const COLORS: Record<ReportRow['system'], string> = { engine: '#2b6cb0', baseline: '#c05621', ceiling: '#718096', cluster: '#2f855a' };
 
 export function markdown(rows: ReportRow[], notes: string[]): string {
   const lines = ['| workload | system | per second | p50 ms | p99 ms |', '|---|---|---:|---:|---:|'];
@@ -25,7 +26,7 @@ export function markdown(rows: ReportRow[], notes: string[]): string {
 /** A grouped bar chart, one group per workload, as plain SVG (no library: a few rects and texts). */
 export function svg(rows: ReportRow[], title: string): string {
   const workloads = [...new Set(rows.map((r) => r.workload))];
-  const systems: ReportRow['system'][] = ['engine', 'baseline', 'ceiling'];
+  const systems = (['engine', 'cluster', 'baseline', 'ceiling'] as const).filter((x) => rows.some((r) => r.system === x));
   const max = Math.max(1, ...rows.map((r) => r.perSecond));
   const bar = 46;
   const gap = 36;
