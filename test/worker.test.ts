@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyBatch } from '../src/ledger/apply.js';
 import type { EngineProcess as BaseProcess } from '../load/processes.js';
 import { usd } from './helpers/client.js';
-import { dropNamespace, EngineProcess, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
+import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 import { allEvents, expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
 
@@ -203,6 +203,36 @@ describe('a consumer that skips a message', () => {
       await expectLedgerSound(t.engine);
     } finally {
       await worker.stop();
+      await pool.end();
+      await t.stop();
+      await dropNamespace(t.namespace);
+    }
+  });
+});
+
+describe('a log that lost what the ledger posted', () => {
+  it('stops the worker (a broken invariant) instead of following a stream whose tail changed', async () => {
+    // What a replicated stream that lost or rewrote its tail looks like to the ledger: the
+    // message it posted last is gone from its sequence (here deleted, as a stand-in).
+    const t = await startEngine();
+    const { LedgerWorker } = await import('../src/ledger/worker.js');
+    const { createPool } = await import('../src/ledger/db.js');
+    const { createLogger } = await import('../src/log.js');
+    const pool = createPool(inject('databaseUrl'), t.namespace, 2);
+    try {
+      await deposit(t.client, 'emp-tail', '50.00');
+      await funded(t.client, 'emp-tail', 'fl-tail', '10.00', 'proj-tail');
+      await ledgerCaughtUp(t.engine);
+      const last = (await t.db.query('SELECT stream_seq::int AS seq FROM postings ORDER BY stream_seq DESC LIMIT 1')).rows[0].seq as number;
+      await t.engine.worker!.stop();
+      await t.engine.log.jsm.streams.deleteMessage(t.engine.log.names.stream, last);
+      let fatal: Error | null = null;
+      const worker = new LedgerWorker({ log: t.engine.log, pool, logger: createLogger('silent'), batchMax: 64, standbyPollMs: 100, onFatal: (err) => (fatal = err) });
+      await worker.start();
+      await eventually(async () => expect(fatal).not.toBeNull(), 10_000);
+      expect(String(fatal)).toMatch(new RegExp(`no longer holds event .* at sequence ${last}`));
+      await worker.stop();
+    } finally {
       await pool.end();
       await t.stop();
       await dropNamespace(t.namespace);

@@ -1,5 +1,5 @@
 import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { InvariantViolation } from '../errors.js';
+import { EscrowError, InvariantViolation } from '../errors.js';
 import { cloudEvent, decode, type CloudEvent } from '../events/cloudevent.js';
 import { JS_CODES, type EventLog } from '../events/log.js';
 import { eventId } from '../ids.js';
@@ -126,6 +126,7 @@ export class LedgerWorker {
   private async lead(client: PoolClient): Promise<void> {
     await this.publishOutbox(client);
     let cursor = await this.cursor(client);
+    await this.logStillHolds(client, cursor);
     const { js, names } = this.o.log;
     const consumer = await js.consumers.get(names.stream, {
       filter_subjects: names.allSubjects,
@@ -227,6 +228,32 @@ export class LedgerWorker {
   }
 
   /** Splits a batch into the engine's events and the messages to move aside (not signed by it, not CloudEvents, another source). */
+  /**
+   * The log still holds what the ledger applied from it: the stream reaches the cursor, and
+   * the last event posted is still the message at the sequence it was posted from. A stream
+   * that lost or rewrote its tail (a JetStream cluster can, see the README's scale-out
+   * section) would otherwise have its new events skipped as if applied, or applied over
+   * postings of events it no longer has: the worker stops instead (a broken invariant), for a
+   * person to compare the log with the ledger.
+   */
+  private async logStillHolds(client: PoolClient, cursor: number): Promise<void> {
+    if (cursor === 0) return;
+    const tail = await this.o.log.tailSeq();
+    if (tail < cursor) {
+      throw new InvariantViolation(`the stream ends at sequence ${tail}, before the ledger's cursor ${cursor}: events the ledger applied are no longer in the log`);
+    }
+    const { rows } = await client.query<{ event_id: string; seq: string }>('SELECT event_id::text, stream_seq::text AS seq FROM postings WHERE stream_seq <= $1 ORDER BY stream_seq DESC LIMIT 1', [cursor]);
+    const last = rows[0];
+    if (!last) return;
+    const held = await this.o.log.readAt<unknown>(Number(last.seq)).catch((err: unknown) => {
+      if (err instanceof EscrowError && err.reason === 'EVENT_UNVERIFIED') return null;
+      throw err;
+    });
+    if (held?.event.id !== last.event_id) {
+      throw new InvariantViolation(`the log no longer holds event ${last.event_id} at sequence ${last.seq}, where the ledger posted it from (${held ? `it holds ${held.event.id}` : 'nothing is there'})`);
+    }
+  }
+
   /**
    * The consumer takes every subject, so the stream's sequences reach it without gaps, each
    * once. A batch that does not start right after the cursor, or skips or repeats a sequence,
