@@ -4,7 +4,7 @@ import { AccountApp } from './app/accounts.js';
 import { MilestoneApp } from './app/milestones.js';
 import { ReviewApp } from './app/reviews.js';
 import { natsOptions, type Config } from './config.js';
-import { EventLog } from './events/log.js';
+import { EventLog, RECOMMENDED_CLUSTER_SERVER, versionAtLeast } from './events/log.js';
 import { names } from './events/names.js';
 import { Gateway } from './gateway/server.js';
 import { createPool, migrate, signedSince, type Pool } from './ledger/db.js';
@@ -82,6 +82,13 @@ export class Engine {
         logger[used >= max ? 'error' : 'warn']({ usedBytes: used, maxBytes: max }, used >= max ? 'the event stream is full: new commands are refused' : 'the event stream is filling up'),
       allowUnsafeReplicas: config.unsafeReplicatedStream,
     });
+    const older = [...log.peerVersions].filter(([, v]) => !versionAtLeast(v, RECOMMENDED_CLUSTER_SERVER));
+    if (older.length > 0) {
+      logger.warn(
+        { servers: Object.fromEntries(older), recommended: RECOMMENDED_CLUSTER_SERVER },
+        'nats-server before 2.10.25 has replicated-stream bugs under partitions and leader changes (nats-server#5644, #6415; see the README\'s scale-out section): upgrade',
+      );
+    }
     const pool = createPool(config.databaseUrl, config.namespace);
     await migrate(pool, config.namespace).catch(async (err: unknown) => {
       await pool.end().catch(() => {});

@@ -48,6 +48,14 @@ const REQUEST_TIMEOUT_MS = 3_000;
  */
 export const SAFE_REPLICATED_SERVER = '2.9.21';
 
+/**
+ * The first release with the fixes for replicated streams that the cluster suite runs into
+ * on 2.10.14: an expected last subject sequence of 0 checked on every replica alike
+ * (nats-server#5644, 2.10.19) and no "duplicate at sequence 0" for a msgID that was never
+ * stored (#6415, 2.10.25; the engine works around it, see append). Older servers are warned of.
+ */
+export const RECOMMENDED_CLUSTER_SERVER = '2.10.25';
+
 export class UnsafeEventLog extends Error {
   /** `servers`: the names and versions of the nodes found too old, e.g. `escrow-node-1 2.9.10`. */
   constructor(servers: string, replicas: number) {
@@ -96,12 +104,12 @@ async function retryTransient<T>(fn: () => Promise<T>, until: number, live: () =
 
 /**
  * Errors of a cluster between leaders: the stream or the meta group has no leader yet (no
- * responders, JetStream "temporarily unavailable" 10008), or a request that timed out while
+ * responders, JetStream "temporarily unavailable" 10008, "no suitable peers" 10005), or a request that timed out while
  * one was being elected. Retried with backoff inside the budget; every append carries its
  * event id as msgID, so a retry of one that was stored is answered as a duplicate, not stored twice.
  */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.code === JS_CODES.ClusterNotAvailable;
+  if (err instanceof JetStreamApiError) return err.code === JS_CODES.ClusterNotAvailable || err.code === JS_CODES.ClusterNoPeers;
   if (err instanceof TimeoutError) return true;
   if (err instanceof RequestError) return err.isNoResponders();
   // The client's error for a request nobody answered (its class is not exported).
@@ -530,6 +538,12 @@ export const JS_CODES = {
   StreamNameInUse: 10058,
   /** JSClusterNotAvailErr: "JetStream system temporarily unavailable" (no meta or stream leader yet). */
   ClusterNotAvailable: 10008,
+  /**
+   * JSClusterNoPeersErrF: "no suitable peers for placement". Seen at start-up right after a
+   * node was lost: the stream's info answered "not found" for a moment, and creating it again
+   * found a peer offline. Tried again like the others, so the stream is found once elected.
+   */
+  ClusterNoPeers: 10005,
   /** The stream could not store the message, e.g. at its byte limit with discard: new. */
   StreamStoreFailed: 10077,
 } as const;
