@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/dev/embedded.js';
@@ -64,52 +63,5 @@ export async function natsCluster(size = 3): Promise<NatsServer[]> {
   );
 }
 
-/** A TCP proxy: `drop()` resets every connection and refuses new ones until `restore()`. */
-export class TcpProxy {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  private refusing = false;
-  port = 0;
-
-  constructor(private readonly targetPort: number) {}
-
-  async start(): Promise<number> {
-    this.port = await freePort();
-    this.server = createServer((client) => {
-      if (this.refusing) {
-        client.destroy();
-        return;
-      }
-      const upstream = netConnect(this.targetPort, '127.0.0.1');
-      this.sockets.add(client);
-      this.sockets.add(upstream);
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', close).on('close', close);
-      upstream.on('error', close).on('close', close);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', () => r()));
-    return this.port;
-  }
-
-  drop(): void {
-    this.refusing = true;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-  }
-
-  restore(): void {
-    this.refusing = false;
-  }
-
-  async stop(): Promise<void> {
-    this.drop();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-  }
-}
+/** A TCP proxy that can drop and refuse connections (shared with the cluster suite). */
+export { TcpProxy } from '../../load/nats-cluster.js';
