@@ -149,6 +149,8 @@ export class NatsNode {
 
 export interface ClusterOptions {
   size?: number;
+  /** A binary per node (a cluster of mixed versions, as during an upgrade); default the one given to start. */
+  bins?: string[];
   /** `jetstream { sync_interval: always }`: every append fsynced before it is acknowledged. Default true. */
   syncAlways?: boolean;
 }
@@ -186,10 +188,11 @@ export class NatsCluster {
     }
     const nodes = clientPorts.map((port, i) => {
       const dir = join(root, `n${i}`);
-      const node = new NatsNode(`escrow-node-${i}`, bin, port, monitorPorts[i]!, dir);
+      const node = new NatsNode(`escrow-node-${i}`, o.bins?.[i] ?? bin, port, monitorPorts[i]!, dir);
       const routes = proxies[i]!.filter((p): p is TcpProxy => p !== null).map((p) => `nats-route://127.0.0.1:${p.port}`);
       mkdirSync(dir, { recursive: true });
-      writeNodeConfig(node, routePorts[i]!, routes, o.syncAlways ?? true);
+      // sync_interval exists from 2.10 on: a node of another binary (an older one) goes without.
+      writeNodeConfig(node, routePorts[i]!, routes, (o.syncAlways ?? true) && node.bin === bin);
       return node;
     });
     const cluster = new NatsCluster(nodes, proxies, root);

@@ -2,6 +2,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { currentNatsServer, NatsCluster } from '../../load/nats-cluster.js';
+import { EventLog, UnsafeEventLog } from '../../src/events/log.js';
+import { names } from '../../src/events/names.js';
 import { sleep } from '../../load/processes.js';
 import { FaultLoad } from '../faults/load.js';
 import { phaseMs, Rig, verifyFault } from '../faults/rig.js';
@@ -217,6 +219,23 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
   // longer held events the ledger had posted (see the README's scale-out section); a stream
   // created moments before such a kill was gone altogether. Runs with CLUSTER_SERVER_FAULTS=1.
   it.skipIf(!SERVER_FAULTS)('all three nodes SIGTERMed, then all SIGKILLed, and started again each time', () => allStopped(['SIGTERM', 'SIGKILL']));
+});
+
+describe.skipIf(!BIN)('the replicated-stream safety gate on a cluster of mixed versions', () => {
+  it('refuses an R3 stream when one node holding it runs nats-server 2.9.10, though the node it is connected to is current', async () => {
+    // What an upgrade half done looks like: two nodes on the current server, one still on
+    // the PATH's 2.9.10, which stores concurrent conditional appends twice on R3 (nats-server#4320).
+    const cluster = await NatsCluster.start(BIN!, { bins: [BIN!, BIN!, 'nats-server'] });
+    cleanups.push(() => cluster.destroy());
+    const nc = await connect({ servers: cluster.nodes[0]!.url });
+    cleanups.push(() => nc.close());
+    expect(nc.info?.version).not.toBe('2.9.10');
+    const namespace = `mixed${Date.now()}`;
+    const opening = EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: 'x'.repeat(32), replicas: 3 });
+    await expect(opening).rejects.toBeInstanceOf(UnsafeEventLog);
+    await expect(opening).rejects.toThrow(/escrow-node-2 2\.9\.10/);
+    await (await jetstreamManager(nc)).streams.delete(namespace.toUpperCase()).catch(() => {});
+  });
 });
 
 /** The whole cluster stopped with each signal in turn and started again, under load, with auto-release timers falling due while it is down. */
