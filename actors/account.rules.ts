@@ -1,5 +1,5 @@
 import { PAYMENTS_ROLE, type Caller } from './decision.js';
-import { cmp, sub } from '../src/money.js';
+import { cmp, sub } from './money.js';
 
 /**
  * Access rules for balances, which have no state machine: money enters only through the

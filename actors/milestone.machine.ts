@@ -1,6 +1,6 @@
 import { assign, not, setup } from 'xstate';
 import { Decimal } from 'decimal.js';
-import { add, cmp, format, isZero, sub, zero } from '../src/money.js';
+import { add, cmp, format, isZero, sub, zero } from './money.js';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
 import type { MilestoneEmitted } from './events.js';
 import { ARBITER_ROLE, SYSTEM_CALLER } from './decision.js';

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { format, zero } from '../src/money.js';
+import { format, zero } from './money.js';
 
 /**
  * The terms a milestone is made under: fees, the arbitration fee, the dispute windows and the

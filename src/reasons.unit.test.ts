@@ -17,7 +17,7 @@ function sources(dir: string): string[] {
 function reasonsInCode(): Set<string> {
   const found = new Set<string>();
   const patterns = [
-    /new (?:Unauthenticated|InvalidArgument|FailedPrecondition|PermissionDenied|NotFound|Unavailable|Aborted|ResourceExhausted|DeadlineExceeded|AlreadyExists)\(\s*'([A-Z][A-Z0-9_]+)'/g,
+    /new (?:MoneyError|Unauthenticated|InvalidArgument|FailedPrecondition|PermissionDenied|NotFound|Unavailable|Aborted|ResourceExhausted|DeadlineExceeded|AlreadyExists)\(\s*'([A-Z][A-Z0-9_]+)'/g,
     /\breason: '([A-Z][A-Z0-9_]+)'/g,
     /\breject\w*\(\s*'[A-Z_]+',\s*'([A-Z][A-Z0-9_]+)'/g,
     /\? null : '([A-Z][A-Z0-9_]+)'/g,

@@ -6,7 +6,7 @@ import type { AccountRequestData } from '../ledger/intents.js';
 import type { AccountEventData, Funds } from './funds.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import { add, cmp, format, sub, zero, type Money } from '../money.js';
+import { add, cmp, format, sub, zero, type Money } from '../../actors/money.js';
 import type { Outcomes } from '../runtime/outcomes.js';
 import type { CallContext } from './milestones.js';
 

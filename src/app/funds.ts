@@ -7,7 +7,7 @@ import { metrics } from '../metrics.js';
 import { feeReservationIdFor, reservationReleaseIdFor } from '../ids.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import { add } from '../money.js';
+import { add } from '../../actors/money.js';
 
 /**
  * The data of every event on an account's subject (<ns>.account.<user>): who asked, what

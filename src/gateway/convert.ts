@@ -2,7 +2,7 @@ import { DISPUTE_STAGE, MILESTONE_STATUS, type MilestoneContext, type MilestoneS
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import type { EntryRow, MilestoneRow } from '../ledger/read.js';
-import { format } from '../money.js';
+import { format } from '../../actors/money.js';
 import type { Persisted } from '../runtime/entity.js';
 
 /** Domain values to the messages of proto/escrow/v1. */

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallContext } from '../app/milestones.js';
-import { EscrowError } from '../errors.js';
+import { MoneyError } from '../../actors/money.js';
+import { EscrowError, InvalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { callSpan } from '../tracing.js';
 import type { Logger } from '../log.js';
@@ -60,7 +61,9 @@ async function handle(
     callerId = caller.id;
     release = deps.limits.admit(caller, classOf(name));
     await span.run(() => run({ caller, deadline: deadlineOf(call) }));
-  } catch (err) {
+  } catch (thrown) {
+    // An amount the money rules refused where no validator put it first is still the client's input.
+    const err = thrown instanceof MoneyError ? new InvalidArgument(thrown.reason, thrown.message) : thrown;
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name, requestId }, 'unexpected error');
     // What a dependency said (a database error's text) is logged, never sent to the client.
     else if (err.cause !== undefined) deps.logger.warn({ rpc: name, requestId, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');

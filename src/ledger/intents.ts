@@ -4,7 +4,7 @@ import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import type { EntityEventData, EntityState } from '../runtime/entity.js';
 import type { Intent, MilestoneIntent } from './postings.js';
-import { isZero } from '../money.js';
+import { isZero } from '../../actors/money.js';
 import { invariant } from '../errors.js';
 import type { AccountEmitted, MilestoneEmitted } from '../../actors/events.js';
 import { initialReviewContext } from '../../actors/review.machine.js';

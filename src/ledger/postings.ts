@@ -1,6 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { invariant } from '../errors.js';
-import { add, format, isZero } from '../money.js';
+import { add, format, isZero } from '../../actors/money.js';
 
 /**
  * The money rules of the ledger, pure: which accounts each kind of money event moves, and

@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgument } from './errors.js';
-import { parsePositiveAmount } from './money.js';
+import { MoneyError, parsePositiveAmount } from './money.js';
 
 function reason(currency: string, amount: string): string {
   try {
     parsePositiveAmount(currency, amount);
     return 'ok';
   } catch (err) {
-    return err instanceof InvalidArgument ? err.reason : 'THREW';
+    return err instanceof MoneyError ? err.reason : 'THREW';
   }
 }
 
