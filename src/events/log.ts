@@ -197,7 +197,8 @@ export class EventLog {
 
   /** Runs `fn` again on transient cluster errors (isTransient), with backoff, until `until` (epoch ms). */
   retrying<T>(fn: () => Promise<T>, until: number = Date.now() + this.retryMs): Promise<T> {
-    return retryTransient(fn, until, () => this.connected && !this.nc.isClosed());
+    // Not while the server is unverified after a reconnect: a retry must not go where an append would not.
+    return retryTransient(fn, until, () => this.available);
   }
 
   /** The last version seen of every node of the cluster, by server name. */
@@ -377,6 +378,15 @@ export class EventLog {
     try {
       const until = Math.min(Date.now() + this.retryMs, o.deadline ?? Number.POSITIVE_INFINITY);
       for (let variant = 0; ; variant++) {
+        if (variant > 0) {
+          if (Date.now() >= until) throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id}; retry`);
+          // The first attempt may still be in flight rather than refused: what the subject
+          // ends with (read from the leader) says. If it is this event, it was stored; if the
+          // subject moved, another writer came first; only if neither, a fresh msgID is tried.
+          const last = await this.retrying(() => this.jsm.streams.getMessage(this.names.stream, { last_by_subj: subject }), until);
+          if (last && decode<{ id?: string }>(last.data).id === event.id) return { seq: last.seq, duplicate: true };
+          if ((last?.seq ?? 0) !== expectedLastSeq) throw new WrongLastSequence(subject);
+        }
         // A fresh msgID is a new one every time: one tried before may itself be stuck at sequence 0.
         const msgID = variant === 0 ? event.id : `${event.id}~${randomBytes(6).toString('hex')}`;
         const publish = () =>
@@ -398,6 +408,7 @@ export class EventLog {
         if (variant >= UNSTORED_DUPLICATE_RETRIES) throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id} ${variant + 1} times`);
       }
     } catch (err) {
+      if (err instanceof WrongLastSequence || err instanceof Unavailable) throw err;
       if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamWrongLastSequence) {
         throw new WrongLastSequence(subject);
       }
@@ -464,6 +475,12 @@ export class EventLog {
       seq = next.seq + 1;
     }
     return { last, tailSeq };
+  }
+
+  /** The CloudEvents id of the message at `seq`, signed or not (null: the stream holds none there). */
+  async idAt(seq: number): Promise<string | null> {
+    const m = await this.get({ seq });
+    return m ? (decode<unknown>(m.data).id ?? null) : null;
   }
 
   /** Whether the stream still holds a message at `seq` (signed or not). */

@@ -17,12 +17,20 @@ export function readServerInfo(hostPort: string, timeoutMs = 1_000): Promise<Ser
   const { host, port } = parseHostPort(hostPort);
   return new Promise((resolve) => {
     let buffered = '';
-    const socket = netConnect({ host, port });
+    let socket: ReturnType<typeof netConnect>;
+    try {
+      socket = netConnect({ host, port });
+    } catch {
+      resolve(null); // an address that is not one (a bad port in an advertised URL)
+      return;
+    }
+    // A deadline for the whole exchange, not an idle timeout: a trickle of bytes cannot hold it open.
+    const timer = setTimeout(() => done(null), timeoutMs);
     const done = (info: ServerInfo | null) => {
+      clearTimeout(timer);
       socket.destroy();
       resolve(info);
     };
-    socket.setTimeout(timeoutMs, () => done(null));
     socket.on('error', () => done(null));
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
