@@ -55,3 +55,28 @@ describe('the event log when the server answers "duplicate" without storing', ()
     }
   });
 });
+
+describe('a "duplicate at sequence 0" for an append that was stored after all', () => {
+  it('is answered from the stored event: no second copy under a fresh msgID', async () => {
+    const log = t.engine.log;
+    const js = log.js as unknown as { publish: (subject: unknown, body: unknown, opts: { msgID: string }) => Promise<{ seq: number }> };
+    const publish = js.publish.bind(js);
+    let calls = 0;
+    // The first attempt is stored, but its answer says "duplicate at 0" (a copy in flight).
+    js.publish = async (subject, body, opts) => {
+      calls++;
+      const ack = await publish(subject, body, opts);
+      return calls === 1 ? { ...ack, seq: 0, duplicate: true } : ack;
+    };
+    const subject = `${log.names.namespace}.probe.dup0stored`;
+    const event = cloudEvent({ id: '00000000-0000-8000-8000-0000000000d2', source: log.names.source, type: 'escrow.test.probe.v1', subject: 'probe', time: new Date().toISOString(), data: {} });
+    try {
+      const ack = await log.append(subject, event, 0);
+      expect(ack.duplicate).toBe(true);
+      expect(ack.seq).toBe((await log.readLast(subject))?.seq);
+      expect(calls).toBe(1);
+    } finally {
+      js.publish = publish as typeof js.publish;
+    }
+  });
+});
