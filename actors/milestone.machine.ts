@@ -304,6 +304,33 @@ function reject(code: Rejection['code'], reason: string, message: string): Rejec
   return { code, reason, message };
 }
 
+/**
+ * How a milestone's events carry its context (the runtime's EventContextRules): the fields set
+ * once or seldom (at creation, a reservation at funding, a cancellation's or a dispute's texts)
+ * only in the event that changes them, and `updatedAt` only when it is not the event's time.
+ * The parties, the currency and the amounts the read model projects are in every event, for
+ * the ledger's postings and for consumers.
+ */
+export const MILESTONE_EVENT_CONTEXT = {
+  carriedWhenChanged: [
+    'id',
+    'projectId',
+    'description',
+    'amount',
+    'createdAt',
+    'terms',
+    'employerFee',
+    'reservationId',
+    'cancellationReasonCode',
+    'cancellationReason',
+    'fundingFailureReason',
+    'stateBeforeCancellationRequest',
+    'dispute',
+  ] as const satisfies readonly (keyof MilestoneContext)[],
+  firstEventAlways: ['terms'] as const satisfies readonly (keyof MilestoneContext)[],
+  timeField: 'updatedAt' as const satisfies keyof MilestoneContext,
+};
+
 export const initialMilestoneContext: MilestoneContext = {
   id: '',
   projectId: '',

@@ -1,5 +1,5 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
-import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, mayView, milestoneMachine, type Funding, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
+import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, MILESTONE_EVENT_CONTEXT, mayView, milestoneMachine, type Funding, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
 import { decide } from '../../actors/decide.js';
 import { feeOn } from '../../actors/terms.js';
 import { rejectionError } from '../runtime/actor.js';
@@ -29,8 +29,7 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   boundedStates: DISPUTE_STATES,
   // The terms are copied into every milestone at creation, alike for all made under one policy.
   sharedContext: ['terms'],
-  // The terms never change after creation: only the first event carries them.
-  firstEventOnly: ['terms'],
+  eventContext: MILESTONE_EVENT_CONTEXT,
 };
 
 export const PROJECT: EntityKind<ProjectContext> = {

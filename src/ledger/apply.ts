@@ -62,7 +62,7 @@ export class LedgerFenced extends Error {
 export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition, quarantine: sql.QuarantineRow[] = []): Promise<Outcome[]> {
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
   const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
-  const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [c.milestone] : [])));
+  const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [{ state: c.milestone, carried: c.carried ?? {} }] : [])));
   const reviews = classified.flatMap((c) => (c.review ? [c.review] : []));
 
   if (!position) await client.query('BEGIN');
@@ -232,14 +232,19 @@ function outcomeOf(intent: Intent, result: PostingResult): Outcome {
   };
 }
 
-/** The newest state of each milestone in the batch: one row per milestone per statement. */
-function latestMilestones(states: EntityState<MilestoneContext>[]): EntityState<MilestoneContext>[] {
-  const latest = new Map<string, EntityState<MilestoneContext>>();
-  for (const s of states) {
-    const seen = latest.get(s.id);
-    if (!seen || seen.version < s.version) latest.set(s.id, s);
+/**
+ * The newest state of each milestone in the batch, one row per milestone per statement, with
+ * the fields its events carry only when they change them taken from the newest event of the
+ * batch that carried them. (Fields no event of the batch carried keep their initial value
+ * here: they are written only by the first event's insert, never by an update.)
+ */
+function latestMilestones(states: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[]): EntityState<MilestoneContext>[] {
+  const latest = new Map<string, { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }>();
+  for (const { state, carried } of [...states].sort((a, b) => a.state.version - b.state.version)) {
+    const seen = latest.get(state.id);
+    latest.set(state.id, { state, carried: { ...seen?.carried, ...carried } });
   }
-  return [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  return [...latest.values()].map(({ state, carried }) => ({ ...state, context: { ...state.context, ...carried } })).sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRows {
@@ -264,7 +269,9 @@ function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRo
     // in the state (it applies again if the escalation fails) but is not offered to the timers.
     dueAt: states.map((s) => (TIMER_STATES.has(s.state) && s.context.dueAt ? s.context.dueAt : null)),
     disputeStages: states.map((s) => DISPUTE_STAGE[s.state as MilestoneStateName] ?? ''),
-    createdAt: c.map((x) => x.createdAt),
+    // Without its first event in the batch the row exists, and an update keeps what was set at creation.
+    createdAt: c.map((x) => x.createdAt || x.updatedAt),
+    first: c.map((x) => x.createdAt !== ''),
     updatedAt: c.map((x) => x.updatedAt),
   };
 }

@@ -1,8 +1,8 @@
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { initialMilestoneContext, MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
-import type { EntityEventData, EntityState } from '../runtime/entity.js';
+import { carriedFields, eventState, type EntityEventData, type EntityState } from '../runtime/entity.js';
 import type { Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../../actors/money.js';
 import { invariant } from '../errors.js';
@@ -39,8 +39,10 @@ export interface ReviewRow {
 
 export interface Classified {
   intent: Intent | null;
-  /** The milestone state after the event, for the read model. */
+  /** The milestone state after the event, for the read model (fields the event does not carry at their initial value)... */
   milestone: EntityState<MilestoneContext> | null;
+  /** ...and the ones of MILESTONE_EVENT_CONTEXT it carries. */
+  carried?: Partial<MilestoneContext>;
   review?: ReviewRow;
 }
 
@@ -50,9 +52,12 @@ export function classify(seq: number, event: CloudEvent): Classified {
   // on the subjects by hand) is not a money event and is left alone.
   if (event.type.startsWith('escrow.milestone.')) {
     const data = event.data as unknown as EntityEventData<MilestoneContext>;
-    // Events leave out the fields at their initial value (the runtime's compact context).
-    const state = data?.state?.context ? { ...data.state, context: { ...initialMilestoneContext, ...data.state.context } } : data?.state;
+    // Events leave out the fields at their initial value and the ones they do not change (the
+    // runtime's compact context): the ledger needs the parties and the currency, which every
+    // event carries; the read model takes the others from the event that carried them.
+    const state = data?.state?.context && typeof data.state.context === 'object' ? eventState({ subject: event.subject, time: event.time, data }, initialMilestoneContext, MILESTONE_EVENT_CONTEXT) : undefined;
     if (!isMilestoneState(state)) return { intent: null, milestone: null };
+    const carried = carriedFields<MilestoneContext>(MILESTONE_EVENT_CONTEXT, data.state.context);
     const parsed = parseEventType(event.type);
     // A signed event whose change does not have its type's shape is the engine's bug: the
     // worker moves it to the quarantine (a broken invariant), never posts a guess.
@@ -74,7 +79,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
               currency: state.context.currency,
             }
         : null;
-    return { intent, milestone: state };
+    return { intent, milestone: state, carried };
   }
   if (event.type.startsWith('escrow.account.') && (event.data as { change?: unknown } | undefined)?.change !== undefined) {
     return { intent: accountIntent(seq, event), milestone: null };

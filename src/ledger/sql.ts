@@ -159,19 +159,36 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
              FROM unnest($62::text[], $63::text[], $64::numeric[], $65::numeric[], $66::numeric[]) AS d(user_id, currency, available, held, incoming)
              WHERE b.user_id = d.user_id AND b.currency = d.currency AND EXISTS (SELECT 1 FROM fence)
            ),
+           -- The read model: a milestone whose first event is in the batch is inserted (or, applied
+           -- again, updated); the others are updated, never with what is set at creation (the
+           -- parties, amount, texts, employer fee: their later events leave those out). An older
+           -- version never overwrites a newer one.
+           milestone_rows AS (
+             SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::numeric[], $39::numeric[], $40::numeric[],
+                                  $41::numeric[], $42::text[], $43::int[], $44::text[], $45::timestamptz[], $46::timestamptz[],
+                                  $47::numeric[], $48::numeric[], $49::timestamptz[], $50::text[], $77::boolean[])
+               AS u(milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
+                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage, first)
+             WHERE EXISTS (SELECT 1 FROM fence)
+           ),
            milestones_projected AS (
              INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
                                      status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage)
-             SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::numeric[], $39::numeric[], $40::numeric[],
-                                  $41::numeric[], $42::text[], $43::int[], $44::text[], $45::timestamptz[], $46::timestamptz[],
-                                  $47::numeric[], $48::numeric[], $49::timestamptz[], $50::text[])
-             WHERE EXISTS (SELECT 1 FROM fence)
-             -- An older version never overwrites a newer one.
+             SELECT milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
+                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage
+             FROM milestone_rows WHERE first
              ON CONFLICT (milestone_id) DO UPDATE SET
                held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
-               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, employer_fee = EXCLUDED.employer_fee,
+               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
                freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage
              WHERE milestones.version < EXCLUDED.version
+           ),
+           milestones_moved AS (
+             UPDATE milestones m SET
+               held = u.held, released = u.released, returned = u.returned, status = u.status, version = u.version, updated_at = u.updated_at,
+               freelancer_fee = u.freelancer_fee, due_at = u.due_at, dispute_stage = u.dispute_stage
+             FROM milestone_rows u
+             WHERE NOT u.first AND m.milestone_id = u.milestone_id AND m.version < u.version
            ),
            reviewed AS (
              -- One review per reviewer per project, so a review applied again inserts nothing.
@@ -207,7 +224,7 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       w.userBalanceDeltas.users, w.userBalanceDeltas.currencies, w.userBalanceDeltas.available, w.userBalanceDeltas.held, w.userBalanceDeltas.incoming,
       w.quarantine.map((q) => q.seq), w.quarantine.map((q) => q.subject), w.quarantine.map((q) => q.eventId), w.quarantine.map((q) => q.eventType),
       w.quarantine.map((q) => q.reason), w.quarantine.map((q) => q.detail), w.quarantine.map((q) => q.signed), w.quarantine.map((q) => q.payload),
-      w.newAccounts.decided, w.accountDeltas.decided,
+      w.newAccounts.decided, w.accountDeltas.decided, m.first,
     ],
   });
   return { fenced: r.rows[0]!.fenced !== '0', postings: Number(r.rows[0]!.postings) };
@@ -233,6 +250,8 @@ export interface MilestoneRows {
   /** When a timer of the milestone is due (the timers look here); null when none runs. */
   dueAt: (string | null)[];
   disputeStages: string[];
+  /** Whether the batch holds the milestone's first event (what is set at creation): inserted, else only updated. */
+  first: boolean[];
 }
 
 /** The last stream sequence the ledger applied. */

@@ -16,7 +16,7 @@ import { eventId, keyHash } from '../ids.js';
 import { metrics } from '../metrics.js';
 import { activeContext, withContext, type TraceContext } from '../tracing.js';
 import type { Rejection } from '../../actors/decision.js';
-import { emptyPersisted, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
+import { carriedFields, compactContext, emptyPersisted, eventState, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
 import type { Stored } from '../events/log.js';
 
 /** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
@@ -72,28 +72,6 @@ function intern<C>(context: C, fields: readonly string[]): C {
     c[k] = one;
   }
   return context;
-}
-
-/**
- * A context as an event carries it: without the decision slots (they mean nothing once
- * decided), without the fields at their initial value, and, after the first event, without
- * the fields fixed at creation (a load restores all of them, see load()).
- */
-function compactContext<C extends DecisionSlots>(context: C, kind: EntityKind<C>, first: boolean): Partial<C> {
-  const initial = kind.initial.context as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(context as Record<string, unknown>)) {
-    if (k === 'rejection' || k === 'emitted') continue;
-    if (kind.firstEventOnly?.includes(k)) {
-      // Fixed at creation: always in the first event (even when equal to today's default), never after.
-      if (first) out[k] = v;
-      continue;
-    }
-    const i = initial[k];
-    if (v === i || (typeof v === 'object' && v !== null && typeof i === 'object' && JSON.stringify(v) === JSON.stringify(i))) continue;
-    out[k] = v;
-  }
-  return out as Partial<C>;
 }
 
 /** escrow.milestone.released.v1 -> released */
@@ -261,21 +239,20 @@ export class Actor<C extends DecisionSlots> {
       const applied = { ...(base?.applied ?? {}) };
       const history = [...(base?.history ?? [])];
       let bytes = base?.bytes ?? 0;
-      // The fields only the first event carries: from the state held, or from that event.
-      const fixed: Record<string, unknown> = {};
-      for (const k of this.o.kind.firstEventOnly ?? []) if (base) fixed[k] = (base.context as Record<string, unknown>)[k];
+      // The fields an event carries only when it changes them: from the state held, then from each event read.
+      const rules = this.o.kind.eventContext;
+      let carried = carriedFields<C>(rules, base?.context);
       const add = (e: Stored<EntityEventData<C>>) => {
         bytes += e.size;
-        if (!base && history.length === 0) for (const k of this.o.kind.firstEventOnly ?? []) fixed[k] = (e.event.data.state?.context as Record<string, unknown> | undefined)?.[k];
+        carried = { ...carried, ...carriedFields<C>(rules, e.event.data.state?.context) };
         this.record(e, applied, history);
       };
       for await (const e of this.o.log.readSubject<EntityEventData<C>>(subject, base ? this.seq : 0, last.seq)) add(e);
       add(last);
-      const s = last.event.data.state;
-      // Fields left out of an event (at their initial value, or carried by the first event only), and
+      // Fields left out of the last event (at their initial value, or carried by an earlier one), and
       // fields added to a machine's context later, get their values here.
-      const defined = Object.fromEntries(Object.entries(fixed).filter(([, v]) => v !== undefined));
-      this.state = { id: s.id, state: s.state, version: s.version, context: intern({ ...this.o.kind.initial.context, ...defined, ...s.context }, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
+      const s = eventState({ ...last.event, subject: this.id }, this.o.kind.initial.context, rules, carried);
+      this.state = { ...s, context: intern(s.context, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
       this.seq = last.seq;
     }
     this.stale = false;
@@ -351,9 +328,10 @@ export class Actor<C extends DecisionSlots> {
       if (decision.kind === 'unchanged') return state;
       const version = state.version + 1;
       const id = eventId(this.o.kind.entity, this.id, command.key);
-      const after = { id: state.id, state: decision.next.state, context: decision.next.context, version };
       const next: Persisted<C> = {
-        ...after,
+        id: state.id,
+        state: decision.next.state,
+        version,
         context: { ...decision.next.context, rejection: null, emitted: null },
         applied: { ...state.applied, [key]: { digest: command.digest, version } },
         history: [...state.history, { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
@@ -367,7 +345,14 @@ export class Actor<C extends DecisionSlots> {
         type: eventType(this.o.kind.entity, decision.emitted.type),
         subject: this.id,
         time: command.event.at,
-        data: { by: command.event.by.id, version, key, digest: command.digest, change: decision.emitted.data, state: { ...after, context: compactContext(after.context, this.o.kind, version === 1) as C } },
+        data: {
+          by: command.event.by.id,
+          version,
+          key,
+          digest: command.digest,
+          change: decision.emitted.data,
+          state: { state: decision.next.state, context: compactContext(decision.next.context, this.o.kind.initial.context, this.o.kind.eventContext, version === 1 ? null : state.context, command.event.at) },
+        },
       });
       // At either limit (events, or bytes: texts repeat in the decision state of every event)
       // only a final transition (release of all, cancel, a dispute's end) or one the machine

@@ -41,6 +41,18 @@ export interface Persisted<C> extends EntityState<C> {
   bytes: number;
 }
 
+/**
+ * The decision state as an event carries it: the state name and a compact context (see
+ * EntityKind.carriedWhenChanged). The entity's id is the event's subject and its version the
+ * data's `version`; events of an earlier version also carried both here.
+ */
+export interface EventState<C> {
+  state: string;
+  context: Partial<C>;
+  id?: string;
+  version?: number;
+}
+
 /** What the data of an entity event holds: who made the change, the change, its command, and the decision state after it. */
 export interface EntityEventData<C> {
   by: string;
@@ -49,7 +61,73 @@ export interface EntityEventData<C> {
   key: string;
   digest: string;
   change: Emitted['data'];
-  state: EntityState<C>;
+  state: EventState<C>;
+}
+
+/**
+ * How an entity's events carry its context, so they stay small: the rules live here, used by
+ * the actor that writes events and loads from them, and by the ledger that projects them.
+ */
+export interface EventContextRules {
+  /**
+   * Fields set once or seldom (a milestone's terms, texts, amount): an event carries one only
+   * when it changes it (the first event carries all of them), and a reader takes each from the
+   * newest event that carried it. Every other field is in every event unless it has its
+   * initial value, which a reader restores from the kind's initial context.
+   */
+  readonly carriedWhenChanged: readonly string[];
+  /**
+   * Of those, the ones the first event carries even at their initial value, because that value
+   * is today's configuration default and a later version may change it (a milestone's terms).
+   * The first event leaves out the others at their initial value.
+   */
+  readonly firstEventAlways?: readonly string[];
+  /** The field that holds the time of the last change: left out when it equals the event's time, which a reader puts back. */
+  readonly timeField?: string;
+}
+
+/** A context as an event carries it (see EventContextRules); `before` is the context before the event, null for the first. */
+export function compactContext<C>(context: C, initial: C, rules: EventContextRules | undefined, before: C | null, time: string): Partial<C> {
+  const init = initial as Record<string, unknown>;
+  const prior = before as Record<string, unknown> | null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context as Record<string, unknown>)) {
+    // The decision slots mean nothing once decided.
+    if (k === 'rejection' || k === 'emitted') continue;
+    if (rules?.carriedWhenChanged.includes(k)) {
+      if (prior === null ? rules.firstEventAlways?.includes(k) || !same(v, init[k]) : !same(v, prior[k])) out[k] = v;
+    } else if (k === rules?.timeField ? v !== time : !same(v, init[k])) {
+      out[k] = v;
+    }
+  }
+  return out as Partial<C>;
+}
+
+/** The fields of `rules.carriedWhenChanged` a context holds (an event's: the ones it changed; every field, in an event of an earlier version). */
+export function carriedFields<C>(rules: EventContextRules | undefined, context: Partial<C> | undefined): Partial<C> {
+  const out: Record<string, unknown> = {};
+  const c = (context ?? {}) as Record<string, unknown>;
+  for (const k of rules?.carriedWhenChanged ?? []) if (c[k] !== undefined) out[k] = c[k];
+  return out as Partial<C>;
+}
+
+/**
+ * The decision state after an event, whole: id and version from the event, the fields it left
+ * out from `carried` (what earlier events carried), the event's time and the initial context.
+ */
+export function eventState<C>(
+  event: { subject: string; time: string; data: Pick<EntityEventData<C>, 'version' | 'state'> },
+  initial: C,
+  rules: EventContextRules | undefined,
+  carried: Partial<C> = {},
+): EntityState<C> {
+  const s = event.data.state;
+  const time = rules?.timeField && (s.context as Record<string, unknown>)[rules.timeField] === undefined ? { [rules.timeField]: event.time } : {};
+  return { id: s.id ?? event.subject, state: s.state, version: s.version ?? event.data.version, context: { ...initial, ...carried, ...time, ...s.context } };
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b));
 }
 
 /** The record of a scoped idempotency key on an entity, if a command with it was applied. */
@@ -82,12 +160,8 @@ export interface EntityKind<C extends DecisionSlots> {
   readonly boundedStates?: ReadonlySet<string>;
   /** Context fields that many resident actors hold alike (a milestone's terms): kept once in memory, not once per actor. */
   readonly sharedContext?: readonly string[];
-  /**
-   * Context fields fixed when the entity is made (a milestone's terms): only its first event
-   * carries them, and a load takes them from there. Every event leaves out the fields that
-   * still have their initial value; a load restores them from `initial`.
-   */
-  readonly firstEventOnly?: readonly string[];
+  /** How its events carry the context. */
+  readonly eventContext?: EventContextRules;
 }
 
 export function emptyPersisted<C>(id: string, initial: Position<C>): Persisted<C> {
