@@ -15,7 +15,7 @@ import * as read from '../ledger/read.js';
 import { digest, milestoneIdFor, reservationIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
 import type { Money } from '../../actors/money.js';
-import { appliedKey, type Command, type EntityEventData, type EntityKind, type Persisted } from '../runtime/entity.js';
+import { appliedKey, historyOf, lastHistory, type Command, type EntityEventData, type EntityKind, type Persisted } from '../runtime/entity.js';
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
@@ -202,7 +202,7 @@ export class MilestoneApp {
         const after = await this.milestones
           .send(due.id, { key, digest: digest({ op: 'deadline' }), event: { type: 'DEADLINE', by: SYSTEM, at: now.toISOString() } })
           .catch(() => null);
-        if (after && after.version !== before && after.history.at(-1)?.by === SYSTEM_CALLER) {
+        if (after && after.version !== before && lastHistory(after)?.by === SYSTEM_CALLER) {
           fired++;
           metrics.timerLateness.observe(Math.max(0, now.getTime() - due.dueAt.getTime()) / 1000);
         }
@@ -434,7 +434,7 @@ export class MilestoneApp {
   private async resumeSaga(state: Persisted<MilestoneContext>): Promise<Command | null> {
     if (!isSagaState(state.state)) return null;
     const causationId = sagaEventId(state);
-    const asked = state.history.at(-1);
+    const asked = lastHistory(state);
     if (state.state === 'escalating' && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
       const d = state.context.dispute!;
       const paid = await this.funds.reserveFee(d.escalatedBy, { milestoneId: state.id, causationId, currency: state.context.currency, amount: d.arbitrationFee, time: this.at() });
@@ -606,8 +606,8 @@ export class MilestoneApp {
       this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at(), available }),
     );
     const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
-    const outcome = (s: Persisted<MilestoneContext>) => s.history.find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
-    const asked = sent.history.find((h) => h.version === own)?.type === 'escalation_requested';
+    const outcome = (s: Persisted<MilestoneContext>) => historyOf(s).find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
+    const asked = historyOf(sent).find((h) => h.version === own)?.type === 'escalation_requested';
     let settled = sent;
     if (asked && !outcome(sent) && sent.state === 'escalating') {
       // The escalator's account actor decides the fee (or, for an earlier version's event, the ledger does).
@@ -631,7 +631,7 @@ export class MilestoneApp {
  */
 export function sagaEventId(state: Persisted<MilestoneContext>): string {
   const asked: readonly string[] = isSagaState(state.state) ? SAGAS[state.state].asked : SAGAS.pendingFunding.asked;
-  const last = state.history.at(-1);
+  const last = lastHistory(state);
   return last && asked.includes(last.type) ? state.lastEventId : '';
 }
 

@@ -3,7 +3,7 @@ import { isAwardAccepted, type ProjectContext } from '../../actors/project.machi
 import type { Balance } from '../app/accounts.js';
 import type { EntryRow, MilestoneRow } from '../ledger/read.js';
 import { format } from '../../actors/money.js';
-import type { Persisted } from '../runtime/entity.js';
+import { historyOf, type Persisted } from '../runtime/entity.js';
 
 /** Domain values to the messages of proto/escrow/v1. */
 
@@ -41,7 +41,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     review_window_seconds: Math.floor(c.terms.reviewWindowMs / 1000),
     auto_release_at: c.dueKind === 'auto_release' ? timestamp(c.dueAt) : null,
     dispute: c.dispute ? disputeMessage(s) : null,
-    history: s.history.map((h) => {
+    history: historyOf(s).map((h) => {
       const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key] as string) : null);
       return {
         version: h.version,

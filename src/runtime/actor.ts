@@ -16,7 +16,7 @@ import { eventId, keyHash } from '../ids.js';
 import { metrics } from '../metrics.js';
 import { activeContext, withContext, type TraceContext } from '../tracing.js';
 import type { Rejection } from '../../actors/decision.js';
-import { carriedFields, compactContext, emptyPersisted, eventState, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
+import { appliedRecord, carriedFields, compactContext, emptyPersisted, eventState, historyLine, withKey, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
 import type { Stored } from '../events/log.js';
 
 /** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
@@ -159,7 +159,7 @@ export class Actor<C extends DecisionSlots> {
       this.state &&
       !this.stale &&
       command.event.type !== '__read' &&
-      !this.state.applied[keyHash(command.key)]
+      !appliedRecord(this.state.applied, keyHash(command.key))
     ) {
       const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event);
       if (d.kind === 'rejected' && d.rejection.code === 'PERMISSION_DENIED') return Promise.reject(rejectionError(d.rejection));
@@ -236,8 +236,7 @@ export class Actor<C extends DecisionSlots> {
       this.seq = 0;
     } else if (!(this.state && this.stale && last.seq === this.seq)) {
       const base = this.state && this.stale && this.seq > 0 && last.seq > this.seq ? this.state : null;
-      const applied = { ...(base?.applied ?? {}) };
-      const history = [...(base?.history ?? [])];
+      const kept = { applied: base?.applied ?? '', history: [...(base?.history ?? [])] };
       let bytes = base?.bytes ?? 0;
       // The fields an event carries only when it changes them: from the state held, then from each event read.
       const rules = this.o.kind.eventContext;
@@ -245,14 +244,28 @@ export class Actor<C extends DecisionSlots> {
       const add = (e: Stored<EntityEventData<C>>) => {
         bytes += e.size;
         carried = { ...carried, ...carriedFields<C>(rules, e.event.data.state?.context) };
-        this.record(e, applied, history);
+        this.record(e, kept);
       };
       for await (const e of this.o.log.readSubject<EntityEventData<C>>(subject, base ? this.seq : 0, last.seq)) add(e);
       add(last);
       // Fields left out of the last event (at their initial value, or carried by an earlier one), and
       // fields added to a machine's context later, get their values here.
       const s = eventState({ ...last.event, subject: this.id }, this.o.kind.initial.context, rules, carried);
-      this.state = { ...s, context: intern(s.context, this.o.kind.sharedContext ?? []), applied, history, lastEventId: last.event.id, bytes };
+      // A context's own id (a milestone's) is the entity's: one string, not a second copy from the first event.
+      const own = s.context as { id?: unknown };
+      if (own.id === this.id) own.id = this.id;
+      // Written out field by field, so every state has one shape (a spread made it hold ~290 bytes more).
+      this.state = {
+        id: s.id,
+        state: s.state,
+        version: s.version,
+        context: intern(s.context, this.o.kind.sharedContext ?? []),
+        applied: kept.applied,
+        // Sized to fit: an array grown by push keeps room for more.
+        history: kept.history.slice(),
+        lastEventId: last.event.id,
+        bytes,
+      };
       this.seq = last.seq;
     }
     this.stale = false;
@@ -270,18 +283,17 @@ export class Actor<C extends DecisionSlots> {
   }
 
   /** Adds one stored event to the keys and history being rebuilt. */
-  private record(e: Stored<EntityEventData<C>>, applied: Persisted<C>['applied'], history: HistoryEntry[]): void {
+  private record(e: Stored<EntityEventData<C>>, kept: { applied: string; history: string[] }): void {
     const d = e.event.data;
-    const legacy = d.state as Partial<Persisted<C>>;
+    const legacy = d.state as { history?: HistoryEntry[]; applied?: Record<string, { digest: string; version: number }> };
     if (legacy.history && legacy.applied) {
       // An event of an earlier version carried the whole history and the raw keys.
-      history.splice(0, history.length, ...legacy.history);
-      for (const k of Object.keys(applied)) delete applied[k];
-      for (const [k, v] of Object.entries(legacy.applied)) applied[keyHash(k)] = v;
+      kept.history.splice(0, kept.history.length, ...legacy.history.map(historyLine));
+      kept.applied = Object.entries(legacy.applied).reduce((a, [k, v]) => withKey(a, keyHash(k), v.digest, v.version), '');
       return;
     }
-    applied[d.key] = { digest: d.digest, version: d.version };
-    history.push({ version: d.version, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change });
+    kept.applied = withKey(kept.applied, d.key, d.digest, d.version);
+    kept.history.push(historyLine({ version: d.version, type: shortType(e.event.type), by: d.by, at: e.event.time, data: d.change }));
   }
 
   /** Whether the log holds events beyond the ones this actor decided from; if so the state is marked stale. */
@@ -307,7 +319,7 @@ export class Actor<C extends DecisionSlots> {
     for (let attempt = 0; ; attempt++) {
       const state = this.state && !this.stale ? this.state : await this.load();
       const key = keyHash(command.key);
-      const seen = state.applied[key];
+      const seen = appliedRecord(state.applied, key);
       if (seen) {
         if (seen.digest !== command.digest) {
           throw new InvalidArgument('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was used for a different request');
@@ -333,8 +345,8 @@ export class Actor<C extends DecisionSlots> {
         state: decision.next.state,
         version,
         context: { ...decision.next.context, rejection: null, emitted: null },
-        applied: { ...state.applied, [key]: { digest: command.digest, version } },
-        history: [...state.history, { version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }],
+        applied: withKey(state.applied, key, command.digest, version),
+        history: [...state.history, historyLine({ version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data })],
         lastEventId: id,
         bytes: state.bytes,
       };
