@@ -50,24 +50,39 @@ const CONFLICT_RETRIES_MAX = 2;
 export const ENTITY_EVENTS_MAX = 200;
 /**
  * Most bytes of events one entity may have before only final transitions are accepted: each
- * event repeats the texts of the decision state (a description, a reason), so long texts
+ * event that changes a text carries it (a cancellation request its reason), so long texts
  * would otherwise let one milestone's events grow to several MB within the event limit.
  */
 export const ENTITY_BYTES_MAX = 512 * 1024;
 
-/** Values of the kind's shared context fields, one object per distinct value (least recently made first out). */
-const shared = new Map<string, object>();
-const SHARED_MAX = 1_000;
+/**
+ * Values of the kind's shared context fields (a milestone's terms, its parties' and project's
+ * ids), one object or string per distinct value, however many resident actors hold it; the
+ * oldest made goes first when a table is full.
+ */
+const sharedObjects = new Map<string, object>();
+const sharedStrings = new Map<string, string>();
+const SHARED_OBJECTS_MAX = 1_000;
+const SHARED_STRINGS_MAX = 20_000;
 function intern<C>(context: C, fields: readonly string[]): C {
   const c = context as Record<string, unknown>;
   for (const k of fields) {
     const v = c[k];
+    if (typeof v === 'string') {
+      let one = sharedStrings.get(v);
+      if (one === undefined) {
+        if (sharedStrings.size >= SHARED_STRINGS_MAX) sharedStrings.delete(sharedStrings.keys().next().value!);
+        sharedStrings.set(v, (one = v));
+      }
+      c[k] = one;
+      continue;
+    }
     if (!v || typeof v !== 'object') continue;
     const json = JSON.stringify(v);
-    let one = shared.get(json);
+    let one = sharedObjects.get(json);
     if (!one) {
-      if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value!);
-      shared.set(json, (one = Object.freeze(v)));
+      if (sharedObjects.size >= SHARED_OBJECTS_MAX) sharedObjects.delete(sharedObjects.keys().next().value!);
+      sharedObjects.set(json, (one = Object.freeze(v)));
     }
     c[k] = one;
   }
@@ -344,7 +359,7 @@ export class Actor<C extends DecisionSlots> {
         id: state.id,
         state: decision.next.state,
         version,
-        context: { ...decision.next.context, rejection: null, emitted: null },
+        context: intern({ ...decision.next.context, rejection: null, emitted: null }, this.o.kind.sharedContext ?? []),
         applied: withKey(state.applied, key, command.digest, version),
         history: [...state.history, historyLine({ version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data })],
         lastEventId: id,

@@ -164,12 +164,13 @@ export function historyLine(e: HistoryEntry): string {
 }
 
 /**
- * A string copied to one flat piece of exactly its length. JSON.stringify leaves its output in
- * a larger buffer, and a concatenation keeps its parts (and through them the event text they
- * were parsed from): held by thousands of resident actors, either costs more than the text.
+ * The string copied to one flat piece. JSON.stringify and concatenation give a tree of pieces
+ * (which keeps the pieces, and through a key or digest parsed from an event, that event's
+ * text); held by thousands of resident actors the tree costs more than the text. (A search,
+ * which flattens in place, left as much behind; a copy through a Buffer made external memory.)
  */
 function exact(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
+  return JSON.parse(JSON.stringify(s)) as string;
 }
 
 function entryOf(line: string): HistoryEntry {
@@ -211,7 +212,7 @@ export interface EntityKind<C extends DecisionSlots> {
    * so money held in them can always reach a final state.
    */
   readonly boundedStates?: ReadonlySet<string>;
-  /** Context fields that many resident actors hold alike (a milestone's terms): kept once in memory, not once per actor. */
+  /** Context fields that many resident actors hold alike (a milestone's terms, its parties' ids): kept once in memory, not once per actor. */
   readonly sharedContext?: readonly string[];
   /** How its events carry the context. */
   readonly eventContext?: EventContextRules;
