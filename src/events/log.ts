@@ -483,6 +483,12 @@ export class EventLog {
     return m ? (decode<unknown>(m.data).id ?? null) : null;
   }
 
+  /** The raw message at `seq` (signed or not), or null when the stream holds none there. */
+  async messageAt(seq: number): Promise<{ seq: number; subject: string; data: Uint8Array; signature: string | undefined } | null> {
+    const m = await this.get({ seq });
+    return m ? { seq: m.seq, subject: m.subject, data: m.data, signature: m.header?.get(SIGNATURE_HEADER) } : null;
+  }
+
   /** Whether the stream still holds a message at `seq` (signed or not). */
   async holds(seq: number): Promise<boolean> {
     return (await this.get({ seq })) !== null;
