@@ -255,6 +255,7 @@ async function allStopped(signals: ('SIGTERM' | 'SIGKILL')[]) {
     timed.push(m.id as string);
   }
   const downs: Record<string, number> = {};
+  const afterHeal: Record<string, number> = {};
   for (const [k, signal] of signals.entries()) {
     for (const id of timed.slice(3 * k, 3 * k + 3)) {
       await client.m('RequestRelease', freelancer, { milestone_id: id, idempotency_key: `${rig.namespace}-rr-${id}` });
@@ -264,7 +265,10 @@ async function allStopped(signals: ('SIGTERM' | 'SIGKILL')[]) {
     await sleep(3_000);
     await Promise.all(cluster.nodes.map((n) => n.start()));
     await streamHealed(cluster, stream);
-    await nextSuccess(load);
+    // Liveness: once the stream has its leader and replicas back, the gateways (each checking
+    // the server again after its reconnect, every 500 ms) answer within seconds.
+    afterHeal[signal] = await nextSuccess(load);
+    expect(afterHeal[signal]).toBeLessThan(15_000);
     downs[signal] = Date.now() - t0;
     await sleep(phaseMs(2_000));
   }
@@ -293,5 +297,5 @@ async function allStopped(signals: ('SIGTERM' | 'SIGKILL')[]) {
     await sleep(200);
   }
   expect(timers).toEqual(timed.map(() => 'RELEASED:1'));
-  await finish(`all three nodes stopped (${signals.join(', then ')}) and started again`, cluster, rig, load, { downAndBackMs: downs, timersFired: timers.length });
+  await finish(`all three nodes stopped (${signals.join(', then ')}) and started again`, cluster, rig, load, { downAndBackMs: downs, successAfterHealMs: afterHeal, timersFired: timers.length });
 }

@@ -39,7 +39,12 @@ export class FaultLoad {
 
   constructor(
     private readonly clients: EscrowClient[],
-    private readonly o: { prefix: string; lanes: number; amount: string; maxAttempts?: number },
+    /**
+     * `patienceMs`: how long one command is retried (every 100 ms, rotating gateways) before
+     * the lane gives up and fails the test (60 s: longer than any outage a scenario makes,
+     * so a give-up means the engine did not come back; each scenario bounds its recovery itself).
+     */
+    private readonly o: { prefix: string; lanes: number; amount: string; patienceMs?: number },
   ) {
     this.employer = `${o.prefix}-emp`;
     this.freelancer = `${o.prefix}-fl`;
@@ -69,9 +74,10 @@ export class FaultLoad {
     done: (r: T) => boolean = () => true,
     record?: { caller: string; rpc: string; key: string; milestoneId?: string },
   ): Promise<T | null> {
-    const max = this.o.maxAttempts ?? 120;
+    const until = Date.now() + (this.o.patienceMs ?? 60_000);
     let last = '';
-    for (let attempt = 0; attempt < max; attempt++) {
+    let attempt = 0;
+    for (; attempt === 0 || Date.now() < until; attempt++) {
       const client = this.clients[(start + attempt) % this.clients.length]!;
       this.sent++;
       const t0 = Date.now();
@@ -93,7 +99,7 @@ export class FaultLoad {
       }
       await sleep(100);
     }
-    throw new Error(`gave up after ${max} attempts${record ? ` of ${record.rpc} ${record.key}` : ''}; the last answer: ${last}`);
+    throw new Error(`gave up after ${attempt} attempts in ${this.o.patienceMs ?? 60_000} ms${record ? ` of ${record.rpc} ${record.key}` : ''}; the last answer: ${last}`);
   }
 
   /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
