@@ -40,7 +40,7 @@ try {
     }
   }
   for (const p of verdict.problems) console.error(`VIOLATION ${p}`);
-  console.log(`history: ${verdict.calls} calls on ${verdict.milestones} milestones; ${verdict.problems.length} problems; ${verdict.unansweredEndings} endings no client was told of; auditor ${audit}`);
+  console.log(`history: ${verdict.calls} calls on ${verdict.milestones} milestones; ${verdict.problems.length} problems; ${verdict.unansweredEndings} endings no client was told of; ${verdict.refusedThenApplied} copies refused before their twin took effect; auditor ${audit}`);
   console.log(JSON.stringify({ checkHistory: { ...verdict, audit, violations } }));
   process.exitCode = verdict.problems.length === 0 && audit !== 'fail' ? 0 : 1;
 } finally {

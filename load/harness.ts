@@ -159,7 +159,7 @@ async function main(): Promise<number> {
   console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
   console.log(`  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`);
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
-  console.log(`  history checker: ${historyProblems.length === 0 ? `every answer agrees with the log${logProof ? ` (${logProof.calls} calls on ${logProof.milestones} milestones proven against their events)` : ''}` : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
+  console.log(`  history checker: ${historyProblems.length === 0 ? `every answer agrees with the log${logProof ? ` (${logProof.calls} calls on ${logProof.milestones} milestones proven against their events; ${logProof.refusedThenApplied} copies refused before their twin took effect)` : ''}` : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
   console.log(

@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import type { EventLog } from '../src/events/log.js';
+import { statusName } from '../src/client.js';
 import { eventId, scopedKey } from '../src/ids.js';
 import type { EntityEventData } from '../src/runtime/entity.js';
 import { runBounded } from './stats.js';
@@ -11,6 +12,8 @@ import { runBounded } from './stats.js';
 export interface CallRecord {
   /** Epoch ms when the answer arrived. */
   t: number;
+  /** Epoch ms when the call was sent (absent in older files and k6's). */
+  sent?: number | undefined;
   /** The caller's user id (the idempotency key's scope). */
   caller: string;
   rpc: string;
@@ -20,9 +23,16 @@ export interface CallRecord {
   /** OK, or the gRPC status name of the refusal (FAILED_PRECONDITION, UNAVAILABLE, ...). */
   code: string;
   reason?: string | undefined;
-  /** OK answers: the milestone's status and version as answered. */
+  /** OK answers: the milestone's status and version as answered. Refusals for the state: the version they were decided at (the status's ErrorInfo). */
   status?: string | undefined;
   version?: number | undefined;
+}
+
+/** The record fields of a failed call: its status, the reason, and for a refusal for the state the version it was decided at. */
+export function failureOf(err: unknown): Pick<CallRecord, 'code' | 'reason' | 'version'> {
+  const e = err as { reason?: string | null; info?: Record<string, string> };
+  const version = e.info?.version === undefined ? undefined : Number(e.info.version);
+  return { code: statusName(err), reason: e.reason ?? undefined, ...(version === undefined ? {} : { version }) };
 }
 
 /** Statuses a milestone ends in, with the event type that ends it there. */
@@ -30,6 +40,9 @@ const ENDINGS: Record<string, string> = { RELEASED: 'released', CANCELLED: 'canc
 const ENDING_TYPES = new Set(Object.values(ENDINGS));
 /** Answers that say the command was decided against (its event must not be in the log). UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED (retry) and the like say nothing. */
 const REFUSALS = new Set(['FAILED_PRECONDITION', 'PERMISSION_DENIED', 'INVALID_ARGUMENT', 'NOT_FOUND']);
+
+/** How far the server's clock (stored times) and the client's (sent times) may disagree before a stale refusal is called one. */
+const CLOCK_TOLERANCE_MS = 50;
 
 export function writeHistory(file: string, records: CallRecord[]): void {
   appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
@@ -68,6 +81,8 @@ export interface HistoryVerdict {
   calls: number;
   /** Milestones whose ending event no client was told about (every answer lost: possible under faults, not a violation). */
   unansweredEndings: number;
+  /** Refusals decided at a version before the one their command's event (a copy's, sent at once) took effect at. */
+  refusedThenApplied: number;
   problems: string[];
 }
 
@@ -76,8 +91,11 @@ export interface HistoryVerdict {
  * answer has its command's event in the log (the event id is derived from the milestone, the
  * caller and the key, so it names exactly one command); an answer that said the milestone
  * ended has that ending in the log, at or before the version answered; a refused command has
- * no event in the log. The money side
- * is the auditor's (runAudit), which callers run beside it.
+ * no event in the log, unless the refusal names the version it was decided at and the
+ * command's event came later (a copy sent at once that met the milestone where it was legal:
+ * README, Idempotency); and a refusal decided at a version was not decided from a view the log
+ * had already passed when the call was sent. The money side is the auditor's (runAudit),
+ * which callers run beside it.
  */
 export async function checkHistory(log: EventLog, records: CallRecord[]): Promise<HistoryVerdict> {
   const byMilestone = new Map<string, CallRecord[]>();
@@ -88,13 +106,17 @@ export async function checkHistory(log: EventLog, records: CallRecord[]): Promis
   }
   const problems: string[] = [];
   let unansweredEndings = 0;
+  let refusedThenApplied = 0;
   await runBounded(
     [...byMilestone].map(([id, calls]) => async () => {
       const events = new Map<string, { type: string; version: number }>();
       const endings: { id: string; type: string; version: number }[] = [];
-      for await (const e of log.readSubject<EntityEventData<unknown>>(log.names.milestone(id), 0, Number.MAX_SAFE_INTEGER)) {
+      /** When the server stored each version. */
+      const storedAt = new Map<number, number>();
+      for await (const e of log.readSubject<EntityEventData<unknown>>(log.names.milestone(id), 0, Number.MAX_SAFE_INTEGER, true)) {
         const type = e.event.type.split('.').slice(2, -1).join('.');
         events.set(e.event.id, { type, version: e.event.data.version });
+        storedAt.set(e.event.data.version, e.storedAt!);
         if (ENDING_TYPES.has(type)) endings.push({ id: e.event.id, type, version: e.event.data.version });
       }
       if (endings.length > 1) problems.push(`${id}: ${endings.length} ending events in the log (${endings.map((x) => x.type).join(', ')})`);
@@ -111,13 +133,21 @@ export async function checkHistory(log: EventLog, records: CallRecord[]): Promis
             problems.push(`${id}: ${c.caller} was told after its ${c.rpc} that it is ${c.status}${c.version === undefined ? '' : ` at version ${c.version}`}, and the log's ending is ${endings.map((x) => `${x.type} at version ${x.version}`).join(', ') || 'none'}`);
           }
           if (endings.some((x) => x.id === own)) endingAnswered = true;
-        } else if (REFUSALS.has(c.code) && logged) {
-          problems.push(`${id}: ${c.caller} was told its ${c.rpc} (key ${c.key}) was refused (${c.code} ${c.reason ?? ''}), and the log holds its ${logged.type} event`);
+        } else if (REFUSALS.has(c.code)) {
+          if (logged && c.version !== undefined && logged.version > c.version) refusedThenApplied++;
+          if (logged && (c.version === undefined || logged.version <= c.version)) {
+            const at = c.version === undefined ? '' : ` at version ${logged.version}, though refused at version ${c.version}`;
+            problems.push(`${id}: ${c.caller} was told its ${c.rpc} (key ${c.key}) was refused (${c.code} ${c.reason ?? ''}), and the log holds its ${logged.type} event${at}`);
+          }
+          const next = c.version === undefined || c.sent === undefined ? undefined : storedAt.get(c.version + 1);
+          if (next !== undefined && next < c.sent! - CLOCK_TOLERANCE_MS) {
+            problems.push(`${id}: ${c.caller}'s ${c.rpc} (key ${c.key}) was refused at version ${c.version}, and the log held version ${c.version! + 1} ${c.sent! - next} ms before the call was sent`);
+          }
         }
       }
       if (endings.length > 0 && !endingAnswered) unansweredEndings++;
     }),
     32,
   );
-  return { milestones: byMilestone.size, calls: records.length, unansweredEndings, problems };
+  return { milestones: byMilestone.size, calls: records.length, unansweredEndings, refusedThenApplied, problems };
 }

@@ -1,7 +1,7 @@
 import { eventId, scopedKey } from '../src/ids.js';
-import { statusName, type User } from '../src/client.js';
+import type { User } from '../src/client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
-import type { CallRecord } from './history.js';
+import { failureOf, type CallRecord } from './history.js';
 
 /**
  * The release/cancel race, the scenario of the k6 race script and of the race harness:
@@ -139,13 +139,14 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
         for (let d = 0; d < duplicates; d++) {
           const client = pick(mi + c + d);
           const t0 = process.hrtime.bigint();
+          const sent = Date.now();
           const [rpc, request] = command(kind, id, key, partial);
           const call = client.m(rpc, by, request);
           sends.push(
             call.then(
               (answer: { milestone?: { status?: string; version?: number } }) => {
                 latencies.push(elapsedMs(t0));
-                calls.push({ t: Date.now(), caller: by, rpc, milestoneId: id, key, code: 'OK', status: answer.milestone?.status, version: answer.milestone?.version });
+                calls.push({ t: Date.now(), sent, caller: by, rpc, milestoneId: id, key, code: 'OK', status: answer.milestone?.status, version: answer.milestone?.version });
                 if (!isWin(kind)) return;
                 let keys = wonBy.get(id);
                 if (!keys) wonBy.set(id, (keys = new Set()));
@@ -157,9 +158,9 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
               },
               (err: unknown) => {
                 latencies.push(elapsedMs(t0));
-                const name = statusName(err);
-                calls.push({ t: Date.now(), caller: by, rpc, milestoneId: id, key, code: name, reason: (err as { reason?: string }).reason ?? undefined });
-                loserCodes[name] = (loserCodes[name] ?? 0) + 1;
+                const failure = failureOf(err);
+                calls.push({ t: Date.now(), sent, caller: by, rpc, milestoneId: id, key, ...failure });
+                loserCodes[failure.code] = (loserCodes[failure.code] ?? 0) + 1;
               },
             ),
           );

@@ -6,6 +6,7 @@ import { cloudEvent } from '../src/events/cloudevent.js';
 import type { EntityEventData } from '../src/runtime/entity.js';
 import { useEngine } from './helpers/engine.js';
 import { key } from './helpers/flows.js';
+import { eventId, scopedKey } from '../src/ids.js';
 
 const t = useEngine();
 
@@ -50,6 +51,29 @@ describe('the history checker', () => {
     const won = race.calls.find((c) => c.code === 'OK' && c.rpc !== 'RequestCancellation' && c.rpc !== 'RejectCancellation' && !(c.rpc === 'ReleaseMilestone' && c.key.includes('partial')))!;
     const verdict = await checkHistory(t.engine.log, [{ ...won, code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' }]);
     expect(verdict.problems.join('\n')).toMatch(/was refused \(FAILED_PRECONDITION ILLEGAL_IN_STATUS\), and the log holds its (released|cancelled|resolved) event/);
+  });
+
+  it('lets a copy refused at an earlier version take effect later, and fails on a refusal at or after its own event or from a view the log had passed', async () => {
+    // Every refusal for the state names the version it was decided at.
+    const refusals = race.calls.filter((c) => c.code === 'FAILED_PRECONDITION');
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const r of refusals) expect(r.version, JSON.stringify(r)).toEqual(expect.any(Number));
+    const won = race.calls.find((c) => c.code === 'OK' && c.rpc === 'RejectCancellation') ?? race.calls.find((c) => c.code === 'OK')!;
+    const own = eventId('milestone', won.milestoneId, scopedKey(won.caller, won.key));
+    let event: { version: number; storedAt: number } | undefined;
+    for await (const e of t.engine.log.readSubject<EntityEventData<object>>(t.engine.log.names.milestone(won.milestoneId), 0, Number.MAX_SAFE_INTEGER, true)) {
+      if (e.event.id === own) event = { version: e.event.data.version, storedAt: e.storedAt! };
+    }
+    const refused = { ...won, code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS', status: undefined };
+    // A copy sent before its twin's event was stored, refused at the version before it: an honest answer.
+    const copy = { ...refused, version: event!.version - 1, sent: event!.storedAt - 1_000 };
+    expect((await checkHistory(t.engine.log, [copy])).problems).toEqual([]);
+    // Refused at the version of its own event (the key was applied in the state it was decided from).
+    const atOwn = await checkHistory(t.engine.log, [{ ...copy, version: event!.version }]);
+    expect(atOwn.problems.join('\n')).toMatch(new RegExp(`and the log holds its \\w+ event at version ${event!.version}, though refused at version ${event!.version}`));
+    // Refused at the version before, but sent a second after the next version was stored: decided from a stale view.
+    const stale = await checkHistory(t.engine.log, [{ ...copy, sent: event!.storedAt + 1_000 }]);
+    expect(stale.problems.join('\n')).toMatch(new RegExp(`was refused at version ${event!.version - 1}, and the log held version ${event!.version} \\d+ ms before the call was sent`));
   });
 
   it('fails on a line that says a milestone ended the log does not end that way', async () => {

@@ -305,7 +305,7 @@ export class MilestoneApp {
   /** Refuses a command the milestone's machine would refuse now, before anything is reserved for it. */
   private mustAccept(state: Persisted<MilestoneContext>, event: MilestoneEvent): void {
     const d = decide(milestoneMachine, { state: state.state, context: state.context }, event);
-    if (d.kind === 'rejected') throw rejectionError(d.rejection);
+    if (d.kind === 'rejected') throw rejectionError(d.rejection, state.version);
   }
 
   /** Answers a command that started the funding saga: once the ledger decided, or PENDING_FUNDING at the wait. */

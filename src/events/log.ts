@@ -35,6 +35,8 @@ export interface Stored<D> {
   readonly event: CloudEvent<D>;
   /** Bytes of the message body. */
   readonly size: number;
+  /** Epoch ms the server stored it at: read only when asked for (readSubject's `times`). */
+  readonly storedAt?: number;
 }
 
 /** How long a JetStream request (append, direct get) may take before it is UNAVAILABLE. */
@@ -518,7 +520,7 @@ export class EventLog {
    * The messages of a subject after sequence `after` and before `before`, in order: one
    * direct get each (next message on the subject from a sequence). Each must be signed.
    */
-  async *readSubject<D>(subject: string, after: number, before: number): AsyncGenerator<Stored<D>> {
+  async *readSubject<D>(subject: string, after: number, before: number, times = false): AsyncGenerator<Stored<D>> {
     let seq = after + 1;
     while (seq < before) {
       const m = await this.get({ next_by_subj: subject, seq });
@@ -526,7 +528,7 @@ export class EventLog {
       if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
         throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
       }
-      yield { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
+      yield times ? { seq: m.seq, event: decode<D>(m.data), size: m.data.length, storedAt: m.time.getTime() } : { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
       seq = m.seq + 1;
     }
   }

@@ -95,7 +95,12 @@ function shortType(type: string): string {
   return parts.length >= 4 ? parts.slice(2, -1).join('.') : type;
 }
 
-export function rejectionError(r: Rejection): EscrowError {
+/**
+ * The error a refusal is answered with. `version`: the version of the state a refusal for the
+ * state was decided from, sent in the status's ErrorInfo (`version`): a copy of the same
+ * command that meets a later version elsewhere may still be legal there (README, Idempotency).
+ */
+export function rejectionError(r: Rejection, version?: number): EscrowError {
   switch (r.code) {
     case 'PERMISSION_DENIED':
       return new PermissionDenied(r.reason, r.message);
@@ -104,7 +109,7 @@ export function rejectionError(r: Rejection): EscrowError {
     case 'INVALID_ARGUMENT':
       return new InvalidArgument(r.reason, r.message);
     default:
-      return new FailedPrecondition(r.reason, r.message);
+      return new FailedPrecondition(r.reason, r.message, version === undefined ? undefined : { version: String(version) });
   }
 }
 
@@ -350,7 +355,7 @@ export class Actor<C extends DecisionSlots> {
         // and then every event before it, so the log may have moved on meanwhile.)
         const settled = this.o.kind.finalStates.has(state.state);
         if (decision.rejection.code !== 'PERMISSION_DENIED' && !settled && attempt < CONFLICT_RETRIES_MAX && (await this.movedOnLog())) continue;
-        throw rejectionError(decision.rejection);
+        throw rejectionError(decision.rejection, state.version);
       }
       if (decision.kind === 'unchanged') return state;
       const version = state.version + 1;

@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { statusName, type EscrowClient } from '../../src/client.js';
 import { sleep } from '../../load/processes.js';
-import type { CallRecord } from '../../load/history.js';
+import { failureOf, type CallRecord } from '../../load/history.js';
 
 /**
  * The race load every fault runs under: lanes that create a funded milestone and then race
@@ -87,14 +87,14 @@ export class FaultLoad {
         if (this.lastSuccessAt > 0) this.longestGapMs = Math.max(this.longestGapMs, Date.now() - this.lastSuccessAt);
         this.lastSuccessAt = Date.now();
         const m = (r as { milestone?: { id: string; status: string; version: number } }).milestone;
-        if (record && m) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: m.id, key: record.key, code: 'OK', status: m.status, version: m.version });
+        if (record && m) this.calls.push({ t: Date.now(), sent: t0, caller: record.caller, rpc: record.rpc, milestoneId: m.id, key: record.key, code: 'OK', status: m.status, version: m.version });
         if (done(r)) return r;
       } catch (err) {
         const code = statusName(err);
         last = `${code} ${(err as { reason?: string }).reason ?? ''} ${(err as Error).message ?? ''}`.trim();
         this.failed[code] = (this.failed[code] ?? 0) + 1;
         this.failureLatencyMs.push(Date.now() - t0);
-        if (record?.milestoneId) this.calls.push({ t: Date.now(), caller: record.caller, rpc: record.rpc, milestoneId: record.milestoneId, key: record.key, code, reason: (err as { reason?: string }).reason ?? undefined });
+        if (record?.milestoneId) this.calls.push({ t: Date.now(), sent: t0, caller: record.caller, rpc: record.rpc, milestoneId: record.milestoneId, key: record.key, ...failureOf(err) });
         if (!RETRYABLE.has(code)) throw err;
       }
       await sleep(100);
