@@ -876,7 +876,7 @@ export function mayView(c: MilestoneContext, caller: { id: string; roles?: reado
   return caller.id === c.employerId || caller.id === c.freelancerId || !!caller.roles?.includes(ARBITER_ROLE);
 }
 
-/** The reasons of a cancellation request (the list), as the proto's CancellationReason names them. */
+/** The reasons of a cancellation request (the marketplace's list), as the proto's CancellationReason names them. */
 export const CANCELLATION_REASONS: ReadonlySet<string> = new Set(['ACCIDENTALLY_CREATED', 'NO_LONGER_NEEDED', 'MISSED_DEADLINE', 'TASK_NOT_COMPLETED', 'OTHER']);
 
 /** States after which nothing can happen to a milestone any more. */

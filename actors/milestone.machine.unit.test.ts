@@ -95,7 +95,7 @@ const COMMANDS: CommandCase[] = [
 const party = (r: Role) => (r === 'employer' || r === 'freelancer' ? null : 'NOT_PARTY');
 const system = (r: Role) => (r === 'system' ? null : 'SYSTEM_ONLY');
 
-// The rules of the guide, section 2, written out independently of the machine.
+// Who may send each command (the API table of docs/api.md), written out independently of the machine.
 const WHO_MAY: Record<string, (role: Role) => string | null> = {
   CREATE: () => null,
   REQUEST: () => null,

@@ -113,7 +113,7 @@ async function race(address: string, label: string): Promise<RaceResult> {
   }
 }
 
-/** A closed-loop workload over `users` funded employers: the mixed one, or creates only (the issue's create figure). */
+/** A closed-loop workload over `users` funded employers: the mixed one, or creates only (the figure of creates alone). */
 async function closedLoop(address: string, label: string, what: 'mixed' | 'creates'): Promise<MixedResult> {
   const c = new EscrowClient(address, secret);
   try {

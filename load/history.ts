@@ -93,7 +93,7 @@ export interface HistoryVerdict {
  * ended has that ending in the log, at or before the version answered; a refused command has
  * no event in the log, unless the refusal names the version it was decided at and the
  * command's event came later (a copy sent at once that met the milestone where it was legal:
- * README, Idempotency); and a refusal decided at a version was not decided from a view the log
+ * docs/api.md, Idempotency); and a refusal decided at a version was not decided from a view the log
  * had already passed when the call was sent. The money side is the auditor's (runAudit),
  * which callers run beside it.
  */

@@ -86,7 +86,7 @@ export class Engine {
     if (older.length > 0) {
       logger.warn(
         { servers: Object.fromEntries(older), recommended: RECOMMENDED_CLUSTER_SERVER },
-        'nats-server before 2.10.25 has replicated-stream bugs under partitions and leader changes (nats-server#5644, #6415; see the README\'s scale-out section): upgrade',
+        'nats-server before 2.10.25 has replicated-stream bugs under partitions and leader changes (nats-server#5644, #6415; see the scale-out section of docs/operations.md): upgrade',
       );
     }
     const pool = createPool(config.databaseUrl, config.namespace);

@@ -234,8 +234,8 @@ export class LedgerWorker {
   /**
    * The log still holds what the ledger applied from it: the stream reaches the cursor, and
    * the last event posted is still the message at the sequence it was posted from. A stream
-   * that lost or rewrote its tail (a JetStream cluster can, see the README's scale-out
-   * section) would otherwise have its new events skipped as if applied, or applied over
+   * that lost or rewrote its tail (a JetStream cluster can: docs/operations.md, scale-out)
+   * would otherwise have its new events skipped as if applied, or applied over
    * postings of events it no longer has: the worker stops instead (a broken invariant), for a
    * person to compare the log with the ledger.
    */

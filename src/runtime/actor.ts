@@ -98,7 +98,7 @@ function shortType(type: string): string {
 /**
  * The error a refusal is answered with. `version`: the version of the state a refusal for the
  * state was decided from, sent in the status's ErrorInfo (`version`): a copy of the same
- * command that meets a later version elsewhere may still be legal there (README, Idempotency).
+ * command that meets a later version elsewhere may still be legal there (docs/api.md, Idempotency).
  */
 export function rejectionError(r: Rejection, version?: number): EscrowError {
   switch (r.code) {

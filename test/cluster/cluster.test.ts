@@ -30,7 +30,7 @@ if (!BIN) {
 
 /** The two scenarios nats-server 2.10.14 fails at the server level (see below); CLUSTER_SERVER_FAULTS=1 runs them. */
 const SERVER_FAULTS = process.env.CLUSTER_SERVER_FAULTS === '1';
-if (BIN && !SERVER_FAULTS) console.warn('SKIPPED: the partition and the all-nodes SIGKILL scenarios, which nats-server 2.10.14 fails (README, scale-out section); CLUSTER_SERVER_FAULTS=1 runs them');
+if (BIN && !SERVER_FAULTS) console.warn('SKIPPED: the partition and the all-nodes SIGKILL scenarios, which nats-server 2.10.14 fails (docs/operations.md, scale-out section); CLUSTER_SERVER_FAULTS=1 runs them');
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -151,7 +151,7 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
   // routes failed 3 of 5 runs: twice the log changed its past (after the heal the stream no
   // longer held events the ledger worker had been delivered and had applied; none was
   // acknowledged to a client) and the auditor failed; once a read on the cut-off side said a
-  // milestone just created did not exist. See the README's scale-out section. Runs with
+  // milestone just created did not exist. See the scale-out section of docs/operations.md. Runs with
   // CLUSTER_SERVER_FAULTS=1.
   it.skipIf(!SERVER_FAULTS)('one node cut off from the others (its routes), then healed', async () => {
     const cluster = await clusterOf();
@@ -216,7 +216,7 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
   it('all three nodes stopped (SIGTERM) and started again: nothing acknowledged is lost, timers fire once', () => allStopped(['SIGTERM']));
 
   // On 2.10.14, SIGKILL of every node failed 1 of 3 runs here: after the restart the log no
-  // longer held events the ledger had posted (see the README's scale-out section); a stream
+  // longer held events the ledger had posted (see the scale-out section of docs/operations.md); a stream
   // created moments before such a kill was gone altogether. Runs with CLUSTER_SERVER_FAULTS=1.
   it.skipIf(!SERVER_FAULTS)('all three nodes SIGTERMed, then all SIGKILLed, and started again each time', () => allStopped(['SIGTERM', 'SIGKILL']));
 });

@@ -7,7 +7,7 @@ import { FC_SEED, SHORT } from './rig.js';
 
 /**
  * Model-based test: random command sequences from random callers against the running engine
- * and against a small reference model written from the guide's rules, not from the machine.
+ * and against a small reference model written from the rules of docs/api.md and docs/rules.md, not from the machine.
  * After every step the answer, the milestone and both balances must agree. A failure shrinks
  * to a minimal sequence and prints the seed to replay (FC_SEED=<seed>).
  */

@@ -9,7 +9,7 @@
  * teardown, thresholds (count, rate, avg, min, max, med, p(N), with tag filters such as
  * `name{scenario:mixed}`), a summary, and k6's `--out json` lines. Each VU is a worker thread
  * whose blocking calls (invoke, sleep) wait on Atomics while this thread does the I/O, as in
- * k6. Users run real k6 (see the README); exit codes follow k6: 99 when a threshold fails,
+ * k6. Users run real k6 (see docs/load-testing.md); exit codes follow k6: 99 when a threshold fails,
  * 107 when the script throws.
  */
 import * as grpc from '@grpc/grpc-js';
