@@ -12,7 +12,12 @@ export default defineConfig({
       // Only the integration tests need PostgreSQL and NATS (real or embedded).
       {
         extends: true,
-        test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: ['test/faults/**', 'test/cluster/**'], globalSetup: ['./test/helpers/global-setup.ts'] },
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/faults/**', 'test/cluster/**'],
+          globalSetup: ['./test/helpers/global-setup.ts'],
+        },
       },
       // `npm run test:cluster`: a three-node nats-server 2.10 cluster broken on purpose (test/cluster).
       {

@@ -17,7 +17,11 @@ export type Decision<C> =
  * Decides one command with xstate's pure `transition`: no actor is started, nothing is
  * executed. The decision slots are cleared before and after, so they never reach the log.
  */
-export function decide<C extends DecisionSlots, E extends EventObject = EventObject>(machine: AnyStateMachine, at: Position<C>, event: E): Decision<C> {
+export function decide<C extends DecisionSlots, E extends EventObject = EventObject>(
+  machine: AnyStateMachine,
+  at: Position<C>,
+  event: E,
+): Decision<C> {
   const snapshot = machine.resolveState({
     value: at.state,
     context: { ...at.context, rejection: null, emitted: null },

@@ -33,7 +33,12 @@ export const MILESTONE_CHANGES = {
   cancellation_requested: change({ reasonCode: { type: 'string' }, reason: text }, ['reasonCode', 'reason']),
   cancellation_rejected: change({ resumed: { type: 'string' } }, ['resumed']),
   cancelled: change({ amount, reasonCode: { type: 'string' }, reason: text }, ['amount', 'reasonCode', 'reason']),
-  dispute_opened: change({ reason: text, claimedAmount: amount, respondentId: id, respondBy: time }, ['reason', 'claimedAmount', 'respondentId', 'respondBy']),
+  dispute_opened: change({ reason: text, claimedAmount: amount, respondentId: id, respondBy: time }, [
+    'reason',
+    'claimedAmount',
+    'respondentId',
+    'respondBy',
+  ]),
   settlement_proposed: change({ freelancerAmount: amount, employerAmount: amount }, ['freelancerAmount', 'employerAmount']),
   // With funding 'account' the escalator's account actor decides the fee; without, the ledger held it on this event (an earlier version).
   escalation_requested: change({ amount, escalatorId: id, funding: { const: 'account' } }, ['amount', 'escalatorId']),
@@ -60,7 +65,11 @@ export const PROJECT_CHANGES = {
 } as const;
 
 export const REVIEW_CHANGES = {
-  submitted: change({ projectId: id, revieweeId: id, rating: { type: 'integer', minimum: 1, maximum: 5 } }, ['projectId', 'revieweeId', 'rating']),
+  submitted: change({ projectId: id, revieweeId: id, rating: { type: 'integer', minimum: 1, maximum: 5 } }, [
+    'projectId',
+    'revieweeId',
+    'rating',
+  ]),
 } as const;
 
 const currency = { type: 'string', pattern: '^[A-Z]{3}$' } as const;
@@ -74,17 +83,34 @@ export const ACCOUNT_CHANGES = {
   deposit_requested: change({ currency, amount, externalReference: text }, ['currency', 'amount', 'externalReference']),
   withdrawal_requested: change({ currency, amount, externalReference: text }, ['currency', 'amount', 'externalReference']),
   // amount: what is taken from available, the milestone amount plus the employer fee (fee).
-  funds_reserved: change({ currency, amount, fee: amount, milestoneId: id, projectId: id, freelancerId: id }, ['currency', 'amount', 'fee', 'milestoneId', 'projectId', 'freelancerId']),
+  funds_reserved: change({ currency, amount, fee: amount, milestoneId: id, projectId: id, freelancerId: id }, [
+    'currency',
+    'amount',
+    'fee',
+    'milestoneId',
+    'projectId',
+    'freelancerId',
+  ]),
   // The arbitration fee of the escalation `causationId` (the milestone event that asked for it).
   fee_reserved: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
   // The account could not pay that fee: recorded under the reservation's event id, so every gateway deciding the escalation agrees.
   fee_refused: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
   // A reservation no milestone will consume, given back to available.
-  reservation_released: change({ currency, amount, milestoneId: id, reservationId: id }, ['currency', 'amount', 'milestoneId', 'reservationId']),
+  reservation_released: change({ currency, amount, milestoneId: id, reservationId: id }, [
+    'currency',
+    'amount',
+    'milestoneId',
+    'reservationId',
+  ]),
 } as const;
 
 /** The schemas by entity, as the subjects and CloudEvents types name them. */
-export const CHANGE_SCHEMAS = { milestone: MILESTONE_CHANGES, project: PROJECT_CHANGES, review: REVIEW_CHANGES, account: ACCOUNT_CHANGES } as const;
+export const CHANGE_SCHEMAS = {
+  milestone: MILESTONE_CHANGES,
+  project: PROJECT_CHANGES,
+  review: REVIEW_CHANGES,
+  account: ACCOUNT_CHANGES,
+} as const;
 
 type Changes<S extends Record<string, unknown>> = { [K in keyof S & string]: FromSchema<S[K] & object> };
 /** One emitted event of an entity: its short type and what changed, a discriminated union. */

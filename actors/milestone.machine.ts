@@ -267,7 +267,12 @@ function payoutFee(c: MilestoneContext, amount: string): string {
  * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
  * else to the platform.
  */
-function settlement(c: MilestoneContext, freelancerAmount: string, outcome: Exclude<Dispute['outcome'], ''>, at: string): Partial<MilestoneContext> {
+function settlement(
+  c: MilestoneContext,
+  freelancerAmount: string,
+  outcome: Exclude<Dispute['outcome'], ''>,
+  at: string,
+): Partial<MilestoneContext> {
   const d = c.dispute!;
   const employerAmount = sub(c.currency, c.held, freelancerAmount);
   const fee = payoutFee(c, freelancerAmount);
@@ -383,7 +388,10 @@ function opened(
     createdAt: e.at,
     updatedAt: e.at,
     // A create asks the ledger for the hold (amount plus the employer fee); a request does not yet.
-    emitted: emittedType === 'created' ? { type: 'created', data: { amount: e.amount, employerFee } } : { type: 'requested', data: { amount: e.amount } },
+    emitted:
+      emittedType === 'created'
+        ? { type: 'created', data: { amount: e.amount, employerFee } }
+        : { type: 'requested', data: { amount: e.amount } },
   };
 }
 
@@ -428,8 +436,13 @@ export const milestoneMachine = setup({
     fundingRefused: ({ event }) => (event.type === 'CREATE' || event.type === 'ACCEPT_REQUEST') && event.fundingFailure !== '',
     // The reservation must be exactly what funding takes (amount plus the employer fee), so the ledger never meets a mismatch.
     reservationCovers: ({ context, event }) => {
-      if (event.type === 'CREATE') return event.reservationId !== '' && cmp(event.reserved, add(event.currency, event.amount, feeOn(event.terms.employerFee, event.currency, event.amount))) === 0;
-      if (event.type === 'ACCEPT_REQUEST') return event.reservationId !== '' && cmp(event.reserved, add(context.currency, context.amount, context.employerFee)) === 0;
+      if (event.type === 'CREATE')
+        return (
+          event.reservationId !== '' &&
+          cmp(event.reserved, add(event.currency, event.amount, feeOn(event.terms.employerFee, event.currency, event.amount))) === 0
+        );
+      if (event.type === 'ACCEPT_REQUEST')
+        return event.reservationId !== '' && cmp(event.reserved, add(context.currency, context.amount, context.employerFee)) === 0;
       return false;
     },
     mayIssue: ({ context, event }) => refusalFor(context, event) === null,
@@ -445,18 +458,19 @@ export const milestoneMachine = setup({
       event.type === 'ACCEPT_SETTLEMENT' && (event.expectedFreelancerAmount === '' || event.expectedCurrency === context.currency),
     proposalAsExpected: ({ context, event }) =>
       event.type === 'ACCEPT_SETTLEMENT' &&
-      (event.expectedFreelancerAmount === '' || cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
+      (event.expectedFreelancerAmount === '' ||
+        cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
     proposalsLeft: ({ context, event }) => (context.dispute?.proposalsBy?.[event.by.id] ?? 0) < PROPOSALS_MAX,
     escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy?.[event.by.id] ?? 0) < ESCALATIONS_MAX,
-    negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
+    negotiationOver: ({ context, event }) =>
+      !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
-    feeCovered: ({ context, event }) => event.type === 'ESCALATE' && (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
+    feeCovered: ({ context, event }) =>
+      event.type === 'ESCALATE' && (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
     autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
     responseDue: ({ context, event }) => context.dueKind === 'dispute_response' && reached(event.at, context.dueAt),
-    releaseWithinHeld: ({ context, event }) =>
-      event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
-    releaseEmptiesHeld: ({ context, event }) =>
-      event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) === 0,
+    releaseWithinHeld: ({ context, event }) => event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
+    releaseEmptiesHeld: ({ context, event }) => event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) === 0,
     cameFromReleaseRequested: ({ context }) => context.stateBeforeCancellationRequest === 'releaseRequested',
   },
   actions: {
@@ -465,17 +479,18 @@ export const milestoneMachine = setup({
         reject('PERMISSION_DENIED', refusalFor(context, event) ?? 'NOT_PARTY', `caller may not ${event.type} this milestone`),
     }),
     rejectInState: assign({
-      rejection: ({ event }) => reject('FAILED_PRECONDITION', 'ILLEGAL_IN_STATUS', `${event.type} is not allowed in the milestone's current status`),
+      rejection: ({ event }) =>
+        reject('FAILED_PRECONDITION', 'ILLEGAL_IN_STATUS', `${event.type} is not allowed in the milestone's current status`),
     }),
     rejectNotFound: assign({
       rejection: () => reject('NOT_FOUND', 'MILESTONE_NOT_FOUND', 'no such milestone'),
     }),
     rejectCurrencyMismatch: assign({
-      rejection: ({ context }) =>
-        reject('INVALID_ARGUMENT', 'CURRENCY_MISMATCH', `the milestone is in ${context.currency}`),
+      rejection: ({ context }) => reject('INVALID_ARGUMENT', 'CURRENCY_MISMATCH', `the milestone is in ${context.currency}`),
     }),
     rejectClaimAboveHeld: assign({
-      rejection: ({ context }) => reject('FAILED_PRECONDITION', 'CLAIM_EXCEEDS_HELD', `the claim exceeds the ${context.held} ${context.currency} held`),
+      rejection: ({ context }) =>
+        reject('FAILED_PRECONDITION', 'CLAIM_EXCEEDS_HELD', `the claim exceeds the ${context.held} ${context.currency} held`),
     }),
     rejectSplitAboveHeld: assign({
       rejection: ({ context }) =>
@@ -487,29 +502,50 @@ export const milestoneMachine = setup({
     }),
     rejectProposalChanged: assign({
       rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'PROPOSAL_CHANGED', `the standing proposal is ${context.dispute?.proposal?.freelancerAmount} for the freelancer`),
+        reject(
+          'FAILED_PRECONDITION',
+          'PROPOSAL_CHANGED',
+          `the standing proposal is ${context.dispute?.proposal?.freelancerAmount} for the freelancer`,
+        ),
     }),
     rejectNegotiationOpen: assign({
       rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'NEGOTIATION_WINDOW_OPEN', `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`),
+        reject(
+          'FAILED_PRECONDITION',
+          'NEGOTIATION_WINDOW_OPEN',
+          `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`,
+        ),
     }),
     rejectFeeNotCovered: assign({
       rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'INSUFFICIENT_FUNDS', `the arbitration fee of ${context.terms.arbitrationFee} ${context.currency} exceeds the caller's available balance`),
+        reject(
+          'FAILED_PRECONDITION',
+          'INSUFFICIENT_FUNDS',
+          `the arbitration fee of ${context.terms.arbitrationFee} ${context.currency} exceeds the caller's available balance`,
+        ),
     }),
     rejectProposalLimit: assign({
       rejection: () => reject('FAILED_PRECONDITION', 'PROPOSAL_LIMIT', `at most ${PROPOSALS_MAX} proposals per party and dispute`),
     }),
     rejectEscalationLimit: assign({
-      rejection: () => reject('FAILED_PRECONDITION', 'ESCALATION_LIMIT', `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`),
+      rejection: () =>
+        reject('FAILED_PRECONDITION', 'ESCALATION_LIMIT', `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`),
     }),
     rejectResponseDeadlinePassed: assign({
       rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'RESPONSE_DEADLINE_PASSED', `the respondent did not answer by ${context.dueAt}: the claim is being granted`),
+        reject(
+          'FAILED_PRECONDITION',
+          'RESPONSE_DEADLINE_PASSED',
+          `the respondent did not answer by ${context.dueAt}: the claim is being granted`,
+        ),
     }),
     rejectReviewWindowPassed: assign({
       rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'REVIEW_WINDOW_PASSED', `the review window ended at ${context.dueAt}: what is held is being released`),
+        reject(
+          'FAILED_PRECONDITION',
+          'REVIEW_WINDOW_PASSED',
+          `the review window ended at ${context.dueAt}: what is held is being released`,
+        ),
     }),
     rejectNotDue: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NOT_DUE', 'no timer of this milestone is due') }),
     rejectReleaseAboveHeld: assign({
@@ -520,21 +556,36 @@ export const milestoneMachine = setup({
       if (event.type !== 'CREATE') return {};
       const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
       // The employer's account actor reserved the amount and the fee: the milestone is funded on its first event.
-      return { ...c, held: event.amount, reservationId: event.reservationId, emitted: { type: 'created', data: { amount: event.amount, employerFee: c.employerFee!, reservationId: event.reservationId } } };
+      return {
+        ...c,
+        held: event.amount,
+        reservationId: event.reservationId,
+        emitted: { type: 'created', data: { amount: event.amount, employerFee: c.employerFee!, reservationId: event.reservationId } },
+      };
     }),
     createUnfunded: assign(({ event }) => {
       if (event.type !== 'CREATE') return {};
       const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
-      return { ...c, fundingFailureReason: event.fundingFailure, emitted: { type: 'funding_failed', data: { reason: event.fundingFailure } } };
+      return {
+        ...c,
+        fundingFailureReason: event.fundingFailure,
+        emitted: { type: 'funding_failed', data: { reason: event.fundingFailure } },
+      };
     }),
     voidReservation: assign(({ event }) => {
       if (event.type !== 'VOID_RESERVATION') return {};
       const c = opened({ ...event, description: '' }, { employerId: event.employerId, freelancerId: event.freelancerId }, 'created');
       const reason = 'RESERVATION_EXPIRED';
-      return { ...c, fundingFailureReason: reason, reservationId: event.reservationId, emitted: { type: 'reservation_voided', data: { reservationId: event.reservationId, amount: event.reserved, reason } } };
+      return {
+        ...c,
+        fundingFailureReason: reason,
+        reservationId: event.reservationId,
+        emitted: { type: 'reservation_voided', data: { reservationId: event.reservationId, amount: event.reserved, reason } },
+      };
     }),
     rejectReservationMismatch: assign({
-      rejection: () => reject('FAILED_PRECONDITION', 'RESERVATION_MISMATCH', 'the reservation does not cover the amount and the employer fee'),
+      rejection: () =>
+        reject('FAILED_PRECONDITION', 'RESERVATION_MISMATCH', 'the reservation does not cover the amount and the employer fee'),
     }),
     request: assign(({ event }) =>
       event.type !== 'REQUEST' ? {} : opened(event, { employerId: event.employerId, freelancerId: event.by.id }, 'requested'),
@@ -546,7 +597,10 @@ export const milestoneMachine = setup({
         held: context.amount,
         reservationId: event.reservationId,
         updatedAt: event.at,
-        emitted: { type: 'request_accepted', data: { amount: context.amount, employerFee: context.employerFee, reservationId: event.reservationId } },
+        emitted: {
+          type: 'request_accepted',
+          data: { amount: context.amount, employerFee: context.employerFee, reservationId: event.reservationId },
+        },
       };
     }),
     acceptRequestUnfunded: assign(({ event }) => {
@@ -558,7 +612,10 @@ export const milestoneMachine = setup({
     rejectCancellation: assign(({ context, event }) => ({
       updatedAt: event.at,
       stateBeforeCancellationRequest: '',
-      emitted: { type: 'cancellation_rejected', data: { resumed: MILESTONE_STATUS[(context.stateBeforeCancellationRequest || 'funded') as MilestoneStateName] } },
+      emitted: {
+        type: 'cancellation_rejected',
+        data: { resumed: MILESTONE_STATUS[(context.stateBeforeCancellationRequest || 'funded') as MilestoneStateName] },
+      },
     })),
     markFunded: assign(({ context, event }) => ({
       held: context.amount,
@@ -574,7 +631,12 @@ export const milestoneMachine = setup({
       const window = context.terms.reviewWindowMs;
       if (window === 0) return { updatedAt: event.at, emitted: { type: 'release_requested', data: {} } };
       const dueAt = later(event.at, window);
-      return { dueAt, dueKind: 'auto_release' as const, updatedAt: event.at, emitted: { type: 'release_requested', data: { autoReleaseAt: dueAt } } };
+      return {
+        dueAt,
+        dueKind: 'auto_release' as const,
+        updatedAt: event.at,
+        emitted: { type: 'release_requested', data: { autoReleaseAt: dueAt } },
+      };
     }),
     release: assign(({ context, event }) => {
       if (event.type !== 'RELEASE') return {};
@@ -654,7 +716,9 @@ export const milestoneMachine = setup({
       };
     }),
     acceptSettlement: assign(({ context, event }) => settlement(context, context.dispute!.proposal!.freelancerAmount, 'settled', event.at)),
-    resolve: assign(({ context, event }) => (event.type === 'RESOLVE' ? settlement(context, event.freelancerAmount, 'arbitrated', event.at) : {})),
+    resolve: assign(({ context, event }) =>
+      event.type === 'RESOLVE' ? settlement(context, event.freelancerAmount, 'arbitrated', event.at) : {},
+    ),
     grantClaim: assign(({ context, event }) => {
       // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
       const d = context.dispute!;
@@ -670,7 +734,10 @@ export const milestoneMachine = setup({
       },
       updatedAt: event.at,
       // The escalating party's account actor reserves the fee, or refuses: ESCALATION_SUCCEEDED or _FAILED follows.
-      emitted: { type: 'escalation_requested', data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id, funding: 'account' } },
+      emitted: {
+        type: 'escalation_requested',
+        data: { amount: format(context.currency, context.terms.arbitrationFee), escalatorId: event.by.id, funding: 'account' },
+      },
     })),
     escalate: assign(({ context, event }) => {
       const d = context.dispute!;
@@ -759,7 +826,8 @@ export const milestoneMachine = setup({
     requestRejected: { description: 'Final: the employer declined the request; no money moved.' },
     requestWithdrawn: { description: 'Final: the freelancer withdrew the request; no money moved.' },
     pendingFunding: {
-      description: 'Created by an earlier version, which let the ledger worker hold (or refuse) the employer funds; new milestones are funded on creation.',
+      description:
+        'Created by an earlier version, which let the ledger worker hold (or refuse) the employer funds; new milestones are funded on creation.',
       on: {
         FUNDING_SUCCEEDED: { guard: 'mayIssue', target: 'funded', actions: 'markFunded' },
         FUNDING_FAILED: { guard: 'mayIssue', target: 'fundingFailed', actions: 'markFundingFailed' },
@@ -877,7 +945,20 @@ export function mayView(c: MilestoneContext, caller: { id: string; roles?: reado
 }
 
 /** The reasons of a cancellation request (the marketplace's list), as the proto's CancellationReason names them. */
-export const CANCELLATION_REASONS: ReadonlySet<string> = new Set(['ACCIDENTALLY_CREATED', 'NO_LONGER_NEEDED', 'MISSED_DEADLINE', 'TASK_NOT_COMPLETED', 'OTHER']);
+export const CANCELLATION_REASONS: ReadonlySet<string> = new Set([
+  'ACCIDENTALLY_CREATED',
+  'NO_LONGER_NEEDED',
+  'MISSED_DEADLINE',
+  'TASK_NOT_COMPLETED',
+  'OTHER',
+]);
 
 /** States after which nothing can happen to a milestone any more. */
-export const FINAL_STATES: ReadonlySet<string> = new Set(['fundingFailed', 'released', 'cancelled', 'requestRejected', 'requestWithdrawn', 'resolved']);
+export const FINAL_STATES: ReadonlySet<string> = new Set([
+  'fundingFailed',
+  'released',
+  'cancelled',
+  'requestRejected',
+  'requestWithdrawn',
+  'resolved',
+]);

@@ -11,8 +11,21 @@ const ROLES = { employer: EMPLOYER, freelancer: FREELANCER, stranger: 'someone-e
 type Role = keyof typeof ROLES;
 
 const STATES = [
-  'new', 'requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed', 'funded',
-  'releaseRequested', 'cancellationRequested', 'released', 'cancelled', 'disputed', 'escalating', 'arbitration', 'resolved',
+  'new',
+  'requested',
+  'requestRejected',
+  'requestWithdrawn',
+  'pendingFunding',
+  'fundingFailed',
+  'funded',
+  'releaseRequested',
+  'cancellationRequested',
+  'released',
+  'cancelled',
+  'disputed',
+  'escalating',
+  'arbitration',
+  'resolved',
 ] as const;
 const LONG_AGO = '2026-11-01T00:00:00.000Z';
 const SOON = '2026-12-01T01:00:00.000Z';
@@ -50,7 +63,8 @@ function contextIn(state: State): MilestoneContext {
     createdAt: AT,
     updatedAt: AT,
   };
-  if (['requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed'].includes(state)) return { ...base, held: '0.00' };
+  if (['requested', 'requestRejected', 'requestWithdrawn', 'pendingFunding', 'fundingFailed'].includes(state))
+    return { ...base, held: '0.00' };
   // The fixture's timers are not due yet at AT (see the deadline tests below for after): auto-release after a release request, the response deadline of a dispute.
   const autoRelease = { dueAt: SOON, dueKind: 'auto_release' as const };
   if (state === 'releaseRequested') return { ...base, ...autoRelease };
@@ -60,7 +74,14 @@ function contextIn(state: State): MilestoneContext {
   if (state === 'disputed') return { ...base, dueAt: SOON, dueKind: 'dispute_response', dispute: DISPUTE };
   if (state === 'escalating') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'arbitration') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
-  if (state === 'resolved') return { ...base, held: '0.00', released: '5.00', returned: '5.00', dispute: { ...DISPUTE, outcome: 'settled', freelancerAmount: '5.00' } };
+  if (state === 'resolved')
+    return {
+      ...base,
+      held: '0.00',
+      released: '5.00',
+      returned: '5.00',
+      dispute: { ...DISPUTE, outcome: 'settled', freelancerAmount: '5.00' },
+    };
   return base;
 }
 
@@ -69,8 +90,37 @@ const RESERVED = { reservationId: 'r1', reserved: '10.00', fundingFailure: '' };
 type CommandCase = { name: string; event: (by: string) => MilestoneEvent };
 const caller = (id: string) => ({ id, roles: id === ROLES.arbiter ? ['arbiter'] : [] });
 const COMMANDS: CommandCase[] = [
-  { name: 'CREATE', event: (by) => ({ type: 'CREATE', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS, ...RESERVED }) },
-  { name: 'REQUEST', event: (by) => ({ type: 'REQUEST', by: caller(by), at: AT, milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS }) },
+  {
+    name: 'CREATE',
+    event: (by) => ({
+      type: 'CREATE',
+      by: caller(by),
+      at: AT,
+      milestoneId: 'm1',
+      projectId: 'p1',
+      freelancerId: FREELANCER,
+      currency: 'USD',
+      amount: '10.00',
+      description: '',
+      terms: DEFAULT_TERMS,
+      ...RESERVED,
+    }),
+  },
+  {
+    name: 'REQUEST',
+    event: (by) => ({
+      type: 'REQUEST',
+      by: caller(by),
+      at: AT,
+      milestoneId: 'm1',
+      projectId: 'p1',
+      employerId: EMPLOYER,
+      currency: 'USD',
+      amount: '10.00',
+      description: '',
+      terms: DEFAULT_TERMS,
+    }),
+  },
   { name: 'ACCEPT_REQUEST', event: (by) => ({ type: 'ACCEPT_REQUEST', by: caller(by), at: AT, ...RESERVED }) },
   { name: 'REJECT_REQUEST', event: (by) => ({ type: 'REJECT_REQUEST', by: caller(by), at: AT }) },
   { name: 'WITHDRAW_REQUEST', event: (by) => ({ type: 'WITHDRAW_REQUEST', by: caller(by), at: AT }) },
@@ -80,12 +130,30 @@ const COMMANDS: CommandCase[] = [
   { name: 'REQUEST_RELEASE', event: (by) => ({ type: 'REQUEST_RELEASE', by: caller(by), at: AT }) },
   { name: 'RELEASE', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '', currency: '' }) },
   { name: 'RELEASE_PARTIAL', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '4.00', currency: 'USD' }) },
-  { name: 'REQUEST_CANCELLATION', event: (by) => ({ type: 'REQUEST_CANCELLATION', by: caller(by), at: AT, reasonCode: 'OTHER', reason: 'other' }) },
-  { name: 'CANCEL_BEFORE_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: false }) },
-  { name: 'CANCEL_AFTER_AWARD', event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: true }) },
-  { name: 'OPEN_DISPUTE', event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }) },
-  { name: 'PROPOSE_SETTLEMENT', event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }) },
-  { name: 'ACCEPT_SETTLEMENT', event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }) },
+  {
+    name: 'REQUEST_CANCELLATION',
+    event: (by) => ({ type: 'REQUEST_CANCELLATION', by: caller(by), at: AT, reasonCode: 'OTHER', reason: 'other' }),
+  },
+  {
+    name: 'CANCEL_BEFORE_AWARD',
+    event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: false }),
+  },
+  {
+    name: 'CANCEL_AFTER_AWARD',
+    event: (by) => ({ type: 'CANCEL', by: caller(by), at: AT, reasonCode: '', reason: '', awardAccepted: true }),
+  },
+  {
+    name: 'OPEN_DISPUTE',
+    event: (by) => ({ type: 'OPEN_DISPUTE', by: caller(by), at: AT, reason: 'late', currency: 'USD', claim: '6.00' }),
+  },
+  {
+    name: 'PROPOSE_SETTLEMENT',
+    event: (by) => ({ type: 'PROPOSE_SETTLEMENT', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '4.00' }),
+  },
+  {
+    name: 'ACCEPT_SETTLEMENT',
+    event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }),
+  },
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
@@ -179,7 +247,9 @@ function outcome(d: Decision<MilestoneContext>) {
 }
 
 describe('milestone machine: every state x command x role', () => {
-  const cases = STATES.flatMap((state) => COMMANDS.flatMap((command) => (Object.keys(ROLES) as Role[]).map((role) => ({ state, command, role }))));
+  const cases = STATES.flatMap((state) =>
+    COMMANDS.flatMap((command) => (Object.keys(ROLES) as Role[]).map((role) => ({ state, command, role }))),
+  );
   it.each(cases)('$state / $command.name / $role', ({ state, command, role }) => {
     const d = decide(milestoneMachine, { state, context: contextIn(state) }, command.event(ROLES[role]));
     expect(outcome(d)).toEqual(expected(state, command.name, role));
@@ -189,14 +259,22 @@ describe('milestone machine: every state x command x role', () => {
 
 describe('milestone machine: requests and cancellation requests', () => {
   it('a request makes the caller the freelancer and holds nothing', () => {
-    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, COMMANDS.find((c) => c.name === 'REQUEST')!.event(FREELANCER));
+    const d = decide(
+      milestoneMachine,
+      { state: 'new', context: initialMilestoneContext },
+      COMMANDS.find((c) => c.name === 'REQUEST')!.event(FREELANCER),
+    );
     if (d.kind !== 'accepted') throw new Error('request refused');
     expect(d.next.context).toMatchObject({ employerId: EMPLOYER, freelancerId: FREELANCER, held: '0.00', amount: '10.00' });
     expect(d.emitted).toEqual({ type: 'requested', data: { amount: '10.00' } });
   });
 
   it('accepting a request is funded from the reservation, like a create', () => {
-    const d = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED });
+    const d = decide(
+      milestoneMachine,
+      { state: 'requested', context: contextIn('requested') },
+      { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED },
+    );
     if (d.kind !== 'accepted') throw new Error('accept refused');
     expect(d.next.state).toBe('funded');
     expect(d.next.context).toMatchObject({ held: '10.00', reservationId: 'r1' });
@@ -204,9 +282,17 @@ describe('milestone machine: requests and cancellation requests', () => {
   });
 
   it('an accept the account refused ends the request without money; a reservation of another amount is refused', () => {
-    const refused = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' });
+    const refused = decide(
+      milestoneMachine,
+      { state: 'requested', context: contextIn('requested') },
+      { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' },
+    );
     expect(outcome(refused)).toEqual({ next: 'fundingFailed' });
-    const short = decide(milestoneMachine, { state: 'requested', context: contextIn('requested') }, { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED, reserved: '9.99' });
+    const short = decide(
+      milestoneMachine,
+      { state: 'requested', context: contextIn('requested') },
+      { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED, reserved: '9.99' },
+    );
     expect(outcome(short)).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
   });
 
@@ -214,7 +300,11 @@ describe('milestone machine: requests and cancellation requests', () => {
     ['funded', 'funded'],
     ['releaseRequested', 'releaseRequested'],
   ] as const)('a rejected cancellation request from %s goes back to %s', (from, back) => {
-    const asked = decide(milestoneMachine, { state: from, context: contextIn(from) }, { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reasonCode: 'OTHER', reason: 'other' });
+    const asked = decide(
+      milestoneMachine,
+      { state: from, context: contextIn(from) },
+      { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reasonCode: 'OTHER', reason: 'other' },
+    );
     if (asked.kind !== 'accepted') throw new Error('request refused');
     const rejected = decide(milestoneMachine, asked.next, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT });
     if (rejected.kind !== 'accepted') throw new Error('rejection refused');
@@ -225,7 +315,13 @@ describe('milestone machine: requests and cancellation requests', () => {
 
 describe('milestone machine: money', () => {
   const funded = { state: 'funded', context: contextIn('funded') };
-  const release = (amount: string, currency = 'USD'): MilestoneEvent => ({ type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount, currency });
+  const release = (amount: string, currency = 'USD'): MilestoneEvent => ({
+    type: 'RELEASE',
+    by: caller(EMPLOYER),
+    at: AT,
+    amount,
+    currency,
+  });
 
   it('a partial release keeps the rest held and emits partially_released', () => {
     const d = decide(milestoneMachine, funded, release('4.00'));
@@ -236,11 +332,17 @@ describe('milestone machine: money', () => {
   });
 
   it('a release above what is held is refused', () => {
-    expect(outcome(decide(milestoneMachine, funded, release('10.01')))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'AMOUNT_EXCEEDS_HELD' });
+    expect(outcome(decide(milestoneMachine, funded, release('10.01')))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'AMOUNT_EXCEEDS_HELD',
+    });
   });
 
   it('a release in another currency is refused', () => {
-    expect(outcome(decide(milestoneMachine, funded, release('1', 'JPY')))).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
+    expect(outcome(decide(milestoneMachine, funded, release('1', 'JPY')))).toEqual({
+      code: 'INVALID_ARGUMENT',
+      reason: 'CURRENCY_MISMATCH',
+    });
   });
 
   it('cancel after a partial release returns only what is still held', () => {
@@ -256,7 +358,7 @@ describe('milestone machine: money', () => {
 
   it('conserves money on random walks: amount = held + released + returned after every step', () => {
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let walk = 0; walk < 200; walk++) {
       let at = { state: 'funded', context: contextIn('funded') };
       for (let step = 0; step < 12; step++) {
@@ -289,7 +391,21 @@ describe('milestone machine: fees, disputes and timers', () => {
     arbitrationFee: '5.00',
     reviewWindowMs: 3_600_000,
   };
-  const create: MilestoneEvent = { type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '100.00', description: '', terms, reservationId: 'r1', reserved: '103.00', fundingFailure: '' };
+  const create: MilestoneEvent = {
+    type: 'CREATE',
+    by: caller(EMPLOYER),
+    at: AT,
+    milestoneId: 'm1',
+    projectId: 'p1',
+    freelancerId: FREELANCER,
+    currency: 'USD',
+    amount: '100.00',
+    description: '',
+    terms,
+    reservationId: 'r1',
+    reserved: '103.00',
+    fundingFailure: '',
+  };
   const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
     const d = decide(milestoneMachine, at, e);
     if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
@@ -323,7 +439,10 @@ describe('milestone machine: fees, disputes and timers', () => {
   it('auto-releases after the review window, not before', () => {
     const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
     expect(asked.context).toMatchObject({ dueKind: 'auto_release', dueAt: inHours(1) });
-    expect(outcome(decide(milestoneMachine, asked, { type: 'DEADLINE', by: sys, at: inHours(0.5) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' });
+    expect(outcome(decide(milestoneMachine, asked, { type: 'DEADLINE', by: sys, at: inHours(0.5) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'NOT_DUE',
+    });
     const auto = step(asked, { type: 'DEADLINE', by: sys, at: inHours(1) });
     expect(auto.state).toBe('released');
     expect(auto.emitted.data).toMatchObject({ amount: '100.00', fee: '10.00', automatic: true });
@@ -335,11 +454,20 @@ describe('milestone machine: fees, disputes and timers', () => {
     const open = step(asked, { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'silent', currency: 'USD', claim: '80.00' });
     expect(open.state).toBe('disputed');
     expect(open.context).toMatchObject({ dueKind: 'dispute_response', dueAt: inHours(14 * 24) });
-    expect(outcome(decide(milestoneMachine, open, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' });
+    expect(outcome(decide(milestoneMachine, open, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'ILLEGAL_IN_STATUS',
+    });
     // Unanswered: the freelancer's claim of 80 is granted, 20 goes back, the fee is on the 80.
     const granted = step(open, { type: 'DEADLINE', by: sys, at: inHours(14 * 24) });
     expect(granted.state).toBe('resolved');
-    expect(granted.emitted.data).toMatchObject({ amount: '100.00', freelancerAmount: '80.00', employerAmount: '20.00', fee: '8.00', outcome: 'claim_granted' });
+    expect(granted.emitted.data).toMatchObject({
+      amount: '100.00',
+      freelancerAmount: '80.00',
+      employerAmount: '20.00',
+      fee: '8.00',
+      outcome: 'claim_granted',
+    });
     expect(granted.context).toMatchObject({ held: '0.00', released: '80.00', returned: '20.00' });
   });
 
@@ -348,37 +476,109 @@ describe('milestone machine: fees, disputes and timers', () => {
     expect(open.context.dueAt).toBe(inHours(4 * 24));
     const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '70.00' });
     expect(proposed.context.dueAt).toBe('');
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' });
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '60.00', expectedCurrency: 'USD' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_CHANGED' });
-    const settled = step(proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: AT, expectedFreelancerAmount: '70.00', expectedCurrency: 'USD' });
+    expect(outcome(decide(milestoneMachine, proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'NOT_DUE',
+    });
+    expect(
+      outcome(
+        decide(milestoneMachine, proposed, {
+          type: 'ACCEPT_SETTLEMENT',
+          by: caller(FREELANCER),
+          at: AT,
+          expectedFreelancerAmount: '',
+          expectedCurrency: '',
+        }),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
+    expect(
+      outcome(
+        decide(milestoneMachine, proposed, {
+          type: 'ACCEPT_SETTLEMENT',
+          by: caller(EMPLOYER),
+          at: AT,
+          expectedFreelancerAmount: '60.00',
+          expectedCurrency: 'USD',
+        }),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_CHANGED' });
+    const settled = step(proposed, {
+      type: 'ACCEPT_SETTLEMENT',
+      by: caller(EMPLOYER),
+      at: AT,
+      expectedFreelancerAmount: '70.00',
+      expectedCurrency: 'USD',
+    });
     expect(settled.emitted.data).toMatchObject({ freelancerAmount: '70.00', employerAmount: '30.00', fee: '7.00', outcome: 'settled' });
   });
 
   it('escalation waits for the negotiation window, asks for the fee, and the winner gets it back', () => {
-    const open = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'unpaid', currency: 'USD', claim: '100.00' });
-    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71), available: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'NEGOTIATION_WINDOW_OPEN' });
+    const open = step(funded(), {
+      type: 'OPEN_DISPUTE',
+      by: caller(FREELANCER),
+      at: AT,
+      reason: 'unpaid',
+      currency: 'USD',
+      claim: '100.00',
+    });
+    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71), available: '' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'NEGOTIATION_WINDOW_OPEN',
+    });
     // Short of the fee by the balance read just before: refused without an event, no attempt used.
-    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' });
+    expect(
+      outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' })),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' });
     const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '5.00' });
     expect(asked.state).toBe('escalating');
     expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER, funding: 'account' } });
     const failed = step(asked, { type: 'ESCALATION_FAILED', by: sys, at: inHours(72), reason: 'INSUFFICIENT_FUNDS' });
     expect(failed.state).toBe('disputed');
     expect(failed.context.dispute?.escalationFailureReason).toBe('INSUFFICIENT_FUNDS');
-    const again = step(step(failed, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(73), available: '' }), { type: 'ESCALATION_SUCCEEDED', by: sys, at: inHours(73) });
+    const again = step(step(failed, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(73), available: '' }), {
+      type: 'ESCALATION_SUCCEEDED',
+      by: sys,
+      at: inHours(73),
+    });
     expect(again.state).toBe('arbitration');
-    expect(outcome(decide(milestoneMachine, again, { type: 'RESOLVE', by: { id: EMPLOYER, roles: ['arbiter'] }, at: AT, currency: 'USD', freelancerAmount: '1.00' }))).toEqual({ code: 'PERMISSION_DENIED', reason: 'ARBITER_IS_PARTY' });
+    expect(
+      outcome(
+        decide(milestoneMachine, again, {
+          type: 'RESOLVE',
+          by: { id: EMPLOYER, roles: ['arbiter'] },
+          at: AT,
+          currency: 'USD',
+          freelancerAmount: '1.00',
+        }),
+      ),
+    ).toEqual({ code: 'PERMISSION_DENIED', reason: 'ARBITER_IS_PARTY' });
     // The freelancer (filer, claim 100) gets 60 > 50: it won, so its fee is refunded.
     const won = step(again, { type: 'RESOLVE', by: caller(ROLES.arbiter), at: AT, currency: 'USD', freelancerAmount: '60.00' });
-    expect(won.emitted.data).toMatchObject({ freelancerAmount: '60.00', employerAmount: '40.00', arbitrationFee: '5.00', escalatorId: FREELANCER, arbitrationFeeRefunded: true });
+    expect(won.emitted.data).toMatchObject({
+      freelancerAmount: '60.00',
+      employerAmount: '40.00',
+      arbitrationFee: '5.00',
+      escalatorId: FREELANCER,
+      arbitrationFeeRefunded: true,
+    });
     // Exactly half is not more than half: the respondent wins and the fee goes to the platform.
     const lost = step(again, { type: 'RESOLVE', by: caller(ROLES.arbiter), at: AT, currency: 'USD', freelancerAmount: '50.00' });
     expect(lost.emitted.data).toMatchObject({ arbitrationFeeRefunded: false });
   });
 
   it('a claim above what is held is refused', () => {
-    expect(outcome(decide(milestoneMachine, funded(), { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: AT, reason: 'x', currency: 'USD', claim: '100.01' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'CLAIM_EXCEEDS_HELD' });
+    expect(
+      outcome(
+        decide(milestoneMachine, funded(), {
+          type: 'OPEN_DISPUTE',
+          by: caller(EMPLOYER),
+          at: AT,
+          reason: 'x',
+          currency: 'USD',
+          claim: '100.01',
+        }),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'CLAIM_EXCEEDS_HELD' });
   });
 
   it('after an unanswered deadline only the grant is accepted; after the review window, no cancel or dispute', () => {
@@ -392,7 +592,17 @@ describe('milestone machine: fees, disputes and timers', () => {
       expect(outcome(decide(milestoneMachine, open, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESPONSE_DEADLINE_PASSED' });
     }
     const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '9.00' });
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'ACCEPT_SETTLEMENT', by: caller(EMPLOYER), at: late, expectedFreelancerAmount: '', expectedCurrency: '' }))).toEqual({
+    expect(
+      outcome(
+        decide(milestoneMachine, proposed, {
+          type: 'ACCEPT_SETTLEMENT',
+          by: caller(EMPLOYER),
+          at: late,
+          expectedFreelancerAmount: '',
+          expectedCurrency: '',
+        }),
+      ),
+    ).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'RESPONSE_DEADLINE_PASSED',
     });
@@ -411,8 +621,19 @@ describe('milestone machine: fees, disputes and timers', () => {
 
   it('caps proposals and escalation attempts per party, so a dispute has a bounded number of events', () => {
     let m = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
-    for (let i = 0; i < 10; i++) m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: `${i}.00` });
-    expect(outcome(decide(milestoneMachine, m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '1.00' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_LIMIT' });
+    for (let i = 0; i < 10; i++)
+      m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: `${i}.00` });
+    expect(
+      outcome(
+        decide(milestoneMachine, m, {
+          type: 'PROPOSE_SETTLEMENT',
+          by: caller(FREELANCER),
+          at: AT,
+          currency: 'USD',
+          freelancerAmount: '1.00',
+        }),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'PROPOSAL_LIMIT' });
     // The other party's proposals are its own to make.
     m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
     const later = inHours(73);
@@ -420,27 +641,65 @@ describe('milestone machine: fees, disputes and timers', () => {
       m = step(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' });
       m = step(m, { type: 'ESCALATION_FAILED', by: sys, at: later, reason: 'INSUFFICIENT_FUNDS' });
     }
-    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' }))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'ESCALATION_LIMIT' });
+    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'ESCALATION_LIMIT',
+    });
     expect(step(m, { type: 'ESCALATE', by: caller(FREELANCER), at: later, available: '' }).state).toBe('escalating');
   });
 
   it('an expected amount in another currency is refused', () => {
     let m = step(funded(), { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '10.00' });
     m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
-    expect(outcome(decide(milestoneMachine, m, { type: 'ACCEPT_SETTLEMENT', by: caller(FREELANCER), at: AT, expectedFreelancerAmount: '5', expectedCurrency: 'JPY' }))).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
+    expect(
+      outcome(
+        decide(milestoneMachine, m, {
+          type: 'ACCEPT_SETTLEMENT',
+          by: caller(FREELANCER),
+          at: AT,
+          expectedFreelancerAmount: '5',
+          expectedCurrency: 'JPY',
+        }),
+      ),
+    ).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
   });
 });
 
 describe('milestone machine: funding decided by the account actor', () => {
   const create = (funding: { reservationId: string; reserved: string; fundingFailure: string }): MilestoneEvent => ({
-    type: 'CREATE', by: caller(EMPLOYER), at: AT, milestoneId: 'm1', projectId: 'p1', freelancerId: FREELANCER, currency: 'USD', amount: '10.00', description: '', terms: DEFAULT_TERMS, ...funding,
+    type: 'CREATE',
+    by: caller(EMPLOYER),
+    at: AT,
+    milestoneId: 'm1',
+    projectId: 'p1',
+    freelancerId: FREELANCER,
+    currency: 'USD',
+    amount: '10.00',
+    description: '',
+    terms: DEFAULT_TERMS,
+    ...funding,
   });
   const voidIt = (by: string): MilestoneEvent => ({
-    type: 'VOID_RESERVATION', by: caller(by), at: AT, reservationId: 'r1', reserved: '10.00', milestoneId: 'm1', projectId: 'p1', employerId: EMPLOYER, freelancerId: FREELANCER, currency: 'USD', amount: '10.00', terms: DEFAULT_TERMS,
+    type: 'VOID_RESERVATION',
+    by: caller(by),
+    at: AT,
+    reservationId: 'r1',
+    reserved: '10.00',
+    milestoneId: 'm1',
+    projectId: 'p1',
+    employerId: EMPLOYER,
+    freelancerId: FREELANCER,
+    currency: 'USD',
+    amount: '10.00',
+    terms: DEFAULT_TERMS,
   });
 
   it('a create the account refused is recorded as failed funding, holding nothing', () => {
-    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' }));
+    const d = decide(
+      milestoneMachine,
+      { state: 'new', context: initialMilestoneContext },
+      create({ reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' }),
+    );
     if (d.kind !== 'accepted') throw new Error('refused');
     expect(d.next.state).toBe('fundingFailed');
     expect(d.next.context).toMatchObject({ held: '0.00', fundingFailureReason: 'INSUFFICIENT_FUNDS', employerId: EMPLOYER });
@@ -448,24 +707,48 @@ describe('milestone machine: funding decided by the account actor', () => {
   });
 
   it('a create whose reservation does not cover amount plus fee is refused', () => {
-    expect(outcome(decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: 'r1', reserved: '9.99', fundingFailure: '' })))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
-    expect(outcome(decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, create({ reservationId: '', reserved: '10.00', fundingFailure: '' })))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
+    expect(
+      outcome(
+        decide(
+          milestoneMachine,
+          { state: 'new', context: initialMilestoneContext },
+          create({ reservationId: 'r1', reserved: '9.99', fundingFailure: '' }),
+        ),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
+    expect(
+      outcome(
+        decide(
+          milestoneMachine,
+          { state: 'new', context: initialMilestoneContext },
+          create({ reservationId: '', reserved: '10.00', fundingFailure: '' }),
+        ),
+      ),
+    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
   });
 
   it('a void takes the place of a milestone that never appeared, and changes nothing anywhere else', () => {
     const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
     if (d.kind !== 'accepted') throw new Error('refused');
     expect(d.next.state).toBe('fundingFailed');
-    expect(d.emitted).toEqual({ type: 'reservation_voided', data: { reservationId: 'r1', amount: '10.00', reason: 'RESERVATION_EXPIRED' } });
+    expect(d.emitted).toEqual({
+      type: 'reservation_voided',
+      data: { reservationId: 'r1', amount: '10.00', reason: 'RESERVATION_EXPIRED' },
+    });
     for (const state of STATES.filter((s) => s !== 'new')) {
       expect(outcome(decide(milestoneMachine, { state, context: contextIn(state) }, voidIt('system')))).toEqual({ unchanged: true });
     }
-    expect(outcome(decide(milestoneMachine, { state: 'funded', context: contextIn('funded') }, voidIt(EMPLOYER)))).toEqual({ code: 'PERMISSION_DENIED', reason: 'SYSTEM_ONLY' });
+    expect(outcome(decide(milestoneMachine, { state: 'funded', context: contextIn('funded') }, voidIt(EMPLOYER)))).toEqual({
+      code: 'PERMISSION_DENIED',
+      reason: 'SYSTEM_ONLY',
+    });
   });
 
   it('a create after a void is refused: the reservation can no longer be consumed', () => {
     const voided = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
     if (voided.kind !== 'accepted') throw new Error('refused');
-    expect(outcome(decide(milestoneMachine, voided.next, create({ reservationId: 'r1', reserved: '10.00', fundingFailure: '' })))).toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(
+      outcome(decide(milestoneMachine, voided.next, create({ reservationId: 'r1', reserved: '10.00', fundingFailure: '' }))),
+    ).toMatchObject({ code: 'FAILED_PRECONDITION' });
   });
 });

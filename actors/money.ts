@@ -7,7 +7,8 @@ import { Decimal } from 'decimal.js';
  * which the service turns into INVALID_ARGUMENT (src/money.ts, src/gateway/handlers.ts).
  */
 
-export type MoneyReason = 'CURRENCY_UNKNOWN' | 'AMOUNT_REQUIRED' | 'AMOUNT_INVALID' | 'AMOUNT_SCALE' | 'AMOUNT_NOT_POSITIVE' | 'AMOUNT_TOO_LARGE';
+export type MoneyReason =
+  'CURRENCY_UNKNOWN' | 'AMOUNT_REQUIRED' | 'AMOUNT_INVALID' | 'AMOUNT_SCALE' | 'AMOUNT_NOT_POSITIVE' | 'AMOUNT_TOO_LARGE';
 
 /** An amount or currency the rules refuse, with its stable reason. */
 export class MoneyError extends Error {
@@ -26,12 +27,64 @@ Decimal.set({ precision: 40, rounding: Decimal.ROUND_DOWN, toExpNeg: -40, toExpP
 
 /** Minor units (digits after the decimal point) of the ISO 4217 currencies we accept. */
 export const CURRENCY_MINOR_UNITS: Readonly<Record<string, number>> = Object.freeze({
-  USD: 2, EUR: 2, GBP: 2, AUD: 2, CAD: 2, NZD: 2, CHF: 2, SEK: 2, NOK: 2, DKK: 2, PLN: 2,
-  CZK: 2, HUF: 2, RON: 2, BGN: 2, TRY: 2, INR: 2, PKR: 2, BDT: 2, LKR: 2, NPR: 2, PHP: 2,
-  IDR: 2, MYR: 2, SGD: 2, HKD: 2, CNY: 2, TWD: 2, THB: 2, ZAR: 2, NGN: 2, KES: 2, EGP: 2,
-  MXN: 2, BRL: 2, ARS: 2, COP: 2, PEN: 2, UAH: 2, AED: 2, SAR: 2, ILS: 2, MAD: 2,
-  JPY: 0, KRW: 0, VND: 0, CLP: 0, ISK: 0, UGX: 0, XOF: 0, XAF: 0,
-  BHD: 3, KWD: 3, OMR: 3, JOD: 3, TND: 3, LYD: 3, IQD: 3,
+  USD: 2,
+  EUR: 2,
+  GBP: 2,
+  AUD: 2,
+  CAD: 2,
+  NZD: 2,
+  CHF: 2,
+  SEK: 2,
+  NOK: 2,
+  DKK: 2,
+  PLN: 2,
+  CZK: 2,
+  HUF: 2,
+  RON: 2,
+  BGN: 2,
+  TRY: 2,
+  INR: 2,
+  PKR: 2,
+  BDT: 2,
+  LKR: 2,
+  NPR: 2,
+  PHP: 2,
+  IDR: 2,
+  MYR: 2,
+  SGD: 2,
+  HKD: 2,
+  CNY: 2,
+  TWD: 2,
+  THB: 2,
+  ZAR: 2,
+  NGN: 2,
+  KES: 2,
+  EGP: 2,
+  MXN: 2,
+  BRL: 2,
+  ARS: 2,
+  COP: 2,
+  PEN: 2,
+  UAH: 2,
+  AED: 2,
+  SAR: 2,
+  ILS: 2,
+  MAD: 2,
+  JPY: 0,
+  KRW: 0,
+  VND: 0,
+  CLP: 0,
+  ISK: 0,
+  UGX: 0,
+  XOF: 0,
+  XAF: 0,
+  BHD: 3,
+  KWD: 3,
+  OMR: 3,
+  JOD: 3,
+  TND: 3,
+  LYD: 3,
+  IQD: 3,
 });
 
 /** The largest amount accepted in one request, in major units (one trillion). */

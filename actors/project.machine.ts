@@ -105,7 +105,10 @@ export const projectMachine = setup({
     new: {
       description: 'Unknown project: the first milestone registers it.',
       on: {
-        REGISTER: [{ guard: 'isSelfAward', actions: 'rejectSelfAward' }, { target: 'awarded', actions: 'register' }],
+        REGISTER: [
+          { guard: 'isSelfAward', actions: 'rejectSelfAward' },
+          { target: 'awarded', actions: 'register' },
+        ],
         ACCEPT_AWARD: { actions: 'rejectNotFound' },
         CHECK_REQUEST: { actions: 'rejectNotFound' },
       },
@@ -115,10 +118,7 @@ export const projectMachine = setup({
       on: {
         REGISTER: registerChecks,
         CHECK_REQUEST: requestChecks,
-        ACCEPT_AWARD: [
-          { guard: 'isFreelancer', target: 'awardAccepted', actions: 'acceptAward' },
-          { actions: 'rejectNotFreelancer' },
-        ],
+        ACCEPT_AWARD: [{ guard: 'isFreelancer', target: 'awardAccepted', actions: 'acceptAward' }, { actions: 'rejectNotFreelancer' }],
       },
     },
     awardAccepted: {

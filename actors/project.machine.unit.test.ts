@@ -4,7 +4,13 @@ import { initialProjectContext, projectMachine, type ProjectEvent } from './proj
 
 const AT = '2026-12-01T00:00:00.000Z';
 const by = (id: string) => ({ id, roles: [] });
-const register = (employer: string, freelancer: string): ProjectEvent => ({ type: 'REGISTER', by: by(employer), at: AT, projectId: 'p1', freelancerId: freelancer });
+const register = (employer: string, freelancer: string): ProjectEvent => ({
+  type: 'REGISTER',
+  by: by(employer),
+  at: AT,
+  projectId: 'p1',
+  freelancerId: freelancer,
+});
 const accept = (who: string): ProjectEvent => ({ type: 'ACCEPT_AWARD', by: by(who), at: AT });
 const awarded = { state: 'awarded', context: { ...initialProjectContext, id: 'p1', employerId: 'emp', freelancerId: 'fl', createdAt: AT } };
 const accepted = { ...awarded, state: 'awardAccepted' };

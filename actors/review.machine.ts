@@ -56,12 +56,18 @@ export const reviewMachine = setup({
   },
   actions: {
     rejectNoProject: assign({ rejection: () => reject('NOT_FOUND', 'PROJECT_NOT_FOUND', 'no such project') }),
-    rejectNotParty: assign({ rejection: () => reject('PERMISSION_DENIED', 'NOT_PARTY', 'only the project\'s employer and freelancer review each other') }),
+    rejectNotParty: assign({
+      rejection: () => reject('PERMISSION_DENIED', 'NOT_PARTY', "only the project's employer and freelancer review each other"),
+    }),
     rejectNotCounterpart: assign({
       rejection: () => reject('INVALID_ARGUMENT', 'REVIEWEE_NOT_COUNTERPART', 'the reviewee must be the other party of the project'),
     }),
-    rejectNotPaid: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NOTHING_RELEASED', 'no milestone of the project has paid the freelancer yet') }),
-    rejectAlreadyReviewed: assign({ rejection: () => reject('FAILED_PRECONDITION', 'ALREADY_REVIEWED', 'the caller has reviewed this project already') }),
+    rejectNotPaid: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'NOTHING_RELEASED', 'no milestone of the project has paid the freelancer yet'),
+    }),
+    rejectAlreadyReviewed: assign({
+      rejection: () => reject('FAILED_PRECONDITION', 'ALREADY_REVIEWED', 'the caller has reviewed this project already'),
+    }),
     submit: assign(({ event }) => ({
       projectId: event.projectId,
       reviewerId: event.by.id,

@@ -34,7 +34,12 @@ const seen = new Set<string>();
 // Pulled by size (events are at most the stream's largest message, 64 KiB by default).
 const messages = await consumer.consume({ max_bytes: 4 * 1024 * 1024 });
 for await (const m of messages) {
-  const event = m.json<{ id: string; type: string; subject: string; data: { version: number; change: MilestoneEmitted['data']; state: { state: string } } }>();
+  const event = m.json<{
+    id: string;
+    type: string;
+    subject: string;
+    data: { version: number; change: MilestoneEmitted['data']; state: { state: string } };
+  }>();
   // Each type's change has a schema (npm run schemas); a consumer can check what it reads.
   const parsed = parseEventType(event.type);
   const wrong = parsed ? validateChange(parsed.entity, parsed.type, event.data.change) : 'unknown type';

@@ -67,13 +67,18 @@ const started: EngineProcess[] = [];
 const log = (m: string) => console.error(`[bench] ${m}`);
 /** Progress lines of a running workload, every few seconds. */
 const progress = (label: string) => (p: { answered: number; elapsedMs: number; errors: Record<string, number> }) =>
-  log(`${label}: ${p.answered} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s), errors ${JSON.stringify(p.errors)}`);
+  log(
+    `${label}: ${p.answered} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s), errors ${JSON.stringify(p.errors)}`,
+  );
 
 async function server(script: string, args: string[], env: Record<string, string> = {}): Promise<EngineProcess> {
   // The comparators are plain scripts; EngineProcess only needs a role name to wait on its port.
   const p = new EngineProcess('gateway', { ...env, GRPC_ADDRESS: args[0]! });
   const { spawn } = await import('node:child_process');
-  p.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  p.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (let i = 0; i < 300 && !(await portOpen(Number(args[0]!.split(':')[1]))); i++) await sleep(100);
   started.push(p);
   return p;
@@ -106,7 +111,8 @@ async function race(address: string, label: string): Promise<RaceResult> {
       amount: '10.00',
       prefix: `${label}${randomBytes(2).toString('hex')}`,
       concurrency,
-      onProgress: (p) => log(`${label} race: ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s ${JSON.stringify(p.byCode)}`),
+      onProgress: (p) =>
+        log(`${label} race: ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s ${JSON.stringify(p.byCode)}`),
     });
   } finally {
     c.close();
@@ -118,7 +124,9 @@ async function closedLoop(address: string, label: string, what: 'mixed' | 'creat
   const c = new EscrowClient(address, secret);
   try {
     const p = await seedMixed([c], what === 'mixed' ? 50 : 32);
-    log(`${label}: ${what === 'mixed' ? 'mixed workload' : 'creates only'}, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`);
+    log(
+      `${label}: ${what === 'mixed' ? 'mixed workload' : 'creates only'}, closed loop, concurrency ${concurrency}, ${durationMs / 1000} s`,
+    );
     return await runMixedClosed([c], p, concurrency, durationMs, progress(`${label} ${what}`), what === 'mixed' ? undefined : createOne);
   } finally {
     c.close();
@@ -167,17 +175,36 @@ async function main() {
     const cc = new EscrowClient(gw.address, secret);
     const seed = await seedMixed([cc], 32);
     await runBounded(
-      Array.from({ length: HEAP_MILESTONES - made }, (_, i) => () =>
-        cc.m('CreateMilestone', `${seed.prefix}-emp-${i % 32}`, { project_id: `${seed.prefix}-p-${i % 32}`, freelancer_id: `${seed.prefix}-fl-${i % 32}`, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: `heap-${i}` }).then(() => {}, () => {}),
+      Array.from(
+        { length: HEAP_MILESTONES - made },
+        (_, i) => () =>
+          cc
+            .m('CreateMilestone', `${seed.prefix}-emp-${i % 32}`, {
+              project_id: `${seed.prefix}-p-${i % 32}`,
+              freelancer_id: `${seed.prefix}-fl-${i % 32}`,
+              amount: { currency_code: 'USD', amount: '1.00' },
+              idempotency_key: `heap-${i}`,
+            })
+            .then(
+              () => {},
+              () => {},
+            ),
       ),
       64,
     );
     cc.close();
   }
-  const realIds = (await pool.query<{ id: string; employer_id: string }>(`SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT ${HEAP_MILESTONES}`)).rows;
+  const realIds = (
+    await pool.query<{ id: string; employer_id: string }>(
+      `SELECT milestone_id::text AS id, employer_id FROM milestones LIMIT ${HEAP_MILESTONES}`,
+    )
+  ).rows;
   // The heap of resident actors, measured here (this process runs with --expose-gc): load each
   // real milestone into an actor, collect garbage before and after, divide.
-  const heap = await actorHeap(elog, realIds.map((r) => r.id));
+  const heap = await actorHeap(
+    elog,
+    realIds.map((r) => r.id),
+  );
   await pool.end();
   await nc.close();
   await gw.stop();
@@ -207,7 +234,12 @@ async function main() {
   const result = {
     machine: { cores: (await import('node:os')).cpus().length, node: process.version },
     settings: { durationS: durationMs / 1000, concurrency, milestones, contenders, touch, actorsMax },
-    ceiling: { raceCommandsPerSecond: ceilingRace.commandsPerSecond, raceP99Ms: ceilingRace.latencyMs.p99, mixedOpsPerSecond: ceilingMixed.opsPerSecond, mixedP99Ms: ceilingMixed.latencyMs.p99 },
+    ceiling: {
+      raceCommandsPerSecond: ceilingRace.commandsPerSecond,
+      raceP99Ms: ceilingRace.latencyMs.p99,
+      mixedOpsPerSecond: ceilingMixed.opsPerSecond,
+      mixedP99Ms: ceilingMixed.latencyMs.p99,
+    },
     engine: {
       raceCommandsPerSecond: engineRace.commandsPerSecond,
       raceLatencyMs: engineRace.latencyMs,
@@ -222,7 +254,15 @@ async function main() {
       ledgerLagMs: lag,
       audit: audit.ok ? 'pass' : 'fail',
     },
-    baseline: { raceCommandsPerSecond: baselineRace.commandsPerSecond, raceLatencyMs: baselineRace.latencyMs, raceWinners: baselineRace.winnersHistogram, mixedOpsPerSecond: baselineMixed.opsPerSecond, mixedLatencyMs: baselineMixed.latencyMs, createsPerSecond: baselineCreates.opsPerSecond, createLatencyMs: baselineCreates.latencyMs },
+    baseline: {
+      raceCommandsPerSecond: baselineRace.commandsPerSecond,
+      raceLatencyMs: baselineRace.latencyMs,
+      raceWinners: baselineRace.winnersHistogram,
+      mixedOpsPerSecond: baselineMixed.opsPerSecond,
+      mixedLatencyMs: baselineMixed.latencyMs,
+      createsPerSecond: baselineCreates.opsPerSecond,
+      createLatencyMs: baselineCreates.latencyMs,
+    },
     ratios: {
       engineOverCeilingRace: ratio(engineRace.commandsPerSecond, ceilingRace.commandsPerSecond),
       engineOverBaselineRace: ratio(engineRace.commandsPerSecond, baselineRace.commandsPerSecond),
@@ -230,11 +270,26 @@ async function main() {
       engineOverBaselineMixed: ratio(engineMixed.opsPerSecond, baselineMixed.opsPerSecond),
       engineOverBaselineCreates: ratio(engineCreates.opsPerSecond, baselineCreates.opsPerSecond),
       ...(onCluster
-        ? { clusterOverSingleRace: ratio(onCluster.race.commandsPerSecond, engineRace.commandsPerSecond), clusterOverSingleMixed: ratio(onCluster.mixed.opsPerSecond, engineMixed.opsPerSecond) }
+        ? {
+            clusterOverSingleRace: ratio(onCluster.race.commandsPerSecond, engineRace.commandsPerSecond),
+            clusterOverSingleMixed: ratio(onCluster.mixed.opsPerSecond, engineMixed.opsPerSecond),
+          }
         : {}),
     },
     cluster: onCluster
-      ? { nodes: 3, replicas: 3, syncInterval: 'always', server: onCluster.server, raceCommandsPerSecond: onCluster.race.commandsPerSecond, raceLatencyMs: onCluster.race.latencyMs, raceWinners: onCluster.race.winnersHistogram, mixedOpsPerSecond: onCluster.mixed.opsPerSecond, mixedLatencyMs: onCluster.mixed.latencyMs, mixedErrors: onCluster.mixed.errors, audit: onCluster.audit }
+      ? {
+          nodes: 3,
+          replicas: 3,
+          syncInterval: 'always',
+          server: onCluster.server,
+          raceCommandsPerSecond: onCluster.race.commandsPerSecond,
+          raceLatencyMs: onCluster.race.latencyMs,
+          raceWinners: onCluster.race.winnersHistogram,
+          mixedOpsPerSecond: onCluster.mixed.opsPerSecond,
+          mixedLatencyMs: onCluster.mixed.latencyMs,
+          mixedErrors: onCluster.mixed.errors,
+          audit: onCluster.audit,
+        }
       : null,
     memory: {
       touched: memory.touched,
@@ -249,28 +304,96 @@ async function main() {
     },
   };
   console.log(`ceiling  race ${result.ceiling.raceCommandsPerSecond}/s  mixed ${result.ceiling.mixedOpsPerSecond}/s`);
-  console.log(`engine   race ${result.engine.raceCommandsPerSecond}/s (p99 ${engineRace.latencyMs.p99} ms)  mixed ${result.engine.mixedPeakOpsPerSecond}/s (p99 ${engineMixed.latencyMs.p99} ms)  at 70%: p99 ${engineAt70.latencyMs.p99} ms  ledger lag p99 ${lag.p99} ms  audit ${result.engine.audit}`);
-  console.log(`creates  engine ${engineCreates.opsPerSecond}/s (p99 ${engineCreates.latencyMs.p99} ms, slowest ${engineCreates.latencyMs.max} ms)  baseline ${baselineCreates.opsPerSecond}/s (p99 ${baselineCreates.latencyMs.p99} ms)`);
+  console.log(
+    `engine   race ${result.engine.raceCommandsPerSecond}/s (p99 ${engineRace.latencyMs.p99} ms)  mixed ${result.engine.mixedPeakOpsPerSecond}/s (p99 ${engineMixed.latencyMs.p99} ms)  at 70%: p99 ${engineAt70.latencyMs.p99} ms  ledger lag p99 ${lag.p99} ms  audit ${result.engine.audit}`,
+  );
+  console.log(
+    `creates  engine ${engineCreates.opsPerSecond}/s (p99 ${engineCreates.latencyMs.p99} ms, slowest ${engineCreates.latencyMs.max} ms)  baseline ${baselineCreates.opsPerSecond}/s (p99 ${baselineCreates.latencyMs.p99} ms)`,
+  );
   console.log(`baseline race ${result.baseline.raceCommandsPerSecond}/s  mixed ${result.baseline.mixedOpsPerSecond}/s`);
-  if (onCluster) console.log(`cluster  race ${onCluster.race.commandsPerSecond}/s (p99 ${onCluster.race.latencyMs.p99} ms)  mixed ${onCluster.mixed.opsPerSecond}/s (p99 ${onCluster.mixed.latencyMs.p99} ms)  audit ${onCluster.audit}  (3 nodes, R3, sync_interval always, nats-server ${onCluster.server})`);
+  if (onCluster)
+    console.log(
+      `cluster  race ${onCluster.race.commandsPerSecond}/s (p99 ${onCluster.race.latencyMs.p99} ms)  mixed ${onCluster.mixed.opsPerSecond}/s (p99 ${onCluster.mixed.latencyMs.p99} ms)  audit ${onCluster.audit}  (3 nodes, R3, sync_interval always, nats-server ${onCluster.server})`,
+    );
   console.log(`ratios   ${JSON.stringify(result.ratios)}`);
   console.log(`memory   ${JSON.stringify(result.memory)}`);
-  if (result.memory.heapBytesPerResidentActor === null) console.log('memory   (run with node --expose-gc, as npm run bench does, for the heap figure)');
+  if (result.memory.heapBytesPerResidentActor === null)
+    console.log('memory   (run with node --expose-gc, as npm run bench does, for the heap figure)');
   console.log(JSON.stringify({ bench: result }));
   if (a.report) {
     const rows: ReportRow[] = [
-      { workload: 'race', system: 'engine', perSecond: engineRace.commandsPerSecond, p50Ms: engineRace.latencyMs.p50, p99Ms: engineRace.latencyMs.p99 },
-      { workload: 'race', system: 'baseline', perSecond: baselineRace.commandsPerSecond, p50Ms: baselineRace.latencyMs.p50, p99Ms: baselineRace.latencyMs.p99 },
-      { workload: 'race', system: 'ceiling', perSecond: ceilingRace.commandsPerSecond, p50Ms: ceilingRace.latencyMs.p50, p99Ms: ceilingRace.latencyMs.p99 },
-      { workload: 'mixed', system: 'engine', perSecond: engineMixed.opsPerSecond, p50Ms: engineMixed.latencyMs.p50, p99Ms: engineMixed.latencyMs.p99 },
-      { workload: 'mixed', system: 'baseline', perSecond: baselineMixed.opsPerSecond, p50Ms: baselineMixed.latencyMs.p50, p99Ms: baselineMixed.latencyMs.p99 },
-      { workload: 'mixed', system: 'ceiling', perSecond: ceilingMixed.opsPerSecond, p50Ms: ceilingMixed.latencyMs.p50, p99Ms: ceilingMixed.latencyMs.p99 },
-      { workload: 'creates', system: 'engine', perSecond: engineCreates.opsPerSecond, p50Ms: engineCreates.latencyMs.p50, p99Ms: engineCreates.latencyMs.p99 },
-      { workload: 'creates', system: 'baseline', perSecond: baselineCreates.opsPerSecond, p50Ms: baselineCreates.latencyMs.p50, p99Ms: baselineCreates.latencyMs.p99 },
+      {
+        workload: 'race',
+        system: 'engine',
+        perSecond: engineRace.commandsPerSecond,
+        p50Ms: engineRace.latencyMs.p50,
+        p99Ms: engineRace.latencyMs.p99,
+      },
+      {
+        workload: 'race',
+        system: 'baseline',
+        perSecond: baselineRace.commandsPerSecond,
+        p50Ms: baselineRace.latencyMs.p50,
+        p99Ms: baselineRace.latencyMs.p99,
+      },
+      {
+        workload: 'race',
+        system: 'ceiling',
+        perSecond: ceilingRace.commandsPerSecond,
+        p50Ms: ceilingRace.latencyMs.p50,
+        p99Ms: ceilingRace.latencyMs.p99,
+      },
+      {
+        workload: 'mixed',
+        system: 'engine',
+        perSecond: engineMixed.opsPerSecond,
+        p50Ms: engineMixed.latencyMs.p50,
+        p99Ms: engineMixed.latencyMs.p99,
+      },
+      {
+        workload: 'mixed',
+        system: 'baseline',
+        perSecond: baselineMixed.opsPerSecond,
+        p50Ms: baselineMixed.latencyMs.p50,
+        p99Ms: baselineMixed.latencyMs.p99,
+      },
+      {
+        workload: 'mixed',
+        system: 'ceiling',
+        perSecond: ceilingMixed.opsPerSecond,
+        p50Ms: ceilingMixed.latencyMs.p50,
+        p99Ms: ceilingMixed.latencyMs.p99,
+      },
+      {
+        workload: 'creates',
+        system: 'engine',
+        perSecond: engineCreates.opsPerSecond,
+        p50Ms: engineCreates.latencyMs.p50,
+        p99Ms: engineCreates.latencyMs.p99,
+      },
+      {
+        workload: 'creates',
+        system: 'baseline',
+        perSecond: baselineCreates.opsPerSecond,
+        p50Ms: baselineCreates.latencyMs.p50,
+        p99Ms: baselineCreates.latencyMs.p99,
+      },
       ...(onCluster
         ? [
-            { workload: 'race', system: 'cluster' as const, perSecond: onCluster.race.commandsPerSecond, p50Ms: onCluster.race.latencyMs.p50, p99Ms: onCluster.race.latencyMs.p99 },
-            { workload: 'mixed', system: 'cluster' as const, perSecond: onCluster.mixed.opsPerSecond, p50Ms: onCluster.mixed.latencyMs.p50, p99Ms: onCluster.mixed.latencyMs.p99 },
+            {
+              workload: 'race',
+              system: 'cluster' as const,
+              perSecond: onCluster.race.commandsPerSecond,
+              p50Ms: onCluster.race.latencyMs.p50,
+              p99Ms: onCluster.race.latencyMs.p99,
+            },
+            {
+              workload: 'mixed',
+              system: 'cluster' as const,
+              perSecond: onCluster.mixed.opsPerSecond,
+              p50Ms: onCluster.mixed.latencyMs.p50,
+              p99Ms: onCluster.mixed.latencyMs.p99,
+            },
           ]
         : []),
     ];
@@ -332,7 +455,16 @@ async function actorHeap(elog: EventLog, ids: string[]): Promise<{ actors: numbe
   const registry = new Registry({ kind: MILESTONE, log: elog, mailboxMax: 64, actorsMax: ids.length + 1, actorIdleMs: 86_400_000 });
   gc();
   const before = process.memoryUsage().heapUsed;
-  await runBounded(ids.map((id) => () => registry.read(id).then(() => {}, () => {})), 64);
+  await runBounded(
+    ids.map(
+      (id) => () =>
+        registry.read(id).then(
+          () => {},
+          () => {},
+        ),
+    ),
+    64,
+  );
   gc();
   gc();
   const after = process.memoryUsage().heapUsed;

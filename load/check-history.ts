@@ -19,13 +19,19 @@ const { values: a } = parseArgs({ options: { history: { type: 'string' }, 'no-au
 const config = await toolConfig();
 const secret = config.eventKey ?? config.authJwtSecret;
 if (!a.history || !config.natsUrl || !secret || (!a['no-audit'] && !config.databaseUrl)) {
-  console.error('check-history needs --history FILE, NATS_URL, DATABASE_URL (or --no-audit), ESCROW_NAMESPACE and ESCROW_EVENT_KEY or AUTH_JWT_SECRET');
+  console.error(
+    'check-history needs --history FILE, NATS_URL, DATABASE_URL (or --no-audit), ESCROW_NAMESPACE and ESCROW_EVENT_KEY or AUTH_JWT_SECRET',
+  );
   process.exit(64);
 }
 const records = parseHistory(readFileSync(a.history, 'utf8'));
 const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
 try {
-  const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret: secret, allowUnsafeReplicas: true }); // read-only
+  const log = await EventLog.open(nc, names(config.namespace), {
+    duplicateWindowMs: config.duplicateWindowMs,
+    signingSecret: secret,
+    allowUnsafeReplicas: true,
+  }); // read-only
   const verdict = await checkHistory(log, records);
   let audit: 'pass' | 'fail' | 'skipped' = 'skipped';
   let violations: unknown[] = [];
@@ -40,7 +46,9 @@ try {
     }
   }
   for (const p of verdict.problems) console.error(`VIOLATION ${p}`);
-  console.log(`history: ${verdict.calls} calls on ${verdict.milestones} milestones; ${verdict.problems.length} problems; ${verdict.unansweredEndings} endings no client was told of; ${verdict.refusedThenApplied} copies refused before their twin took effect; auditor ${audit}`);
+  console.log(
+    `history: ${verdict.calls} calls on ${verdict.milestones} milestones; ${verdict.problems.length} problems; ${verdict.unansweredEndings} endings no client was told of; ${verdict.refusedThenApplied} copies refused before their twin took effect; auditor ${audit}`,
+  );
   console.log(JSON.stringify({ checkHistory: { ...verdict, audit, violations } }));
   process.exitCode = verdict.problems.length === 0 && audit !== 'fail' ? 0 : 1;
 } finally {

@@ -46,7 +46,8 @@ server.addService(pkg.MilestoneService.service, {
 });
 server.addService(pkg.AccountService.service, {
   Deposit: (_call: unknown, cb: grpc.sendUnaryData<any>) => cb(null, { operation_id: randomUUID(), status: 'APPLIED' }),
-  GetBalance: (_call: unknown, cb: grpc.sendUnaryData<any>) => cb(null, { user_id: 'u', available: money('0.00'), held: money('0.00'), incoming: money('0.00') }),
+  GetBalance: (_call: unknown, cb: grpc.sendUnaryData<any>) =>
+    cb(null, { user_id: 'u', available: money('0.00'), held: money('0.00'), incoming: money('0.00') }),
 });
 server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => {
   if (err) throw err;

@@ -96,11 +96,21 @@ async function main(): Promise<number> {
     if (!a.namespace) namespace = runNamespace('race');
     // The secret given (--secret, AUTH_JWT_SECRET) is used, so that tools run afterwards (check-history, audit) can verify the events.
     secret = a.secret ?? process.env.AUTH_JWT_SECRET ?? randomBytes(16).toString('hex');
-    const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ESCROW_MAILBOX_MAX: '10000', ...LOAD_TOOL_LIMITS };
+    const base = {
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      AUTH_JWT_SECRET: secret,
+      ESCROW_NAMESPACE: namespace,
+      LOG_LEVEL: 'warn',
+      ESCROW_MAILBOX_MAX: '10000',
+      ...LOAD_TOOL_LIMITS,
+    };
     processes.push(await EngineProcess.start('worker', base));
     const portBase = a['grpc-port-base'] ? num('grpc-port-base', 1, 65_535 - opts.spawn) : null;
     for (let i = 0; i < opts.spawn; i++) {
-      processes.push(await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${portBase === null ? await freePort() : portBase + i}` }));
+      processes.push(
+        await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${portBase === null ? await freePort() : portBase + i}` }),
+      );
     }
     targets = processes.filter((p) => p.role === 'gateway').map((p) => p.address);
   }
@@ -119,7 +129,10 @@ async function main(): Promise<number> {
       prefix,
       ...opts,
       // Progress for the person watching, on stderr: answered so far, rate, outcomes.
-      onProgress: (p) => console.error(`[race] ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s) ${JSON.stringify(p.byCode)}`),
+      onProgress: (p) =>
+        console.error(
+          `[race] ${p.answered}/${p.sent} answered in ${Math.round(p.elapsedMs / 1000)} s (${Math.round((p.answered / Math.max(1, p.elapsedMs)) * 1000)}/s) ${JSON.stringify(p.byCode)}`,
+        ),
     });
     // What the clients were told, against the milestones as GetMilestone shows them.
     historyProblems = await checkHistories(clients, race);
@@ -133,7 +146,11 @@ async function main(): Promise<number> {
   let lag: LatencySummary | null = null;
   if (!a['no-audit'] && databaseUrl && natsUrl) {
     const nc = await connect(natsOptions(natsUrl, natsAuthFrom()));
-    const log = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: process.env.ESCROW_EVENT_KEY ?? secret, allowUnsafeReplicas: true }); // read-only
+    const log = await EventLog.open(nc, names(namespace), {
+      duplicateWindowMs: 120_000,
+      signingSecret: process.env.ESCROW_EVENT_KEY ?? secret,
+      allowUnsafeReplicas: true,
+    }); // read-only
     const pool = createPool(databaseUrl, namespace, 2);
     try {
       audit = await runAudit(log, pool, 60_000);
@@ -153,13 +170,25 @@ async function main(): Promise<number> {
   const winnerKinds = race.winnerKinds;
   const unfair = unfairKinds(race, opts.minWinShare);
   const verdict = audit ? (audit.ok ? 'pass' : 'fail') : 'skipped';
-  console.log(`race: ${race.milestoneIds.length} milestones x ${opts.contenders} contenders x ${opts.duplicates} copies over ${targets.length} gateway(s)`);
-  console.log(`  ${race.commands} commands in ${race.elapsedMs} ms = ${race.commandsPerSecond}/s; latency ms p50 ${race.latencyMs.p50} p95 ${race.latencyMs.p95} p99 ${race.latencyMs.p99}`);
-  console.log(`  winners per milestone: ${JSON.stringify(race.winnersHistogram)} ${oneWinnerEach ? '(exactly one each)' : '(VIOLATION: not exactly one)'}`);
-  console.log(`  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`);
-  console.log(`  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`);
+  console.log(
+    `race: ${race.milestoneIds.length} milestones x ${opts.contenders} contenders x ${opts.duplicates} copies over ${targets.length} gateway(s)`,
+  );
+  console.log(
+    `  ${race.commands} commands in ${race.elapsedMs} ms = ${race.commandsPerSecond}/s; latency ms p50 ${race.latencyMs.p50} p95 ${race.latencyMs.p95} p99 ${race.latencyMs.p99}`,
+  );
+  console.log(
+    `  winners per milestone: ${JSON.stringify(race.winnersHistogram)} ${oneWinnerEach ? '(exactly one each)' : '(VIOLATION: not exactly one)'}`,
+  );
+  console.log(
+    `  winners by kind: ${JSON.stringify(winnerKinds)}${race.disputedIds.length ? ` (${race.disputedIds.length} disputed first${wrongWinners.length ? `; VIOLATION: ${wrongWinners.length} disputed won by release or cancel` : ''})` : ''}`,
+  );
+  console.log(
+    `  contended by kind: ${JSON.stringify(race.contendedKinds)}${unfair.length ? ` (VIOLATION: ${unfair.map((u) => `${u.kind} won ${u.won} of ${u.contended}`).join(', ')}, below --min-win-share ${opts.minWinShare})` : ''}`,
+  );
   console.log(`  losers by status: ${JSON.stringify(race.loserCodes)}`);
-  console.log(`  history checker: ${historyProblems.length === 0 ? `every answer agrees with the log${logProof ? ` (${logProof.calls} calls on ${logProof.milestones} milestones proven against their events; ${logProof.refusedThenApplied} copies refused before their twin took effect)` : ''}` : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`);
+  console.log(
+    `  history checker: ${historyProblems.length === 0 ? `every answer agrees with the log${logProof ? ` (${logProof.calls} calls on ${logProof.milestones} milestones proven against their events; ${logProof.refusedThenApplied} copies refused before their twin took effect)` : ''}` : `VIOLATION: ${historyProblems.length} (${historyProblems.slice(0, 3).join('; ')})`}`,
+  );
   if (lag) console.log(`  ledger lag (answer -> posting written) ms: p50 ${lag.p50} p99 ${lag.p99}`);
   console.log(`  auditor: ${verdict}${audit && !audit.ok ? ` ${JSON.stringify(audit.violations)}` : ''}`);
   console.log(
@@ -207,6 +236,7 @@ try {
   console.error(err instanceof Error ? err.message : err);
 } finally {
   await Promise.all(processes.map((p) => p.stop()));
-  if (opts.spawn > 0 && !a.keep && !a.namespace && databaseUrl && natsUrl) await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
+  if (opts.spawn > 0 && !a.keep && !a.namespace && databaseUrl && natsUrl)
+    await dropNamespace(databaseUrl, natsUrl, namespace).catch(() => {});
 }
 process.exit(code);

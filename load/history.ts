@@ -63,7 +63,14 @@ export function parseHistory(text: string): CallRecord[] {
       if (line.type !== 'Point') return [line as unknown as CallRecord];
       const data = line.data as { time: string; tags: Record<string, string> };
       const tag = data.tags;
-      const record: CallRecord = { t: Date.parse(data.time), caller: tag.caller ?? '', rpc: tag.rpc ?? '', milestoneId: tag.milestone ?? '', key: tag.key ?? '', code: tag.code ?? '' };
+      const record: CallRecord = {
+        t: Date.parse(data.time),
+        caller: tag.caller ?? '',
+        rpc: tag.rpc ?? '',
+        milestoneId: tag.milestone ?? '',
+        key: tag.key ?? '',
+        code: tag.code ?? '',
+      };
       if (tag.status) record.status = tag.status;
       if (tag.reason) record.reason = tag.reason;
       return [record];
@@ -130,18 +137,24 @@ export async function checkHistory(log: EventLog, records: CallRecord[]): Promis
           // ended status needs that ending in the log, at or before the version answered.
           const ending = c.status ? ENDINGS[c.status] : undefined;
           if (ending && !endings.some((x) => x.type === ending && (c.version === undefined || x.version <= c.version))) {
-            problems.push(`${id}: ${c.caller} was told after its ${c.rpc} that it is ${c.status}${c.version === undefined ? '' : ` at version ${c.version}`}, and the log's ending is ${endings.map((x) => `${x.type} at version ${x.version}`).join(', ') || 'none'}`);
+            problems.push(
+              `${id}: ${c.caller} was told after its ${c.rpc} that it is ${c.status}${c.version === undefined ? '' : ` at version ${c.version}`}, and the log's ending is ${endings.map((x) => `${x.type} at version ${x.version}`).join(', ') || 'none'}`,
+            );
           }
           if (endings.some((x) => x.id === own)) endingAnswered = true;
         } else if (REFUSALS.has(c.code)) {
           if (logged && c.version !== undefined && logged.version > c.version) refusedThenApplied++;
           if (logged && (c.version === undefined || logged.version <= c.version)) {
             const at = c.version === undefined ? '' : ` at version ${logged.version}, though refused at version ${c.version}`;
-            problems.push(`${id}: ${c.caller} was told its ${c.rpc} (key ${c.key}) was refused (${c.code} ${c.reason ?? ''}), and the log holds its ${logged.type} event${at}`);
+            problems.push(
+              `${id}: ${c.caller} was told its ${c.rpc} (key ${c.key}) was refused (${c.code} ${c.reason ?? ''}), and the log holds its ${logged.type} event${at}`,
+            );
           }
           const next = c.version === undefined || c.sent === undefined ? undefined : storedAt.get(c.version + 1);
           if (next !== undefined && next < c.sent! - CLOCK_TOLERANCE_MS) {
-            problems.push(`${id}: ${c.caller}'s ${c.rpc} (key ${c.key}) was refused at version ${c.version}, and the log held version ${c.version! + 1} ${c.sent! - next} ms before the call was sent`);
+            problems.push(
+              `${id}: ${c.caller}'s ${c.rpc} (key ${c.key}) was refused at version ${c.version}, and the log held version ${c.version! + 1} ${c.sent! - next} ms before the call was sent`,
+            );
           }
         }
       }

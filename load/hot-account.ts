@@ -19,7 +19,13 @@ import { dropNamespace, runNamespace } from './namespace.js';
 import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
 import { runBounded, summarize, type LatencySummary } from './stats.js';
 
-const { values: a } = parseArgs({ options: { creates: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '256' }, gateways: { type: 'string', default: '1' } } });
+const { values: a } = parseArgs({
+  options: {
+    creates: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '256' },
+    gateways: { type: 'string', default: '1' },
+  },
+});
 const gatewayCount = Math.max(1, Math.min(4, Number(a.gateways)));
 const creates = Math.min(20_000, Number(a.creates));
 const concurrency = Math.min(1_000, Number(a.concurrency));
@@ -44,7 +50,11 @@ async function run(clients: EscrowClient[], label: string, employers: number): P
   const c = clients[0]!;
   const per = Math.ceil(creates / employers);
   for (let e = 0; e < employers; e++) {
-    await c.a('Deposit', { id: 'payments-svc', roles: ['payments'] }, { user_id: `${label}-emp-${e}`, amount: { currency_code: 'USD', amount: `${per}.00` }, external_reference: `${label}-dep-${e}` });
+    await c.a(
+      'Deposit',
+      { id: 'payments-svc', roles: ['payments'] },
+      { user_id: `${label}-emp-${e}`, amount: { currency_code: 'USD', amount: `${per}.00` }, external_reference: `${label}-dep-${e}` },
+    );
   }
   const latencies: number[] = [];
   const answers: Record<string, number> = {};
@@ -52,9 +62,15 @@ async function run(clients: EscrowClient[], label: string, employers: number): P
   await runBounded(
     Array.from({ length: creates }, (_, i) => async () => {
       const s = performance.now();
-      const r = await clients[i % clients.length]!
-        .m('CreateMilestone', `${label}-emp-${i % employers}`, { project_id: `${label}-p-${i % employers}`, freelancer_id: `${label}-fl`, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: `${label}-${i}` })
-        .then((x: { milestone: { status: string } }) => x.milestone.status, (e: { reason?: string }) => `${statusName(e)} ${e.reason ?? ""}`.trim());
+      const r = await clients[i % clients.length]!.m('CreateMilestone', `${label}-emp-${i % employers}`, {
+        project_id: `${label}-p-${i % employers}`,
+        freelancer_id: `${label}-fl`,
+        amount: { currency_code: 'USD', amount: '1.00' },
+        idempotency_key: `${label}-${i}`,
+      }).then(
+        (x: { milestone: { status: string } }) => x.milestone.status,
+        (e: { reason?: string }) => `${statusName(e)} ${e.reason ?? ''}`.trim(),
+      );
       latencies.push(performance.now() - s);
       answers[r] = (answers[r] ?? 0) + 1;
     }),
@@ -66,7 +82,14 @@ async function run(clients: EscrowClient[], label: string, employers: number): P
 
 const started: EngineProcess[] = [];
 try {
-  const base = { DATABASE_URL: databaseUrl, NATS_URL: natsUrl, AUTH_JWT_SECRET: secret, ESCROW_NAMESPACE: namespace, LOG_LEVEL: 'warn', ...LOAD_TOOL_LIMITS };
+  const base = {
+    DATABASE_URL: databaseUrl,
+    NATS_URL: natsUrl,
+    AUTH_JWT_SECRET: secret,
+    ESCROW_NAMESPACE: namespace,
+    LOG_LEVEL: 'warn',
+    ...LOAD_TOOL_LIMITS,
+  };
   const clients: EscrowClient[] = [];
   for (let g = 0; g < gatewayCount; g++) {
     const gateway = await EngineProcess.start('gateway', { ...base, GRPC_ADDRESS: `127.0.0.1:${await freePort()}` });
@@ -81,15 +104,36 @@ try {
   for (const c of clients) c.close();
   const nc = await connect(natsOptions(natsUrl, natsAuthFrom()));
   const pool = createPool(databaseUrl, namespace);
-  const eventLog = await EventLog.open(nc, names(namespace), { duplicateWindowMs: 120_000, signingSecret: secret, allowUnsafeReplicas: true });
+  const eventLog = await EventLog.open(nc, names(namespace), {
+    duplicateWindowMs: 120_000,
+    signingSecret: secret,
+    allowUnsafeReplicas: true,
+  });
   const audit = await runAudit(eventLog, pool, 30_000);
   await pool.end();
   await nc.close();
   const ratio = Math.round((hot.createsPerSecond / spread.createsPerSecond) * 100) / 100;
-  console.log(`spread  ${spread.createsPerSecond}/s  p50 ${spread.latencyMs.p50} ms  p99 ${spread.latencyMs.p99} ms  ${JSON.stringify(spread.answers)}`);
-  console.log(`hot     ${hot.createsPerSecond}/s  p50 ${hot.latencyMs.p50} ms  p99 ${hot.latencyMs.p99} ms  ${JSON.stringify(hot.answers)}`);
+  console.log(
+    `spread  ${spread.createsPerSecond}/s  p50 ${spread.latencyMs.p50} ms  p99 ${spread.latencyMs.p99} ms  ${JSON.stringify(spread.answers)}`,
+  );
+  console.log(
+    `hot     ${hot.createsPerSecond}/s  p50 ${hot.latencyMs.p50} ms  p99 ${hot.latencyMs.p99} ms  ${JSON.stringify(hot.answers)}`,
+  );
   console.log(`ratio   hot/spread ${ratio}  audit ${audit.ok ? 'pass' : 'FAIL'}`);
-  console.log(JSON.stringify({ hotAccount: { creates, concurrency, gateways: gatewayCount, spread, hot, hotOverSpread: ratio, audit: audit.ok ? 'pass' : 'fail', violations: audit.violations } }));
+  console.log(
+    JSON.stringify({
+      hotAccount: {
+        creates,
+        concurrency,
+        gateways: gatewayCount,
+        spread,
+        hot,
+        hotOverSpread: ratio,
+        audit: audit.ok ? 'pass' : 'fail',
+        violations: audit.violations,
+      },
+    }),
+  );
   if (!audit.ok) process.exitCode = 1;
 } finally {
   for (const p of started) await p.stop().catch(() => {});

@@ -30,12 +30,18 @@ interface Pool {
 export async function seedMixed(clients: MixedClient[], users: number): Promise<Pool> {
   const prefix = `mx${randomBytes(3).toString('hex')}`;
   await runBounded(
-    Array.from({ length: users }, (_, u) => () =>
-      clients[u % clients.length]!.a('Deposit', { id: `${prefix}-pay`, roles: ['payments'] }, {
-        user_id: `${prefix}-emp-${u}`,
-        amount: { currency_code: 'USD', amount: '1000000.00' },
-        external_reference: `${prefix}-seed-${u}`,
-      }).then(() => {}),
+    Array.from(
+      { length: users },
+      (_, u) => () =>
+        clients[u % clients.length]!.a(
+          'Deposit',
+          { id: `${prefix}-pay`, roles: ['payments'] },
+          {
+            user_id: `${prefix}-emp-${u}`,
+            amount: { currency_code: 'USD', amount: '1000000.00' },
+            external_reference: `${prefix}-seed-${u}`,
+          },
+        ).then(() => {}),
     ),
     32,
   );
@@ -50,9 +56,18 @@ async function one(client: MixedClient, p: Pool): Promise<void> {
   const key = `${p.prefix}-${n}`;
   const pick = Math.random();
   if (pick < 0.05) {
-    await client.a('Deposit', { id: `${p.prefix}-pay`, roles: ['payments'] }, { user_id: employer, amount: { currency_code: 'USD', amount: '10.00' }, external_reference: key });
+    await client.a(
+      'Deposit',
+      { id: `${p.prefix}-pay`, roles: ['payments'] },
+      { user_id: employer, amount: { currency_code: 'USD', amount: '10.00' }, external_reference: key },
+    );
   } else if (pick < 0.35 || p.open.length === 0) {
-    const r = await client.m('CreateMilestone', employer, { project_id: `${p.prefix}-p-${u}`, freelancer_id: freelancer, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: key });
+    const r = await client.m('CreateMilestone', employer, {
+      project_id: `${p.prefix}-p-${u}`,
+      freelancer_id: freelancer,
+      amount: { currency_code: 'USD', amount: '1.00' },
+      idempotency_key: key,
+    });
     p.open.push({ id: r.milestone.id, user: u });
   } else if (pick < 0.55) {
     const m = p.open.pop()!;
@@ -72,7 +87,12 @@ async function one(client: MixedClient, p: Pool): Promise<void> {
 export async function createOne(client: MixedClient, p: Pool): Promise<void> {
   const n = p.seq++;
   const u = n % p.users;
-  const r = await client.m('CreateMilestone', `${p.prefix}-emp-${u}`, { project_id: `${p.prefix}-p-${u}`, freelancer_id: `${p.prefix}-fl-${u}`, amount: { currency_code: 'USD', amount: '1.00' }, idempotency_key: `${p.prefix}-c-${n}` });
+  const r = await client.m('CreateMilestone', `${p.prefix}-emp-${u}`, {
+    project_id: `${p.prefix}-p-${u}`,
+    freelancer_id: `${p.prefix}-fl-${u}`,
+    amount: { currency_code: 'USD', amount: '1.00' },
+    idempotency_key: `${p.prefix}-c-${n}`,
+  });
   if (r.milestone.status !== 'FUNDED') throw Object.assign(new Error(`create answered ${r.milestone.status}`), { code: -1 });
 }
 
@@ -86,7 +106,14 @@ function ticker(progress: Progress | undefined, started: number, latencies: numb
 }
 
 /** Closed loop: `concurrency` lanes issue operations (`op`, by default the mixed workload's) back to back for `durationMs`. */
-export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrency: number, durationMs: number, progress?: Progress, op: (c: MixedClient, p: Pool) => Promise<void> = one): Promise<MixedResult> {
+export async function runMixedClosed(
+  clients: MixedClient[],
+  p: Pool,
+  concurrency: number,
+  durationMs: number,
+  progress?: Progress,
+  op: (c: MixedClient, p: Pool) => Promise<void> = one,
+): Promise<MixedResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const stop = ticker(progress, Date.now(), latencies, errors);
@@ -113,7 +140,13 @@ export async function runMixedClosed(clients: MixedClient[], p: Pool, concurrenc
 }
 
 /** Open loop: operations start at `rate` per second for `durationMs`, whatever the answers do. */
-export async function runMixedOpen(clients: MixedClient[], p: Pool, rate: number, durationMs: number, progress?: Progress): Promise<MixedResult> {
+export async function runMixedOpen(
+  clients: MixedClient[],
+  p: Pool,
+  rate: number,
+  durationMs: number,
+  progress?: Progress,
+): Promise<MixedResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const stop = ticker(progress, Date.now(), latencies, errors);

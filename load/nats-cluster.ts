@@ -127,10 +127,14 @@ export class NatsNode {
   }
 
   /** The node's /jsz monitoring answer (meta leader, streams), or null while it does not answer. */
-  async jsz(): Promise<{ meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] } } | null> {
+  async jsz(): Promise<{
+    meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] };
+  } | null> {
     try {
       const res = await fetch(`http://127.0.0.1:${this.monitorPort}/jsz`, { signal: AbortSignal.timeout(1_000) });
-      return res.ok ? ((await res.json()) as { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } }) : null;
+      return res.ok
+        ? ((await res.json()) as { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } })
+        : null;
     } catch {
       return null;
     }

@@ -118,7 +118,9 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
   // Both parties' tokens minted and verified on every gateway before the race: a first call
   // waits for that (the gateway remembers verified tokens), which would hand every race of
   // the first milestones to the party whose token was ready.
-  await Promise.all(o.clients.flatMap((c) => [employer, freelancer].map((u) => c.a('GetBalance', u, { user_id: u, currency_code: 'USD' }).catch(() => {}))));
+  await Promise.all(
+    o.clients.flatMap((c) => [employer, freelancer].map((u) => c.a('GetBalance', u, { user_id: u, currency_code: 'USD' }).catch(() => {}))),
+  );
   const contendedKinds: Partial<Record<WinKind, number>> = {};
   // One task per milestone: its contenders, shuffled, all sent at once.
   const tasks = milestoneIds.map((id, mi) => {
@@ -146,7 +148,17 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
             call.then(
               (answer: { milestone?: { status?: string; version?: number } }) => {
                 latencies.push(elapsedMs(t0));
-                calls.push({ t: Date.now(), sent, caller: by, rpc, milestoneId: id, key, code: 'OK', status: answer.milestone?.status, version: answer.milestone?.version });
+                calls.push({
+                  t: Date.now(),
+                  sent,
+                  caller: by,
+                  rpc,
+                  milestoneId: id,
+                  key,
+                  code: 'OK',
+                  status: answer.milestone?.status,
+                  version: answer.milestone?.version,
+                });
                 if (!isWin(kind)) return;
                 let keys = wonBy.get(id);
                 if (!keys) wonBy.set(id, (keys = new Set()));
@@ -178,7 +190,11 @@ export async function runRace(o: RaceOptions): Promise<RaceResult> {
         o.onProgress!({ answered: calls.length, sent: milestoneIds.length * perMilestone, elapsedMs: Date.now() - started, byCode });
       }, o.progressEveryMs ?? 3_000)
     : null;
-  const milestonesRun = await runBounded(tasks, Math.max(1, Math.floor((o.concurrency ?? tasks.length * perMilestone) / perMilestone)), started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs));
+  const milestonesRun = await runBounded(
+    tasks,
+    Math.max(1, Math.floor((o.concurrency ?? tasks.length * perMilestone) / perMilestone)),
+    started + Math.min(o.durationMs ?? 120_000, BOUNDS.durationMs),
+  );
   if (progress) clearInterval(progress);
   const commands = milestonesRun * perMilestone;
   const elapsed = Date.now() - started;
@@ -232,7 +248,10 @@ function command(kind: Kind, id: string, key: string, partial: string): [string,
  * wins points at an order the harness or the engine imposes. Only kinds that contended for
  * at least 20 milestones are judged.
  */
-export function unfairKinds(r: Pick<RaceResult, 'winnerKinds' | 'contendedKinds'>, minShare: number): { kind: WinKind; won: number; contended: number }[] {
+export function unfairKinds(
+  r: Pick<RaceResult, 'winnerKinds' | 'contendedKinds'>,
+  minShare: number,
+): { kind: WinKind; won: number; contended: number }[] {
   return (Object.entries(r.contendedKinds) as [WinKind, number][])
     .filter(([, contended]) => contended >= 20)
     .map(([kind, contended]) => ({ kind, won: r.winnerKinds[kind] ?? 0, contended }))
@@ -252,8 +271,17 @@ async function disputeMilestones(o: RaceOptions, ids: string[], employer: string
   const cents = Math.round(Number(o.amount) * 100);
   const half = `${Math.floor(cents / 200)}.${String(Math.floor(cents / 2) % 100).padStart(2, '0')}`;
   const tasks = ids.map((id, i) => async () => {
-    await pick(i).m('OpenDispute', freelancer, { milestone_id: id, reason: 'race', claimed_amount: { currency_code: 'USD', amount: o.amount }, idempotency_key: `${o.prefix}-dispute-${i}` });
-    await pick(i).m('ProposeSettlement', employer, { milestone_id: id, freelancer_amount: { currency_code: 'USD', amount: half }, idempotency_key: `${o.prefix}-propose-${i}` });
+    await pick(i).m('OpenDispute', freelancer, {
+      milestone_id: id,
+      reason: 'race',
+      claimed_amount: { currency_code: 'USD', amount: o.amount },
+      idempotency_key: `${o.prefix}-dispute-${i}`,
+    });
+    await pick(i).m('ProposeSettlement', employer, {
+      milestone_id: id,
+      freelancer_amount: { currency_code: 'USD', amount: half },
+      idempotency_key: `${o.prefix}-propose-${i}`,
+    });
   });
   await runBounded(tasks, 64);
 }
@@ -262,11 +290,15 @@ async function disputeMilestones(o: RaceOptions, ids: string[], employer: string
 async function seedMilestones(o: RaceOptions, employer: string, freelancer: string): Promise<string[]> {
   const pick = (i: number) => o.clients[i % o.clients.length]!;
   const cents = Math.round(Number(o.amount) * 100) * o.milestones;
-  await pick(0).a('Deposit', { id: `${o.prefix}-payments`, roles: ['payments'] }, {
-    user_id: employer,
-    amount: { currency_code: 'USD', amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}` },
-    external_reference: `${o.prefix}-deposit`,
-  });
+  await pick(0).a(
+    'Deposit',
+    { id: `${o.prefix}-payments`, roles: ['payments'] },
+    {
+      user_id: employer,
+      amount: { currency_code: 'USD', amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}` },
+      external_reference: `${o.prefix}-deposit`,
+    },
+  );
   const ids: string[] = new Array(o.milestones);
   const tasks = Array.from({ length: o.milestones }, (_, i) => async () => {
     const r = await pick(i).m('CreateMilestone', employer, {
@@ -291,7 +323,10 @@ const TERMINAL: Record<WinKind, string> = { release: 'released', cancel: 'cancel
  * was answered as the winner (or none, if no command was), and its status agrees. Returns one
  * line per disagreement.
  */
-export async function checkHistories(clients: RaceClient[], r: Pick<RaceResult, 'milestoneIds' | 'winners' | 'employer'>): Promise<string[]> {
+export async function checkHistories(
+  clients: RaceClient[],
+  r: Pick<RaceResult, 'milestoneIds' | 'winners' | 'employer'>,
+): Promise<string[]> {
   const problems: string[] = [];
   const tasks = r.milestoneIds.map((id, i) => async () => {
     const m = (await clients[i % clients.length]!.m('GetMilestone', r.employer, { milestone_id: id })).milestone;
@@ -299,7 +334,8 @@ export async function checkHistories(clients: RaceClient[], r: Pick<RaceResult, 
     const told = r.winners[id];
     if (endings.length > 1) problems.push(`${id}: ${endings.length} ending events (${endings.map((e) => e.type).join(', ')})`);
     else if (!told && endings.length === 1) problems.push(`${id}: no client was told a command won, the log says ${endings[0]!.type}`);
-    else if (told && endings[0]?.type !== TERMINAL[told]) problems.push(`${id}: a client was told its ${told} won, the log says ${endings[0]?.type ?? 'nothing'}`);
+    else if (told && endings[0]?.type !== TERMINAL[told])
+      problems.push(`${id}: a client was told its ${told} won, the log says ${endings[0]?.type ?? 'nothing'}`);
     const status = { release: 'RELEASED', cancel: 'CANCELLED', settle: 'RESOLVED' }[told ?? 'release'];
     if (told && m.status !== status) problems.push(`${id}: told ${told}, status ${m.status}`);
   });

@@ -50,12 +50,19 @@ export function svg(rows: ReportRow[], title: string): string {
       const x = x0 + si * bar;
       parts.push(`<rect x="${x}" y="${top + chart - h}" width="${bar - 6}" height="${h}" fill="${COLORS[sys]}"/>`);
       parts.push(`<text x="${x + (bar - 6) / 2}" y="${top + chart - h - 4}" text-anchor="middle">${r.perSecond}/s</text>`);
-      if (r.p99Ms !== null) parts.push(`<text x="${x + (bar - 6) / 2}" y="${top + chart + 14}" text-anchor="middle" fill="#555">p99 ${Math.round(r.p99Ms)}</text>`);
+      if (r.p99Ms !== null)
+        parts.push(
+          `<text x="${x + (bar - 6) / 2}" y="${top + chart + 14}" text-anchor="middle" fill="#555">p99 ${Math.round(r.p99Ms)}</text>`,
+        );
     });
-    parts.push(`<text x="${x0 + (systems.length * bar) / 2}" y="${top + chart + 32}" text-anchor="middle" font-weight="bold">${esc(w)}</text>`);
+    parts.push(
+      `<text x="${x0 + (systems.length * bar) / 2}" y="${top + chart + 32}" text-anchor="middle" font-weight="bold">${esc(w)}</text>`,
+    );
   });
   systems.forEach((sys, si) => {
-    parts.push(`<rect x="${width - 240 + si * 78}" y="30" width="10" height="10" fill="${COLORS[sys]}"/><text x="${width - 226 + si * 78}" y="39">${sys}</text>`);
+    parts.push(
+      `<rect x="${width - 240 + si * 78}" y="30" width="10" height="10" fill="${COLORS[sys]}"/><text x="${width - 226 + si * 78}" y="39">${sys}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');

@@ -17,11 +17,21 @@ export interface LatencySummary {
 export function summarize(values: number[]): LatencySummary {
   const s = [...values].sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 100) / 100;
-  return { count: s.length, p50: round(percentile(s, 50)), p95: round(percentile(s, 95)), p99: round(percentile(s, 99)), max: round(s[s.length - 1] ?? 0) };
+  return {
+    count: s.length,
+    p50: round(percentile(s, 50)),
+    p95: round(percentile(s, 95)),
+    p99: round(percentile(s, 99)),
+    max: round(s[s.length - 1] ?? 0),
+  };
 }
 
 /** Runs `tasks` with at most `concurrency` in flight, starting none after `deadline` (epoch ms). */
-export async function runBounded(tasks: (() => Promise<void>)[], concurrency: number, deadline = Number.POSITIVE_INFINITY): Promise<number> {
+export async function runBounded(
+  tasks: (() => Promise<void>)[],
+  concurrency: number,
+  deadline = Number.POSITIVE_INFINITY,
+): Promise<number> {
   let next = 0;
   let started = 0;
   const lane = async () => {

@@ -20,7 +20,11 @@ if (!signingSecret) {
   process.exit(64);
 }
 const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
-const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret, allowUnsafeReplicas: true }); // read-only
+const log = await EventLog.open(nc, names(config.namespace), {
+  duplicateWindowMs: config.duplicateWindowMs,
+  signingSecret,
+  allowUnsafeReplicas: true,
+}); // read-only
 const pool = createPool(config.databaseUrl, config.namespace, 2);
 try {
   const report = await runAudit(log, pool);

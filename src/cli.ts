@@ -60,7 +60,20 @@ const { values: o, positionals } = parseArgs({
 });
 
 class UsageError extends Error {}
-const COMMANDS = new Set(['token', 'deposit', 'withdraw', 'create', 'release', 'cancel', 'get', 'list', 'watch', 'balance', 'audit', 'consume']);
+const COMMANDS = new Set([
+  'token',
+  'deposit',
+  'withdraw',
+  'create',
+  'release',
+  'cancel',
+  'get',
+  'list',
+  'watch',
+  'balance',
+  'audit',
+  'consume',
+]);
 
 function need(value: string | undefined, what: string): string {
   if (!value) throw new UsageError(`missing ${what}`);
@@ -72,7 +85,9 @@ const fmt = (m: { amount?: string; currency_code?: string } | null | undefined) 
 
 /** One line per milestone, then its history when there is one. */
 function showMilestone(m: Record<string, any>): string {
-  const lines = [`${m.id}  ${m.status}  ${fmt(m.amount)} (held ${fmt(m.held)}, released ${fmt(m.released)}, returned ${fmt(m.returned)})  ${m.employer_id} -> ${m.freelancer_id}  project ${m.project_id}  v${m.version}`];
+  const lines = [
+    `${m.id}  ${m.status}  ${fmt(m.amount)} (held ${fmt(m.held)}, released ${fmt(m.released)}, returned ${fmt(m.returned)})  ${m.employer_id} -> ${m.freelancer_id}  project ${m.project_id}  v${m.version}`,
+  ];
   for (const h of m.history ?? []) lines.push(`  v${h.version} ${h.type} by ${h.actor_id}`);
   return lines.join('\n');
 }
@@ -88,44 +103,86 @@ async function main(): Promise<number> {
   const config = await toolConfig();
   const secret = config.authJwtSecret;
   if (command === 'token') {
-    console.log(await mintToken(need(secret, 'a secret (AUTH_JWT_SECRET, or a running embedded engine)'), need(args[0], 'the user'), { roles: o.roles ? o.roles.split(',') : [], expiresIn: o.ttl }));
+    console.log(
+      await mintToken(need(secret, 'a secret (AUTH_JWT_SECRET, or a running embedded engine)'), need(args[0], 'the user'), {
+        roles: o.roles ? o.roles.split(',') : [],
+        expiresIn: o.ttl,
+      }),
+    );
     return 0;
   }
   const target = o.target ?? process.env.GRPC_ADDRESS ?? readEndpoints(config.dataDir)?.grpcAddress ?? '127.0.0.1:50051';
   const credentials = o['tls-ca']
-    ? grpc.credentials.createSsl(readFileSync(o['tls-ca']), o['tls-key'] ? readFileSync(o['tls-key']) : null, o['tls-cert'] ? readFileSync(o['tls-cert']) : null)
+    ? grpc.credentials.createSsl(
+        readFileSync(o['tls-ca']),
+        o['tls-key'] ? readFileSync(o['tls-key']) : null,
+        o['tls-cert'] ? readFileSync(o['tls-cert']) : null,
+      )
     : grpc.credentials.createInsecure();
   if (!o.token && !secret) throw new UsageError('no token: give --token, or set AUTH_JWT_SECRET (or run the embedded engine)');
   const client = new EscrowClient(target, secret ?? '', credentials);
   const as = (user: string, roles: string[] = []) => (o.token ? Promise.resolve(o.token) : client.token(user, roles));
-  const call = async (service: 'MilestoneService' | 'AccountService', method: string, user: string, request: object, roles: string[] = []) =>
-    client.callWithToken<Record<string, any>>(service, method, request, await as(user, roles));
+  const call = async (
+    service: 'MilestoneService' | 'AccountService',
+    method: string,
+    user: string,
+    request: object,
+    roles: string[] = [],
+  ) => client.callWithToken<Record<string, any>>(service, method, request, await as(user, roles));
   const print = (reply: unknown, human: string) => console.log(o.json ? JSON.stringify(reply) : human);
   const key = o.key ?? randomUUID();
   try {
     switch (command) {
       case 'deposit': {
-        const r = await call('AccountService', 'Deposit', o.as ?? 'payments-cli', { user_id: need(args[0], 'the user'), amount: money(need(args[1], 'the amount')), external_reference: o.ref ?? `cli-${randomUUID()}` }, ['payments']);
+        const r = await call(
+          'AccountService',
+          'Deposit',
+          o.as ?? 'payments-cli',
+          {
+            user_id: need(args[0], 'the user'),
+            amount: money(need(args[1], 'the amount')),
+            external_reference: o.ref ?? `cli-${randomUUID()}`,
+          },
+          ['payments'],
+        );
         print(r, `deposit ${r.status}`);
         return 0;
       }
       case 'withdraw': {
-        const r = await call('AccountService', 'Withdraw', need(o.as, '--as'), { amount: money(need(args[0], 'the amount')), external_reference: o.ref ?? `cli-${randomUUID()}` });
+        const r = await call('AccountService', 'Withdraw', need(o.as, '--as'), {
+          amount: money(need(args[0], 'the amount')),
+          external_reference: o.ref ?? `cli-${randomUUID()}`,
+        });
         print(r, `withdrawal ${r.status}`);
         return 0;
       }
       case 'create': {
-        const r = await call('MilestoneService', 'CreateMilestone', need(o.as, '--as'), { project_id: need(o.project, '--project'), freelancer_id: need(args[0], 'the freelancer'), amount: money(need(args[1], 'the amount')), description: o.description, idempotency_key: key });
+        const r = await call('MilestoneService', 'CreateMilestone', need(o.as, '--as'), {
+          project_id: need(o.project, '--project'),
+          freelancer_id: need(args[0], 'the freelancer'),
+          amount: money(need(args[1], 'the amount')),
+          description: o.description,
+          idempotency_key: key,
+        });
         print(r, showMilestone(r.milestone));
         return 0;
       }
       case 'release': {
-        const r = await call('MilestoneService', 'ReleaseMilestone', need(o.as, '--as'), { milestone_id: need(args[0], 'the milestone'), ...(o.amount ? { amount: money(o.amount) } : {}), idempotency_key: key });
+        const r = await call('MilestoneService', 'ReleaseMilestone', need(o.as, '--as'), {
+          milestone_id: need(args[0], 'the milestone'),
+          ...(o.amount ? { amount: money(o.amount) } : {}),
+          idempotency_key: key,
+        });
         print(r, showMilestone(r.milestone));
         return 0;
       }
       case 'cancel': {
-        const r = await call('MilestoneService', 'CancelMilestone', need(o.as, '--as'), { milestone_id: need(args[0], 'the milestone'), reason_code: o['reason-code'], reason: o.reason, idempotency_key: key });
+        const r = await call('MilestoneService', 'CancelMilestone', need(o.as, '--as'), {
+          milestone_id: need(args[0], 'the milestone'),
+          reason_code: o['reason-code'],
+          reason: o.reason,
+          idempotency_key: key,
+        });
         print(r, showMilestone(r.milestone));
         return 0;
       }
@@ -168,7 +225,9 @@ function runTool(name: 'audit' | 'consume'): Promise<number> {
   const compiled = import.meta.url.endsWith('.js');
   const script = name === 'audit' ? `./audit.${compiled ? 'js' : 'ts'}` : `../examples/consumer.${compiled ? 'js' : 'ts'}`;
   const loader = compiled ? [] : ['--import', 'tsx'];
-  const child = spawn(process.execPath, [...loader, fileURLToPath(new URL(script, import.meta.url)), ...positionals.slice(1)], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [...loader, fileURLToPath(new URL(script, import.meta.url)), ...positionals.slice(1)], {
+    stdio: 'inherit',
+  });
   return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 }
 
@@ -182,7 +241,11 @@ main().then(
     const e = err as Partial<RpcError> & Error;
     if (e.code !== undefined && typeof e.code === 'number') {
       // A refusal of the engine: its gRPC status and stable reason.
-      console.error(o.json ? JSON.stringify({ code: grpc.status[e.code], reason: e.reason, details: e.details }) : `${grpc.status[e.code]} ${e.details}`);
+      console.error(
+        o.json
+          ? JSON.stringify({ code: grpc.status[e.code], reason: e.reason, details: e.details })
+          : `${grpc.status[e.code]} ${e.details}`,
+      );
       process.exit(1);
     }
     console.error(`escrow: ${e.message ?? String(err)}`);

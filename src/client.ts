@@ -31,7 +31,11 @@ export class EscrowClient {
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {
     const make = (s: Service) => new pkg[s](address, credentials);
-    this.clients = { MilestoneService: make('MilestoneService'), AccountService: make('AccountService'), ReviewService: make('ReviewService') };
+    this.clients = {
+      MilestoneService: make('MilestoneService'),
+      AccountService: make('AccountService'),
+      ReviewService: make('ReviewService'),
+    };
   }
 
   token(user: string, roles: string[] = []): Promise<string> {
@@ -47,13 +51,25 @@ export class EscrowClient {
     if (token !== null) md.set('authorization', `Bearer ${token}`);
     const client = this.clients[service] as unknown as Record<string, Function>;
     return new Promise<T>((resolve, reject) => {
-      client[method]!.call(this.clients[service], request, md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: T) => {
-        if (err) {
-          const info = errorInfoOf(err);
-          reject(Object.assign(new Error(err.details), { code: err.code, reason: info?.reason ?? null, details: err.details, info: info?.metadata ?? {} }));
-        }
-        else resolve(res);
-      });
+      client[method]!.call(
+        this.clients[service],
+        request,
+        md,
+        { deadline: Date.now() + deadlineMs },
+        (err: grpc.ServiceError | null, res: T) => {
+          if (err) {
+            const info = errorInfoOf(err);
+            reject(
+              Object.assign(new Error(err.details), {
+                code: err.code,
+                reason: info?.reason ?? null,
+                details: err.details,
+                info: info?.metadata ?? {},
+              }),
+            );
+          } else resolve(res);
+        },
+      );
     });
   }
 

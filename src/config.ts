@@ -89,7 +89,14 @@ export interface Config {
    * (2000 each, bursts of twice that) per user; ESCROW_WATCH_PER_CALLER_MAX (32) open watch
    * streams per user, each ended after ESCROW_WATCH_MAX_AGE_MS (3600000).
    */
-  callerLimits: { reservedForRoles: number; perCallerInflightMax: number; writesPerS: number; readsPerS: number; watchesPerCallerMax: number; watchMaxAgeMs: number };
+  callerLimits: {
+    reservedForRoles: number;
+    perCallerInflightMax: number;
+    writesPerS: number;
+    readsPerS: number;
+    watchesPerCallerMax: number;
+    watchMaxAgeMs: number;
+  };
   /**
    * Connections of the gRPC port: most open at once (beyond it new ones are closed at once;
    * default 1000), closed after this long without a call (also a socket that never speaks
@@ -152,11 +159,20 @@ export async function toolConfig(env: Env = process.env): Promise<Config> {
       return undefined;
     }
   })();
-  return { ...config, databaseUrl: config.databaseUrl ?? e.databaseUrl, natsUrl: config.natsUrl ?? e.natsUrl, authJwtSecret: config.authJwtSecret ?? secret, namespace: env.ESCROW_NAMESPACE ? config.namespace : e.namespace };
+  return {
+    ...config,
+    databaseUrl: config.databaseUrl ?? e.databaseUrl,
+    natsUrl: config.natsUrl ?? e.natsUrl,
+    authJwtSecret: config.authJwtSecret ?? secret,
+    namespace: env.ESCROW_NAMESPACE ? config.namespace : e.namespace,
+  };
 }
 
 export function natsServers(url: string): string[] {
-  return url.split(',').map((u) => u.trim()).filter(Boolean);
+  return url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
 }
 
 export interface NatsAuth {
@@ -168,8 +184,14 @@ export interface NatsAuth {
 
 /** NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS: at most one way, each whole. */
 export function natsAuthFrom(env: Env = process.env): NatsAuth {
-  const auth = { user: optional(env, 'NATS_USER'), pass: optional(env, 'NATS_PASSWORD'), token: optional(env, 'NATS_TOKEN'), credsFile: optional(env, 'NATS_CREDS') };
-  if ((auth.user === undefined) !== (auth.pass === undefined)) throw new ConfigError(auth.user ? 'NATS_PASSWORD' : 'NATS_USER', 'NATS_USER and NATS_PASSWORD go together');
+  const auth = {
+    user: optional(env, 'NATS_USER'),
+    pass: optional(env, 'NATS_PASSWORD'),
+    token: optional(env, 'NATS_TOKEN'),
+    credsFile: optional(env, 'NATS_CREDS'),
+  };
+  if ((auth.user === undefined) !== (auth.pass === undefined))
+    throw new ConfigError(auth.user ? 'NATS_PASSWORD' : 'NATS_USER', 'NATS_USER and NATS_PASSWORD go together');
   if ([auth.user, auth.token, auth.credsFile].filter((x) => x !== undefined).length > 1) {
     throw new ConfigError('NATS_CREDS', 'give one of NATS_USER/NATS_PASSWORD, NATS_TOKEN and NATS_CREDS');
   }
@@ -261,7 +283,11 @@ function fees(env: Env): TermsPolicy['fees'] {
       }
       return { percent, minimum: amount(r?.minimum, `${field}.minimum`) };
     };
-    out[currency] = { employer: rule(v?.employer, 'employer'), freelancer: rule(v?.freelancer, 'freelancer'), arbitration: amount(v?.arbitration, 'arbitration') };
+    out[currency] = {
+      employer: rule(v?.employer, 'employer'),
+      freelancer: rule(v?.freelancer, 'freelancer'),
+      arbitration: amount(v?.arbitration, 'arbitration'),
+    };
   }
   return out;
 }
@@ -296,22 +322,40 @@ export function loadConfig(env: Env = process.env): Config {
   if (authJwtSecret !== undefined && authJwtSecret.length < 16) {
     throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 16 characters');
   }
-  const auth = { jwksFile: optional(env, 'AUTH_JWKS_FILE'), jwksUrl: optional(env, 'AUTH_JWKS_URL'), issuer: optional(env, 'AUTH_ISSUER'), audience: optional(env, 'AUTH_AUDIENCE') };
-  if (auth.jwksFile !== undefined && auth.jwksUrl !== undefined) throw new ConfigError('AUTH_JWKS_URL', 'give AUTH_JWKS_FILE or AUTH_JWKS_URL, not both');
+  const auth = {
+    jwksFile: optional(env, 'AUTH_JWKS_FILE'),
+    jwksUrl: optional(env, 'AUTH_JWKS_URL'),
+    issuer: optional(env, 'AUTH_ISSUER'),
+    audience: optional(env, 'AUTH_AUDIENCE'),
+  };
+  if (auth.jwksFile !== undefined && auth.jwksUrl !== undefined)
+    throw new ConfigError('AUTH_JWKS_URL', 'give AUTH_JWKS_FILE or AUTH_JWKS_URL, not both');
   if (auth.jwksFile !== undefined) readable('AUTH_JWKS_FILE', auth.jwksFile);
-  if (auth.jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(auth.jwksUrl)) throw new ConfigError('AUTH_JWKS_URL', 'must be an http(s) URL');
+  if (auth.jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(auth.jwksUrl))
+    throw new ConfigError('AUTH_JWKS_URL', 'must be an http(s) URL');
   if (auth.jwksFile !== undefined || auth.jwksUrl !== undefined) {
     if (auth.issuer === undefined) throw new ConfigError('AUTH_ISSUER', 'required with a JWKS: the issuer every token must name');
     if (auth.audience === undefined) throw new ConfigError('AUTH_AUDIENCE', 'required with a JWKS: the audience every token must name');
     // Without the HS256 secret, events and page tokens need a key of their own.
-    if (authJwtSecret === undefined && eventKey === undefined) throw new ConfigError('ESCROW_EVENT_KEY', 'required with a JWKS unless AUTH_JWT_SECRET is set: the key events and page tokens are signed with');
+    if (authJwtSecret === undefined && eventKey === undefined)
+      throw new ConfigError(
+        'ESCROW_EVENT_KEY',
+        'required with a JWKS unless AUTH_JWT_SECRET is set: the key events and page tokens are signed with',
+      );
   }
   const tlsCert = optional(env, 'GRPC_TLS_CERT');
   const tlsKey = optional(env, 'GRPC_TLS_KEY');
   const tlsClientCa = optional(env, 'GRPC_TLS_CLIENT_CA');
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError(tlsCert ? 'GRPC_TLS_KEY' : 'GRPC_TLS_CERT', 'GRPC_TLS_CERT and GRPC_TLS_KEY go together');
-  if (tlsClientCa !== undefined && tlsCert === undefined) throw new ConfigError('GRPC_TLS_CLIENT_CA', 'needs GRPC_TLS_CERT and GRPC_TLS_KEY');
-  for (const [key, path] of [['GRPC_TLS_CERT', tlsCert], ['GRPC_TLS_KEY', tlsKey], ['GRPC_TLS_CLIENT_CA', tlsClientCa]] as const) if (path !== undefined) readable(key, path);
+  if ((tlsCert === undefined) !== (tlsKey === undefined))
+    throw new ConfigError(tlsCert ? 'GRPC_TLS_KEY' : 'GRPC_TLS_CERT', 'GRPC_TLS_CERT and GRPC_TLS_KEY go together');
+  if (tlsClientCa !== undefined && tlsCert === undefined)
+    throw new ConfigError('GRPC_TLS_CLIENT_CA', 'needs GRPC_TLS_CERT and GRPC_TLS_KEY');
+  for (const [key, path] of [
+    ['GRPC_TLS_CERT', tlsCert],
+    ['GRPC_TLS_KEY', tlsKey],
+    ['GRPC_TLS_CLIENT_CA', tlsClientCa],
+  ] as const)
+    if (path !== undefined) readable(key, path);
   return {
     databaseUrl: optional(env, 'DATABASE_URL'),
     natsUrl: optional(env, 'NATS_URL'),
@@ -342,7 +386,13 @@ export function loadConfig(env: Env = process.env): Config {
     grpcMaxMessageBytes: int(env, 'ESCROW_GRPC_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     inflightMax: int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000),
     callerLimits: {
-      reservedForRoles: int(env, 'ESCROW_INFLIGHT_RESERVED', Math.floor(int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000) / 10), 0, 1_000_000),
+      reservedForRoles: int(
+        env,
+        'ESCROW_INFLIGHT_RESERVED',
+        Math.floor(int(env, 'ESCROW_INFLIGHT_MAX', 20_000, 1, 1_000_000) / 10),
+        0,
+        1_000_000,
+      ),
       perCallerInflightMax: int(env, 'ESCROW_CALLER_INFLIGHT_MAX', 512, 1, 1_000_000),
       writesPerS: int(env, 'ESCROW_CALLER_WRITES_PER_S', 2_000, 1, 1_000_000),
       readsPerS: int(env, 'ESCROW_CALLER_READS_PER_S', 2_000, 1, 1_000_000),

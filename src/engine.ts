@@ -68,7 +68,13 @@ export class Engine {
     // Signs events and binds page tokens: ESCROW_EVENT_KEY, else the HS256 secret (src/config.ts requires one of them).
     const internalSecret = config.eventKey ?? config.authJwtSecret;
     if (!internalSecret) throw new Error('the engine needs ESCROW_EVENT_KEY or AUTH_JWT_SECRET');
-    const nc = await connect({ ...natsOptions(config.natsUrl, config.natsAuth), name: `escrow-${config.namespace}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true }).catch((err: unknown) => {
+    const nc = await connect({
+      ...natsOptions(config.natsUrl, config.natsAuth),
+      name: `escrow-${config.namespace}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      noAsyncTraces: true,
+    }).catch((err: unknown) => {
       throw new DependencyUnreachable('NATS', config.natsUrl, err);
     });
     const log = await EventLog.open(nc, names(config.namespace), {
@@ -79,7 +85,10 @@ export class Engine {
       maxBytes: config.streamMaxBytes,
       maxMessageBytes: config.streamMaxMessageBytes,
       onFull: (used, max) =>
-        logger[used >= max ? 'error' : 'warn']({ usedBytes: used, maxBytes: max }, used >= max ? 'the event stream is full: new commands are refused' : 'the event stream is filling up'),
+        logger[used >= max ? 'error' : 'warn'](
+          { usedBytes: used, maxBytes: max },
+          used >= max ? 'the event stream is full: new commands are refused' : 'the event stream is filling up',
+        ),
       allowUnsafeReplicas: config.unsafeReplicatedStream,
     });
     const older = [...log.peerVersions].filter(([, v]) => !versionAtLeast(v, RECOMMENDED_CLUSTER_SERVER));
@@ -95,8 +104,10 @@ export class Engine {
       await nc.close().catch(() => {});
       // Only a failure to reach the database is the dependency's; a failing migration is ours.
       const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|57P03|28)/.test(code)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
-      if (err instanceof Error && /timeout|terminated/i.test(err.message)) throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
+      if (typeof code === 'string' && /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|57P03|28)/.test(code))
+        throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
+      if (err instanceof Error && /timeout|terminated/i.test(err.message))
+        throw new DependencyUnreachable('PostgreSQL', redact(config.databaseUrl), err);
       throw err;
     });
     const stream = await log.retrying(() => log.jsm.streams.info(log.names.stream), Date.now() + 30_000);
@@ -138,14 +149,39 @@ export class Engine {
       milestones.start();
     }
     if (o.gateway && milestones) {
-      const accounts = new AccountApp({ log, pool, outcomes: milestones.outcomes, funds: milestones.funds, ledgerWaitMs: config.ledgerWaitMs, now });
-      reviews = new ReviewApp({ log, pool, mailboxMax: config.mailboxMax, actorsMax: config.actorsMax, actorIdleMs: config.actorIdleMs, now, reputationMinPaid: config.reputationMinPaid });
+      const accounts = new AccountApp({
+        log,
+        pool,
+        outcomes: milestones.outcomes,
+        funds: milestones.funds,
+        ledgerWaitMs: config.ledgerWaitMs,
+        now,
+      });
+      reviews = new ReviewApp({
+        log,
+        pool,
+        mailboxMax: config.mailboxMax,
+        actorsMax: config.actorsMax,
+        actorIdleMs: config.actorIdleMs,
+        now,
+        reputationMinPaid: config.reputationMinPaid,
+      });
       gateway = new Gateway({
         address: config.grpcAddress,
-        auth: { secret: config.authJwtSecret, jwksFile: config.auth.jwksFile, jwksUrl: config.auth.jwksUrl, issuer: config.auth.issuer, audience: config.auth.audience },
+        auth: {
+          secret: config.authJwtSecret,
+          jwksFile: config.auth.jwksFile,
+          jwksUrl: config.auth.jwksUrl,
+          issuer: config.auth.issuer,
+          audience: config.auth.audience,
+        },
         pageSecret: internalSecret,
         tls: config.grpcTls
-          ? { cert: readFileSync(config.grpcTls.cert), key: readFileSync(config.grpcTls.key), clientCa: config.grpcTls.clientCa ? readFileSync(config.grpcTls.clientCa) : null }
+          ? {
+              cert: readFileSync(config.grpcTls.cert),
+              key: readFileSync(config.grpcTls.key),
+              clientCa: config.grpcTls.clientCa ? readFileSync(config.grpcTls.clientCa) : null,
+            }
           : null,
         maxMessageBytes: config.grpcMaxMessageBytes,
         limits: {

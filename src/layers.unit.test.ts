@@ -31,7 +31,12 @@ const graph = new Map(files.map((f) => [f, imports(f)]));
 
 describe('the import graph', () => {
   it('actors/ (the pure core) imports only actors/ and packages', () => {
-    const outside = sources('actors').flatMap((f) => graph.get(f)!.filter((to) => !to.startsWith('actors/')).map((to) => `${f} -> ${to}`));
+    const outside = sources('actors').flatMap((f) =>
+      graph
+        .get(f)!
+        .filter((to) => !to.startsWith('actors/'))
+        .map((to) => `${f} -> ${to}`),
+    );
     expect(outside).toEqual([]);
   });
 

@@ -56,21 +56,32 @@ async function main(): Promise<void> {
   }
   const jwks = config.auth.jwksFile !== undefined || config.auth.jwksUrl !== undefined;
   if (!config.authJwtSecret && !jwks && !embeddedMode) {
-    console.error('configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set (or AUTH_JWKS_FILE / AUTH_JWKS_URL, with AUTH_ISSUER, AUTH_AUDIENCE and ESCROW_EVENT_KEY)');
+    console.error(
+      'configuration AUTH_JWT_SECRET: required when DATABASE_URL and NATS_URL are set (or AUTH_JWKS_FILE / AUTH_JWKS_URL, with AUTH_ISSUER, AUTH_AUDIENCE and ESCROW_EVENT_KEY)',
+    );
     process.exit(78);
   }
   // The embedded default makes a development secret (printed in the walk-through); a deployment never does.
   const secret = config.authJwtSecret ?? (embeddedMode ? developmentSecret(config.dataDir) : undefined);
   // OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (src/tracing.ts).
-  if (await startTracing(role)) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
+  if (await startTracing(role))
+    logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
   const engine = await Engine.start({
-    config: { ...config, databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!, natsUrl: embedded?.natsUrl ?? config.natsUrl!, authJwtSecret: secret },
+    config: {
+      ...config,
+      databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!,
+      natsUrl: embedded?.natsUrl ?? config.natsUrl!,
+      authJwtSecret: secret,
+    },
     gateway: role !== 'worker',
     worker: role !== 'gateway',
     logger,
   });
   const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress) : null;
-  logger.info({ role, grpc: role !== 'worker' ? config.grpcAddress : undefined, metrics: config.metricsAddress, namespace: config.namespace }, 'escrow engine started');
+  logger.info(
+    { role, grpc: role !== 'worker' ? config.grpcAddress : undefined, metrics: config.metricsAddress, namespace: config.namespace },
+    'escrow engine started',
+  );
   if (embedded) {
     // Where the tools find this engine: npm run audit, quarantine and consume read it by default.
     writeEndpoints(config.dataDir, {

@@ -13,7 +13,9 @@ import { dropQuarantined, listQuarantine, replayQuarantined } from './ledger/qua
 const [command, arg, ...rest] = process.argv.slice(2);
 const config = await toolConfig();
 if (!config.databaseUrl || !['list', 'replay', 'drop'].includes(command ?? '')) {
-  console.error('usage: npm run quarantine -- list [--all] | replay SEQ [NOTE] | drop SEQ [NOTE]   (needs DATABASE_URL; replay also NATS_URL)');
+  console.error(
+    'usage: npm run quarantine -- list [--all] | replay SEQ [NOTE] | drop SEQ [NOTE]   (needs DATABASE_URL; replay also NATS_URL)',
+  );
   process.exit(64);
 }
 const pool = createPool(config.databaseUrl, config.namespace, 2);
@@ -34,14 +36,24 @@ try {
     } else {
       const secret = config.eventKey ?? config.authJwtSecret;
       if (!config.natsUrl || !secret) {
-        console.error('replay needs NATS_URL and the deployment\'s ESCROW_EVENT_KEY or AUTH_JWT_SECRET (to publish the outcome)');
+        console.error("replay needs NATS_URL and the deployment's ESCROW_EVENT_KEY or AUTH_JWT_SECRET (to publish the outcome)");
         process.exit(64);
       }
       const nc = await connect(natsOptions(config.natsUrl, config.natsAuth));
       try {
-        const log = await EventLog.open(nc, names(config.namespace), { duplicateWindowMs: config.duplicateWindowMs, signingSecret: secret, allowUnsafeReplicas: true });
+        const log = await EventLog.open(nc, names(config.namespace), {
+          duplicateWindowMs: config.duplicateWindowMs,
+          signingSecret: secret,
+          allowUnsafeReplicas: true,
+        });
         const result = await replayQuarantined(pool, log, seq, note);
-        console.log(result === 'replayed' ? `replayed ${seq}` : result === 'unsigned' ? `${seq} is not signed by this deployment: drop it, it is not money` : `no open entry at ${seq}`);
+        console.log(
+          result === 'replayed'
+            ? `replayed ${seq}`
+            : result === 'unsigned'
+              ? `${seq} is not signed by this deployment: drop it, it is not money`
+              : `no open entry at ${seq}`,
+        );
         process.exitCode = result === 'replayed' ? 0 : 1;
       } finally {
         await nc.close();

@@ -1,4 +1,14 @@
-import { context, propagation, trace, SpanKind, SpanStatusCode, type Context, type Link, type Span, type TextMapGetter } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  trace,
+  SpanKind,
+  SpanStatusCode,
+  type Context,
+  type Link,
+  type Span,
+  type TextMapGetter,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { MsgHdrs } from '@nats-io/transport-node';
@@ -51,9 +61,16 @@ const metadataGetter: TextMapGetter<{ get(key: string): unknown[] }> = {
 };
 
 /** Runs one gRPC call in a server span continuing the caller's traceparent; `end` records its code. */
-export function callSpan(rpc: string, metadata: { get(key: string): unknown[] }): { run<T>(fn: () => Promise<T>): Promise<T>; end(code: string): void } {
+export function callSpan(
+  rpc: string,
+  metadata: { get(key: string): unknown[] },
+): { run<T>(fn: () => Promise<T>): Promise<T>; end(code: string): void } {
   const parent = propagation.extract(context.active(), metadata, metadataGetter);
-  const span = tracer().startSpan(`escrow.v1/${rpc}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': rpc } }, parent);
+  const span = tracer().startSpan(
+    `escrow.v1/${rpc}`,
+    { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': rpc } },
+    parent,
+  );
   const ctx = trace.setSpan(parent, span);
   return {
     run: (fn) => context.with(ctx, fn),
@@ -93,5 +110,9 @@ export function batchSpan(events: { headers?: MsgHdrs | undefined }[]): Span {
     const sc = trace.getSpanContext(propagation.extract(context.active(), e.headers, headerGetter));
     if (sc) links.push({ context: sc });
   }
-  return tracer().startSpan('ledger.apply_batch', { kind: SpanKind.CONSUMER, links, attributes: { 'messaging.system': 'nats', 'messaging.batch.message_count': events.length } });
+  return tracer().startSpan('ledger.apply_batch', {
+    kind: SpanKind.CONSUMER,
+    links,
+    attributes: { 'messaging.system': 'nats', 'messaging.batch.message_count': events.length },
+  });
 }

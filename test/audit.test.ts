@@ -25,7 +25,10 @@ describe('the auditor', () => {
         ['release', `escrow:${id}`, 'available:USD:fl-a'],
       ] as const) {
         const ev = randomUUID();
-        await c.query(`INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount) VALUES ($1, 0, $2, 'ok', $3, 'USD', 10)`, [ev, kind, id]);
+        await c.query(
+          `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount) VALUES ($1, 0, $2, 'ok', $3, 'USD', 10)`,
+          [ev, kind, id],
+        );
         await c.query(`INSERT INTO entries (event_id, account_id, amount) VALUES ($1, $2, -10), ($1, $3, 10)`, [ev, from, to]);
         await c.query(`UPDATE accounts SET balance = balance - 10 WHERE account_id = $1`, [from]);
         await c.query(`UPDATE accounts SET balance = balance + 10 WHERE account_id = $1`, [to]);
@@ -48,8 +51,17 @@ describe('the auditor', () => {
   it('finds a milestone settled twice, and an arbitration fee held after its dispute ended', async () => {
     await deposit(t.client, 'emp-s', '20.00');
     const id = await funded(t.client, 'emp-s', 'fl-s', '10.00', 'proj-s');
-    await t.client.m('OpenDispute', 'fl-s', { milestone_id: id, reason: 'x', claimed_amount: { currency_code: 'USD', amount: '10.00' }, idempotency_key: key() });
-    await t.client.m('ProposeSettlement', 'emp-s', { milestone_id: id, freelancer_amount: { currency_code: 'USD', amount: '4.00' }, idempotency_key: key() });
+    await t.client.m('OpenDispute', 'fl-s', {
+      milestone_id: id,
+      reason: 'x',
+      claimed_amount: { currency_code: 'USD', amount: '10.00' },
+      idempotency_key: key(),
+    });
+    await t.client.m('ProposeSettlement', 'emp-s', {
+      milestone_id: id,
+      freelancer_amount: { currency_code: 'USD', amount: '4.00' },
+      idempotency_key: key(),
+    });
     await t.client.m('AcceptSettlement', 'fl-s', { milestone_id: id, idempotency_key: key() });
     await ledgerCaughtUp(t.engine);
     const before = (await audit(t.engine.pool)).filter((v) => v.detail.includes(id));
@@ -60,11 +72,23 @@ describe('the auditor', () => {
     try {
       await c.query('BEGIN');
       const hold = randomUUID();
-      await c.query(`INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount) VALUES ($1, 0, 'hold', 'ok', $2, 'USD', 10)`, [hold, id]);
-      await c.query(`INSERT INTO entries (event_id, account_id, amount) VALUES ($1, 'available:USD:emp-s', -10), ($1, $2, 10)`, [hold, `escrow:${id}`]);
+      await c.query(
+        `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount) VALUES ($1, 0, 'hold', 'ok', $2, 'USD', 10)`,
+        [hold, id],
+      );
+      await c.query(`INSERT INTO entries (event_id, account_id, amount) VALUES ($1, 'available:USD:emp-s', -10), ($1, $2, 10)`, [
+        hold,
+        `escrow:${id}`,
+      ]);
       const settle = randomUUID();
-      await c.query(`INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount, freelancer_amount) VALUES ($1, 0, 'settle', 'ok', $2, 'USD', 10, 4)`, [settle, id]);
-      await c.query(`INSERT INTO entries (event_id, account_id, amount) VALUES ($1, $2, -10), ($1, 'available:USD:fl-s', 4), ($1, 'available:USD:emp-s', 6)`, [settle, `escrow:${id}`]);
+      await c.query(
+        `INSERT INTO postings (event_id, stream_seq, kind, result, milestone_id, currency, amount, freelancer_amount) VALUES ($1, 0, 'settle', 'ok', $2, 'USD', 10, 4)`,
+        [settle, id],
+      );
+      await c.query(
+        `INSERT INTO entries (event_id, account_id, amount) VALUES ($1, $2, -10), ($1, 'available:USD:fl-s', 4), ($1, 'available:USD:emp-s', 6)`,
+        [settle, `escrow:${id}`],
+      );
       await c.query(`UPDATE accounts SET balance = balance - 4 WHERE account_id = 'available:USD:emp-s'`);
       await c.query(`UPDATE accounts SET balance = balance + 4 WHERE account_id = 'available:USD:fl-s'`);
       await c.query(`UPDATE user_balances SET available = available - 4 WHERE user_id = 'emp-s'`);
@@ -76,7 +100,10 @@ describe('the auditor', () => {
     const found = (await audit(t.engine.pool)).filter((v) => v.detail.includes(id)).map((v) => v.check);
     expect(found).toContain('milestone_matches_postings');
 
-    await t.engine.pool.query(`INSERT INTO accounts (account_id, kind, owner_id, currency, balance) VALUES ($1, 'arbitration', 'fl-s', 'USD', 0)`, [`arbitration:${id}:fl-s`]);
+    await t.engine.pool.query(
+      `INSERT INTO accounts (account_id, kind, owner_id, currency, balance) VALUES ($1, 'arbitration', 'fl-s', 'USD', 0)`,
+      [`arbitration:${id}:fl-s`],
+    );
     await t.engine.pool.query(`UPDATE accounts SET balance = 5 WHERE account_id = $1`, [`arbitration:${id}:fl-s`]);
     expect((await audit(t.engine.pool)).map((v) => v.check)).toContain('arbitration_fee_held_while_disputed');
   });

@@ -14,7 +14,10 @@ describe('the build', () => {
     // EngineProcess runs src/main.ts through tsx; this one runs the compiled file with plain node.
     const { spawn } = await import('node:child_process');
     const port = await freePort();
-    const child = spawn(process.execPath, ['dist/src/main.js', 'all'], { env: { ...process.env, ...engineEnv(ns), GRPC_ADDRESS: `127.0.0.1:${port}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['dist/src/main.js', 'all'], {
+      env: { ...process.env, ...engineEnv(ns), GRPC_ADDRESS: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -26,7 +29,11 @@ describe('the build', () => {
       expect(r.status, output).toBe('APPLIED');
       c.close();
       // The container's HEALTHCHECK command, against this engine.
-      const health = spawnSync(process.execPath, ['dist/src/dev/healthcheck.js'], { env: { ...process.env, GRPC_ADDRESS: `0.0.0.0:${port}` }, encoding: 'utf8', timeout: 10_000 });
+      const health = spawnSync(process.execPath, ['dist/src/dev/healthcheck.js'], {
+        env: { ...process.env, GRPC_ADDRESS: `0.0.0.0:${port}` },
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
       expect(health.status, health.stderr).toBe(0);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');

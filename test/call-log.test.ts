@@ -15,7 +15,8 @@ describe('one log line per call', () => {
       await c.a('Deposit', PAYMENTS, { user_id: 'emp-log', amount: usd('5.00'), external_reference: key() });
       // A call with the client's own request id, through a raw client to read the response headers.
       const pkg = loadEscrowPackage();
-      const raw = new pkg.MilestoneService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
+      const raw = new pkg.MilestoneService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+        Record<string, Function>;
       const token = await mintToken(TEST_SECRET, 'emp-log');
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${token}`);
@@ -27,9 +28,18 @@ describe('one log line per call', () => {
       raw.close();
       expect(echoed).toBe('req-from-client-1');
       await new Promise((r) => setTimeout(r, 300));
-      const lines = engine.output.split('\n').filter((l) => l.includes('"msg":"call"')).map((l) => JSON.parse(l));
+      const lines = engine.output
+        .split('\n')
+        .filter((l) => l.includes('"msg":"call"'))
+        .map((l) => JSON.parse(l));
       const mine = lines.find((l) => l.requestId === 'req-from-client-1');
-      expect(mine).toMatchObject({ rpc: 'GetMilestone', caller: 'emp-log', milestone: '00000000-0000-8000-8000-000000000000', code: 'NOT_FOUND', reason: 'MILESTONE_NOT_FOUND' });
+      expect(mine).toMatchObject({
+        rpc: 'GetMilestone',
+        caller: 'emp-log',
+        milestone: '00000000-0000-8000-8000-000000000000',
+        code: 'NOT_FOUND',
+        reason: 'MILESTONE_NOT_FOUND',
+      });
       expect(typeof mine.ms).toBe('number');
       expect(lines.find((l) => l.rpc === 'Deposit')).toMatchObject({ caller: 'payments-svc', code: 'OK' });
       expect(engine.output).not.toContain(token);

@@ -9,7 +9,14 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 /** The `escrow` bin as a person runs it, against this test's engine. */
 function escrow(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const env = { ...process.env, AUTH_JWT_SECRET: TEST_SECRET, DATABASE_URL: services().databaseUrl, NATS_URL: services().natsUrl, ESCROW_NAMESPACE: t.namespace, GRPC_ADDRESS: t.config.grpcAddress };
+  const env = {
+    ...process.env,
+    AUTH_JWT_SECRET: TEST_SECRET,
+    DATABASE_URL: services().databaseUrl,
+    NATS_URL: services().natsUrl,
+    ESCROW_NAMESPACE: t.namespace,
+    GRPC_ADDRESS: t.config.grpcAddress,
+  };
   return new Promise((ok) => {
     const child = spawn(process.execPath, ['bin/escrow.mjs', ...args], { cwd: ROOT, env });
     let out = '';

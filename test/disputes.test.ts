@@ -19,7 +19,13 @@ function parties() {
 }
 
 async function fundedMilestone(p: ReturnType<typeof parties>, amount: string, extra: object = {}) {
-  const r = await t.client.m('CreateMilestone', p.emp, { project_id: p.project, freelancer_id: p.fl, amount: usd(amount), idempotency_key: key(), ...extra });
+  const r = await t.client.m('CreateMilestone', p.emp, {
+    project_id: p.project,
+    freelancer_id: p.fl,
+    amount: usd(amount),
+    idempotency_key: key(),
+    ...extra,
+  });
   expect(r.milestone.status).toBe('FUNDED');
   return r.milestone;
 }
@@ -47,7 +53,10 @@ describe('fees', () => {
     expect(Number(await revenue()) - before).toBeCloseTo(12, 6);
     // History shows each fee where it was charged.
     const history = released.milestone.history.map((h: any) => [h.type, h.fee?.amount]);
-    expect(history).toEqual([['created', '2.00'], ['released', '10.00']]);
+    expect(history).toEqual([
+      ['created', '2.00'],
+      ['released', '10.00'],
+    ]);
     // The ledger entries show them too.
     const empEntries = await t.client.a('ListLedgerEntries', p.emp, { user_id: p.emp });
     // The employer's account actor reserved amount and fee at once: that is the entry on the employer's available balance.
@@ -60,7 +69,9 @@ describe('fees', () => {
   it('refuses funding that covers the amount but not the fee', async () => {
     const p = parties();
     await deposit(t.client, p.emp, '100.00');
-    const err = await failure(t.client.m('CreateMilestone', p.emp, { project_id: p.project, freelancer_id: p.fl, amount: usd('100.00'), idempotency_key: key() }));
+    const err = await failure(
+      t.client.m('CreateMilestone', p.emp, { project_id: p.project, freelancer_id: p.fl, amount: usd('100.00'), idempotency_key: key() }),
+    );
     expect(err).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
     await expectBalance(t.client, p.emp, { available: '100.00', held: '0.00', incoming: '0.00' });
   });
@@ -80,23 +91,43 @@ describe('disputes', () => {
     const p = parties();
     await deposit(t.client, p.emp, '102.00');
     const m = await fundedMilestone(p, '100.00');
-    expect(await failure(cmd('OpenDispute', 'stranger', m.id, { reason: 'x', claimed_amount: usd('1.00') }))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_PARTY' });
+    expect(await failure(cmd('OpenDispute', 'stranger', m.id, { reason: 'x', claimed_amount: usd('1.00') }))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'NOT_PARTY',
+    });
     const opened = await cmd('OpenDispute', p.fl, m.id, { reason: 'work delivered, not paid', claimed_amount: usd('80.00') });
-    expect(opened.milestone).toMatchObject({ status: 'DISPUTED', dispute: { stage: 'NEGOTIATION', filer_id: p.fl, respondent_id: p.emp, claimed_amount: usd('80.00') } });
+    expect(opened.milestone).toMatchObject({
+      status: 'DISPUTED',
+      dispute: { stage: 'NEGOTIATION', filer_id: p.fl, respondent_id: p.emp, claimed_amount: usd('80.00') },
+    });
     expect(opened.milestone.dispute.respond_by).toBeTruthy();
     // Frozen: no release or cancel, by anyone.
-    for (const [method, who] of [['ReleaseMilestone', p.emp], ['CancelMilestone', p.fl], ['RequestCancellation', p.emp], ['RequestRelease', p.fl]] as const) {
-      expect(await failure(cmd(method, who, m.id, { reason_code: 'OTHER' }))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'ILLEGAL_IN_STATUS' });
+    for (const [method, who] of [
+      ['ReleaseMilestone', p.emp],
+      ['CancelMilestone', p.fl],
+      ['RequestCancellation', p.emp],
+      ['RequestRelease', p.fl],
+    ] as const) {
+      expect(await failure(cmd(method, who, m.id, { reason_code: 'OTHER' }))).toMatchObject({
+        code: grpc.status.FAILED_PRECONDITION,
+        reason: 'ILLEGAL_IN_STATUS',
+      });
     }
-    expect(await failure(cmd('OpenDispute', p.emp, m.id, { reason: 'again', claimed_amount: usd('1.00') }))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    expect(await failure(cmd('OpenDispute', p.emp, m.id, { reason: 'again', claimed_amount: usd('1.00') }))).toMatchObject({
+      reason: 'ILLEGAL_IN_STATUS',
+    });
     expect(await failure(cmd('AcceptSettlement', p.fl, m.id))).toMatchObject({ reason: 'NO_PROPOSAL' });
-    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('100.01') }))).toMatchObject({ reason: 'AMOUNT_EXCEEDS_HELD' });
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('100.01') }))).toMatchObject({
+      reason: 'AMOUNT_EXCEEDS_HELD',
+    });
     const proposed = await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('60.00') });
     // The respondent answered: no deadline any more.
     expect(proposed.milestone.dispute).toMatchObject({ proposed_by: p.emp, proposed_freelancer_amount: usd('60.00'), respond_by: null });
     expect(await failure(cmd('AcceptSettlement', p.emp, m.id))).toMatchObject({ reason: 'OWN_PROPOSAL' });
     expect(await failure(cmd('AcceptSettlement', 'stranger', m.id))).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
-    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('70.00') }))).toMatchObject({ reason: 'PROPOSAL_CHANGED' });
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('70.00') }))).toMatchObject({
+      reason: 'PROPOSAL_CHANGED',
+    });
     const k = key();
     const settled = await cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('60.00') }, k);
     expect(settled.milestone).toMatchObject({
@@ -109,11 +140,21 @@ describe('disputes', () => {
     });
     const again = await cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('60.00') }, k);
     expect(again.milestone.version).toBe(settled.milestone.version);
-    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('50.00') }, k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await failure(cmd('AcceptSettlement', p.fl, m.id, { freelancer_amount: usd('50.00') }, k))).toMatchObject({
+      reason: 'IDEMPOTENCY_KEY_REUSED',
+    });
     await expectBalance(t.client, p.fl, { available: '54.00', held: '0.00', incoming: '0.00' });
     await expectBalance(t.client, p.emp, { available: '40.00', held: '0.00', incoming: '0.00' });
     const last = settled.milestone.history.at(-1);
-    expect(last).toMatchObject({ type: 'resolved', actor_id: p.fl, amount: usd('100.00'), freelancer_amount: usd('60.00'), employer_amount: usd('40.00'), fee: usd('6.00'), outcome: 'settled' });
+    expect(last).toMatchObject({
+      type: 'resolved',
+      actor_id: p.fl,
+      amount: usd('100.00'),
+      freelancer_amount: usd('60.00'),
+      employer_amount: usd('40.00'),
+      fee: usd('6.00'),
+      outcome: 'settled',
+    });
     // An arbiter may look at any milestone.
     expect((await t.client.m('GetMilestone', ARBITER as never, { milestone_id: m.id })).milestone.status).toBe('RESOLVED');
   });
@@ -128,11 +169,18 @@ describe('disputes', () => {
     expect(await t.engine.milestones!.fireDueTimers()).toBe(0);
     clock.advance(DAY + 1000);
     // Too late to answer: the claim is the filer's now, whether or not the timer fired yet.
-    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({ reason: 'RESPONSE_DEADLINE_PASSED' });
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({
+      reason: 'RESPONSE_DEADLINE_PASSED',
+    });
     await ledgerCaughtUp(t.engine);
     expect(await t.engine.milestones!.fireDueTimers()).toBeGreaterThanOrEqual(1);
     const got = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
-    expect(got.milestone).toMatchObject({ status: 'RESOLVED', released: usd('30.00'), returned: usd('20.00'), dispute: { outcome: 'claim_granted' } });
+    expect(got.milestone).toMatchObject({
+      status: 'RESOLVED',
+      released: usd('30.00'),
+      returned: usd('20.00'),
+      dispute: { outcome: 'claim_granted' },
+    });
     expect(got.milestone.history.at(-1)).toMatchObject({ type: 'resolved', actor_id: 'system' });
     // Scanning again (the read model may lag) appends nothing more.
     await ledgerCaughtUp(t.engine);
@@ -182,13 +230,25 @@ describe('disputes', () => {
     await expectBalance(t.client, p.fl, { available: '0.00', held: '5.00', incoming: '100.00' });
     // Only dispute actions, and in arbitration only the arbiter's.
     expect(await failure(cmd('AcceptSettlement', p.fl, m.id))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
-    expect(await failure(cmd('ResolveDispute', p.emp, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_ARBITER' });
-    expect(await failure(cmd('ResolveDispute', { id: p.emp, roles: ['arbiter'] }, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ reason: 'ARBITER_IS_PARTY' });
+    expect(await failure(cmd('ResolveDispute', p.emp, m.id, { freelancer_amount: usd('0') }))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'NOT_ARBITER',
+    });
+    expect(await failure(cmd('ResolveDispute', { id: p.emp, roles: ['arbiter'] }, m.id, { freelancer_amount: usd('0') }))).toMatchObject({
+      reason: 'ARBITER_IS_PARTY',
+    });
     expect(await failure(cmd('ResolveDispute', PAYMENTS, m.id, { freelancer_amount: usd('0') }))).toMatchObject({ reason: 'NOT_ARBITER' });
     const resolved = await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('70.00') });
-    expect(resolved.milestone).toMatchObject({ status: 'RESOLVED', released: usd('70.00'), returned: usd('30.00'), dispute: { outcome: 'arbitrated' } });
+    expect(resolved.milestone).toMatchObject({
+      status: 'RESOLVED',
+      released: usd('70.00'),
+      returned: usd('30.00'),
+      dispute: { outcome: 'arbitrated' },
+    });
     expect(resolved.milestone.history.at(-1)).toMatchObject({ arbitration_fee: usd('5.00'), arbitration_fee_refunded: true });
-    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({
+      reason: 'ILLEGAL_IN_STATUS',
+    });
     // 70 less the 7.00 fee, plus the 5.00 arbitration fee back.
     await expectBalance(t.client, p.fl, { available: '68.00', held: '0.00', incoming: '0.00' });
     await expectBalance(t.client, p.emp, { available: '30.00', held: '0.00', incoming: '0.00' });
@@ -227,14 +287,20 @@ describe('disputes at the edges', () => {
       return { first, k };
     };
     const open = await replayed('OpenDispute', p.fl, { reason: 'unpaid', claimed_amount: usd('20.00') });
-    expect(await failure(cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('19.00') }, open.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await failure(cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('19.00') }, open.k))).toMatchObject({
+      reason: 'IDEMPOTENCY_KEY_REUSED',
+    });
     const proposed = await replayed('ProposeSettlement', p.emp, { freelancer_amount: usd('8.00') });
-    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('9.00') }, proposed.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await failure(cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('9.00') }, proposed.k))).toMatchObject({
+      reason: 'IDEMPOTENCY_KEY_REUSED',
+    });
     clock.advance(3 * DAY + 1000);
     await replayed('EscalateDispute', p.fl, {});
     const resolved = await replayed('ResolveDispute', ARBITER, { freelancer_amount: usd('15.00') });
     expect(resolved.first.milestone.history.filter((h: any) => h.type === 'resolved')).toHaveLength(1);
-    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }, resolved.k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }, resolved.k))).toMatchObject({
+      reason: 'IDEMPOTENCY_KEY_REUSED',
+    });
     // 15.00 less the 1.50 fee, plus the arbitration fee back (won: 15 > 10); the employer 5.00.
     await expectBalance(t.client, p.fl, { available: '18.50', held: '0.00', incoming: '0.00' });
     await expectBalance(t.client, p.emp, { available: '5.00', held: '0.00', incoming: '0.00' });
@@ -249,7 +315,10 @@ describe('disputes at the edges', () => {
     clock.advance(3 * DAY + 1000);
     expect(await failure(cmd('EscalateDispute', p.fl, m.id))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
     const k = key();
-    expect((await cmd('EscalateDispute', p.emp, m.id, {}, k)).milestone.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: p.emp });
+    expect((await cmd('EscalateDispute', p.emp, m.id, {}, k)).milestone.dispute).toMatchObject({
+      stage: 'ARBITRATION',
+      escalated_by: p.emp,
+    });
     await expectBalance(t.client, p.emp, { available: '0.00', held: '105.00', incoming: '0.00' });
     await ledgerCaughtUp(t.engine);
     await expectLedgerSound(t.engine);
@@ -344,7 +413,9 @@ describe('the ledger after fees, disputes and timers', () => {
   it('applying every event again (fee holds, splits, arbitration fees, timers) changes nothing', async () => {
     await ledgerCaughtUp(t.engine);
     const before = await ledgerSnapshot(t);
-    expect(before.postings.map((p: { kind: string }) => p.kind)).toEqual(expect.arrayContaining(['hold', 'release', 'return', 'settle', 'fee_hold']));
+    expect(before.postings.map((p: { kind: string }) => p.kind)).toEqual(
+      expect.arrayContaining(['hold', 'release', 'return', 'settle', 'fee_hold']),
+    );
     expect(await reapplyWholeStream(t)).toBeGreaterThan(50);
     expect(await ledgerSnapshot(t)).toEqual(before);
     await expectLedgerSound(t.engine);

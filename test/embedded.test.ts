@@ -13,7 +13,15 @@ import { key } from './helpers/flows.js';
 describe('the embedded default', () => {
   let dir: string;
   let first: EngineProcess;
-  const env = (extra: Record<string, string> = {}) => ({ DATABASE_URL: '', NATS_URL: '', AUTH_JWT_SECRET: '', ESCROW_NAMESPACE: '', ESCROW_DATA_DIR: dir, LOG_LEVEL: 'silent', ...extra });
+  const env = (extra: Record<string, string> = {}) => ({
+    DATABASE_URL: '',
+    NATS_URL: '',
+    AUTH_JWT_SECRET: '',
+    ESCROW_NAMESPACE: '',
+    ESCROW_DATA_DIR: dir,
+    LOG_LEVEL: 'silent',
+    ...extra,
+  });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'escrow-embedded-'));
@@ -43,7 +51,11 @@ describe('the embedded default', () => {
   it('the tools find it through its endpoints file: npm run audit with nothing configured', () => {
     const endpoints = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8'));
     expect(endpoints).toMatchObject({ grpcAddress: first.address, namespace: 'escrow' });
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/audit.ts'], { env: { ...process.env, ...env() }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/audit.ts'], {
+      env: { ...process.env, ...env() },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ audit: 'pass' });
   });
@@ -57,7 +69,15 @@ describe('a data folder PostgreSQL cannot reach', () => {
     mkdirSync(dir);
     try {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'all'], {
-        env: { ...process.env, DATABASE_URL: '', NATS_URL: '', AUTH_JWT_SECRET: '', ESCROW_DATA_DIR: dir, LOG_LEVEL: 'silent', GRPC_ADDRESS: `127.0.0.1:${await freePort()}` },
+        env: {
+          ...process.env,
+          DATABASE_URL: '',
+          NATS_URL: '',
+          AUTH_JWT_SECRET: '',
+          ESCROW_DATA_DIR: dir,
+          LOG_LEVEL: 'silent',
+          GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+        },
         encoding: 'utf8',
         timeout: 60_000,
       });

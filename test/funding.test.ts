@@ -28,7 +28,11 @@ describe('funding decided by account actors, across killed processes', () => {
     return c;
   };
   const postingsOf = async (milestoneId: string) =>
-    (await observer.db.query(`SELECT kind, count(*)::int AS n FROM postings WHERE milestone_id = $1 GROUP BY kind ORDER BY kind`, [milestoneId])).rows;
+    (
+      await observer.db.query(`SELECT kind, count(*)::int AS n FROM postings WHERE milestone_id = $1 GROUP BY kind ORDER BY kind`, [
+        milestoneId,
+      ])
+    ).rows;
 
   beforeAll(async () => {
     // In-process: no worker; its gateway is only used to sweep on demand (its own sweep waits the default 30 s).
@@ -56,7 +60,10 @@ describe('funding decided by account actors, across killed processes', () => {
     await expectBalance(c2, 'emp-k', { available: '30.00', held: '20.00', incoming: '0.00' });
     await expectBalance(c2, 'fl-k', { available: '0.00', held: '0.00', incoming: '20.00' });
     await ledgerCaughtUp(observer.engine);
-    expect(await postingsOf(again.milestone.id)).toEqual([{ kind: 'hold', n: 1 }, { kind: 'reserve', n: 1 }]);
+    expect(await postingsOf(again.milestone.id)).toEqual([
+      { kind: 'hold', n: 1 },
+      { kind: 'reserve', n: 1 },
+    ]);
     await expectLedgerSound(observer.engine);
   });
 
@@ -67,7 +74,9 @@ describe('funding decided by account actors, across killed processes', () => {
     const request = { project_id: 'p-o', freelancer_id: 'fl-o', amount: usd('10.00'), description: '', idempotency_key: key() };
     await failure(c1.m('CreateMilestone', 'emp-o', request));
     await eventually(async () => {
-      const { rows } = await observer.db.query(`SELECT available::numeric(20,2)::text AS available, held::numeric(20,2)::text AS held FROM user_balances WHERE user_id = 'emp-o'`);
+      const { rows } = await observer.db.query(
+        `SELECT available::numeric(20,2)::text AS available, held::numeric(20,2)::text AS held FROM user_balances WHERE user_id = 'emp-o'`,
+      );
       expect(rows).toEqual([{ available: '0.00', held: '10.00' }]);
     });
     const { rows: open } = await observer.db.query(`SELECT milestone_id::text FROM postings WHERE kind = 'reserve' AND user_id = 'emp-o'`);
@@ -79,11 +88,17 @@ describe('funding decided by account actors, across killed processes', () => {
     await Promise.all([0, 1, 2].map(() => observer.engine.milestones!.sweepReservations(1_000).catch(() => 0)));
     await expectBalance(c2, 'emp-o', { available: '10.00', held: '0.00', incoming: '0.00' });
     await ledgerCaughtUp(observer.engine);
-    expect(await postingsOf(milestoneId)).toEqual([{ kind: 'reserve', n: 1 }, { kind: 'unreserve', n: 1 }]);
+    expect(await postingsOf(milestoneId)).toEqual([
+      { kind: 'reserve', n: 1 },
+      { kind: 'unreserve', n: 1 },
+    ]);
     const { rows: m } = await observer.db.query(`SELECT status FROM milestones WHERE milestone_id = $1`, [milestoneId]);
     expect(m).toEqual([{ status: 'FUNDING_FAILED' }]);
     // The milestone's place is taken: a late retry can no longer consume the reservation.
-    expect(await failure(c2.m('CreateMilestone', 'emp-o', request))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'RESERVATION_EXPIRED' });
+    expect(await failure(c2.m('CreateMilestone', 'emp-o', request))).toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      reason: 'RESERVATION_EXPIRED',
+    });
     await expectBalance(c2, 'emp-o', { available: '10.00', held: '0.00', incoming: '0.00' });
     await expectLedgerSound(observer.engine);
   });
@@ -95,7 +110,13 @@ describe('funding decided by account actors, across killed processes', () => {
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
         (i % 2 ? a : b)
-          .m('CreateMilestone', 'emp-r', { project_id: 'p-r', freelancer_id: 'fl-r', amount: usd('10.00'), description: '', idempotency_key: key() })
+          .m('CreateMilestone', 'emp-r', {
+            project_id: 'p-r',
+            freelancer_id: 'fl-r',
+            amount: usd('10.00'),
+            description: '',
+            idempotency_key: key(),
+          })
           .then(
             (r) => r.milestone.status as string,
             (e: { reason: string }) => e.reason,
@@ -112,7 +133,14 @@ describe('funding decided by account actors, across killed processes', () => {
   it('debits the ledger has posted are not counted twice: money that came in later is spendable, to the cent', async () => {
     const a = client(await start('gateway'));
     await deposit(a, 'emp-c', '20.00');
-    const create = (amount: string) => a.m('CreateMilestone', 'emp-c', { project_id: 'p-c', freelancer_id: 'fl-c', amount: usd(amount), description: '', idempotency_key: key() });
+    const create = (amount: string) =>
+      a.m('CreateMilestone', 'emp-c', {
+        project_id: 'p-c',
+        freelancer_id: 'fl-c',
+        amount: usd(amount),
+        description: '',
+        idempotency_key: key(),
+      });
     expect((await create('10.00')).milestone.status).toBe('FUNDED');
     await ledgerCaughtUp(observer.engine);
     await deposit(a, 'emp-c', '10.00');
@@ -124,8 +152,26 @@ describe('funding decided by account actors, across killed processes', () => {
   it('an accept whose gateway was killed after the reservation: kept while the request is open, given back once it is withdrawn', async () => {
     const c = client(await start('gateway', { ESCROW_RESERVATION_TTL_MS: '1000' }));
     await deposit(c, 'emp-a', '30.00');
-    expect((await c.m('CreateMilestone', 'emp-a', { project_id: 'p-a', freelancer_id: 'fl-a', amount: usd('10.00'), description: '', idempotency_key: key() })).milestone.status).toBe('FUNDED');
-    const asked = (await c.m('RequestMilestone', 'fl-a', { project_id: 'p-a', employer_id: 'emp-a', amount: usd('15.00'), description: 'more', idempotency_key: key() })).milestone;
+    expect(
+      (
+        await c.m('CreateMilestone', 'emp-a', {
+          project_id: 'p-a',
+          freelancer_id: 'fl-a',
+          amount: usd('10.00'),
+          description: '',
+          idempotency_key: key(),
+        })
+      ).milestone.status,
+    ).toBe('FUNDED');
+    const asked = (
+      await c.m('RequestMilestone', 'fl-a', {
+        project_id: 'p-a',
+        employer_id: 'emp-a',
+        amount: usd('15.00'),
+        description: 'more',
+        idempotency_key: key(),
+      })
+    ).milestone;
     const doomed = client(await start('gateway', { ESCROW_FAULT_KILL_AFTER_RESERVATION: '1' }));
     await failure(doomed.m('AcceptMilestoneRequest', 'emp-a', { milestone_id: asked.id, idempotency_key: key() }));
     await expectBalance(c, 'emp-a', { available: '5.00', held: '25.00', incoming: '0.00' });
@@ -134,11 +180,16 @@ describe('funding decided by account actors, across killed processes', () => {
     await observer.engine.milestones!.sweepReservations(1_000);
     await expectBalance(c, 'emp-a', { available: '5.00', held: '25.00', incoming: '0.00' });
     // The freelancer withdraws the request: no accept can consume the reservation any more.
-    expect((await c.m('WithdrawMilestoneRequest', 'fl-a', { milestone_id: asked.id, idempotency_key: key() })).milestone.status).toBe('REQUEST_WITHDRAWN');
+    expect((await c.m('WithdrawMilestoneRequest', 'fl-a', { milestone_id: asked.id, idempotency_key: key() })).milestone.status).toBe(
+      'REQUEST_WITHDRAWN',
+    );
     await Promise.all([0, 1, 2].map(() => observer.engine.milestones!.sweepReservations(1_000).catch(() => 0)));
     await expectBalance(c, 'emp-a', { available: '20.00', held: '10.00', incoming: '0.00' });
     await ledgerCaughtUp(observer.engine);
-    expect(await postingsOf(asked.id)).toEqual([{ kind: 'reserve', n: 1 }, { kind: 'unreserve', n: 1 }]);
+    expect(await postingsOf(asked.id)).toEqual([
+      { kind: 'reserve', n: 1 },
+      { kind: 'unreserve', n: 1 },
+    ]);
     await expectLedgerSound(observer.engine);
   });
 
@@ -147,11 +198,27 @@ describe('funding decided by account actors, across killed processes', () => {
     await deposit(c, 'emp-now', '10.00');
     // No ledger from here on: creates are decided by the account actors alone.
     for (const p of started.filter((x) => x.role === 'worker')) await p.kill();
-    const made = await c.m('CreateMilestone', 'emp-now', { project_id: 'p-now', freelancer_id: 'fl-now', amount: usd('4.00'), description: '', idempotency_key: key() });
+    const made = await c.m('CreateMilestone', 'emp-now', {
+      project_id: 'p-now',
+      freelancer_id: 'fl-now',
+      amount: usd('4.00'),
+      description: '',
+      idempotency_key: key(),
+    });
     expect(made.milestone.status).toBe('FUNDED');
     expect(await balance(c, 'emp-now')).toEqual({ available: '6.00', held: '4.00', incoming: '0.00' });
     // And the account actor will not spend it twice meanwhile.
-    expect(await failure(c.m('CreateMilestone', 'emp-now', { project_id: 'p-now', freelancer_id: 'fl-now', amount: usd('6.01'), description: '', idempotency_key: key() }))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+    expect(
+      await failure(
+        c.m('CreateMilestone', 'emp-now', {
+          project_id: 'p-now',
+          freelancer_id: 'fl-now',
+          amount: usd('6.01'),
+          description: '',
+          idempotency_key: key(),
+        }),
+      ),
+    ).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
     await start('worker');
     await expectBalance(c, 'emp-now', { available: '6.00', held: '4.00', incoming: '0.00' });
     await ledgerCaughtUp(observer.engine);

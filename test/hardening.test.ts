@@ -14,22 +14,47 @@ describe('hostile requests that once could stall or strand money', () => {
     await deposit(t.client, 'emp-nul', '10.00');
     for (const description of ['a\u0000b', 'bell\u0007', 'esc\u001b[31m']) {
       const err = await failure(
-        t.client.m('CreateMilestone', 'emp-nul', { project_id: 'p-nul', freelancer_id: 'fl-nul', amount: usd('1.00'), description, idempotency_key: key() }),
+        t.client.m('CreateMilestone', 'emp-nul', {
+          project_id: 'p-nul',
+          freelancer_id: 'fl-nul',
+          amount: usd('1.00'),
+          description,
+          idempotency_key: key(),
+        }),
       );
       expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'TEXT_INVALID' });
     }
     // Multi-line text is fine, and the ledger goes on.
-    const ok = await t.client.m('CreateMilestone', 'emp-nul', { project_id: 'p-nul', freelancer_id: 'fl-nul', amount: usd('1.00'), description: 'line 1\r\nline 2\ttab', idempotency_key: key() });
+    const ok = await t.client.m('CreateMilestone', 'emp-nul', {
+      project_id: 'p-nul',
+      freelancer_id: 'fl-nul',
+      amount: usd('1.00'),
+      description: 'line 1\r\nline 2\ttab',
+      idempotency_key: key(),
+    });
     expect(ok.milestone.status).toBe('FUNDED');
   });
 
   it('a client key that looks like a saga step is just a key', async () => {
     await deposit(t.client, 'emp-key', '20.00');
-    const r = await t.client.m('CreateMilestone', 'emp-key', { project_id: 'p-key', freelancer_id: 'fl-key', amount: usd('10.00'), idempotency_key: 'funding-outcome' });
+    const r = await t.client.m('CreateMilestone', 'emp-key', {
+      project_id: 'p-key',
+      freelancer_id: 'fl-key',
+      amount: usd('10.00'),
+      idempotency_key: 'funding-outcome',
+    });
     expect(r.milestone.status).toBe('FUNDED');
-    const again = await t.client.m('CreateMilestone', 'emp-key', { project_id: 'p-key', freelancer_id: 'fl-key', amount: usd('10.00'), idempotency_key: 'system:funding-outcome' });
+    const again = await t.client.m('CreateMilestone', 'emp-key', {
+      project_id: 'p-key',
+      freelancer_id: 'fl-key',
+      amount: usd('10.00'),
+      idempotency_key: 'system:funding-outcome',
+    });
     expect(again.milestone.status).toBe('FUNDED');
-    const released = await t.client.m('ReleaseMilestone', 'emp-key', { milestone_id: again.milestone.id, idempotency_key: 'funding-outcome' });
+    const released = await t.client.m('ReleaseMilestone', 'emp-key', {
+      milestone_id: again.milestone.id,
+      idempotency_key: 'funding-outcome',
+    });
     expect(released.milestone.status).toBe('RELEASED');
   });
 
@@ -57,7 +82,9 @@ describe('hostile requests that once could stall or strand money', () => {
       const r = await t.client.m('ReleaseMilestone', 'emp-lim', { milestone_id: id, amount: usd('0.01'), idempotency_key: key() });
       version = r.milestone.version;
     }
-    const more = await failure(t.client.m('ReleaseMilestone', 'emp-lim', { milestone_id: id, amount: usd('0.01'), idempotency_key: key() }));
+    const more = await failure(
+      t.client.m('ReleaseMilestone', 'emp-lim', { milestone_id: id, amount: usd('0.01'), idempotency_key: key() }),
+    );
     expect(more).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'EVENT_LIMIT' });
     const cancelled = await t.client.m('CancelMilestone', 'fl-lim', { milestone_id: id, reason: 'done', idempotency_key: key() });
     expect(cancelled.milestone.status).toBe('CANCELLED');
@@ -75,7 +102,10 @@ describe('several gateways', () => {
       const id = await funded(t.client, 'emp-x', 'fl-x', '10.00', 'p-x');
       expect((await other.client.m('GetMilestone', 'emp-x', { milestone_id: id })).milestone.status).toBe('FUNDED');
       await t.client.m('ReleaseMilestone', 'emp-x', { milestone_id: id, idempotency_key: key() });
-      await eventually(async () => expect((await other.client.m('GetMilestone', 'emp-x', { milestone_id: id })).milestone.status).toBe('RELEASED'), 3_000);
+      await eventually(
+        async () => expect((await other.client.m('GetMilestone', 'emp-x', { milestone_id: id })).milestone.status).toBe('RELEASED'),
+        3_000,
+      );
     } finally {
       await other.stop();
     }
@@ -86,7 +116,12 @@ describe('several gateways', () => {
     const impatient = await startEngine({ namespace: t.namespace, worker: false, env: { ESCROW_FUNDING_WAIT_MS: '0' } });
     try {
       await deposit(t.client, 'emp-s', '10.00');
-      const r = await impatient.client.m('CreateMilestone', 'emp-s', { project_id: 'p-s', freelancer_id: 'fl-s', amount: usd('4.00'), idempotency_key: key() });
+      const r = await impatient.client.m('CreateMilestone', 'emp-s', {
+        project_id: 'p-s',
+        freelancer_id: 'fl-s',
+        amount: usd('4.00'),
+        idempotency_key: key(),
+      });
       expect(['PENDING_FUNDING', 'FUNDED']).toContain(r.milestone.status);
       await impatient.stop();
       // Nobody touches the milestone; the read model still comes to FUNDED.
@@ -117,9 +152,20 @@ describe('input that once meant more than it said', () => {
     await expectBalance(t.client, 'fl-empty', { available: '0.00', held: '0.00', incoming: '10.00' });
 
     // A settlement accepted with an empty expectation does not skip the proposal check.
-    await t.client.m('OpenDispute', 'fl-empty', { milestone_id: id, reason: 'not paid', claimed_amount: usd('10.00'), idempotency_key: key() });
+    await t.client.m('OpenDispute', 'fl-empty', {
+      milestone_id: id,
+      reason: 'not paid',
+      claimed_amount: usd('10.00'),
+      idempotency_key: key(),
+    });
     await t.client.m('ProposeSettlement', 'emp-empty', { milestone_id: id, freelancer_amount: usd('2.00'), idempotency_key: key() });
-    const accept = await failure(t.client.m('AcceptSettlement', 'fl-empty', { milestone_id: id, freelancer_amount: { currency_code: '', amount: '' }, idempotency_key: key() }));
+    const accept = await failure(
+      t.client.m('AcceptSettlement', 'fl-empty', {
+        milestone_id: id,
+        freelancer_amount: { currency_code: '', amount: '' },
+        idempotency_key: key(),
+      }),
+    );
     expect(accept).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'AMOUNT_EMPTY' });
     expect((await t.client.m('GetMilestone', 'fl-empty', { milestone_id: id })).milestone.status).toBe('DISPUTED');
 
@@ -137,12 +183,19 @@ describe('input that once meant more than it said', () => {
     ['a reserved id as subject', () => sign({ exp: now() + 600 }, 'System'), 'TOKEN_SUBJECT_INVALID'],
     ['an account kind as subject', () => sign({ exp: now() + 600 }, 'revenue'), 'TOKEN_SUBJECT_INVALID'],
   ])('a token with %s is UNAUTHENTICATED', async (_name, token, reason) => {
-    const err = await failure(t.client.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-tok', currency_code: 'USD' }, await token()));
+    const err = await failure(
+      t.client.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-tok', currency_code: 'USD' }, await token()),
+    );
     expect(err).toMatchObject({ code: grpc.status.UNAUTHENTICATED, reason });
   });
 
   it('a token with exp within the bound works', async () => {
-    const ok = await t.client.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-tok', currency_code: 'USD' }, await sign({ iat: now(), exp: now() + 23 * 3600 }));
+    const ok = await t.client.callWithToken(
+      'AccountService',
+      'GetBalance',
+      { user_id: 'emp-tok', currency_code: 'USD' },
+      await sign({ iat: now(), exp: now() + 23 * 3600 }),
+    );
     expect(ok).toMatchObject({ available: usd('0.00') });
   });
 
@@ -150,11 +203,41 @@ describe('input that once meant more than it said', () => {
     await deposit(t.client, 'emp-res', '10.00');
     const before = (await t.engine.log.jsm.streams.info(t.engine.log.names.stream)).state.messages;
     const cases: [() => Promise<unknown>, string][] = [
-      [() => t.client.m('CreateMilestone', 'emp-res', { project_id: 'p-res', freelancer_id: 'system', amount: usd('1.00'), idempotency_key: key() }), 'freelancer_id'],
-      [() => t.client.m('CreateMilestone', 'emp-res', { project_id: 'p-res', freelancer_id: 'WORLD', amount: usd('1.00'), idempotency_key: key() }), 'freelancer_id'],
-      [() => t.client.m('RequestMilestone', 'fl-res', { project_id: 'p-res2', employer_id: 'system', amount: usd('1.00'), idempotency_key: key() }), 'employer_id'],
+      [
+        () =>
+          t.client.m('CreateMilestone', 'emp-res', {
+            project_id: 'p-res',
+            freelancer_id: 'system',
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          }),
+        'freelancer_id',
+      ],
+      [
+        () =>
+          t.client.m('CreateMilestone', 'emp-res', {
+            project_id: 'p-res',
+            freelancer_id: 'WORLD',
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          }),
+        'freelancer_id',
+      ],
+      [
+        () =>
+          t.client.m('RequestMilestone', 'fl-res', {
+            project_id: 'p-res2',
+            employer_id: 'system',
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          }),
+        'employer_id',
+      ],
       [() => t.client.a('Deposit', PAYMENTS, { user_id: 'system', amount: usd('1.00'), external_reference: key() }), 'user_id'],
-      [() => t.client.r('SubmitReview', 'emp-res', { project_id: 'p-res', reviewee_id: 'system', rating: 5, idempotency_key: key() }), 'reviewee_id'],
+      [
+        () => t.client.r('SubmitReview', 'emp-res', { project_id: 'p-res', reviewee_id: 'system', rating: 5, idempotency_key: key() }),
+        'reviewee_id',
+      ],
     ];
     for (const [call, field] of cases) {
       const err = await failure(call());
@@ -176,12 +259,19 @@ describe('page tokens', () => {
     await ledgerCaughtUp(t.engine);
     const first = await t.client.m('ListMilestones', 'emp-page', { direction: 'OUTGOING', page_size: 1 });
     expect(first.next_page_token).not.toBe('');
-    const second = await t.client.m('ListMilestones', 'emp-page', { direction: 'OUTGOING', page_size: 1, page_token: first.next_page_token });
+    const second = await t.client.m('ListMilestones', 'emp-page', {
+      direction: 'OUTGOING',
+      page_size: 1,
+      page_token: first.next_page_token,
+    });
     expect(second.milestones[0].id).not.toBe(first.milestones[0].id);
 
     const old = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const bad: [string, object][] = [
-      ['an earlier version\'s unsigned token with a date PostgreSQL refuses', { direction: 'OUTGOING', page_token: old({ c: '+275760-09-13T00:00:00.000Z', id: '00000000-0000-8000-8000-000000000000' }) }],
+      [
+        "an earlier version's unsigned token with a date PostgreSQL refuses",
+        { direction: 'OUTGOING', page_token: old({ c: '+275760-09-13T00:00:00.000Z', id: '00000000-0000-8000-8000-000000000000' }) },
+      ],
       ['garbage', { direction: 'OUTGOING', page_token: 'not a token' }],
       ['an altered token', { direction: 'OUTGOING', page_token: tamper(first.next_page_token) }],
       ['a token of another query', { direction: 'INCOMING', page_token: first.next_page_token }],
@@ -189,10 +279,16 @@ describe('page tokens', () => {
     ];
     for (const [name, req] of bad) {
       const err = await failure(t.client.m('ListMilestones', 'emp-page', req));
-      expect({ name, code: err.code, reason: err.reason }).toEqual({ name, code: grpc.status.INVALID_ARGUMENT, reason: 'PAGE_TOKEN_INVALID' });
+      expect({ name, code: err.code, reason: err.reason }).toEqual({
+        name,
+        code: grpc.status.INVALID_ARGUMENT,
+        reason: 'PAGE_TOKEN_INVALID',
+      });
     }
     // Another caller cannot use it either.
-    expect((await failure(t.client.m('ListMilestones', 'fl-page', { direction: 'OUTGOING', page_token: first.next_page_token }))).reason).toBe('PAGE_TOKEN_INVALID');
+    expect(
+      (await failure(t.client.m('ListMilestones', 'fl-page', { direction: 'OUTGOING', page_token: first.next_page_token }))).reason,
+    ).toBe('PAGE_TOKEN_INVALID');
 
     const entries = await t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_size: 1 });
     expect(entries.next_page_token).not.toBe('');
@@ -200,7 +296,11 @@ describe('page tokens', () => {
       const err = await failure(t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_token }));
       expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'PAGE_TOKEN_INVALID' });
     }
-    const next = await t.client.a('ListLedgerEntries', 'emp-page', { user_id: 'emp-page', page_size: 1, page_token: entries.next_page_token });
+    const next = await t.client.a('ListLedgerEntries', 'emp-page', {
+      user_id: 'emp-page',
+      page_size: 1,
+      page_token: entries.next_page_token,
+    });
     expect(next.entries[0].event_id).not.toBe(entries.entries[0].event_id);
     // A token for one user's ledger does not page another's.
     const err = await failure(t.client.a('ListLedgerEntries', PAYMENTS, { user_id: 'emp-page', page_token: entries.next_page_token }));

@@ -11,7 +11,9 @@ describe('operability', () => {
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
     const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
     for (const service of ['', 'escrow.v1.MilestoneService', 'escrow.v1.AccountService']) {
-      const r = await new Promise<any>((resolve, reject) => client.Check({ service }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))));
+      const r = await new Promise<any>((resolve, reject) =>
+        client.Check({ service }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))),
+      );
       expect(r.status).toBe('SERVING');
     }
     client.close();
@@ -19,7 +21,10 @@ describe('operability', () => {
 
   it('offers server reflection listing the escrow services and grpc.health.v1', async () => {
     const def = grpc.loadPackageDefinition(
-      protoLoader.loadSync('grpc/reflection/v1alpha/reflection.proto', { keepCase: true, includeDirs: ['node_modules/@grpc/reflection/build/proto'] }),
+      protoLoader.loadSync('grpc/reflection/v1alpha/reflection.proto', {
+        keepCase: true,
+        includeDirs: ['node_modules/@grpc/reflection/build/proto'],
+      }),
     ) as any;
     const client = new def.grpc.reflection.v1alpha.ServerReflection(t.config.grpcAddress, grpc.credentials.createInsecure());
     const stream = client.ServerReflectionInfo();
@@ -30,7 +35,14 @@ describe('operability', () => {
     });
     stream.end();
     const names = answer.list_services_response.service.map((s: { name: string }) => s.name);
-    expect(names).toEqual(expect.arrayContaining(['escrow.v1.MilestoneService', 'escrow.v1.AccountService', 'escrow.v1.ReviewService', 'grpc.health.v1.Health']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'escrow.v1.MilestoneService',
+        'escrow.v1.AccountService',
+        'escrow.v1.ReviewService',
+        'grpc.health.v1.Health',
+      ]),
+    );
     client.close();
   });
 });

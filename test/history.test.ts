@@ -20,10 +20,22 @@ describe('the history checker', () => {
   let race: RaceResult;
 
   it('proves a fair race with duplicates: every answer agrees with the log', async () => {
-    race = await runRace({ clients: [t.client], milestones: 12, contenders: 8, duplicates: 2, disputeShare: 0.25, extraShare: 0.4, amount: '10.00', prefix: key('hist'), concurrency: 96 });
+    race = await runRace({
+      clients: [t.client],
+      milestones: 12,
+      contenders: 8,
+      duplicates: 2,
+      disputeShare: 0.25,
+      extraShare: 0.4,
+      amount: '10.00',
+      prefix: key('hist'),
+      concurrency: 96,
+    });
     expect(race.calls).toHaveLength(12 * 8 * 2);
     // Partial releases and cancellation requests and rejections raced the ending commands.
-    expect(new Set(race.calls.map((c) => c.rpc))).toEqual(new Set(['ReleaseMilestone', 'CancelMilestone', 'AcceptSettlement', 'RequestCancellation', 'RejectCancellation']));
+    expect(new Set(race.calls.map((c) => c.rpc))).toEqual(
+      new Set(['ReleaseMilestone', 'CancelMilestone', 'AcceptSettlement', 'RequestCancellation', 'RejectCancellation']),
+    );
     const verdict = await checkHistory(t.engine.log, race.calls);
     expect(verdict).toMatchObject({ milestones: 12, calls: 192, problems: [], unansweredEndings: 0 });
     // The lines survive being written and read back.
@@ -34,9 +46,19 @@ describe('the history checker', () => {
     const k6 = [
       JSON.stringify({ type: 'Metric', metric: 'race_calls', data: { type: 'counter' } }),
       JSON.stringify({ type: 'Point', metric: 'grpc_req_duration', data: { time: new Date(c.t).toISOString(), value: 3, tags: {} } }),
-      JSON.stringify({ type: 'Point', metric: 'race_calls', data: { time: new Date(c.t).toISOString(), value: 1, tags: { milestone: c.milestoneId, caller: c.caller, rpc: c.rpc, key: c.key, code: c.code, status: c.status, reason: '' } } }),
+      JSON.stringify({
+        type: 'Point',
+        metric: 'race_calls',
+        data: {
+          time: new Date(c.t).toISOString(),
+          value: 1,
+          tags: { milestone: c.milestoneId, caller: c.caller, rpc: c.rpc, key: c.key, code: c.code, status: c.status, reason: '' },
+        },
+      }),
     ].join('\n');
-    expect(parseHistory(k6)).toEqual([{ t: c.t, caller: c.caller, rpc: c.rpc, milestoneId: c.milestoneId, key: c.key, code: 'OK', status: c.status }]);
+    expect(parseHistory(k6)).toEqual([
+      { t: c.t, caller: c.caller, rpc: c.rpc, milestoneId: c.milestoneId, key: c.key, code: 'OK', status: c.status },
+    ]);
     expect((await checkHistory(t.engine.log, parseHistory(k6))).problems).toEqual([]);
   });
 
@@ -48,9 +70,17 @@ describe('the history checker', () => {
   });
 
   it('fails on a line that calls refused a command the log holds', async () => {
-    const won = race.calls.find((c) => c.code === 'OK' && c.rpc !== 'RequestCancellation' && c.rpc !== 'RejectCancellation' && !(c.rpc === 'ReleaseMilestone' && c.key.includes('partial')))!;
+    const won = race.calls.find(
+      (c) =>
+        c.code === 'OK' &&
+        c.rpc !== 'RequestCancellation' &&
+        c.rpc !== 'RejectCancellation' &&
+        !(c.rpc === 'ReleaseMilestone' && c.key.includes('partial')),
+    )!;
     const verdict = await checkHistory(t.engine.log, [{ ...won, code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' }]);
-    expect(verdict.problems.join('\n')).toMatch(/was refused \(FAILED_PRECONDITION ILLEGAL_IN_STATUS\), and the log holds its (released|cancelled|resolved) event/);
+    expect(verdict.problems.join('\n')).toMatch(
+      /was refused \(FAILED_PRECONDITION ILLEGAL_IN_STATUS\), and the log holds its (released|cancelled|resolved) event/,
+    );
   });
 
   it('lets a copy refused at an earlier version take effect later, and fails on a refusal at or after its own event or from a view the log had passed', async () => {
@@ -61,7 +91,12 @@ describe('the history checker', () => {
     const won = race.calls.find((c) => c.code === 'OK' && c.rpc === 'RejectCancellation') ?? race.calls.find((c) => c.code === 'OK')!;
     const own = eventId('milestone', won.milestoneId, scopedKey(won.caller, won.key));
     let event: { version: number; storedAt: number } | undefined;
-    for await (const e of t.engine.log.readSubject<EntityEventData<object>>(t.engine.log.names.milestone(won.milestoneId), 0, Number.MAX_SAFE_INTEGER, true)) {
+    for await (const e of t.engine.log.readSubject<EntityEventData<object>>(
+      t.engine.log.names.milestone(won.milestoneId),
+      0,
+      Number.MAX_SAFE_INTEGER,
+      true,
+    )) {
       if (e.event.id === own) event = { version: e.event.data.version, storedAt: e.storedAt! };
     }
     const refused = { ...won, code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS', status: undefined };
@@ -70,10 +105,16 @@ describe('the history checker', () => {
     expect((await checkHistory(t.engine.log, [copy])).problems).toEqual([]);
     // Refused at the version of its own event (the key was applied in the state it was decided from).
     const atOwn = await checkHistory(t.engine.log, [{ ...copy, version: event!.version }]);
-    expect(atOwn.problems.join('\n')).toMatch(new RegExp(`and the log holds its \\w+ event at version ${event!.version}, though refused at version ${event!.version}`));
+    expect(atOwn.problems.join('\n')).toMatch(
+      new RegExp(`and the log holds its \\w+ event at version ${event!.version}, though refused at version ${event!.version}`),
+    );
     // Refused at the version before, but sent a second after the next version was stored: decided from a stale view.
     const stale = await checkHistory(t.engine.log, [{ ...copy, sent: event!.storedAt + 1_000 }]);
-    expect(stale.problems.join('\n')).toMatch(new RegExp(`was refused at version ${event!.version - 1}, and the log held version ${event!.version} \\d+ ms before the call was sent`));
+    expect(stale.problems.join('\n')).toMatch(
+      new RegExp(
+        `was refused at version ${event!.version - 1}, and the log held version ${event!.version} \\d+ ms before the call was sent`,
+      ),
+    );
   });
 
   it('fails on a line that says a milestone ended the log does not end that way', async () => {
@@ -82,7 +123,9 @@ describe('the history checker', () => {
     const won = race.calls.find((c) => c.code === 'OK' && c.status !== undefined && c.status in ended)!;
     const told = won.status === 'RELEASED' ? 'CANCELLED' : 'RELEASED';
     const verdict = await checkHistory(t.engine.log, [{ ...won, status: told }]);
-    expect(verdict.problems.join('\n')).toMatch(new RegExp(`that it is ${told} at version \\d+, and the log's ending is ${ended[won.status!]} at version \\d+`));
+    expect(verdict.problems.join('\n')).toMatch(
+      new RegExp(`that it is ${told} at version \\d+, and the log's ending is ${ended[won.status!]} at version \\d+`),
+    );
   });
 
   it('fails on a second ending event forged into the log (signed, as a broken gateway would append it)', async () => {
@@ -103,7 +146,10 @@ describe('the history checker', () => {
       }),
       last.seq,
     );
-    const verdict = await checkHistory(log, race.calls.filter((c) => c.milestoneId === won.milestoneId));
+    const verdict = await checkHistory(
+      log,
+      race.calls.filter((c) => c.milestoneId === won.milestoneId),
+    );
     expect(verdict.problems.join('\n')).toMatch(/2 ending events in the log \(released, cancelled\)/);
   });
 });

@@ -20,7 +20,13 @@ afterAll(async () => {
 });
 
 const create = (c: EscrowClient, employer: string, k: string, amount = '10.00', project = `proj-${employer}`) =>
-  c.m('CreateMilestone', employer, { project_id: project, freelancer_id: 'fl', amount: usd(amount), description: 'same', idempotency_key: k });
+  c.m('CreateMilestone', employer, {
+    project_id: project,
+    freelancer_id: 'fl',
+    amount: usd(amount),
+    description: 'same',
+    idempotency_key: k,
+  });
 
 describe('idempotency', () => {
   it('CreateMilestone repeated with the same key: the same milestone, funded once', async () => {
@@ -43,8 +49,13 @@ describe('idempotency', () => {
     for (const a of answers) expect(a.milestone.status).toBe('FUNDED');
     await expectBalance(t.client, 'emp2', { available: '40.00', held: '10.00', incoming: '0.00' });
     // One reservation on the employer's account, consumed by one hold.
-    const { rows } = await t.db.query(`SELECT kind, count(*)::int AS n FROM postings WHERE milestone_id = $1 GROUP BY kind ORDER BY kind`, [answers[0].milestone.id]);
-    expect(rows).toEqual([{ kind: 'hold', n: 1 }, { kind: 'reserve', n: 1 }]);
+    const { rows } = await t.db.query(`SELECT kind, count(*)::int AS n FROM postings WHERE milestone_id = $1 GROUP BY kind ORDER BY kind`, [
+      answers[0].milestone.id,
+    ]);
+    expect(rows).toEqual([
+      { kind: 'hold', n: 1 },
+      { kind: 'reserve', n: 1 },
+    ]);
   });
 
   it('the same key with other content is INVALID_ARGUMENT and changes nothing', async () => {
@@ -63,16 +74,22 @@ describe('idempotency', () => {
     const id = await funded(t.client, 'emp4', 'fl4', '20.00', 'proj4');
     const k = key();
     const answers = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => (i % 2 ? other : t.client).m('ReleaseMilestone', 'emp4', { milestone_id: id, amount: usd('5.00'), idempotency_key: k })),
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? other : t.client).m('ReleaseMilestone', 'emp4', { milestone_id: id, amount: usd('5.00'), idempotency_key: k }),
+      ),
     );
     for (const a of answers) expect(a.milestone).toMatchObject({ held: usd('15.00'), released: usd('5.00') });
     const reuse = await failure(t.client.m('ReleaseMilestone', 'emp4', { milestone_id: id, amount: usd('6.00'), idempotency_key: k }));
     expect(reuse).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
     // A key used for a release cannot be reused by the same caller for another command either.
-    const crossOp = await failure(t.client.m('RequestCancellation', 'emp4', { milestone_id: id, reason_code: 'OTHER', idempotency_key: k }));
+    const crossOp = await failure(
+      t.client.m('RequestCancellation', 'emp4', { milestone_id: id, reason_code: 'OTHER', idempotency_key: k }),
+    );
     expect(crossOp).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'IDEMPOTENCY_KEY_REUSED' });
     // Keys are the caller's own: a stranger sending the same key is judged on its own rights.
-    const stranger = await failure(t.client.m('ReleaseMilestone', 'stranger', { milestone_id: id, amount: usd('5.00'), idempotency_key: k }));
+    const stranger = await failure(
+      t.client.m('ReleaseMilestone', 'stranger', { milestone_id: id, amount: usd('5.00'), idempotency_key: k }),
+    );
     expect(stranger).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_EMPLOYER' });
     await expectBalance(t.client, 'fl4', { available: '5.00', held: '0.00', incoming: '15.00' });
   });

@@ -42,7 +42,9 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
   });
 
   it.each(BAD_AMOUNTS)('CreateMilestone with amount %s', async (_n, amount, reason) => {
-    const err = await failure(t.client.m('CreateMilestone', 'emp', { project_id: 'proj', freelancer_id: 'fl', amount, idempotency_key: key() }));
+    const err = await failure(
+      t.client.m('CreateMilestone', 'emp', { project_id: 'proj', freelancer_id: 'fl', amount, idempotency_key: key() }),
+    );
     expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason });
   });
 
@@ -68,22 +70,41 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
     ['CreateMilestone with a project_id holding a subject wildcard', () => ({ ...good(), project_id: 'a.>' }), 'ID_INVALID'],
     ['CreateMilestone with an injection-like id', () => ({ ...good(), freelancer_id: "x'; DROP TABLE accounts;--" }), 'ID_INVALID'],
     ['CreateMilestone without idempotency_key', () => ({ ...good(), idempotency_key: '' }), 'IDEMPOTENCY_KEY_REQUIRED'],
-    ['CreateMilestone with a freelancer that is the employer', () => ({ ...good(), project_id: 'selfie', freelancer_id: 'emp' }), 'SELF_AWARD'],
+    [
+      'CreateMilestone with a freelancer that is the employer',
+      () => ({ ...good(), project_id: 'selfie', freelancer_id: 'emp' }),
+      'SELF_AWARD',
+    ],
     ['ReleaseMilestone without milestone_id', () => ({ idempotency_key: key() }), 'FIELD_REQUIRED'],
     ['ReleaseMilestone with a malformed milestone_id', () => ({ milestone_id: 'abc', idempotency_key: key() }), 'ID_INVALID'],
     ['ReleaseMilestone without idempotency_key', () => ({ milestone_id: milestone }), 'IDEMPOTENCY_KEY_REQUIRED'],
     ['RequestRelease without idempotency_key', () => ({ milestone_id: milestone }), 'IDEMPOTENCY_KEY_REQUIRED'],
     ['CancelMilestone without milestone_id', () => ({ idempotency_key: key() }), 'FIELD_REQUIRED'],
-    ['RequestCancellation with a too long reason', () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x'.repeat(3000), idempotency_key: key() }), 'TEXT_TOO_LONG'],
-    ['RequestCancellation without a reason code', () => ({ milestone_id: milestone, reason: 'x', idempotency_key: key() }), 'REASON_CODE_REQUIRED'],
-    ['RequestCancellation with an unknown reason code', () => ({ milestone_id: milestone, reason_code: 99, idempotency_key: key() }), 'REASON_CODE_INVALID'],
+    [
+      'RequestCancellation with a too long reason',
+      () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x'.repeat(3000), idempotency_key: key() }),
+      'TEXT_TOO_LONG',
+    ],
+    [
+      'RequestCancellation without a reason code',
+      () => ({ milestone_id: milestone, reason: 'x', idempotency_key: key() }),
+      'REASON_CODE_REQUIRED',
+    ],
+    [
+      'RequestCancellation with an unknown reason code',
+      () => ({ milestone_id: milestone, reason_code: 99, idempotency_key: key() }),
+      'REASON_CODE_INVALID',
+    ],
     ['AcceptAward without project_id', () => ({ idempotency_key: key() }), 'FIELD_REQUIRED'],
     ['GetMilestone without milestone_id', () => ({}), 'FIELD_REQUIRED'],
     ['ListMilestones without direction', () => ({}), 'DIRECTION_REQUIRED'],
     ['ListMilestones with a forged page token', () => ({ direction: 'OUTGOING', page_token: 'bm9wZQ' }), 'PAGE_TOKEN_INVALID'],
   ])('%s', async (name, request, reason) => {
     const method = name.split(' ')[0]!;
-    const caller = method === 'ReleaseMilestone' || method === 'CreateMilestone' || method === 'RequestCancellation' || method === 'ListMilestones' ? 'emp' : 'fl';
+    const caller =
+      method === 'ReleaseMilestone' || method === 'CreateMilestone' || method === 'RequestCancellation' || method === 'ListMilestones'
+        ? 'emp'
+        : 'fl';
     const err = await failure(t.client.m(method, caller, request()));
     expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason });
   });
@@ -99,12 +120,20 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
   });
 
   it('a release in another currency than the milestone is refused', async () => {
-    const err = await failure(t.client.m('ReleaseMilestone', 'emp', { milestone_id: milestone, amount: { currency_code: 'EUR', amount: '1.00' }, idempotency_key: key() }));
+    const err = await failure(
+      t.client.m('ReleaseMilestone', 'emp', {
+        milestone_id: milestone,
+        amount: { currency_code: 'EUR', amount: '1.00' },
+        idempotency_key: key(),
+      }),
+    );
     expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'CURRENCY_MISMATCH' });
   });
 
   it('an unknown milestone is NOT_FOUND', async () => {
-    const err = await failure(t.client.m('ReleaseMilestone', 'emp', { milestone_id: '00000000-0000-4000-8000-000000000000', idempotency_key: key() }));
+    const err = await failure(
+      t.client.m('ReleaseMilestone', 'emp', { milestone_id: '00000000-0000-4000-8000-000000000000', idempotency_key: key() }),
+    );
     expect(err).toMatchObject({ code: grpc.status.NOT_FOUND, reason: 'MILESTONE_NOT_FOUND' });
   });
 
@@ -113,12 +142,22 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
     ['OpenDispute without a claim', 'OpenDispute', { reason: 'late' }, 'AMOUNT_REQUIRED'],
     ['OpenDispute with a zero claim', 'OpenDispute', { reason: 'late', claimed_amount: usd('0') }, 'AMOUNT_NOT_POSITIVE'],
     ['OpenDispute with a claim above what is held', 'OpenDispute', { reason: 'late', claimed_amount: usd('10.01') }, 'CLAIM_EXCEEDS_HELD'],
-    ['OpenDispute in another currency', 'OpenDispute', { reason: 'late', claimed_amount: { currency_code: 'EUR', amount: '1.00' } }, 'CURRENCY_MISMATCH'],
+    [
+      'OpenDispute in another currency',
+      'OpenDispute',
+      { reason: 'late', claimed_amount: { currency_code: 'EUR', amount: '1.00' } },
+      'CURRENCY_MISMATCH',
+    ],
     ['ProposeSettlement with a negative amount', 'ProposeSettlement', { freelancer_amount: usd('-1.00') }, 'AMOUNT_INVALID'],
     ['ProposeSettlement on a milestone not in dispute', 'ProposeSettlement', { freelancer_amount: usd('1.00') }, 'ILLEGAL_IN_STATUS'],
     ['AcceptSettlement with a bad amount', 'AcceptSettlement', { freelancer_amount: usd('1.001') }, 'AMOUNT_SCALE'],
     ['EscalateDispute on a milestone not in dispute', 'EscalateDispute', {}, 'ILLEGAL_IN_STATUS'],
-    ['CreateMilestone with a review window above 90 days', 'CreateMilestone', { project_id: 'p', freelancer_id: 'fl', amount: usd('1.00'), review_window_seconds: 90 * 86_400 + 1 }, 'REVIEW_WINDOW_INVALID'],
+    [
+      'CreateMilestone with a review window above 90 days',
+      'CreateMilestone',
+      { project_id: 'p', freelancer_id: 'fl', amount: usd('1.00'), review_window_seconds: 90 * 86_400 + 1 },
+      'REVIEW_WINDOW_INVALID',
+    ],
   ] as const)('%s is refused', async (_name, method, fields, reason) => {
     const err = await failure(t.client.m(method, 'emp', { milestone_id: milestone, idempotency_key: key(), ...fields }));
     expect(err.reason).toBe(reason);

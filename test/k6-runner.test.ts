@@ -13,9 +13,19 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 /** Runs a k6 script through the runner shim (load/k6/runner), as CI does where k6 cannot be installed. */
 function k6(script: string, env: Record<string, string>, extra: string[] = []): Promise<{ code: number; output: string }> {
-  const args = ['--import', 'tsx', 'load/k6/runner/run.ts', script, ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]), ...extra];
+  const args = [
+    '--import',
+    'tsx',
+    'load/k6/runner/run.ts',
+    script,
+    ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+    ...extra,
+  ];
   return new Promise((ok) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, AUTH_JWT_SECRET: TEST_SECRET, TARGET: t.config.grpcAddress } });
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, AUTH_JWT_SECRET: TEST_SECRET, TARGET: t.config.grpcAddress },
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -26,7 +36,10 @@ function k6(script: string, env: Record<string, string>, extra: string[] = []): 
 describe('the k6 scripts, run end to end through the runner shim', () => {
   it('race.js: setup, a barrier per milestone, duplicates at once, teardown; thresholds pass; its calls prove against the log', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'k6-')), 'calls.json');
-    const r = await k6('load/k6/race.js', { MILESTONES: '12', CONTENDERS: '6', DUPLICATES: '2', DISPUTE_SHARE: '0.25', SLOT_MS: '120' }, ['--out', `json=${out}`]);
+    const r = await k6('load/k6/race.js', { MILESTONES: '12', CONTENDERS: '6', DUPLICATES: '2', DISPUTE_SHARE: '0.25', SLOT_MS: '120' }, [
+      '--out',
+      `json=${out}`,
+    ]);
     expect(r.output).toMatch(/threshold ok {3}race_double_wins: count==0/);
     expect(r.output).toMatch(/race_winners: 12\n/);
     expect(r.code).toBe(0);
@@ -56,10 +69,25 @@ describe('the k6 scripts, run end to end through the runner shim', () => {
 
   it('reads thresholds as k6 does: counts, rates, percentiles, tag filters', () => {
     const at = Date.now();
-    const samples = [1, 2, 3, 4, 100].map((value, i) => ({ metric: 'lat', type: 'trend' as const, value, tags: { scenario: i < 4 ? 'a' : 'b' }, time: at }));
+    const samples = [1, 2, 3, 4, 100].map((value, i) => ({
+      metric: 'lat',
+      type: 'trend' as const,
+      value,
+      tags: { scenario: i < 4 ? 'a' : 'b' },
+      time: at,
+    }));
     expect(evaluate(samples, 'lat', 'p(50)<4').ok).toBe(true);
     expect(evaluate(samples, 'lat', 'max<100').ok).toBe(false);
     expect(evaluate(samples, 'lat{scenario:a}', 'max<=4').ok).toBe(true);
-    expect(evaluate([{ metric: 'e', type: 'rate', value: 1, tags: {}, time: at }, { metric: 'e', type: 'rate', value: 0, tags: {}, time: at }], 'e', 'rate<0.6').actual).toBe(0.5);
+    expect(
+      evaluate(
+        [
+          { metric: 'e', type: 'rate', value: 1, tags: {}, time: at },
+          { metric: 'e', type: 'rate', value: 0, tags: {}, time: at },
+        ],
+        'e',
+        'rate<0.6',
+      ).actual,
+    ).toBe(0.5);
   });
 });

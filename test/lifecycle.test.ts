@@ -92,13 +92,22 @@ describe('milestone lifecycle', () => {
     await deposit(c, 'emp-c', '25.00');
     const id = await funded(c, 'emp-c', 'fl-c', '25.00', 'proj-c');
     await c.m('ReleaseMilestone', 'emp-c', { milestone_id: id, amount: usd('5.00'), idempotency_key: key() });
-    const rc = await c.m('RequestCancellation', 'emp-c', { milestone_id: id, reason_code: 'NO_LONGER_NEEDED', reason: 'no longer needed', idempotency_key: key() });
+    const rc = await c.m('RequestCancellation', 'emp-c', {
+      milestone_id: id,
+      reason_code: 'NO_LONGER_NEEDED',
+      reason: 'no longer needed',
+      idempotency_key: key(),
+    });
     expect(rc.milestone.status).toBe('CANCELLATION_REQUESTED');
     const cancelled = await c.m('CancelMilestone', 'fl-c', { milestone_id: id, reason: 'agreed', idempotency_key: key() });
     expect(cancelled.milestone).toMatchObject({ status: 'CANCELLED', held: usd('0.00'), released: usd('5.00'), returned: usd('20.00') });
     // The request's code stays with the milestone; the cancel's own text replaces the request's.
     expect(cancelled.milestone).toMatchObject({ cancellation_reason_code: 'NO_LONGER_NEEDED', cancellation_reason: 'agreed' });
-    expect(rc.milestone.history.at(-1)).toMatchObject({ type: 'cancellation_requested', reason_code: 'NO_LONGER_NEEDED', reason: 'no longer needed' });
+    expect(rc.milestone.history.at(-1)).toMatchObject({
+      type: 'cancellation_requested',
+      reason_code: 'NO_LONGER_NEEDED',
+      reason: 'no longer needed',
+    });
     await expectBalance(c, 'emp-c', { available: '20.00', held: '0.00', incoming: '0.00' });
     await expectBalance(c, 'fl-c', { available: '5.00', held: '0.00', incoming: '0.00' });
   });
@@ -107,11 +116,19 @@ describe('milestone lifecycle', () => {
     const c = t.client;
     await deposit(c, 'emp-d', '10.00');
     const err = await failure(
-      c.m('CreateMilestone', 'emp-d', { project_id: 'proj-d', freelancer_id: 'fl-d', amount: usd('10.01'), description: '', idempotency_key: key() }),
+      c.m('CreateMilestone', 'emp-d', {
+        project_id: 'proj-d',
+        freelancer_id: 'fl-d',
+        amount: usd('10.01'),
+        description: '',
+        idempotency_key: key(),
+      }),
     );
     expect(err).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'INSUFFICIENT_FUNDS' });
     expect(await balance(c, 'emp-d')).toEqual({ available: '10.00', held: '0.00', incoming: '0.00' });
-    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM entries e JOIN accounts a USING (account_id) WHERE a.owner_id = 'emp-d' AND e.amount < 0`);
+    const { rows } = await t.db.query(
+      `SELECT count(*)::int AS n FROM entries e JOIN accounts a USING (account_id) WHERE a.owner_id = 'emp-d' AND e.amount < 0`,
+    );
     expect(rows[0].n).toBe(0);
     await eventually(async () => {
       const { rows: failed } = await t.db.query(`SELECT status FROM milestones WHERE employer_id = 'emp-d'`);

@@ -72,7 +72,10 @@ describe('per-caller limits', () => {
       const b = await funded(t.client, 'emp-b', 'fl-b', '10.00', 'p-b');
       // One user holds two calls (watch streams): a third is refused for that user only.
       const held = [await openWatch(t.client, 'emp-a', a), await openWatch(t.client, 'emp-a', a)];
-      expect(await failure(t.client.m('GetMilestone', 'emp-a', { milestone_id: a }))).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, reason: 'CALLER_BUSY' });
+      expect(await failure(t.client.m('GetMilestone', 'emp-a', { milestone_id: a }))).toMatchObject({
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        reason: 'CALLER_BUSY',
+      });
       expect((await t.client.m('GetMilestone', 'fl-a', { milestone_id: a })).milestone.status).toBe('FUNDED');
       // Users fill the gateway up to its limit less the reserved share: 8 - 3 = 5 calls.
       held.push(await openWatch(t.client, 'fl-a', a), await openWatch(t.client, 'fl-a', a), await openWatch(t.client, 'emp-b', b));
@@ -82,7 +85,9 @@ describe('per-caller limits', () => {
         reason: 'GATEWAY_BUSY',
       });
       // The payments service is still served, from the reserved share.
-      expect((await t.client.a('Deposit', PAYMENTS, { user_id: 'someone', amount: usd('1.00'), external_reference: key() })).status).toBe('APPLIED');
+      expect((await t.client.a('Deposit', PAYMENTS, { user_id: 'someone', amount: usd('1.00'), external_reference: key() })).status).toBe(
+        'APPLIED',
+      );
       for (const w of held) w.stream.cancel();
     } finally {
       await t.stop();
@@ -96,16 +101,30 @@ describe('per-caller limits', () => {
       await deposit(t.client, 'emp-real', '1000.00');
       await funded(t.client, 'emp-real', 'fl-real', '1.00', 'p-public');
       const strangers = Array.from({ length: 400 }, (_, i) =>
-        t.client.m('CreateMilestone', `stranger-${i % 40}`, { project_id: 'p-public', freelancer_id: 'fl-real', amount: usd('1.00'), idempotency_key: key() }).then(
-          () => 'created',
-          (e) => String(e.reason),
-        ),
+        t.client
+          .m('CreateMilestone', `stranger-${i % 40}`, {
+            project_id: 'p-public',
+            freelancer_id: 'fl-real',
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          })
+          .then(
+            () => 'created',
+            (e) => String(e.reason),
+          ),
       );
       const real = Array.from({ length: 61 }, () =>
-        t.client.m('CreateMilestone', 'emp-real', { project_id: 'p-public', freelancer_id: 'fl-real', amount: usd('1.00'), idempotency_key: key() }).then(
-          (r) => r.milestone.status as string,
-          (e) => String(e.reason),
-        ),
+        t.client
+          .m('CreateMilestone', 'emp-real', {
+            project_id: 'p-public',
+            freelancer_id: 'fl-real',
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          })
+          .then(
+            (r) => r.milestone.status as string,
+            (e) => String(e.reason),
+          ),
       );
       const [s, r] = await Promise.all([Promise.all(strangers), Promise.all(real)]);
       expect(r.filter((x) => x !== 'FUNDED')).toEqual([]);
@@ -131,10 +150,17 @@ describe('the refusal of strangers while an actor is busy', () => {
       await t.client.m('AcceptAward', 'fl-rep', { project_id: 'p-rep', idempotency_key: key() });
       const actor = t.engine.milestones!.milestones.get(id);
       const employer = { id: 'emp-rep', roles: [] };
-      const repeat = { key: scopedKey('emp-rep', k), digest: digest({ op: 'cancel', milestoneId: id, reason: 'mistake' }), event: { type: 'CANCEL', by: employer, at: new Date().toISOString(), reasonCode: '', reason: 'mistake', awardAccepted: true } };
+      const repeat = {
+        key: scopedKey('emp-rep', k),
+        digest: digest({ op: 'cancel', milestoneId: id, reason: 'mistake' }),
+        event: { type: 'CANCEL', by: employer, at: new Date().toISOString(), reasonCode: '', reason: 'mistake', awardAccepted: true },
+      };
       // Busy (a read is running) when the repeat arrives.
       const read = actor.read();
-      const answer = await actor.send(repeat).then((s) => s.state, (e: { reason?: string }) => e.reason);
+      const answer = await actor.send(repeat).then(
+        (s) => s.state,
+        (e: { reason?: string }) => e.reason,
+      );
       await read;
       expect(answer).toBe('cancelled');
     } finally {

@@ -10,21 +10,33 @@ describe('the event log after a reconnect', () => {
     const log = t.engine.log;
     const streams = log.jsm.streams as { info: (...a: unknown[]) => Promise<unknown> };
     const info = streams.info.bind(streams);
-    const event = (id: string) => cloudEvent({ id, source: log.names.source, type: 'escrow.test.probe.v1', subject: 'probe', time: new Date().toISOString(), data: {} });
+    const event = (id: string) =>
+      cloudEvent({
+        id,
+        source: log.names.source,
+        type: 'escrow.test.probe.v1',
+        subject: 'probe',
+        time: new Date().toISOString(),
+        data: {},
+      });
     streams.info = () => Promise.reject(new Error('the server did not answer'));
     try {
       // What a reconnect does: check the server again before trusting it.
       void log.recheck({ duplicateWindowMs: 120_000, signingSecret: 'x' });
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(log.available).toBe(false);
-      await expect(log.append(`${log.names.namespace}.probe.a`, event('00000000-0000-8000-8000-00000000000a'), null)).rejects.toMatchObject({ reason: 'EVENT_LOG_UNSAFE' });
+      await expect(log.append(`${log.names.namespace}.probe.a`, event('00000000-0000-8000-8000-00000000000a'), null)).rejects.toMatchObject(
+        { reason: 'EVENT_LOG_UNSAFE' },
+      );
     } finally {
       streams.info = info;
     }
     // Tried again until it answers: then appends go in.
     for (let i = 0; i < 40 && !log.available; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(log.available).toBe(true);
-    await expect(log.append(`${log.names.namespace}.probe.b`, event('00000000-0000-8000-8000-00000000000b'), null)).resolves.toMatchObject({ duplicate: false });
+    await expect(log.append(`${log.names.namespace}.probe.b`, event('00000000-0000-8000-8000-00000000000b'), null)).resolves.toMatchObject({
+      duplicate: false,
+    });
   });
 });
 
@@ -41,7 +53,14 @@ describe('the event log when the server answers "duplicate" without storing', ()
       return msgIds.length === 1 ? Promise.resolve({ stream: log.names.stream, seq: 0, duplicate: true }) : publish(subject, body, opts);
     };
     const subject = `${log.names.namespace}.probe.dup0`;
-    const event = cloudEvent({ id: '00000000-0000-8000-8000-0000000000d0', source: log.names.source, type: 'escrow.test.probe.v1', subject: 'probe', time: new Date().toISOString(), data: {} });
+    const event = cloudEvent({
+      id: '00000000-0000-8000-8000-0000000000d0',
+      source: log.names.source,
+      type: 'escrow.test.probe.v1',
+      subject: 'probe',
+      time: new Date().toISOString(),
+      data: {},
+    });
     try {
       const ack = await log.append(subject, event, 0);
       expect(ack).toMatchObject({ duplicate: false });
@@ -49,7 +68,9 @@ describe('the event log when the server answers "duplicate" without storing', ()
       expect(msgIds).toEqual([event.id, expect.stringMatching(new RegExp(`^${event.id}~[0-9a-f]{12}$`))]);
       // Stored once: the event is the subject's only message, and another append expecting 0 is refused.
       expect((await log.readLast(subject))?.seq).toBe(ack.seq);
-      await expect(log.append(subject, { ...event, id: '00000000-0000-8000-8000-0000000000d1' }, 0)).rejects.toBeInstanceOf(WrongLastSequence);
+      await expect(log.append(subject, { ...event, id: '00000000-0000-8000-8000-0000000000d1' }, 0)).rejects.toBeInstanceOf(
+        WrongLastSequence,
+      );
     } finally {
       js.publish = publish;
     }
@@ -69,7 +90,14 @@ describe('a "duplicate at sequence 0" for an append that was stored after all', 
       return calls === 1 ? { ...ack, seq: 0, duplicate: true } : ack;
     };
     const subject = `${log.names.namespace}.probe.dup0stored`;
-    const event = cloudEvent({ id: '00000000-0000-8000-8000-0000000000d2', source: log.names.source, type: 'escrow.test.probe.v1', subject: 'probe', time: new Date().toISOString(), data: {} });
+    const event = cloudEvent({
+      id: '00000000-0000-8000-8000-0000000000d2',
+      source: log.names.source,
+      type: 'escrow.test.probe.v1',
+      subject: 'probe',
+      time: new Date().toISOString(),
+      data: {},
+    });
     try {
       const ack = await log.append(subject, event, 0);
       expect(ack.duplicate).toBe(true);

@@ -21,7 +21,11 @@ async function ledgerHealth(): Promise<string> {
   const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
   const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
   try {
-    return (await new Promise<any>((resolve, reject) => client.Check({ service: LEDGER_HEALTH }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))))).status;
+    return (
+      await new Promise<any>((resolve, reject) =>
+        client.Check({ service: LEDGER_HEALTH }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))),
+      )
+    ).status;
   } finally {
     client.close();
   }
@@ -35,7 +39,16 @@ async function publish(subject: string, body: Uint8Array, o: { signed?: boolean 
 }
 
 function event(type: string, subject: string, data: object, source = t.engine.log.names.source) {
-  return encode({ specversion: '1.0', id: randomUUID(), source, type, subject, time: new Date().toISOString(), datacontenttype: 'application/json', data } as never);
+  return encode({
+    specversion: '1.0',
+    id: randomUUID(),
+    source,
+    type,
+    subject,
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data,
+  } as never);
 }
 
 const releaseOfNobody = (id: string) => ({
@@ -48,7 +61,19 @@ const releaseOfNobody = (id: string) => ({
     version: 3,
     applied: {},
     history: [],
-    context: { employerId: 'emp', freelancerId: 'mallory', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00', projectId: 'p', description: '', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() },
+    context: {
+      employerId: 'emp',
+      freelancerId: 'mallory',
+      currency: 'USD',
+      amount: '10.00',
+      held: '0.00',
+      released: '10.00',
+      returned: '0.00',
+      projectId: 'p',
+      description: '',
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    },
   },
 });
 
@@ -63,14 +88,24 @@ async function quarantined(seq: number) {
 describe('poison messages are moved aside and the ledger goes on', () => {
   it('a forged deposit is never credited', async () => {
     const ns = t.engine.log.names;
-    const seq = await publish(ns.account('mallory'), event('escrow.account.deposit_requested.v1', 'mallory', { userId: 'mallory', currency: 'USD', amount: '1000.00', externalReference: key() }));
+    const seq = await publish(
+      ns.account('mallory'),
+      event('escrow.account.deposit_requested.v1', 'mallory', {
+        userId: 'mallory',
+        currency: 'USD',
+        amount: '1000.00',
+        externalReference: key(),
+      }),
+    );
     expect(await quarantined(seq)).toMatchObject({ reason: 'UNSIGNED', signed: false, event_type: 'escrow.account.deposit_requested.v1' });
     // Counted for the operators (the in-process worker's registry; a process serves it on METRICS_ADDRESS).
     expect(await registry.metrics()).toMatch(/escrow_ledger_quarantined_total\{reason="UNSIGNED"\} [1-9]/);
     // The ledger goes on: a real deposit after it is applied, the forged one never.
     await deposit(t.client, 'mallory', '1.00');
     expect(await balance(t.client, 'mallory')).toEqual({ available: '1.00', held: '0.00', incoming: '0.00' });
-    const fail = await failure(t.client.a('Withdraw', 'mallory', { amount: { currency_code: 'USD', amount: '5.00' }, external_reference: key() }));
+    const fail = await failure(
+      t.client.a('Withdraw', 'mallory', { amount: { currency_code: 'USD', amount: '5.00' }, external_reference: key() }),
+    );
     expect(fail.reason).toBe('INSUFFICIENT_FUNDS');
   });
 
@@ -80,7 +115,16 @@ describe('poison messages are moved aside and the ledger goes on', () => {
     const forged = await publish(ns.milestone(id), event('escrow.milestone.released.v1', id, releaseOfNobody(id)));
     const garbage = await publish(ns.milestone(randomUUID()), randomBytes(200));
     const garbageSigned = await publish(ns.account('x'), randomBytes(50), { signed: true });
-    const foreign = await publish(ns.account('x'), event('escrow.account.deposit_requested.v1', 'x', { userId: 'x', currency: 'USD', amount: '5.00', externalReference: key() }, 'urn:somebody:else'), { signed: true });
+    const foreign = await publish(
+      ns.account('x'),
+      event(
+        'escrow.account.deposit_requested.v1',
+        'x',
+        { userId: 'x', currency: 'USD', amount: '5.00', externalReference: key() },
+        'urn:somebody:else',
+      ),
+      { signed: true },
+    );
     expect(await quarantined(forged)).toMatchObject({ reason: 'UNSIGNED' });
     expect(await quarantined(garbage)).toMatchObject({ reason: 'UNSIGNED' });
     expect(await quarantined(garbageSigned)).toMatchObject({ reason: 'NOT_A_CLOUDEVENT', signed: true });
@@ -91,7 +135,9 @@ describe('poison messages are moved aside and the ledger goes on', () => {
     // Money still moves.
     await deposit(t.client, 'emp-after', '10.00');
     const m = await funded(t.client, 'emp-after', 'fl-after', '10.00', 'p-after');
-    expect((await t.client.m('ReleaseMilestone', 'emp-after', { milestone_id: m, idempotency_key: key() })).milestone.status).toBe('RELEASED');
+    expect((await t.client.m('ReleaseMilestone', 'emp-after', { milestone_id: m, idempotency_key: key() })).milestone.status).toBe(
+      'RELEASED',
+    );
     await ledgerCaughtUp(t.engine);
   });
 
@@ -117,7 +163,8 @@ describe('poison messages are moved aside and the ledger goes on', () => {
     expect(await replayQuarantined(t.engine.pool, t.engine.log, 1_000_000_000, 'none')).toBe('not_found');
     expect(await dropQuarantined(t.engine.pool, seq, 'a bug, investigated')).toBe(true);
     expect(await dropQuarantined(t.engine.pool, seq, 'twice')).toBe(false);
-    for (const q of await listQuarantine(t.engine.pool)) if (q.signed) await dropQuarantined(t.engine.pool, Number(q.stream_seq), 'test messages');
+    for (const q of await listQuarantine(t.engine.pool))
+      if (q.signed) await dropQuarantined(t.engine.pool, Number(q.stream_seq), 'test messages');
     const after = await runAudit(t.engine.log, t.engine.pool);
     expect(after.violations).toEqual([]);
     // Forgeries are never replayed as money.

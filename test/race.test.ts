@@ -11,7 +11,11 @@ async function expectMoneyConserved(r: Awaited<ReturnType<typeof runRace>>, amou
   await ledgerCaughtUp(t.engine);
   const released = r.milestoneIds.filter((id) => r.winners[id] === 'release').length;
   const total = amount * r.milestoneIds.length;
-  expect(await balance(t.client, r.employer)).toEqual({ available: (total - released * amount).toFixed(2), held: '0.00', incoming: '0.00' });
+  expect(await balance(t.client, r.employer)).toEqual({
+    available: (total - released * amount).toFixed(2),
+    held: '0.00',
+    incoming: '0.00',
+  });
   expect(await balance(t.client, r.freelancer)).toEqual({ available: (released * amount).toFixed(2), held: '0.00', incoming: '0.00' });
   await expectLedgerSound(t.engine);
 }
@@ -26,7 +30,13 @@ describe('release/cancel races', () => {
     expect(Object.values(r.loserCodes).reduce((a, b) => a + b, 0)).toBe(100 * 19);
     // The answers agree with the log; and the checker sees a disagreement when one is planted.
     expect(await checkHistories([t.client], r)).toEqual([]);
-    const skewed = { ...r, winners: { ...r.winners, [r.milestoneIds[0]!]: r.winners[r.milestoneIds[0]!] === 'release' ? ('cancel' as const) : ('release' as const) } };
+    const skewed = {
+      ...r,
+      winners: {
+        ...r.winners,
+        [r.milestoneIds[0]!]: r.winners[r.milestoneIds[0]!] === 'release' ? ('cancel' as const) : ('release' as const),
+      },
+    };
     const found = await checkHistories([t.client], skewed);
     expect(found.length).toBeGreaterThan(0);
     expect(found.every((p) => p.startsWith(`${r.milestoneIds[0]!}:`))).toBe(true);
@@ -58,11 +68,31 @@ describe('the race harness is confinable', () => {
     const port = await freePort();
     try {
       const s = services();
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'load/harness.ts', '--spawn-gateways', '1', '--namespace', ns, '--grpc-port-base', String(port), '--milestones', '20', '--contenders', '4', '--min-win-share', '0'], {
-        env: { ...process.env, DATABASE_URL: s.databaseUrl, NATS_URL: s.natsUrl },
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'load/harness.ts',
+          '--spawn-gateways',
+          '1',
+          '--namespace',
+          ns,
+          '--grpc-port-base',
+          String(port),
+          '--milestones',
+          '20',
+          '--contenders',
+          '4',
+          '--min-win-share',
+          '0',
+        ],
+        {
+          env: { ...process.env, DATABASE_URL: s.databaseUrl, NATS_URL: s.natsUrl },
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
       expect(r.status, r.stdout + r.stderr).toBe(0);
       const summary = JSON.parse(r.stdout.trim().split('\n').pop()!).race;
       expect(summary).toMatchObject({ milestones: 20, gateways: 1, targets: [`127.0.0.1:${port}`], audit: 'pass', historyProblems: [] });

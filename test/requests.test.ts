@@ -8,7 +8,13 @@ import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
 const t = useEngine();
 
 async function request(freelancer: string, employer: string, project: string, amount: string, k = key()) {
-  return t.client.m('RequestMilestone', freelancer, { project_id: project, employer_id: employer, amount: usd(amount), description: 'proposal', idempotency_key: k });
+  return t.client.m('RequestMilestone', freelancer, {
+    project_id: project,
+    employer_id: employer,
+    amount: usd(amount),
+    description: 'proposal',
+    idempotency_key: k,
+  });
 }
 
 describe('milestone requests', () => {
@@ -17,7 +23,13 @@ describe('milestone requests', () => {
     await deposit(c, 'emp-r', '50.00');
     await funded(c, 'emp-r', 'fl-r', '10.00', 'proj-r');
     const r = await request('fl-r', 'emp-r', 'proj-r', '15.00');
-    expect(r.milestone).toMatchObject({ status: 'REQUESTED', employer_id: 'emp-r', freelancer_id: 'fl-r', held: usd('0.00'), amount: usd('15.00') });
+    expect(r.milestone).toMatchObject({
+      status: 'REQUESTED',
+      employer_id: 'emp-r',
+      freelancer_id: 'fl-r',
+      held: usd('0.00'),
+      amount: usd('15.00'),
+    });
     await expectBalance(c, 'emp-r', { available: '40.00', held: '10.00', incoming: '0.00' });
     // Both see it: the employer's outgoing list, the freelancer's incoming list.
     await eventually(async () => {
@@ -106,7 +118,12 @@ describe('cancellation requests', () => {
 
     const b = await funded(c, 'emp-c', 'fl-c', '10.00', 'proj-c');
     await c.m('RequestRelease', 'fl-c', { milestone_id: b, idempotency_key: key() });
-    await c.m('RequestCancellation', 'emp-c', { milestone_id: b, reason_code: 'MISSED_DEADLINE', reason: 'two weeks late', idempotency_key: key() });
+    await c.m('RequestCancellation', 'emp-c', {
+      milestone_id: b,
+      reason_code: 'MISSED_DEADLINE',
+      reason: 'two weeks late',
+      idempotency_key: key(),
+    });
     const wrong = await failure(c.m('RejectCancellation', 'emp-c', { milestone_id: b, idempotency_key: key() }));
     expect(wrong).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_FREELANCER' });
     const back2 = await c.m('RejectCancellation', 'fl-c', { milestone_id: b, idempotency_key: key() });

@@ -25,7 +25,9 @@ describe('gateway restart', () => {
     const released = await funded(c, 'emp', 'fl', '10.00', 'proj');
     const releaseKey = key();
     const releasedAnswer = await c.m('ReleaseMilestone', 'emp', { milestone_id: released, idempotency_key: releaseKey });
-    const before = await Promise.all([fundedId, partial, requested, released].map((id) => c.m('GetMilestone', 'emp', { milestone_id: id })));
+    const before = await Promise.all(
+      [fundedId, partial, requested, released].map((id) => c.m('GetMilestone', 'emp', { milestone_id: id })),
+    );
     await first.stop();
 
     // A gateway killed without shutdown, then a fresh one.
@@ -38,7 +40,9 @@ describe('gateway restart', () => {
     const second = await startEngine({ namespace: worker.namespace, worker: false });
     try {
       const c2 = second.client;
-      const after = await Promise.all([fundedId, partial, requested, released].map((id) => c2.m('GetMilestone', 'emp', { milestone_id: id })));
+      const after = await Promise.all(
+        [fundedId, partial, requested, released].map((id) => c2.m('GetMilestone', 'emp', { milestone_id: id })),
+      );
       expect(after.map((a) => a.milestone)).toEqual(before.map((b) => b.milestone));
       expect(after.map((a) => [a.milestone.status, a.milestone.version])).toEqual([
         ['FUNDED', 1],

@@ -16,24 +16,48 @@ describe('reviews and reputation', () => {
     await deposit(c, 'emp-v', '30.00');
     const m = await funded(c, 'emp-v', 'fl-v', '10.00', 'proj-v');
     await funded(c, 'emp-v', 'fl-v', '5.00', 'proj-v');
-    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v' }))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'NOTHING_RELEASED' });
+    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v' }))).toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      reason: 'NOTHING_RELEASED',
+    });
     await c.m('ReleaseMilestone', 'emp-v', { milestone_id: m, idempotency_key: key() });
     await ledgerCaughtUp(t.engine);
 
-    expect(await failure(review('stranger', { project_id: 'proj-v', reviewee_id: 'fl-v' }))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_PARTY' });
-    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'emp-v' }))).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'REVIEWEE_NOT_COUNTERPART' });
-    expect(await failure(review('emp-v', { project_id: 'no-such-project', reviewee_id: 'fl-v' }))).toMatchObject({ code: grpc.status.NOT_FOUND, reason: 'PROJECT_NOT_FOUND' });
+    expect(await failure(review('stranger', { project_id: 'proj-v', reviewee_id: 'fl-v' }))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'NOT_PARTY',
+    });
+    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'emp-v' }))).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      reason: 'REVIEWEE_NOT_COUNTERPART',
+    });
+    expect(await failure(review('emp-v', { project_id: 'no-such-project', reviewee_id: 'fl-v' }))).toMatchObject({
+      code: grpc.status.NOT_FOUND,
+      reason: 'PROJECT_NOT_FOUND',
+    });
     for (const rating of [0, 6]) {
-      expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating }))).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason: 'RATING_INVALID' });
+      expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating }))).toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        reason: 'RATING_INVALID',
+      });
     }
-    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', comment: 'a\u0000b' }))).toMatchObject({ reason: 'TEXT_INVALID' });
+    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', comment: 'a\u0000b' }))).toMatchObject({
+      reason: 'TEXT_INVALID',
+    });
 
     const k = key();
     const first = await review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 5, comment: 'on time' }, k);
     expect(first).toMatchObject({ project_id: 'proj-v', reviewer_id: 'emp-v', reviewee_id: 'fl-v', rating: 5, comment: 'on time' });
-    expect(await review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 5, comment: 'on time' }, k)).toMatchObject({ rating: 5 });
-    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 1, comment: 'on time' }, k))).toMatchObject({ reason: 'IDEMPOTENCY_KEY_REUSED' });
-    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 4 }))).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: 'ALREADY_REVIEWED' });
+    expect(await review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 5, comment: 'on time' }, k)).toMatchObject({
+      rating: 5,
+    });
+    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 1, comment: 'on time' }, k))).toMatchObject({
+      reason: 'IDEMPOTENCY_KEY_REUSED',
+    });
+    expect(await failure(review('emp-v', { project_id: 'proj-v', reviewee_id: 'fl-v', rating: 4 }))).toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      reason: 'ALREADY_REVIEWED',
+    });
     await review('fl-v', { project_id: 'proj-v', reviewee_id: 'emp-v', rating: 4, comment: 'clear brief' });
 
     await eventually(async () => {
@@ -41,7 +65,14 @@ describe('reviews and reputation', () => {
       expect(list.reviews).toHaveLength(1);
       expect(list.reviews[0]).toMatchObject({ reviewer_id: 'emp-v', rating: 5, comment: 'on time' });
       const rep = await c.r('GetReputation', 'anyone', { user_id: 'fl-v' });
-      expect(rep).toMatchObject({ user_id: 'fl-v', released_milestones: 1, earned: [usd('10.00')], review_count: 1, average_rating: 5, score: 3.3333 });
+      expect(rep).toMatchObject({
+        user_id: 'fl-v',
+        released_milestones: 1,
+        earned: [usd('10.00')],
+        review_count: 1,
+        average_rating: 5,
+        score: 3.3333,
+      });
       const emp = await c.r('GetReputation', 'anyone', { user_id: 'emp-v' });
       expect(emp).toMatchObject({ released_milestones: 0, earned: [], review_count: 1, average_rating: 4 });
     });
@@ -53,7 +84,9 @@ describe('reviews and reputation', () => {
     const m = await funded(c, 'emp-w', 'fl-w', '10.00', 'proj-w');
     await c.m('ReleaseMilestone', 'emp-w', { milestone_id: m, idempotency_key: key() });
     await ledgerCaughtUp(t.engine);
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => review('fl-w', { project_id: 'proj-w', reviewee_id: 'emp-w', rating: 1 + (i % 5) })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => review('fl-w', { project_id: 'proj-w', reviewee_id: 'emp-w', rating: 1 + (i % 5) })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     await ledgerCaughtUp(t.engine);
     expect((await c.r('ListReviews', 'x', { user_id: 'emp-w' })).reviews).toHaveLength(1);

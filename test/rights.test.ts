@@ -19,13 +19,28 @@ describe('rights: the wrong party gets PERMISSION_DENIED', () => {
     ['RequestRelease', 'stranger', () => ({ milestone_id: milestone, idempotency_key: key() }), 'NOT_FREELANCER'],
     ['ReleaseMilestone', 'fl', () => ({ milestone_id: milestone, idempotency_key: key() }), 'NOT_EMPLOYER'],
     ['ReleaseMilestone', 'stranger', () => ({ milestone_id: milestone, amount: usd('1.00'), idempotency_key: key() }), 'NOT_EMPLOYER'],
-    ['RequestCancellation', 'fl', () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x', idempotency_key: key() }), 'NOT_EMPLOYER'],
-    ['RequestCancellation', 'stranger', () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x', idempotency_key: key() }), 'NOT_EMPLOYER'],
+    [
+      'RequestCancellation',
+      'fl',
+      () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x', idempotency_key: key() }),
+      'NOT_EMPLOYER',
+    ],
+    [
+      'RequestCancellation',
+      'stranger',
+      () => ({ milestone_id: milestone, reason_code: 'OTHER', reason: 'x', idempotency_key: key() }),
+      'NOT_EMPLOYER',
+    ],
     ['CancelMilestone', 'stranger', () => ({ milestone_id: milestone, reason: 'x', idempotency_key: key() }), 'NOT_PARTY'],
     ['GetMilestone', 'stranger', () => ({ milestone_id: milestone }), 'NOT_PARTY'],
     ['AcceptAward', 'emp', () => ({ project_id: 'proj', idempotency_key: key() }), 'NOT_FREELANCER'],
     ['AcceptAward', 'stranger', () => ({ project_id: 'proj', idempotency_key: key() }), 'NOT_FREELANCER'],
-    ['CreateMilestone', 'stranger', () => ({ project_id: 'proj', freelancer_id: 'fl', amount: usd('1.00'), idempotency_key: key() }), 'NOT_PROJECT_EMPLOYER'],
+    [
+      'CreateMilestone',
+      'stranger',
+      () => ({ project_id: 'proj', freelancer_id: 'fl', amount: usd('1.00'), idempotency_key: key() }),
+      'NOT_PROJECT_EMPLOYER',
+    ],
   ];
   it.each(cases)('%s by %s', async (method, user, request, reason) => {
     const err = await failure(t.client.m(method, user, request()));
@@ -82,7 +97,11 @@ describe('award acceptance decides who may cancel', () => {
 describe('authentication', () => {
   const call = (token: string | null) => t.client.callWithToken('MilestoneService', 'GetMilestone', { milestone_id: milestone }, token);
   const sign = (claims: Record<string, unknown>, secret = TEST_SECRET, exp: string | number = '1h') =>
-    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('emp').setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('emp')
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(secret));
 
   it.each([
     ['no token', async () => null, 'TOKEN_MISSING'],

@@ -30,7 +30,12 @@ describe('a saga outcome that arrives before the ack of its own append', () => {
       const times: number[] = [];
       for (let i = 0; i < 5; i++) {
         const t0 = Date.now();
-        const r = await t.client.m('CreateMilestone', 'emp-early', { project_id: 'p-early', freelancer_id: 'fl-early', amount: usd('1.00'), idempotency_key: key() });
+        const r = await t.client.m('CreateMilestone', 'emp-early', {
+          project_id: 'p-early',
+          freelancer_id: 'fl-early',
+          amount: usd('1.00'),
+          idempotency_key: key(),
+        });
         times.push(Date.now() - t0);
         expect(r.milestone.status).toBe('FUNDED');
       }
@@ -53,8 +58,18 @@ describe('a saga outcome that arrives before the ack of its own append', () => {
     try {
       await t.client.a('Deposit', PAYMENTS, { user_id: 'emp-esc', amount: usd('20.00'), external_reference: key() });
       await t.client.a('Deposit', PAYMENTS, { user_id: 'fl-esc', amount: usd('5.00'), external_reference: key() });
-      const m = await t.client.m('CreateMilestone', 'emp-esc', { project_id: 'p-esc', freelancer_id: 'fl-esc', amount: usd('10.00'), idempotency_key: key() });
-      await t.client.m('OpenDispute', 'fl-esc', { milestone_id: m.milestone.id, reason: 'unpaid', claimed_amount: usd('10.00'), idempotency_key: key() });
+      const m = await t.client.m('CreateMilestone', 'emp-esc', {
+        project_id: 'p-esc',
+        freelancer_id: 'fl-esc',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      });
+      await t.client.m('OpenDispute', 'fl-esc', {
+        milestone_id: m.milestone.id,
+        reason: 'unpaid',
+        claimed_amount: usd('10.00'),
+        idempotency_key: key(),
+      });
       delayMilestoneAcks(t.engine.log);
       const t0 = Date.now();
       const r = await t.client.m('EscalateDispute', 'fl-esc', { milestone_id: m.milestone.id, idempotency_key: key() });

@@ -38,8 +38,15 @@ function token(s: Signer, o: { sub?: string; roles?: string[]; iss?: string; aud
 }
 const jwks = (...signers: Signer[]) => JSON.stringify({ keys: signers.map((s) => s.jwk) });
 /** The env of an engine that takes only tokens of the identity provider (no HS256 secret). */
-const jwksEnv = (extra: Record<string, string>) => ({ AUTH_JWT_SECRET: '', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, ESCROW_EVENT_KEY: 'event-key-0123456789abcdef', ...extra });
-const balance = (c: EscrowClient, t: string | null) => c.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-sec', currency_code: 'USD' }, t);
+const jwksEnv = (extra: Record<string, string>) => ({
+  AUTH_JWT_SECRET: '',
+  AUTH_ISSUER: ISSUER,
+  AUTH_AUDIENCE: AUDIENCE,
+  ESCROW_EVENT_KEY: 'event-key-0123456789abcdef',
+  ...extra,
+});
+const balance = (c: EscrowClient, t: string | null) =>
+  c.callWithToken('AccountService', 'GetBalance', { user_id: 'emp-sec', currency_code: 'USD' }, t);
 
 describe('tokens from a JWKS file: issuer, audience, key ids, rotation', () => {
   let t: TestEngine;
@@ -55,7 +62,12 @@ describe('tokens from a JWKS file: issuer, audience, key ids, rotation', () => {
   afterAll(() => t?.stop());
 
   it('a token of the key set works; money moves through it end to end', async () => {
-    const r = await t.client.callWithToken('AccountService', 'Deposit', { user_id: 'emp-sec', amount: { currency_code: 'USD', amount: '5.00' }, external_reference: 'sec-dep-1' }, await token(k1, { sub: 'payments-svc', roles: ['payments'] }));
+    const r = await t.client.callWithToken(
+      'AccountService',
+      'Deposit',
+      { user_id: 'emp-sec', amount: { currency_code: 'USD', amount: '5.00' }, external_reference: 'sec-dep-1' },
+      await token(k1, { sub: 'payments-svc', roles: ['payments'] }),
+    );
     expect(r.status).toBe('APPLIED');
     expect((await balance(t.client, await token(k1))).available.amount).toBe('5.00');
   });
@@ -70,7 +82,13 @@ describe('tokens from a JWKS file: issuer, audience, key ids, rotation', () => {
     expect(await refused(await token(k1, { aud: 'another-service' }))).toBe('TOKEN_AUDIENCE_INVALID');
     expect(await refused(await token(k2))).toBe('TOKEN_KEY_UNKNOWN');
     expect(await refused(await token(k1, { exp: Math.floor(Date.now() / 1000) - 120 }))).toBe('TOKEN_EXPIRED');
-    const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('emp-sec').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('10m').sign(new TextEncoder().encode('guessed-secret-0123456789'));
+    const hs = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .setSubject('emp-sec')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode('guessed-secret-0123456789'));
     expect(await refused(hs)).toBe('TOKEN_ALGORITHM_REFUSED');
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'emp-sec', iss: ISSUER, aud: AUDIENCE, exp: Date.now() / 1000 + 600 })).toString('base64url')}.`;
     expect(await refused(none)).toBe('TOKEN_ALGORITHM_REFUSED');
@@ -125,24 +143,60 @@ function certificates() {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=test-ca', '-keyout', p('ca.key'), '-out', p('ca.pem'));
   writeFileSync(p('san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const [name, ca] of [['server', 'ca'], ['client', 'ca'], ['stranger', null]] as const) {
+  for (const [name, ca] of [
+    ['server', 'ca'],
+    ['client', 'ca'],
+    ['stranger', null],
+  ] as const) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`));
-    if (ca) ssl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('san.cnf'), '-out', p(`${name}.pem`));
+    if (ca)
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        p(`${name}.csr`),
+        '-CA',
+        p('ca.pem'),
+        '-CAkey',
+        p('ca.key'),
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-extfile',
+        p('san.cnf'),
+        '-out',
+        p(`${name}.pem`),
+      );
     else ssl('x509', '-req', '-in', p(`${name}.csr`), '-signkey', p(`${name}.key`), '-days', '2', '-out', p(`${name}.pem`));
   }
   const read = (name: string) => readFileSync(p(name));
-  return { paths: { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') }, ca: read('ca.pem'), client: { cert: read('client.pem'), key: read('client.key') }, stranger: { cert: read('stranger.pem'), key: read('stranger.key') } };
+  return {
+    paths: { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') },
+    ca: read('ca.pem'),
+    client: { cert: read('client.pem'), key: read('client.key') },
+    stranger: { cert: read('stranger.pem'), key: read('stranger.key') },
+  };
 }
 
 /** GetBalance over a channel of the given credentials, with an HS256 test token. */
-async function callOver(address: string, credentials: grpc.ChannelCredentials, tokenOf: EscrowClient): Promise<{ code: number; reason?: string }> {
+async function callOver(
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  tokenOf: EscrowClient,
+): Promise<{ code: number; reason?: string }> {
   const pkg = loadEscrowPackage();
   const client = new pkg.AccountService(address, credentials);
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${await tokenOf.token('emp-tls')}`);
   try {
     return await new Promise((ok) =>
-      (client as unknown as Record<string, (...a: unknown[]) => void>).GetBalance!.call(client, { user_id: 'emp-tls', currency_code: 'USD' }, md, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null) => ok({ code: err ? err.code : 0 })),
+      (client as unknown as Record<string, (...a: unknown[]) => void>).GetBalance!.call(
+        client,
+        { user_id: 'emp-tls', currency_code: 'USD' },
+        md,
+        { deadline: Date.now() + 5_000 },
+        (err: grpc.ServiceError | null) => ok({ code: err ? err.code : 0 }),
+      ),
     );
   } finally {
     client.close();
@@ -155,7 +209,10 @@ describe('TLS and mTLS on the gRPC port', () => {
   let mtls: TestEngine;
   beforeAll(async () => {
     tls = await startEngine({ worker: false, env: { GRPC_TLS_CERT: certs.paths.cert, GRPC_TLS_KEY: certs.paths.key } });
-    mtls = await startEngine({ worker: false, env: { GRPC_TLS_CERT: certs.paths.cert, GRPC_TLS_KEY: certs.paths.key, GRPC_TLS_CLIENT_CA: certs.paths.ca } });
+    mtls = await startEngine({
+      worker: false,
+      env: { GRPC_TLS_CERT: certs.paths.cert, GRPC_TLS_KEY: certs.paths.key, GRPC_TLS_CLIENT_CA: certs.paths.ca },
+    });
   });
   afterAll(async () => {
     await tls?.stop();
@@ -168,9 +225,15 @@ describe('TLS and mTLS on the gRPC port', () => {
   });
 
   it('mTLS: a client certificate of the CA is served; no certificate, or a stranger one, is refused', async () => {
-    expect((await callOver(mtls.config.grpcAddress, grpc.credentials.createSsl(certs.ca, certs.client.key, certs.client.cert), mtls.client)).code).toBe(0);
+    expect(
+      (await callOver(mtls.config.grpcAddress, grpc.credentials.createSsl(certs.ca, certs.client.key, certs.client.cert), mtls.client))
+        .code,
+    ).toBe(0);
     expect((await callOver(mtls.config.grpcAddress, grpc.credentials.createSsl(certs.ca), mtls.client)).code).toBe(grpc.status.UNAVAILABLE);
-    expect((await callOver(mtls.config.grpcAddress, grpc.credentials.createSsl(certs.ca, certs.stranger.key, certs.stranger.cert), mtls.client)).code).toBe(grpc.status.UNAVAILABLE);
+    expect(
+      (await callOver(mtls.config.grpcAddress, grpc.credentials.createSsl(certs.ca, certs.stranger.key, certs.stranger.cert), mtls.client))
+        .code,
+    ).toBe(grpc.status.UNAVAILABLE);
   });
 });
 
@@ -181,7 +244,11 @@ describe('NATS credentials of the engine', () => {
     const port = await freePort();
     url = `nats://127.0.0.1:${port}`;
     const bin = process.env.NATS_SERVER_BIN ?? 'nats-server';
-    server = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', mkdtempSync(join(dir, 'nats-')), '--user', 'escrow', '--pass', 'nats-pass-123'], { stdio: 'ignore' });
+    server = spawn(
+      bin,
+      ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', mkdtempSync(join(dir, 'nats-')), '--user', 'escrow', '--pass', 'nats-pass-123'],
+      { stdio: 'ignore' },
+    );
     await eventually(async () => {
       const { connect } = await import('@nats-io/transport-node');
       await (await connect({ servers: url, user: 'escrow', pass: 'nats-pass-123' })).close();
@@ -192,7 +259,11 @@ describe('NATS credentials of the engine', () => {
   it('connects with NATS_USER and NATS_PASSWORD, and a wrong password stops the start naming NATS', async () => {
     const t = await startEngine({ env: { NATS_URL: url, NATS_USER: 'escrow', NATS_PASSWORD: 'nats-pass-123' } });
     try {
-      const r = await t.client.a('Deposit', { id: 'payments-svc', roles: ['payments'] }, { user_id: 'emp-nats', amount: { currency_code: 'USD', amount: '1.00' }, external_reference: 'nats-dep-1' });
+      const r = await t.client.a(
+        'Deposit',
+        { id: 'payments-svc', roles: ['payments'] },
+        { user_id: 'emp-nats', amount: { currency_code: 'USD', amount: '1.00' }, external_reference: 'nats-dep-1' },
+      );
       expect(r.status).toBe('APPLIED');
     } finally {
       await t.stop();
@@ -218,8 +289,12 @@ describe('the configuration of authentication, TLS and NATS credentials', () => 
     expect(problem({ AUTH_JWKS_FILE: file, AUTH_AUDIENCE: 'a', ESCROW_EVENT_KEY: 'k'.repeat(16) })).toMatch(/AUTH_ISSUER/);
     expect(problem({ AUTH_JWKS_FILE: file, AUTH_ISSUER: 'i', ESCROW_EVENT_KEY: 'k'.repeat(16) })).toMatch(/AUTH_AUDIENCE/);
     expect(problem({ AUTH_JWKS_FILE: file, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' })).toMatch(/ESCROW_EVENT_KEY/);
-    expect(problem({ AUTH_JWKS_FILE: join(dir, 'missing.json'), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', ESCROW_EVENT_KEY: 'k'.repeat(16) })).toMatch(/AUTH_JWKS_FILE: cannot read/);
-    expect(problem({ AUTH_JWKS_URL: 'ftp://x', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', ESCROW_EVENT_KEY: 'k'.repeat(16) })).toMatch(/AUTH_JWKS_URL/);
+    expect(
+      problem({ AUTH_JWKS_FILE: join(dir, 'missing.json'), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', ESCROW_EVENT_KEY: 'k'.repeat(16) }),
+    ).toMatch(/AUTH_JWKS_FILE: cannot read/);
+    expect(problem({ AUTH_JWKS_URL: 'ftp://x', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', ESCROW_EVENT_KEY: 'k'.repeat(16) })).toMatch(
+      /AUTH_JWKS_URL/,
+    );
     expect(problem({ GRPC_TLS_CERT: file })).toMatch(/GRPC_TLS_KEY/);
     expect(problem({ GRPC_TLS_CLIENT_CA: file })).toMatch(/GRPC_TLS_CLIENT_CA/);
     expect(problem({ NATS_USER: 'u' })).toMatch(/NATS_PASSWORD/);

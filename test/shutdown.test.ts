@@ -54,7 +54,13 @@ describe('shutdown', () => {
     const dir = mkdtempSync(join(tmpdir(), 'escrow-embedded-'));
     // As root the embedded PostgreSQL runs as its own user, which must reach the folder (mkdtemp makes it 0700).
     chmodSync(dir, 0o755);
-    const engine = await Proc.start('all', { DATABASE_URL: '', NATS_URL: '', ESCROW_DATA_DIR: dir, GRPC_ADDRESS: `127.0.0.1:${await freePort()}`, LOG_LEVEL: 'silent' });
+    const engine = await Proc.start('all', {
+      DATABASE_URL: '',
+      NATS_URL: '',
+      ESCROW_DATA_DIR: dir,
+      GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+      LOG_LEVEL: 'silent',
+    });
     const c = new BaseClient(engine.address, readFileSync(join(dir, 'dev-secret'), 'utf8').trim());
     try {
       const r = await sigtermUnderLoad(engine, c);
@@ -75,7 +81,11 @@ function tree(root: number): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+      const ppid = Number(
+        readFileSync(`/proc/${entry}/stat`, 'utf8')
+          .replace(/^.*\) /, '')
+          .split(' ')[1],
+      );
       children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
     } catch {
       // gone meanwhile
@@ -93,40 +103,47 @@ function tree(root: number): number[] {
 describe('shutdown through npm', () => {
   // npm start execs node with tsx as its loader: npm passes the signal straight to the engine.
   // (Behind the tsx CLI, a child busy with calls that does not report the signal within 30 ms is SIGKILLed.)
-  it.each(['SIGTERM', 'SIGINT'] as const)('%s to npm (not node): the calls in flight are applied and the whole tree exits', async (signal) => {
-    const ns = freshNamespace();
-    const port = await freePort();
-    const env = { ...process.env, ...engineEnv(ns, { GRPC_ADDRESS: `127.0.0.1:${port}` }) };
-    const child = spawn('npm', ['start'], { cwd: resolve(import.meta.dirname, '..'), env, stdio: 'ignore' });
-    const c = new EscrowClient(`127.0.0.1:${port}`);
-    try {
-      await eventually(() => c.a('Deposit', PAYMENTS, { user_id: 'warm', amount: usd('1.00'), external_reference: key() }), 30_000, 200);
-      const pids = tree(child.pid!);
-      const cmd = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      const calls = Array.from({ length: 200 }, (_, i) =>
-        c.a('Deposit', PAYMENTS, { user_id: `u-${i % 10}`, amount: usd('1.00'), external_reference: key() }).then(
-          (r) => String(r.status),
-          (e) => String(e.reason ?? e.code),
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 30));
-      process.kill(child.pid!, signal);
-      const answers: Record<string, number> = {};
-      for (const a of await Promise.all(calls)) answers[a] = (answers[a] ?? 0) + 1;
-      console.log(`SHUTDOWN via npm ${signal} ${JSON.stringify(answers)}`);
-      expect(Object.keys(answers).filter((a) => a !== 'APPLIED' && a !== 'PENDING')).toEqual([]);
-      const alive = () => pids.filter((p) => existsSync(`/proc/${p}`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ')).map((p) => `${p} ${cmd(p)}`);
-      await eventually(async () => expect(alive()).toEqual([]), 15_000);
-    } finally {
-      c.close();
-      for (const p of tree(child.pid!).reverse()) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s to npm (not node): the calls in flight are applied and the whole tree exits',
+    async (signal) => {
+      const ns = freshNamespace();
+      const port = await freePort();
+      const env = { ...process.env, ...engineEnv(ns, { GRPC_ADDRESS: `127.0.0.1:${port}` }) };
+      const child = spawn('npm', ['start'], { cwd: resolve(import.meta.dirname, '..'), env, stdio: 'ignore' });
+      const c = new EscrowClient(`127.0.0.1:${port}`);
+      try {
+        await eventually(() => c.a('Deposit', PAYMENTS, { user_id: 'warm', amount: usd('1.00'), external_reference: key() }), 30_000, 200);
+        const pids = tree(child.pid!);
+        const cmd = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        const calls = Array.from({ length: 200 }, (_, i) =>
+          c.a('Deposit', PAYMENTS, { user_id: `u-${i % 10}`, amount: usd('1.00'), external_reference: key() }).then(
+            (r) => String(r.status),
+            (e) => String(e.reason ?? e.code),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 30));
+        process.kill(child.pid!, signal);
+        const answers: Record<string, number> = {};
+        for (const a of await Promise.all(calls)) answers[a] = (answers[a] ?? 0) + 1;
+        console.log(`SHUTDOWN via npm ${signal} ${JSON.stringify(answers)}`);
+        expect(Object.keys(answers).filter((a) => a !== 'APPLIED' && a !== 'PENDING')).toEqual([]);
+        const alive = () =>
+          pids
+            .filter((p) => existsSync(`/proc/${p}`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z '))
+            .map((p) => `${p} ${cmd(p)}`);
+        await eventually(async () => expect(alive()).toEqual([]), 15_000);
+      } finally {
+        c.close();
+        for (const p of tree(child.pid!).reverse()) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            // already gone
+          }
         }
+        await dropNamespace(ns);
       }
-      await dropNamespace(ns);
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });

@@ -28,7 +28,11 @@ describe('a refusal is never answered from a state the log has moved past', () =
     // Through this gateway: the employer asks to cancel; the other one still holds `funded`.
     await t.client.m('RequestCancellation', 'emp-stale', { milestone_id: id, reason_code: 'NO_LONGER_NEEDED', idempotency_key: key() });
     // The freelancer's rejection reaches the other gateway: illegal in `funded`, legal now.
-    const after = await other.send(id, { key: 'fl-stale:reject-1', digest: 'reject', event: { type: 'REJECT_CANCELLATION', by: { id: 'fl-stale', roles: [] }, at: new Date().toISOString() } });
+    const after = await other.send(id, {
+      key: 'fl-stale:reject-1',
+      digest: 'reject',
+      event: { type: 'REJECT_CANCELLATION', by: { id: 'fl-stale', roles: [] }, at: new Date().toISOString() },
+    });
     expect(after.state).toBe('funded');
     expect(after.version).toBe(3);
     const seen = await t.client.m('GetMilestone', 'fl-stale', { milestone_id: id });
@@ -49,7 +53,14 @@ describe('a refusal is never answered from a state the log has moved past', () =
       return readLast(subject);
     }) as typeof log.readLast;
     try {
-      const cancel = { type: 'CANCEL', by: { id: 'emp-final', roles: [] }, at: new Date().toISOString(), reasonCode: '', reason: '', awardAccepted: false };
+      const cancel = {
+        type: 'CANCEL',
+        by: { id: 'emp-final', roles: [] },
+        at: new Date().toISOString(),
+        reasonCode: '',
+        reason: '',
+        awardAccepted: false,
+      };
       const refuse = () => other.send(id, { key: key('emp-final:'), digest: 'cancel', event: cancel });
       // The first command loads (one read) and is refused from the final state it read.
       expect((await failure(refuse())).reason).toBe('ILLEGAL_IN_STATUS');

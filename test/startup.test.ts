@@ -6,7 +6,10 @@ import { engineEnv, freshNamespace, services } from './helpers/engine.js';
 /** Runs `src/main.ts gateway` with `env` until it exits; its exit code and what it printed. */
 function run(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'gateway'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'gateway'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -21,7 +24,11 @@ function run(env: Record<string, string>): Promise<{ code: number | null; output
 describe('start-up failures name the dependency and its address', () => {
   it('PostgreSQL unreachable: exit 69 with the address, without the password', async () => {
     const port = await freePort();
-    const r = await run({ ...engineEnv(freshNamespace()), DATABASE_URL: `postgres://postgres:s3cret@127.0.0.1:${port}/test`, GRPC_ADDRESS: `127.0.0.1:${await freePort()}` });
+    const r = await run({
+      ...engineEnv(freshNamespace()),
+      DATABASE_URL: `postgres://postgres:s3cret@127.0.0.1:${port}/test`,
+      GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+    });
     expect(r.code).toBe(69);
     expect(r.output).toContain(`cannot reach PostgreSQL at postgres://postgres:***@127.0.0.1:${port}/test`);
     expect(r.output).not.toContain('s3cret');
@@ -29,7 +36,12 @@ describe('start-up failures name the dependency and its address', () => {
 
   it('NATS unreachable: exit 69 with the address', async () => {
     const port = await freePort();
-    const r = await run({ ...engineEnv(freshNamespace()), NATS_URL: `nats://127.0.0.1:${port}`, DATABASE_URL: services().databaseUrl, GRPC_ADDRESS: `127.0.0.1:${await freePort()}` });
+    const r = await run({
+      ...engineEnv(freshNamespace()),
+      NATS_URL: `nats://127.0.0.1:${port}`,
+      DATABASE_URL: services().databaseUrl,
+      GRPC_ADDRESS: `127.0.0.1:${await freePort()}`,
+    });
     expect(r.code).toBe(69);
     expect(r.output).toContain(`cannot reach NATS at nats://127.0.0.1:${port}`);
   });

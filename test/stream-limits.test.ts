@@ -16,7 +16,13 @@ describe('the stream is bounded', () => {
     let refused: Awaited<ReturnType<typeof failure>> | null = null;
     for (let i = 0; i < 100 && !refused; i++) {
       try {
-        const r = await t.client.m('CreateMilestone', 'emp-full', { project_id: 'p-full', freelancer_id: 'fl-full', amount: usd('1.00'), description: 'd'.repeat(500), idempotency_key: key() });
+        const r = await t.client.m('CreateMilestone', 'emp-full', {
+          project_id: 'p-full',
+          freelancer_id: 'fl-full',
+          amount: usd('1.00'),
+          description: 'd'.repeat(500),
+          idempotency_key: key(),
+        });
         made.push(r.milestone.id);
       } catch (err) {
         refused = err as never;
@@ -30,7 +36,8 @@ describe('the stream is bounded', () => {
     expect(info.state.first_seq).toBe(1);
     expect(info.state.messages).toBe(info.state.last_seq);
     // What is there can still be read, and the ledger holds what was accepted.
-    for (const id of made) expect((await t.client.m('GetMilestone', 'emp-full', { milestone_id: id })).milestone.status).toMatch(/FUNDED|PENDING_FUNDING/);
+    for (const id of made)
+      expect((await t.client.m('GetMilestone', 'emp-full', { milestone_id: id })).milestone.status).toMatch(/FUNDED|PENDING_FUNDING/);
     await eventually(async () => expect((await runAudit(t.engine.log, t.engine.pool, 5_000)).violations).toEqual([]), 20_000);
   });
 
@@ -51,7 +58,8 @@ describe('tools read the stream in bounded batches', () => {
       const { js, names } = quiet.engine.log;
       const body = randomBytes(60_000);
       // 1,700 messages of 60 KB: about 100 MB, the largest messages the stream takes.
-      for (let i = 0; i < 1_700; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => js.publish(`${names.namespace}.milestone.big${i + j}`, body)));
+      for (let i = 0; i < 1_700; i += 50)
+        await Promise.all(Array.from({ length: 50 }, (_, j) => js.publish(`${names.namespace}.milestone.big${i + j}`, body)));
       const t0 = Date.now();
       const report = await runAudit(quiet.engine.log, quiet.engine.pool, 0);
       expect(report.streamMessages).toBe(1_700);

@@ -35,8 +35,20 @@ describe('durable timers', () => {
     const a = await start('all');
     const c = new EscrowClient(a.address);
     await deposit(c, 'emp-t1', '10.00');
-    const m = (await c.m('CreateMilestone', 'emp-t1', { project_id: 'proj-t1', freelancer_id: 'fl-t1', amount: usd('10.00'), idempotency_key: key() })).milestone;
-    const opened = await c.m('OpenDispute', 'fl-t1', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('7.00'), idempotency_key: key() });
+    const m = (
+      await c.m('CreateMilestone', 'emp-t1', {
+        project_id: 'proj-t1',
+        freelancer_id: 'fl-t1',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    const opened = await c.m('OpenDispute', 'fl-t1', {
+      milestone_id: m.id,
+      reason: 'unpaid',
+      claimed_amount: usd('7.00'),
+      idempotency_key: key(),
+    });
     expect(opened.milestone.status).toBe('DISPUTED');
     await ledgerCaughtUp(observer.engine);
     c.close();
@@ -48,7 +60,12 @@ describe('durable timers', () => {
     try {
       const resolved = await eventually(async () => {
         const got = (await c2.m('GetMilestone', 'fl-t1', { milestone_id: m.id })).milestone;
-        expect(got).toMatchObject({ status: 'RESOLVED', released: usd('7.00'), returned: usd('3.00'), dispute: { outcome: 'claim_granted' } });
+        expect(got).toMatchObject({
+          status: 'RESOLVED',
+          released: usd('7.00'),
+          returned: usd('3.00'),
+          dispute: { outcome: 'claim_granted' },
+        });
         return got;
       });
       await new Promise((r) => setTimeout(r, 500));
@@ -65,7 +82,15 @@ describe('durable timers', () => {
     const a = await start('all');
     const c = new EscrowClient(a.address);
     await deposit(c, 'emp-t3', '10.00');
-    const m = (await c.m('CreateMilestone', 'emp-t3', { project_id: 'proj-t3', freelancer_id: 'fl-t3', amount: usd('10.00'), review_window_seconds: 2, idempotency_key: key() })).milestone;
+    const m = (
+      await c.m('CreateMilestone', 'emp-t3', {
+        project_id: 'proj-t3',
+        freelancer_id: 'fl-t3',
+        amount: usd('10.00'),
+        review_window_seconds: 2,
+        idempotency_key: key(),
+      })
+    ).milestone;
     await c.m('RequestRelease', 'fl-t3', { milestone_id: m.id, idempotency_key: key() });
     await ledgerCaughtUp(observer.engine);
     c.close();
@@ -89,14 +114,25 @@ describe('durable timers', () => {
   });
 
   it('an escalation left waiting for its fee by a killed gateway is finished by another process', async () => {
-    const fees = { ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }), ESCROW_DISPUTE_NEGOTIATION: '1ms', ESCROW_FUNDING_WAIT_MS: '300' };
+    const fees = {
+      ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }),
+      ESCROW_DISPUTE_NEGOTIATION: '1ms',
+      ESCROW_FUNDING_WAIT_MS: '300',
+    };
     // This gateway is killed after the escalation's event and before it decides the fee.
     const gw = await start('gateway', { ...fees, ESCROW_FAULT_FEE_DECISION_DELAY_MS: '60000' });
     await start('worker', fees);
     const c = new EscrowClient(gw.address);
     await deposit(c, 'emp-t4', '10.00');
     await deposit(c, 'fl-t4', '2.00');
-    const m = (await c.m('CreateMilestone', 'emp-t4', { project_id: 'proj-t4', freelancer_id: 'fl-t4', amount: usd('10.00'), idempotency_key: key() })).milestone;
+    const m = (
+      await c.m('CreateMilestone', 'emp-t4', {
+        project_id: 'proj-t4',
+        freelancer_id: 'fl-t4',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
     await c.m('OpenDispute', 'fl-t4', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('10.00'), idempotency_key: key() });
     await c.m('ProposeSettlement', 'emp-t4', { milestone_id: m.id, freelancer_amount: usd('1.00'), idempotency_key: key() });
     void c.m('EscalateDispute', 'fl-t4', { milestone_id: m.id, idempotency_key: key() }).catch(() => {});
@@ -133,7 +169,15 @@ describe('durable timers', () => {
     try {
       await deposit(c, 'emp-t2', '100.00');
       const create = async (extra: object = {}) =>
-        (await c.m('CreateMilestone', 'emp-t2', { project_id: 'proj-t2', freelancer_id: 'fl-t2', amount: usd('5.00'), idempotency_key: key(), ...extra })).milestone.id as string;
+        (
+          await c.m('CreateMilestone', 'emp-t2', {
+            project_id: 'proj-t2',
+            freelancer_id: 'fl-t2',
+            amount: usd('5.00'),
+            idempotency_key: key(),
+            ...extra,
+          })
+        ).milestone.id as string;
       const disputed: string[] = [];
       const autoReleased: string[] = [];
       const answered: string[] = [];

@@ -24,7 +24,12 @@ describe('OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
       let body = '';
       req.on('data', (d) => (body += d));
       req.on('end', () => {
-        const doc = JSON.parse(body) as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] };
+        const doc = JSON.parse(body) as {
+          resourceSpans: {
+            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+            scopeSpans: { spans: OtlpSpan[] }[];
+          }[];
+        };
         for (const rs of doc.resourceSpans) {
           for (const a of rs.resource.attributes) if (a.key === 'service.name' && a.value.stringValue) services.add(a.value.stringValue);
           for (const ss of rs.scopeSpans) spans.push(...ss.spans);
@@ -35,10 +40,14 @@ describe('OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const port = await freePort();
     await new Promise<void>((ok) => collector.listen(port, '127.0.0.1', ok));
     const ns = freshNamespace();
-    const engine = await EngineProcess.start('all', ns, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_SERVICE_NAME: 'escrow-under-test' });
+    const engine = await EngineProcess.start('all', ns, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_SERVICE_NAME: 'escrow-under-test',
+    });
     const c = new EscrowClient(engine.address);
     const pkg = loadEscrowPackage();
-    const raw = new pkg.AccountService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
+    const raw = new pkg.AccountService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+      Record<string, Function>;
     try {
       const traceId = randomBytes(16).toString('hex');
       const parentId = randomBytes(8).toString('hex');
@@ -46,7 +55,12 @@ describe('OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
       md.set('authorization', `Bearer ${await c.token(PAYMENTS.id, PAYMENTS.roles)}`);
       md.set('traceparent', `00-${traceId}-${parentId}-01`);
       const reply = await new Promise<{ status: string }>((ok, fail) =>
-        raw.Deposit!.call(raw, { user_id: 'emp-trace', amount: usd('3.00'), external_reference: `trace-${traceId}` }, md, (err: Error | null, r: { status: string }) => (err ? fail(err) : ok(r))),
+        raw.Deposit!.call(
+          raw,
+          { user_id: 'emp-trace', amount: usd('3.00'), external_reference: `trace-${traceId}` },
+          md,
+          (err: Error | null, r: { status: string }) => (err ? fail(err) : ok(r)),
+        ),
       );
       expect(reply.status).toBe('APPLIED');
       await eventually(async () => {

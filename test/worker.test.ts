@@ -44,7 +44,13 @@ describe('ledger worker redelivery', () => {
       const c = t.client;
       await deposit(c, 'emp2', '200.00');
       const ids = await Promise.all(Array.from({ length: 20 }, () => funded(c, 'emp2', 'fl2', '10.00', 'proj2')));
-      await Promise.all(ids.map((id, i) => (i % 2 ? c.m('ReleaseMilestone', 'emp2', { milestone_id: id, idempotency_key: key() }) : c.m('CancelMilestone', 'emp2', { milestone_id: id, idempotency_key: key() }))));
+      await Promise.all(
+        ids.map((id, i) =>
+          i % 2
+            ? c.m('ReleaseMilestone', 'emp2', { milestone_id: id, idempotency_key: key() })
+            : c.m('CancelMilestone', 'emp2', { milestone_id: id, idempotency_key: key() }),
+        ),
+      );
       await ledgerCaughtUp(t.engine);
       await expectBalance(c, 'emp2', { available: '100.00', held: '0.00', incoming: '0.00' });
       await expectBalance(c, 'fl2', { available: '100.00', held: '0.00', incoming: '0.00' });
@@ -78,7 +84,11 @@ describe('a worker killed mid-batch', () => {
       for (let round = 0; round < 8; round++) {
         const batch = await Promise.all(Array.from({ length: 5 }, () => funded(c, 'emp', 'fl', '10.00', 'proj')));
         ids.push(...batch);
-        await Promise.all(batch.map((id, i) => c.m(i % 2 ? 'ReleaseMilestone' : 'CancelMilestone', i % 2 ? 'emp' : 'fl', { milestone_id: id, idempotency_key: key() })));
+        await Promise.all(
+          batch.map((id, i) =>
+            c.m(i % 2 ? 'ReleaseMilestone' : 'CancelMilestone', i % 2 ? 'emp' : 'fl', { milestone_id: id, idempotency_key: key() }),
+          ),
+        );
       }
       return ids;
     })();
@@ -134,7 +144,18 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
       subject: 'poor',
       time: new Date().toISOString(),
       datacontenttype: 'application/json',
-      data: { by: 'poor', change: { currency: 'USD', amount: '10.00', fee: '0.00', milestoneId: '11111111-2222-8333-8444-777777777777', projectId: 'p', freelancerId: 'f' }, state: { userId: 'poor', debited: { USD: '10.00' } } },
+      data: {
+        by: 'poor',
+        change: {
+          currency: 'USD',
+          amount: '10.00',
+          fee: '0.00',
+          milestoneId: '11111111-2222-8333-8444-777777777777',
+          projectId: 'p',
+          freelancerId: 'f',
+        },
+        state: { userId: 'poor', debited: { USD: '10.00' } },
+      },
     } as const;
     await expectBrokenInvariant(event);
   });
@@ -147,9 +168,30 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
       version: 3,
       applied: {},
       history: [],
-      context: { employerId: 'e', freelancerId: 'f', currency: 'USD', amount: '10.00', held: '0.00', released: '10.00', returned: '0.00', projectId: 'p', description: '', createdAt: new Date().toISOString(), updatedAt: new Date().toISOString() },
+      context: {
+        employerId: 'e',
+        freelancerId: 'f',
+        currency: 'USD',
+        amount: '10.00',
+        held: '0.00',
+        released: '10.00',
+        returned: '0.00',
+        projectId: 'p',
+        description: '',
+        createdAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+      },
     };
-    const event = { specversion: '1.0', id: '99999999-2222-8333-8444-555555555555', source: 'test', type: 'escrow.milestone.released.v1', subject: id, time: new Date().toISOString(), datacontenttype: 'application/json', data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state } } as const;
+    const event = {
+      specversion: '1.0',
+      id: '99999999-2222-8333-8444-555555555555',
+      source: 'test',
+      type: 'escrow.milestone.released.v1',
+      subject: id,
+      time: new Date().toISOString(),
+      datacontenttype: 'application/json',
+      data: { by: 'e', version: 3, change: { amount: '10.00', held: '0.00', fee: '0.00' }, state },
+    } as const;
     await expectBrokenInvariant(event);
   });
 });
@@ -189,7 +231,16 @@ describe('a consumer that skips a message', () => {
     };
     const skippingLog = new Proxy(log, { get: (target, p) => (p === 'js' ? skipping : bound(target, p)) });
     const pool = createPool(inject('databaseUrl'), t.namespace, 2);
-    const worker = new LedgerWorker({ log: skippingLog, pool, logger: createLogger('silent'), batchMax: 64, standbyPollMs: 100, onFatal: (err) => { throw err; } });
+    const worker = new LedgerWorker({
+      log: skippingLog,
+      pool,
+      logger: createLogger('silent'),
+      batchMax: 64,
+      standbyPollMs: 100,
+      onFatal: (err) => {
+        throw err;
+      },
+    });
     await worker.start();
     try {
       await deposit(t.client, 'emp-skip', '100.00');
@@ -227,7 +278,14 @@ describe('a log that lost what the ledger posted', () => {
       await t.engine.worker!.stop();
       await t.engine.log.jsm.streams.deleteMessage(t.engine.log.names.stream, last);
       let fatal: Error | null = null;
-      const worker = new LedgerWorker({ log: t.engine.log, pool, logger: createLogger('silent'), batchMax: 64, standbyPollMs: 100, onFatal: (err) => (fatal = err) });
+      const worker = new LedgerWorker({
+        log: t.engine.log,
+        pool,
+        logger: createLogger('silent'),
+        batchMax: 64,
+        standbyPollMs: 100,
+        onFatal: (err) => (fatal = err),
+      });
       await worker.start();
       await eventually(async () => expect(fatal).not.toBeNull(), 10_000);
       expect(String(fatal)).toMatch(new RegExp(`no longer holds event .* at sequence ${last}`));

@@ -34,7 +34,10 @@ describe('three ledger workers', () => {
   /** The process whose session holds the lease, from pg_stat_activity. */
   async function activeWorker(): Promise<BaseProcess> {
     return eventually(async () => {
-      const { rows } = await t.db.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)', [leaseSessionPrefix(ns)]);
+      const { rows } = await t.db.query<{ name: string }>(
+        'SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)',
+        [leaseSessionPrefix(ns)],
+      );
       expect(rows).toHaveLength(1);
       const pid = Number(rows[0]!.name.slice(leaseSessionPrefix(ns).length));
       // A killed worker's session may linger a moment: only a live process counts.
@@ -108,7 +111,14 @@ describe('three ledger workers', () => {
       for (let round = 0; round < 6; round++) {
         const batch = await Promise.all(Array.from({ length: 5 }, () => funded(c, 'emp-kill', 'fl-kill', '10.00', 'p-kill')));
         ids.push(...batch);
-        await Promise.all(batch.map((id, i) => c.m(i % 2 ? 'ReleaseMilestone' : 'CancelMilestone', i % 2 ? 'emp-kill' : 'fl-kill', { milestone_id: id, idempotency_key: key() })));
+        await Promise.all(
+          batch.map((id, i) =>
+            c.m(i % 2 ? 'ReleaseMilestone' : 'CancelMilestone', i % 2 ? 'emp-kill' : 'fl-kill', {
+              milestone_id: id,
+              idempotency_key: key(),
+            }),
+          ),
+        );
       }
       return ids;
     })();
@@ -237,7 +247,8 @@ describe('metrics of an engine process', () => {
         expect(body).toMatch(/escrow_outcome_waiters 0/);
         expect(body).toMatch(/escrow_outcome_oldest_wait_seconds 0/);
         expect(body).toMatch(/escrow_sagas_stale 0/);
-        for (const name of ['escrow_append_conflicts_total', 'escrow_timer_lateness_seconds', 'escrow_ledger_invariant_stops_total']) expect(body).toContain(`# TYPE ${name}`);
+        for (const name of ['escrow_append_conflicts_total', 'escrow_timer_lateness_seconds', 'escrow_ledger_invariant_stops_total'])
+          expect(body).toContain(`# TYPE ${name}`);
       }, 15_000);
     } finally {
       c.close();
@@ -261,7 +272,10 @@ describe('a stream made again under a ledger', () => {
     await nc.close();
     const worker = await EngineProcess.start('worker', ns, { LOG_LEVEL: 'error' }).catch((err: Error) => err);
     try {
-      const exited = worker instanceof Error ? worker.message : await new Promise<string>((resolve) => worker.child!.once('exit', (code) => resolve(`exited (${code}) ${worker.output}`)));
+      const exited =
+        worker instanceof Error
+          ? worker.message
+          : await new Promise<string>((resolve) => worker.child!.once('exit', (code) => resolve(`exited (${code}) ${worker.output}`)));
       expect(exited).toMatch(/\(70\)/);
       expect(exited).toMatch(/was made again/);
       const { createPool, signedSince } = await import('../src/ledger/db.js');

@@ -39,9 +39,18 @@ async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
 function reply(m: any) {
   return {
     milestone: {
-      id: m.id, project_id: m.project_id, employer_id: m.employer_id, freelancer_id: m.freelancer_id,
-      amount: money(m.amount), held: money(m.held), released: money(m.released), returned: money(m.returned),
-      status: m.status, version: m.version, description: '', history: [],
+      id: m.id,
+      project_id: m.project_id,
+      employer_id: m.employer_id,
+      freelancer_id: m.freelancer_id,
+      amount: money(m.amount),
+      held: money(m.held),
+      released: money(m.released),
+      returned: money(m.returned),
+      status: m.status,
+      version: m.version,
+      description: '',
+      history: [],
     },
   };
 }
@@ -51,11 +60,17 @@ const unary = (fn: Handler) => (call: grpc.ServerUnaryCall<any, any>, cb: grpc.s
   auth
     .authenticate(call.metadata)
     .then((caller) => fn(call.request, caller))
-    .then((r) => cb(null, r), (err) => cb(toServiceError(err) as grpc.ServiceError));
+    .then(
+      (r) => cb(null, r),
+      (err) => cb(toServiceError(err) as grpc.ServiceError),
+    );
 };
 
 const lockMilestone = (c: pg.PoolClient, id: string) =>
-  c.query('SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE id = $1 FOR UPDATE', [id]);
+  c.query(
+    'SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE id = $1 FOR UPDATE',
+    [id],
+  );
 
 async function settle(req: any, caller: { id: string }, kind: 'release' | 'cancel') {
   const id = v.requireMilestoneId(req.milestone_id);
@@ -69,7 +84,11 @@ async function settle(req: any, caller: { id: string }, kind: 'release' | 'cance
     if (caller.id !== party) throw new PermissionDenied(kind === 'release' ? 'NOT_EMPLOYER' : 'NOT_FREELANCER', 'wrong party');
     if (m.status !== 'FUNDED') throw new FailedPrecondition('ILLEGAL_IN_STATUS', 'not funded');
     const to = kind === 'release' ? m.freelancer_id : m.employer_id;
-    await c.query('SELECT 1 FROM balances WHERE (user_id = $1 OR user_id = $2) AND currency = $3 ORDER BY user_id FOR UPDATE', [m.employer_id, m.freelancer_id, 'USD']);
+    await c.query('SELECT 1 FROM balances WHERE (user_id = $1 OR user_id = $2) AND currency = $3 ORDER BY user_id FOR UPDATE', [
+      m.employer_id,
+      m.freelancer_id,
+      'USD',
+    ]);
     await c.query('UPDATE balances SET held = held - $2 WHERE user_id = $1 AND currency = $3', [m.employer_id, m.held, 'USD']);
     await c.query('UPDATE balances SET incoming = incoming - $2 WHERE user_id = $1 AND currency = $3', [m.freelancer_id, m.held, 'USD']);
     await c.query('UPDATE balances SET available = available + $2 WHERE user_id = $1 AND currency = $3', [to, m.held, 'USD']);
@@ -114,11 +133,26 @@ server.addService(pkg.MilestoneService.service, {
     return tx(async (c) => {
       const existing = (await lockMilestone(c, id)).rows[0];
       if (existing) return reply(existing);
-      await c.query('INSERT INTO balances (user_id, currency) VALUES ($1, $3), ($2, $3) ON CONFLICT DO NOTHING', [caller.id, freelancer, m.currency]);
-      const emp = await c.query('SELECT available::text FROM balances WHERE user_id = $1 AND currency = $2 FOR UPDATE', [caller.id, m.currency]);
+      await c.query('INSERT INTO balances (user_id, currency) VALUES ($1, $3), ($2, $3) ON CONFLICT DO NOTHING', [
+        caller.id,
+        freelancer,
+        m.currency,
+      ]);
+      const emp = await c.query('SELECT available::text FROM balances WHERE user_id = $1 AND currency = $2 FOR UPDATE', [
+        caller.id,
+        m.currency,
+      ]);
       if (Number(emp.rows[0].available) < Number(m.amount)) throw new FailedPrecondition('INSUFFICIENT_FUNDS', 'short');
-      await c.query('UPDATE balances SET available = available - $2, held = held + $2 WHERE user_id = $1 AND currency = $3', [caller.id, m.amount, m.currency]);
-      await c.query('UPDATE balances SET incoming = incoming + $2 WHERE user_id = $1 AND currency = $3', [freelancer, m.amount, m.currency]);
+      await c.query('UPDATE balances SET available = available - $2, held = held + $2 WHERE user_id = $1 AND currency = $3', [
+        caller.id,
+        m.amount,
+        m.currency,
+      ]);
+      await c.query('UPDATE balances SET incoming = incoming + $2 WHERE user_id = $1 AND currency = $3', [
+        freelancer,
+        m.amount,
+        m.currency,
+      ]);
       const r = await c.query(
         `INSERT INTO milestones (id, project_id, employer_id, freelancer_id, currency, amount, held, status) VALUES ($1, $2, $3, $4, $5, $6, $6, 'FUNDED')
          RETURNING id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version`,
@@ -130,12 +164,18 @@ server.addService(pkg.MilestoneService.service, {
   ReleaseMilestone: unary((req, caller) => settle(req, caller, 'release')),
   CancelMilestone: unary((req, caller) => settle(req, caller, 'cancel')),
   GetMilestone: unary(async (req) => {
-    const r = await pool.query('SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE id = $1', [v.requireMilestoneId(req.milestone_id)]);
+    const r = await pool.query(
+      'SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE id = $1',
+      [v.requireMilestoneId(req.milestone_id)],
+    );
     if (!r.rows[0]) throw new NotFound('MILESTONE_NOT_FOUND', 'no such milestone');
     return reply(r.rows[0]);
   }),
   ListMilestones: unary(async (_req, caller) => {
-    const r = await pool.query('SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE employer_id = $1 ORDER BY created_at DESC LIMIT 20', [caller.id]);
+    const r = await pool.query(
+      'SELECT id::text, project_id, employer_id, freelancer_id, amount::text, held::text, released::text, returned::text, status, version FROM milestones WHERE employer_id = $1 ORDER BY created_at DESC LIMIT 20',
+      [caller.id],
+    );
     return { milestones: r.rows.map((m) => reply(m).milestone), next_page_token: '' };
   }),
 });

@@ -64,7 +64,11 @@ export async function setup() {
   const payments = mint(`${PREFIX}-payments`, ['payments']);
   const employer = mint(EMPLOYER);
   const freelancer = mint(FREELANCER);
-  const dep = call('escrow.v1.AccountService/Deposit', payments, { user_id: EMPLOYER, amount: usd(money(CENTS * MILESTONES)), external_reference: `${PREFIX}-deposit` });
+  const dep = call('escrow.v1.AccountService/Deposit', payments, {
+    user_id: EMPLOYER,
+    amount: usd(money(CENTS * MILESTONES)),
+    external_reference: `${PREFIX}-deposit`,
+  });
   if (dep.status !== OK) throw new Error(`deposit failed: ${JSON.stringify(dep.error)}`);
   /** @type {string[]} */
   const ids = [];
@@ -95,8 +99,17 @@ export async function setup() {
     }
   }
   for (let i = 0; i < DISPUTED; i++) {
-    const o = call('escrow.v1.MilestoneService/OpenDispute', freelancer, { milestone_id: ids[i], reason: 'race', claimed_amount: usd(AMOUNT), idempotency_key: `${PREFIX}-dispute-${i}` });
-    const p = call('escrow.v1.MilestoneService/ProposeSettlement', employer, { milestone_id: ids[i], freelancer_amount: usd(money(HALF)), idempotency_key: `${PREFIX}-propose-${i}` });
+    const o = call('escrow.v1.MilestoneService/OpenDispute', freelancer, {
+      milestone_id: ids[i],
+      reason: 'race',
+      claimed_amount: usd(AMOUNT),
+      idempotency_key: `${PREFIX}-dispute-${i}`,
+    });
+    const p = call('escrow.v1.MilestoneService/ProposeSettlement', employer, {
+      milestone_id: ids[i],
+      freelancer_amount: usd(money(HALF)),
+      idempotency_key: `${PREFIX}-propose-${i}`,
+    });
     if (o.status !== OK || p.status !== OK) throw new Error(`milestone ${i} not disputed: ${JSON.stringify(o.error || p.error)}`);
   }
   close();
@@ -127,7 +140,15 @@ export default async function (data) {
   for (const res of await Promise.all(copies)) {
     const code = statusName(res);
     const milestone = res.status === OK ? /** @type {any} */ (res.message).milestone : null;
-    calls.add(1, { milestone: id, caller, rpc, key, code, status: milestone ? milestone.status : '', reason: res.status === OK ? '' : errorReason(res) });
+    calls.add(1, {
+      milestone: id,
+      caller,
+      rpc,
+      key,
+      code,
+      status: milestone ? milestone.status : '',
+      reason: res.status === OK ? '' : errorReason(res),
+    });
     if (res.status === OK) won = true;
     else losers.add(1, { status: code });
   }
@@ -154,7 +175,9 @@ export function teardown(data) {
       continue;
     }
     const ms = /** @type {any} */ (r.message).milestone;
-    const ends = ms.history.filter((/** @type {{ type: string }} */ h) => h.type === 'released' || h.type === 'cancelled' || h.type === 'resolved').length;
+    const ends = ms.history.filter(
+      (/** @type {{ type: string }} */ h) => h.type === 'released' || h.type === 'cancelled' || h.type === 'resolved',
+    ).length;
     if (ends === 0) {
       // Never raced (the run was cut short): not a double win, and its money is still held.
       unraced.add(1);
@@ -162,9 +185,10 @@ export function teardown(data) {
     }
     const ok = check(ms, {
       'one end per milestone': () => ends === 1,
-      'a disputed milestone ends by its settlement': () => (i < DISPUTED) === (ms.status === 'RESOLVED'),
+      'a disputed milestone ends by its settlement': () => i < DISPUTED === (ms.status === 'RESOLVED'),
       'nothing held': () => Number(ms.held.amount) === 0,
-      'released + returned = amount': () => Math.round((Number(ms.released.amount) + Number(ms.returned.amount)) * 100) === Math.round(Number(ms.amount.amount) * 100),
+      'released + returned = amount': () =>
+        Math.round((Number(ms.released.amount) + Number(ms.returned.amount)) * 100) === Math.round(Number(ms.amount.amount) * 100),
     });
     if (!ok || ends !== 1) doubleWins.add(1);
     if (ms.status === 'RELEASED') released++;

@@ -34,7 +34,11 @@ export function setup() {
   const PREFIX = newPrefix();
   const payments = mint(`${PREFIX}-payments`, ['payments']);
   for (let u = 0; u < USERS; u++) {
-    const r = call('escrow.v1.AccountService/Deposit', payments, { user_id: `${PREFIX}-emp-${u}`, amount: usd('1000000.00'), external_reference: `${PREFIX}-seed-${u}` });
+    const r = call('escrow.v1.AccountService/Deposit', payments, {
+      user_id: `${PREFIX}-emp-${u}`,
+      amount: usd('1000000.00'),
+      external_reference: `${PREFIX}-seed-${u}`,
+    });
     if (r.status !== OK) throw new Error(`seeding failed: ${JSON.stringify(r.error)}`);
   }
   close();
@@ -62,10 +66,18 @@ export default function (data) {
   const pick = Math.random();
   let res;
   if (pick < 0.05) {
-    res = call('escrow.v1.AccountService/Deposit', token(`${PREFIX}-payments`, ['payments']), { user_id: employer, amount: usd('10.00'), external_reference: key });
+    res = call('escrow.v1.AccountService/Deposit', token(`${PREFIX}-payments`, ['payments']), {
+      user_id: employer,
+      amount: usd('10.00'),
+      external_reference: key,
+    });
   } else if (pick < 0.35 || mine.length === 0) {
     res = call('escrow.v1.MilestoneService/CreateMilestone', token(employer), {
-      project_id: `${PREFIX}-p-${u}`, freelancer_id: freelancer, amount: usd('1.00'), description: 'mixed', idempotency_key: key,
+      project_id: `${PREFIX}-p-${u}`,
+      freelancer_id: freelancer,
+      amount: usd('1.00'),
+      description: 'mixed',
+      idempotency_key: key,
     });
     const created = res.status === OK ? /** @type {any} */ (res.message).milestone : null;
     if (created && created.status === 'FUNDED') mine.push({ id: created.id, employer, freelancer });
@@ -74,7 +86,11 @@ export default function (data) {
     res = call('escrow.v1.MilestoneService/ReleaseMilestone', token(m.employer), { milestone_id: m.id, idempotency_key: key });
   } else if (pick < 0.65) {
     const m = /** @type {{ id: string, employer: string, freelancer: string }} */ (mine.pop());
-    res = call('escrow.v1.MilestoneService/CancelMilestone', token(m.freelancer), { milestone_id: m.id, reason: 'mixed', idempotency_key: key });
+    res = call('escrow.v1.MilestoneService/CancelMilestone', token(m.freelancer), {
+      milestone_id: m.id,
+      reason: 'mixed',
+      idempotency_key: key,
+    });
   } else if (pick < 0.9) {
     const m = mine[Math.floor(Math.random() * mine.length)];
     res = call('escrow.v1.MilestoneService/GetMilestone', token(m.employer), { milestone_id: m.id });

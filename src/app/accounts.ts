@@ -49,7 +49,13 @@ export class AccountApp {
     return this.request(ctx, 'withdrawal', ctx.caller.id, money, reference);
   }
 
-  private async request(ctx: CallContext, kind: 'deposit' | 'withdrawal', userId: string, money: Money, reference: string): Promise<OperationResult> {
+  private async request(
+    ctx: CallContext,
+    kind: 'deposit' | 'withdrawal',
+    userId: string,
+    money: Money,
+    reference: string,
+  ): Promise<OperationResult> {
     const data: AccountRequestData = { userId, currency: money.currency, amount: money.amount, externalReference: reference };
     // Same reference and content: same event id, so the log and the ledger see one operation.
     // Same reference, other content: another id, which the ledger refuses as a reference conflict.
@@ -67,7 +73,8 @@ export class AccountApp {
         change: { currency: money.currency, amount: money.amount, externalReference: reference },
         time: this.o.now().toISOString(),
       });
-      if (decision === 'insufficient') throw new FailedPrecondition('INSUFFICIENT_FUNDS', `available ${money.currency} balance is below ${money.amount}`);
+      if (decision === 'insufficient')
+        throw new FailedPrecondition('INSUFFICIENT_FUNDS', `available ${money.currency} balance is below ${money.amount}`);
       return { duplicate: decision === 'duplicate' };
     };
     const outcome = await this.o.outcomes.waitFor(id, Math.max(0, Math.min(this.o.ledgerWaitMs, ctx.deadline - Date.now() - 50)), append);

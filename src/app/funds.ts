@@ -198,7 +198,16 @@ export class Funds {
   async reserve(
     by: string,
     employerId: string,
-    r: { reservationId: string; milestoneId: string; projectId: string; freelancerId: string; currency: string; amount: string; fee: string; time: string },
+    r: {
+      reservationId: string;
+      milestoneId: string;
+      projectId: string;
+      freelancerId: string;
+      currency: string;
+      amount: string;
+      fee: string;
+      time: string;
+    },
   ): Promise<boolean> {
     const total = add(r.currency, r.amount, r.fee);
     const decision = await this.decide(employerId, {
@@ -208,14 +217,24 @@ export class Funds {
       currency: r.currency,
       amount: total,
       debit: true,
-      change: { currency: r.currency, amount: total, fee: r.fee, milestoneId: r.milestoneId, projectId: r.projectId, freelancerId: r.freelancerId },
+      change: {
+        currency: r.currency,
+        amount: total,
+        fee: r.fee,
+        milestoneId: r.milestoneId,
+        projectId: r.projectId,
+        freelancerId: r.freelancerId,
+      },
       time: r.time,
     });
     return decision !== 'insufficient';
   }
 
   /** Reserves the arbitration fee the escalation event `causationId` asks of `payerId`; false if the account cannot cover it. */
-  async reserveFee(payerId: string, f: { milestoneId: string; causationId: string; currency: string; amount: string; time: string }): Promise<boolean> {
+  async reserveFee(
+    payerId: string,
+    f: { milestoneId: string; causationId: string; currency: string; amount: string; time: string },
+  ): Promise<boolean> {
     const change = { currency: f.currency, amount: f.amount, milestoneId: f.milestoneId, causationId: f.causationId };
     const decision = await this.decide(payerId, {
       refusal: { type: 'fee_refused', change },
@@ -232,7 +251,11 @@ export class Funds {
   }
 
   /** Gives a reservation no milestone will consume back to its owner's available balance. */
-  async release(by: string, userId: string, r: { reservationId: string; milestoneId: string; currency: string; amount: string; time: string }): Promise<void> {
+  async release(
+    by: string,
+    userId: string,
+    r: { reservationId: string; milestoneId: string; currency: string; amount: string; time: string },
+  ): Promise<void> {
     await this.decide(userId, {
       type: 'reservation_released',
       id: reservationReleaseIdFor(r.reservationId),

@@ -1,11 +1,27 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
-import { DISPUTE_STATES, FINAL_STATES, initialMilestoneContext, MILESTONE_EVENT_CONTEXT, mayView, milestoneMachine, type Funding, type MilestoneContext, type MilestoneEvent } from '../../actors/milestone.machine.js';
+import {
+  DISPUTE_STATES,
+  FINAL_STATES,
+  initialMilestoneContext,
+  MILESTONE_EVENT_CONTEXT,
+  mayView,
+  milestoneMachine,
+  type Funding,
+  type MilestoneContext,
+  type MilestoneEvent,
+} from '../../actors/milestone.machine.js';
 import { decide } from '../../actors/decide.js';
 import { feeOn } from '../../actors/terms.js';
 import { rejectionError } from '../runtime/actor.js';
 import { Funds, type AccountEventData } from './funds.js';
 import { add, sub } from '../../actors/money.js';
-import { initialProjectContext, isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
+import {
+  initialProjectContext,
+  isAwardAccepted,
+  projectMachine,
+  type ProjectContext,
+  type ProjectEvent,
+} from '../../actors/project.machine.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
 import { VERSION_HEADER, type EventLog } from '../events/log.js';
@@ -15,7 +31,15 @@ import * as read from '../ledger/read.js';
 import { digest, milestoneIdFor, reservationIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
 import type { Money } from '../../actors/money.js';
-import { appliedKey, historyOf, lastHistory, type Command, type EntityEventData, type EntityKind, type Persisted } from '../runtime/entity.js';
+import {
+  appliedKey,
+  historyOf,
+  lastHistory,
+  type Command,
+  type EntityEventData,
+  type EntityKind,
+  type Persisted,
+} from '../runtime/entity.js';
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
@@ -112,14 +136,23 @@ export class MilestoneApp {
     this.milestones = new Registry({ ...bounds, kind: MILESTONE, resume: (state) => this.resumeSaga(state) });
     this.projects = new Registry({ ...bounds, kind: PROJECT });
     // The funding of many milestones of one employer queues at its account: a wider bound than a milestone's.
-    this.funds = new Funds({ log: o.log, pool: o.pool!, mailboxMax: Math.max(1_024, 16 * o.mailboxMax), actorsMax: o.actorsMax, actorIdleMs: o.actorIdleMs });
+    this.funds = new Funds({
+      log: o.log,
+      pool: o.pool!,
+      mailboxMax: Math.max(1_024, 16 * o.mailboxMax),
+      actorsMax: o.actorsMax,
+      actorIdleMs: o.actorIdleMs,
+    });
   }
 
   start(): void {
     this.outcomes.start();
     // Changes made through other gateways: resident actors that fall behind reload.
     const ns = this.log.names.namespace;
-    for (const [entity, registry] of [['milestone', this.milestones], ['project', this.projects]] as const) {
+    for (const [entity, registry] of [
+      ['milestone', this.milestones],
+      ['project', this.projects],
+    ] as const) {
       this.subscriptions.push(
         this.log.nc.subscribe(`${ns}.${entity}.>`, {
           callback: (err, msg) => {
@@ -255,7 +288,10 @@ export class MilestoneApp {
       // The milestone id is the caller's key: a repeat (answered as the first time, or
       // IDEMPOTENCY_KEY_REUSED), or the voided place of a reservation this key made long ago.
       if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key)) && existing.state === 'fundingFailed') {
-        throw new FailedPrecondition(existing.context.fundingFailureReason || 'FUNDING_FAILED', 'the reservation of this create expired before the milestone was made; create it again with a new key');
+        throw new FailedPrecondition(
+          existing.context.fundingFailureReason || 'FUNDING_FAILED',
+          'the reservation of this create expired before the milestone was made; create it again with a new key',
+        );
       }
       return this.funded(ctx, id, await this.milestones.send(id, this.command(ctx, input.key, content, create(NO_FUNDING))));
     }
@@ -275,7 +311,10 @@ export class MilestoneApp {
       time: this.at(),
     });
     if (this.o.faultKillAfterReservation) process.kill(process.pid, 'SIGKILL');
-    const created = await this.milestones.send(id, this.command(ctx, input.key, content, create(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
+    const created = await this.milestones.send(
+      id,
+      this.command(ctx, input.key, content, create(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })),
+    );
     return this.funded(ctx, id, created);
   }
 
@@ -285,7 +324,12 @@ export class MilestoneApp {
    * answers without a turn through its mailbox (a hot employer's creates would queue there).
    */
   private async registerParties(ctx: CallContext, projectId: string, freelancerId: string): Promise<void> {
-    const register = this.command(ctx, `register:${freelancerId}`, { op: 'register' }, { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, freelancerId });
+    const register = this.command(
+      ctx,
+      `register:${freelancerId}`,
+      { op: 'register' },
+      { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, freelancerId },
+    );
     const held = this.projects.peek(projectId)?.current;
     if (held && held.version > 0) {
       const d = decide(projectMachine, { state: held.state, context: held.context }, register.event);
@@ -310,10 +354,16 @@ export class MilestoneApp {
 
   /** Answers a command that started the funding saga: once the ledger decided, or PENDING_FUNDING at the wait. */
   private async funded(ctx: CallContext, id: string, state: Persisted<MilestoneContext>): Promise<Persisted<MilestoneContext>> {
-    const settled = state.state === 'pendingFunding' ? await this.awaitSaga(id, state, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50)) : state;
+    const settled =
+      state.state === 'pendingFunding'
+        ? await this.awaitSaga(id, state, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50))
+        : state;
     if (settled.state === 'fundingFailed') {
       // A repeat of a refused create (or accept) gets the same refusal.
-      throw new FailedPrecondition(settled.context.fundingFailureReason || 'FUNDING_FAILED', 'the employer balance could not fund the milestone');
+      throw new FailedPrecondition(
+        settled.context.fundingFailureReason || 'FUNDING_FAILED',
+        'the employer balance could not fund the milestone',
+      );
     }
     return settled;
   }
@@ -323,12 +373,23 @@ export class MilestoneApp {
     input: { projectId: string; employerId: string; money: Money; description: string; key: string },
   ): Promise<Persisted<MilestoneContext>> {
     const id = milestoneIdFor(ctx.caller.id, input.key, 'request');
-    const content = { op: 'request', projectId: input.projectId, employerId: input.employerId, money: input.money, description: input.description };
+    const content = {
+      op: 'request',
+      projectId: input.projectId,
+      employerId: input.employerId,
+      money: input.money,
+      description: input.description,
+    };
     const existing = await this.milestones.read(id);
     if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key))) {
       await this.projects.send(
         input.projectId,
-        this.command(ctx, `check-request:${input.employerId}`, { op: 'check_request' }, { type: 'CHECK_REQUEST', by: ctx.caller, at: this.at(), employerId: input.employerId }),
+        this.command(
+          ctx,
+          `check-request:${input.employerId}`,
+          { op: 'check_request' },
+          { type: 'CHECK_REQUEST', by: ctx.caller, at: this.at(), employerId: input.employerId },
+        ),
       );
     }
     return this.milestones.send(
@@ -353,11 +414,16 @@ export class MilestoneApp {
     const accept = (funding: Funding): MilestoneEvent => ({ type: 'ACCEPT_REQUEST', by: ctx.caller, at: this.at(), ...funding });
     const existing = await this.milestones.read(milestoneId);
     const scoped = scopedKey(ctx.caller.id, key);
-    if (appliedKey(existing, scoped)) return this.funded(ctx, milestoneId, await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(NO_FUNDING))));
+    if (appliedKey(existing, scoped))
+      return this.funded(ctx, milestoneId, await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(NO_FUNDING))));
     // Anywhere but in `requested` the machine refuses the accept whatever its funding.
     if (existing.state !== 'requested') this.mustAccept(existing, accept(NO_FUNDING));
     const c = existing.context;
-    const reservation = { reservationId: reservationIdFor(milestoneId, `accept\u0000${scoped}`), reserved: add(c.currency, c.amount, c.employerFee), fundingFailure: '' };
+    const reservation = {
+      reservationId: reservationIdFor(milestoneId, `accept\u0000${scoped}`),
+      reserved: add(c.currency, c.amount, c.employerFee),
+      fundingFailure: '',
+    };
     this.mustAccept(existing, accept(reservation));
     const reserved = await this.funds.reserve(ctx.caller.id, ctx.caller.id, {
       reservationId: reservation.reservationId,
@@ -370,7 +436,10 @@ export class MilestoneApp {
       time: this.at(),
     });
     if (this.o.faultKillAfterReservation) process.kill(process.pid, 'SIGKILL');
-    const accepted = await this.milestones.send(milestoneId, this.command(ctx, key, content, accept(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })));
+    const accepted = await this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, content, accept(reserved ? reservation : { ...NO_FUNDING, fundingFailure: 'INSUFFICIENT_FUNDS' })),
+    );
     return this.funded(ctx, milestoneId, accepted);
   }
 
@@ -381,7 +450,10 @@ export class MilestoneApp {
     type: 'REJECT_REQUEST' | 'WITHDRAW_REQUEST' | 'REJECT_CANCELLATION' | 'REQUEST_RELEASE',
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(milestoneId, this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }));
+    return this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }),
+    );
   }
 
   /** Waits until the saga the milestone is in (funding, escalation) moved it on, or the wait ends. */
@@ -423,7 +495,9 @@ export class MilestoneApp {
     const actor = this.milestones.peek(outcome.milestoneId);
     if (!actor) return;
     actor
-      .sendStep((state) => (isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state, outcome, this.at()) : null))
+      .sendStep((state) =>
+        isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state, outcome, this.at()) : null,
+      )
       .catch(() => {});
   }
 
@@ -438,7 +512,13 @@ export class MilestoneApp {
     const asked = lastHistory(state);
     if (state.state === 'escalating' && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
       const d = state.context.dispute!;
-      const paid = await this.funds.reserveFee(d.escalatedBy, { milestoneId: state.id, causationId, currency: state.context.currency, amount: d.arbitrationFee, time: this.at() });
+      const paid = await this.funds.reserveFee(d.escalatedBy, {
+        milestoneId: state.id,
+        causationId,
+        currency: state.context.currency,
+        amount: d.arbitrationFee,
+        time: this.at(),
+      });
       return sagaCommand(state, { causationId, result: paid ? 'ok' : 'insufficient_funds' }, this.at());
     }
     const outcome = await this.outcomes.lookup(causationId);
@@ -488,7 +568,13 @@ export class MilestoneApp {
         released++;
         continue;
       }
-      await this.funds.release(SYSTEM_CALLER, r.userId, { reservationId: r.reservationId, milestoneId: r.milestoneId, currency: r.currency, amount: r.amount, time: this.at() });
+      await this.funds.release(SYSTEM_CALLER, r.userId, {
+        reservationId: r.reservationId,
+        milestoneId: r.milestoneId,
+        currency: r.currency,
+        amount: r.amount,
+        time: this.at(),
+      });
       released++;
     }
     return released;
@@ -502,30 +588,55 @@ export class MilestoneApp {
   }
 
   async acceptAward(ctx: CallContext, projectId: string, key: string): Promise<Persisted<ProjectContext>> {
-    return this.projects.send(projectId, this.command(ctx, key, { op: 'accept_award', projectId }, { type: 'ACCEPT_AWARD', by: ctx.caller, at: this.at() }));
+    return this.projects.send(
+      projectId,
+      this.command(ctx, key, { op: 'accept_award', projectId }, { type: 'ACCEPT_AWARD', by: ctx.caller, at: this.at() }),
+    );
   }
 
   release(ctx: CallContext, milestoneId: string, money: Money | null, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'release', milestoneId, money }, {
-        type: 'RELEASE',
-        by: ctx.caller,
-        at: this.at(),
-        amount: money?.amount ?? '',
-        currency: money?.currency ?? '',
-      }),
+      this.command(
+        ctx,
+        key,
+        { op: 'release', milestoneId, money },
+        {
+          type: 'RELEASE',
+          by: ctx.caller,
+          at: this.at(),
+          amount: money?.amount ?? '',
+          currency: money?.currency ?? '',
+        },
+      ),
     );
   }
 
-  requestCancellation(ctx: CallContext, milestoneId: string, reasonCode: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
+  requestCancellation(
+    ctx: CallContext,
+    milestoneId: string,
+    reasonCode: string,
+    reason: string,
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'request_cancellation', milestoneId, reasonCode, reason }, { type: 'REQUEST_CANCELLATION', by: ctx.caller, at: this.at(), reasonCode, reason }),
+      this.command(
+        ctx,
+        key,
+        { op: 'request_cancellation', milestoneId, reasonCode, reason },
+        { type: 'REQUEST_CANCELLATION', by: ctx.caller, at: this.at(), reasonCode, reason },
+      ),
     );
   }
 
-  async cancel(ctx: CallContext, milestoneId: string, reasonCode: string, reason: string, key: string): Promise<Persisted<MilestoneContext>> {
+  async cancel(
+    ctx: CallContext,
+    milestoneId: string,
+    reasonCode: string,
+    reason: string,
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
     // The parties and the project never change: a resident state tells them without a turn
     // through the mailbox, so a cancel is queued as soon as a release sent with it.
     const milestone = this.milestones.peek(milestoneId)?.current ?? (await this.milestones.read(milestoneId));
@@ -538,55 +649,81 @@ export class MilestoneApp {
     }
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'cancel', milestoneId, reasonCode: reasonCode || undefined, reason }, {
-        type: 'CANCEL',
-        by: ctx.caller,
-        at: this.at(),
-        reasonCode,
-        reason,
-        awardAccepted,
-      }),
+      this.command(
+        ctx,
+        key,
+        { op: 'cancel', milestoneId, reasonCode: reasonCode || undefined, reason },
+        {
+          type: 'CANCEL',
+          by: ctx.caller,
+          at: this.at(),
+          reasonCode,
+          reason,
+          awardAccepted,
+        },
+      ),
     );
   }
 
   openDispute(ctx: CallContext, milestoneId: string, reason: string, claim: Money, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'open_dispute', milestoneId, reason, claim }, {
-        type: 'OPEN_DISPUTE',
-        by: ctx.caller,
-        at: this.at(),
-        reason,
-        currency: claim.currency,
-        claim: claim.amount,
-      }),
+      this.command(
+        ctx,
+        key,
+        { op: 'open_dispute', milestoneId, reason, claim },
+        {
+          type: 'OPEN_DISPUTE',
+          by: ctx.caller,
+          at: this.at(),
+          reason,
+          currency: claim.currency,
+          claim: claim.amount,
+        },
+      ),
     );
   }
 
   /** ProposeSettlement (a party) and ResolveDispute (an arbiter): a split of what is held. */
-  split(ctx: CallContext, milestoneId: string, type: 'PROPOSE_SETTLEMENT' | 'RESOLVE', freelancerAmount: Money, key: string): Promise<Persisted<MilestoneContext>> {
+  split(
+    ctx: CallContext,
+    milestoneId: string,
+    type: 'PROPOSE_SETTLEMENT' | 'RESOLVE',
+    freelancerAmount: Money,
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: type.toLowerCase(), milestoneId, freelancerAmount }, {
-        type,
-        by: ctx.caller,
-        at: this.at(),
-        currency: freelancerAmount.currency,
-        freelancerAmount: freelancerAmount.amount,
-      }),
+      this.command(
+        ctx,
+        key,
+        { op: type.toLowerCase(), milestoneId, freelancerAmount },
+        {
+          type,
+          by: ctx.caller,
+          at: this.at(),
+          currency: freelancerAmount.currency,
+          freelancerAmount: freelancerAmount.amount,
+        },
+      ),
     );
   }
 
   acceptSettlement(ctx: CallContext, milestoneId: string, expected: Money | null, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'accept_settlement', milestoneId, expected }, {
-        type: 'ACCEPT_SETTLEMENT',
-        by: ctx.caller,
-        at: this.at(),
-        expectedFreelancerAmount: expected?.amount ?? '',
-        expectedCurrency: expected?.currency ?? '',
-      }),
+      this.command(
+        ctx,
+        key,
+        { op: 'accept_settlement', milestoneId, expected },
+        {
+          type: 'ACCEPT_SETTLEMENT',
+          by: ctx.caller,
+          at: this.at(),
+          expectedFreelancerAmount: expected?.amount ?? '',
+          expectedCurrency: expected?.currency ?? '',
+        },
+      ),
     );
   }
 
@@ -600,14 +737,18 @@ export class MilestoneApp {
     // The fact the machine checks the fee against: the caller's available balance, from the read
     // model ('' when it cannot be read: the ledger decides alone).
     const milestone = await this.milestones.read(milestoneId);
-    const balance = this.o.pool && milestone.version > 0 ? await read.balanceOf(this.o.pool, ctx.caller.id, milestone.context.currency).catch(() => undefined) : undefined;
+    const balance =
+      this.o.pool && milestone.version > 0
+        ? await read.balanceOf(this.o.pool, ctx.caller.id, milestone.context.currency).catch(() => undefined)
+        : undefined;
     const available = balance === undefined ? '' : (balance?.available ?? '0');
     const sent = await this.milestones.send(
       milestoneId,
       this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at(), available }),
     );
     const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
-    const outcome = (s: Persisted<MilestoneContext>) => historyOf(s).find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
+    const outcome = (s: Persisted<MilestoneContext>) =>
+      historyOf(s).find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
     const asked = historyOf(sent).find((h) => h.version === own)?.type === 'escalation_requested';
     let settled = sent;
     if (asked && !outcome(sent) && sent.state === 'escalating') {
@@ -615,11 +756,15 @@ export class MilestoneApp {
       if (this.o.faultFeeDecisionDelayMs) await new Promise((resolve) => setTimeout(resolve, this.o.faultFeeDecisionDelayMs));
       const step = await this.resumeSaga(sent);
       settled = step ? await this.milestones.send(milestoneId, step).catch(() => this.milestones.read(milestoneId)) : sent;
-      if (settled.state === 'escalating') settled = await this.awaitSaga(milestoneId, settled, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));
+      if (settled.state === 'escalating')
+        settled = await this.awaitSaga(milestoneId, settled, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));
     }
     const result = asked ? outcome(settled) : undefined;
     if (result?.type === 'escalation_failed') {
-      throw new FailedPrecondition(String(result.data.reason || 'ESCALATION_FAILED'), 'the escalating party\'s available balance could not pay the arbitration fee');
+      throw new FailedPrecondition(
+        String(result.data.reason || 'ESCALATION_FAILED'),
+        "the escalating party's available balance could not pay the arbitration fee",
+      );
     }
     return settled;
   }

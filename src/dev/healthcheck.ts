@@ -12,11 +12,15 @@ const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: 
   grpc: { health: { v1: { Health: new (address: string, creds: grpc.ChannelCredentials) => grpc.Client & { Check: Function } } } };
 };
 const client = new def.grpc.health.v1.Health(target, grpc.credentials.createInsecure());
-client.Check({ service: process.argv[2] ?? '' }, { deadline: Date.now() + 2_500 }, (err: Error | null, res: { status: string } | undefined) => {
-  client.close();
-  if (err || res?.status !== 'SERVING') {
-    console.error(err ? err.message : `status ${res?.status}`);
-    process.exit(1);
-  }
-  process.exit(0);
-});
+client.Check(
+  { service: process.argv[2] ?? '' },
+  { deadline: Date.now() + 2_500 },
+  (err: Error | null, res: { status: string } | undefined) => {
+    client.close();
+    if (err || res?.status !== 'SERVING') {
+      console.error(err ? err.message : `status ${res?.status}`);
+      process.exit(1);
+    }
+    process.exit(0);
+  },
+);

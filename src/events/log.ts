@@ -73,7 +73,10 @@ export class UnsafeEventLog extends Error {
 /** After a reconnect the server could not be checked yet: nothing is appended until it is. */
 export class UnverifiedEventLog extends Error {
   constructor(cause: unknown) {
-    super(`the NATS server reached after a reconnect could not be checked for safe conditional appends yet: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(
+      `the NATS server reached after a reconnect could not be checked for safe conditional appends yet: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
     this.name = 'UnverifiedEventLog';
   }
 }
@@ -183,7 +186,11 @@ export class EventLog {
     // A cluster that is still electing its leaders (a node just lost) answers "temporarily
     // unavailable", or not at all, for several seconds: start-up waits for it.
     const startUntil = Date.now() + START_WAIT_MS;
-    const jsm = await retryTransient(() => jetstreamManager(nc, { timeout }), startUntil, () => !nc.isClosed());
+    const jsm = await retryTransient(
+      () => jetstreamManager(nc, { timeout }),
+      startUntil,
+      () => !nc.isClosed(),
+    );
     const log = new EventLog(nc, jetstream(nc, { timeout }), jsm, names, new EventSigner(options.signingSecret, names.namespace));
     log.retryMs = options.retryMs ?? RETRY_BUDGET_MS;
     await log.retrying(() => log.ensureStream(options), startUntil);
@@ -219,10 +226,14 @@ export class EventLog {
     const own = this.nc.info;
     const seen = await clusterVersions(own?.connect_urls ?? [], own ? [{ server_name: own.server_name, version: own.version }] : []);
     for (const [name, version] of seen) this.peerVersions.set(name, version);
-    const peers = new Set([own?.server_name ?? '', info.cluster?.leader ?? '', ...(info.cluster?.replicas ?? []).map((r) => r.name)].filter(Boolean));
+    const peers = new Set(
+      [own?.server_name ?? '', info.cluster?.leader ?? '', ...(info.cluster?.replicas ?? []).map((r) => r.name)].filter(Boolean),
+    );
     const old = [...peers].filter((p) => this.peerVersions.has(p) && !versionAtLeast(this.peerVersions.get(p)!, SAFE_REPLICATED_SERVER));
     if (!own) old.push('(unknown) 0.0.0');
-    return old.length > 0 ? new UnsafeEventLog(old.map((p) => `${p} ${this.peerVersions.get(p) ?? ''}`.trim()).join(', '), info.config.num_replicas) : null;
+    return old.length > 0
+      ? new UnsafeEventLog(old.map((p) => `${p} ${this.peerVersions.get(p) ?? ''}`.trim()).join(', '), info.config.num_replicas)
+      : null;
   }
 
   private peerTimer: NodeJS.Timeout | null = null;
@@ -322,7 +333,10 @@ export class EventLog {
     // The server enforces the byte limit only where it refuses new messages at it; an older
     // one would discard the oldest events instead, so there the engine's own check (see
     // watchFullness) is the only one. Outcomes get 2% beyond the limit gateways stop at.
-    const serverLimit = options.maxBytes && versionAtLeast(this.nc.info?.version ?? '0.0.0', DISCARD_NEW_SERVER) ? Math.ceil(options.maxBytes * 1.02) : undefined;
+    const serverLimit =
+      options.maxBytes && versionAtLeast(this.nc.info?.version ?? '0.0.0', DISCARD_NEW_SERVER)
+        ? Math.ceil(options.maxBytes * 1.02)
+        : undefined;
     const limits = {
       max_msg_size: options.maxMessageBytes ?? 65_536,
       ...(serverLimit ? { max_bytes: serverLimit, discard: DiscardPolicy.New } : {}),
@@ -340,7 +354,10 @@ export class EventLog {
     try {
       const info = await this.jsm.streams.info(this.names.stream);
       // Read-only tools pass no limits and change nothing.
-      if (options.maxBytes && (info.config.max_msg_size !== limits.max_msg_size || (serverLimit && info.config.max_bytes !== serverLimit))) {
+      if (
+        options.maxBytes &&
+        (info.config.max_msg_size !== limits.max_msg_size || (serverLimit && info.config.max_bytes !== serverLimit))
+      ) {
         await this.jsm.streams.update(this.names.stream, { ...info.config, ...limits });
       }
     } catch (err) {
@@ -369,7 +386,10 @@ export class EventLog {
     this.ensureConnected();
     // A full stream takes no new commands; the ledger's outcomes of commands already taken still go in.
     if (!o.consequence && this.fullness.max > 0 && this.fullness.used >= this.fullness.max) {
-      throw new Unavailable('EVENT_LOG_FULL', `the event stream holds ${this.fullness.used} of its ${this.fullness.max} bytes; new commands are refused until an operator makes room`);
+      throw new Unavailable(
+        'EVENT_LOG_FULL',
+        `the event stream holds ${this.fullness.used} of its ${this.fullness.max} bytes; new commands are refused until an operator makes room`,
+      );
     }
     const h = headers();
     h.set('Content-Type', CONTENT_TYPE);
@@ -381,7 +401,8 @@ export class EventLog {
       const until = Math.min(Date.now() + this.retryMs, o.deadline ?? Number.POSITIVE_INFINITY);
       for (let variant = 0; ; variant++) {
         if (variant > 0) {
-          if (Date.now() >= until) throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id}; retry`);
+          if (Date.now() >= until)
+            throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id}; retry`);
           // The first attempt may still be in flight rather than refused: what the subject
           // ends with (read from the leader) says. If it is this event, it was stored; if the
           // subject moved, another writer came first; only if neither, a fresh msgID is tried.
@@ -407,14 +428,19 @@ export class EventLog {
         // Under the expected sequence another msgID is safe: if the first attempt is stored
         // after all, the subject has moved and this one is refused (WrongLastSequence).
         metrics.unstoredDuplicates.inc();
-        if (variant >= UNSTORED_DUPLICATE_RETRIES) throw new Unavailable('EVENT_LOG_UNAVAILABLE', `the event log answered "duplicate" without storing ${event.id} ${variant + 1} times`);
+        if (variant >= UNSTORED_DUPLICATE_RETRIES)
+          throw new Unavailable(
+            'EVENT_LOG_UNAVAILABLE',
+            `the event log answered "duplicate" without storing ${event.id} ${variant + 1} times`,
+          );
       }
     } catch (err) {
       if (err instanceof WrongLastSequence || err instanceof Unavailable) throw err;
       if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamWrongLastSequence) {
         throw new WrongLastSequence(subject);
       }
-      if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamStoreFailed) throw new Unavailable('EVENT_LOG_FULL', 'the event stream is at its byte limit');
+      if (err instanceof JetStreamApiError && err.code === JS_CODES.StreamStoreFailed)
+        throw new Unavailable('EVENT_LOG_FULL', 'the event stream is at its byte limit');
       throw unavailable(err);
     }
   }
@@ -451,7 +477,11 @@ export class EventLog {
     const m = await this.get({ last_by_subj: subject });
     if (!m) return null;
     if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
-      throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `the last message on ${subject} (seq ${m.seq}) is not signed by this deployment`);
+      throw new EscrowError(
+        'INTERNAL',
+        'EVENT_UNVERIFIED',
+        `the last message on ${subject} (seq ${m.seq}) is not signed by this deployment`,
+      );
     }
     return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
   }
@@ -470,10 +500,11 @@ export class EventLog {
     }
     const tailSeq = m.seq;
     let last: Stored<D> | null = null;
-    for (let seq = 1; seq <= tailSeq; ) {
+    for (let seq = 1; seq <= tailSeq;) {
       const next = await this.get({ next_by_subj: subject, seq });
       if (!next || next.seq > tailSeq) break;
-      if (this.verified(subject, next.data, next.header?.get(SIGNATURE_HEADER), next.seq)) last = { seq: next.seq, event: decode<D>(next.data), size: next.data.length };
+      if (this.verified(subject, next.data, next.header?.get(SIGNATURE_HEADER), next.seq))
+        last = { seq: next.seq, event: decode<D>(next.data), size: next.data.length };
       seq = next.seq + 1;
     }
     return { last, tailSeq };
@@ -528,7 +559,9 @@ export class EventLog {
       if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
         throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
       }
-      yield times ? { seq: m.seq, event: decode<D>(m.data), size: m.data.length, storedAt: m.time.getTime() } : { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
+      yield times
+        ? { seq: m.seq, event: decode<D>(m.data), size: m.data.length, storedAt: m.time.getTime() }
+        : { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
       seq = m.seq + 1;
     }
   }

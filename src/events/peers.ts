@@ -40,7 +40,11 @@ export function readServerInfo(hostPort: string, timeoutMs = 1_000): Promise<Ser
       if (!line.startsWith('INFO ')) return done(null);
       try {
         const info = JSON.parse(line.slice(5)) as Partial<ServerInfo>;
-        done(typeof info.server_name === 'string' && typeof info.version === 'string' ? { server_name: info.server_name, version: info.version } : null);
+        done(
+          typeof info.server_name === 'string' && typeof info.version === 'string'
+            ? { server_name: info.server_name, version: info.version }
+            : null,
+        );
       } catch {
         done(null);
       }
@@ -50,7 +54,10 @@ export function readServerInfo(hostPort: string, timeoutMs = 1_000): Promise<Ser
 
 /** `nats://host:port`, `host:port` or `[v6]:port` (default port 4222). */
 export function parseHostPort(url: string): { host: string; port: number } {
-  const bare = url.replace(/^[a-z+]+:\/\//i, '').replace(/^[^@]*@/, '').replace(/\/.*$/, '');
+  const bare = url
+    .replace(/^[a-z+]+:\/\//i, '')
+    .replace(/^[^@]*@/, '')
+    .replace(/\/.*$/, '');
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(bare) ?? /^([^:]+)(?::(\d+))?$/.exec(bare);
   return { host: m?.[1] ?? '127.0.0.1', port: m?.[2] ? Number(m[2]) : 4222 };
 }

@@ -15,7 +15,9 @@ export class EventSigner {
   private readonly key: Buffer;
 
   constructor(secret: string, namespace: string) {
-    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('escrow-event-signing'), Buffer.from(namespace), 32));
+    this.key = Buffer.from(
+      hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('escrow-event-signing'), Buffer.from(namespace), 32),
+    );
   }
 
   sign(subject: string, body: Uint8Array): string {

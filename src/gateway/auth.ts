@@ -1,7 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, errors as joseErrors, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  jwtVerify,
+  errors as joseErrors,
+  type FlattenedJWSInput,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+} from 'jose';
 import { isReservedUserId, type Caller } from '../../actors/decision.js';
 import { Unauthenticated, Unavailable } from '../errors.js';
 import { USER_ID_PATTERN } from './validate.js';
@@ -113,7 +122,8 @@ export class Authenticator {
     if (known && known.expiresAt > Date.now()) return known.caller;
     let payload;
     try {
-      const key: KeyLookup = async (header, input) => (header.alg === 'HS256' && this.secret ? this.secret : this.jwks ? this.jwks(header, input) : this.secret!);
+      const key: KeyLookup = async (header, input) =>
+        header.alg === 'HS256' && this.secret ? this.secret : this.jwks ? this.jwks(header, input) : this.secret!;
       ({ payload } = await jwtVerify(token, key, {
         algorithms: this.algorithms,
         requiredClaims: ['exp'],
@@ -128,7 +138,8 @@ export class Authenticator {
     if (exp > now + TOKEN_LIFETIME_MAX_S + CLOCK_SKEW_S) {
       throw new Unauthenticated('TOKEN_LIFETIME_TOO_LONG', `the token's exp is more than ${TOKEN_LIFETIME_MAX_S / 3600} h ahead`);
     }
-    if (payload.iat !== undefined && payload.iat > now + CLOCK_SKEW_S) throw new Unauthenticated('TOKEN_ISSUED_IN_FUTURE', 'the token was issued in the future');
+    if (payload.iat !== undefined && payload.iat > now + CLOCK_SKEW_S)
+      throw new Unauthenticated('TOKEN_ISSUED_IN_FUTURE', 'the token was issued in the future');
     // Reserved ids ("system", the engine's own caller for saga steps, and the ledger's account kinds): no token may act as one.
     if (typeof payload.sub !== 'string' || !USER_ID_PATTERN.test(payload.sub) || isReservedUserId(payload.sub)) {
       throw new Unauthenticated('TOKEN_SUBJECT_INVALID', 'the token has no valid sub');
@@ -151,10 +162,15 @@ function tokenError(err: unknown, remote: boolean): Error {
     if (err.claim === 'iss') return new Unauthenticated('TOKEN_ISSUER_INVALID', 'the token is not from the expected issuer');
     if (err.claim === 'aud') return new Unauthenticated('TOKEN_AUDIENCE_INVALID', 'the token is not meant for this service');
   }
-  if (err instanceof joseErrors.JWKSNoMatchingKey) return new Unauthenticated('TOKEN_KEY_UNKNOWN', 'no key of the key set verifies this token (unknown or withdrawn key id)');
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new Unauthenticated('TOKEN_ALGORITHM_REFUSED', 'the token is signed with an algorithm this service does not accept');
+  if (err instanceof joseErrors.JWKSNoMatchingKey)
+    return new Unauthenticated('TOKEN_KEY_UNKNOWN', 'no key of the key set verifies this token (unknown or withdrawn key id)');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed)
+    return new Unauthenticated('TOKEN_ALGORITHM_REFUSED', 'the token is signed with an algorithm this service does not accept');
   // A fetch of the key set that failed (timeout, refused connection, not a JWKS).
-  if (remote && (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || !(err instanceof joseErrors.JOSEError))) {
+  if (
+    remote &&
+    (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || !(err instanceof joseErrors.JOSEError))
+  ) {
     return new Unavailable('JWKS_UNAVAILABLE', 'the key set cannot be fetched now; retry', err);
   }
   return new Unauthenticated('TOKEN_INVALID', 'the token is not valid');

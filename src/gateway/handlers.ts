@@ -66,7 +66,8 @@ async function handle(
     const err = thrown instanceof MoneyError ? new InvalidArgument(thrown.reason, thrown.message) : thrown;
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name, requestId }, 'unexpected error');
     // What a dependency said (a database error's text) is logged, never sent to the client.
-    else if (err.cause !== undefined) deps.logger.warn({ rpc: name, requestId, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
+    else if (err.cause !== undefined)
+      deps.logger.warn({ rpc: name, requestId, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
     outcome = err instanceof EscrowError ? { code: err.code, reason: err.reason } : { code: 'INTERNAL', reason: 'INTERNAL' };
     fail(toServiceError(err));
   } finally {
@@ -104,7 +105,11 @@ function requestIdOf(metadata: grpc.Metadata): string {
   return `${requestPrefix}-${(++requestSeq).toString(36)}`;
 }
 
-export function unary<Req, Res>(deps: HandlerDeps, name: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(
+  deps: HandlerDeps,
+  name: string,
+  fn: (req: Req, ctx: CallContext) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) =>
     void handle(
       deps,

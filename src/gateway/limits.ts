@@ -51,7 +51,8 @@ export class CallerLimits {
       return once(() => this.inflight--);
     }
     const u = this.usage(caller.id);
-    if (u.inflight >= this.o.perCallerInflightMax) throw busy('CALLER_BUSY', `more than ${this.o.perCallerInflightMax} calls of this caller in progress`, 100);
+    if (u.inflight >= this.o.perCallerInflightMax)
+      throw busy('CALLER_BUSY', `more than ${this.o.perCallerInflightMax} calls of this caller in progress`, 100);
     if (cls === 'watch' && u.watches >= this.o.watchesPerCallerMax) {
       throw busy('WATCH_LIMIT', `at most ${this.o.watchesPerCallerMax} WatchMilestone streams per caller`, 1_000);
     }

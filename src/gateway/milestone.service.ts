@@ -12,8 +12,18 @@ import * as v from './validate.js';
 type Req = Record<string, any>;
 
 const STATUSES = new Set([
-  'REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED', 'FUNDED',
-  'RELEASE_REQUESTED', 'CANCELLATION_REQUESTED', 'DISPUTED', 'RELEASED', 'CANCELLED', 'RESOLVED',
+  'REQUESTED',
+  'REQUEST_REJECTED',
+  'REQUEST_WITHDRAWN',
+  'PENDING_FUNDING',
+  'FUNDING_FAILED',
+  'FUNDED',
+  'RELEASE_REQUESTED',
+  'CANCELLATION_REQUESTED',
+  'DISPUTED',
+  'RELEASED',
+  'CANCELLED',
+  'RESOLVED',
 ]);
 
 const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
@@ -59,7 +69,8 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         throw new InvalidArgument('DIRECTION_REQUIRED', 'direction must be INCOMING or OUTGOING', { field: 'direction' });
       }
       const statuses: string[] = Array.isArray(r.statuses) ? r.statuses : [];
-      if (statuses.some((s) => !STATUSES.has(s))) throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
+      if (statuses.some((s) => !STATUSES.has(s)))
+        throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
       const limit = v.pageSize(r.page_size);
       const projectId = v.optionalId(r.project_id, 'project_id');
       // A token serves the query it was issued for: the caller, direction, statuses and project.
@@ -76,15 +87,23 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       const last = rows[rows.length - 1];
       return {
         milestones: rows.map(milestoneRowMessage),
-        next_page_token: rows.length === limit && last ? deps.pages.issue(scope, { c: last.created_at.toISOString(), id: last.milestone_id }) : '',
+        next_page_token:
+          rows.length === limit && last ? deps.pages.issue(scope, { c: last.created_at.toISOString(), id: last.milestone_id }) : '',
       };
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
       const id = v.requireMilestoneId(r.milestone_id);
-      await watchMilestone(app, id, ctx.caller, (s) => call.write(reply(s)), (end) => {
-        call.on('cancelled', end);
-        call.on('close', end);
-      }, deps.limits.watchMaxAgeMs);
+      await watchMilestone(
+        app,
+        id,
+        ctx.caller,
+        (s) => call.write(reply(s)),
+        (end) => {
+          call.on('cancelled', end);
+          call.on('close', end);
+        },
+        deps.limits.watchMaxAgeMs,
+      );
     }),
     RequestMilestone: unary(deps, 'RequestMilestone', async (r: Req, ctx) => {
       const input = {

@@ -23,7 +23,8 @@ export class PageTokens {
   /** The position of a token issued for `scope`; null for none (''); `check` validates each field. */
   open(scope: string, token: unknown, check: (position: Record<string, unknown>) => boolean): Record<string, string> | null {
     if (token === undefined || token === null || token === '') return null;
-    const invalid = () => new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued for this query', { field: 'page_token' });
+    const invalid = () =>
+      new InvalidArgument('PAGE_TOKEN_INVALID', 'page_token is not one this service issued for this query', { field: 'page_token' });
     if (typeof token !== 'string' || token.length > 512) throw invalid();
     const [body, mac, extra] = token.split('.');
     if (!body || !mac || extra !== undefined) throw invalid();
@@ -46,7 +47,10 @@ export class PageTokens {
 }
 
 /** A stream sequence as PostgreSQL's bigint holds it. */
-export const isSeq = (v: unknown): v is string => typeof v === 'string' && /^[1-9][0-9]{0,18}$/.test(v) && BigInt(v) <= 9_223_372_036_854_775_807n;
+export const isSeq = (v: unknown): v is string =>
+  typeof v === 'string' && /^[1-9][0-9]{0,18}$/.test(v) && BigInt(v) <= 9_223_372_036_854_775_807n;
 /** A timestamp PostgreSQL's timestamptz holds. */
-export const isTime = (v: unknown): v is string => typeof v === 'string' && v.length <= 40 && Number.isFinite(Date.parse(v)) && Math.abs(new Date(v).getFullYear()) < 10_000;
-export const isUuid = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v);
+export const isTime = (v: unknown): v is string =>
+  typeof v === 'string' && v.length <= 40 && Number.isFinite(Date.parse(v)) && Math.abs(new Date(v).getFullYear()) < 10_000;
+export const isUuid = (v: unknown): v is string =>
+  typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v);

@@ -11,7 +11,8 @@ export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedSe
   return {
     SubmitReview: unary(deps, 'SubmitReview', async (r: Req, ctx) => {
       const rating = r.rating;
-      if (!Number.isInteger(rating) || rating < 1 || rating > 5) throw new InvalidArgument('RATING_INVALID', 'rating must be 1..5', { field: 'rating' });
+      if (!Number.isInteger(rating) || rating < 1 || rating > 5)
+        throw new InvalidArgument('RATING_INVALID', 'rating must be 1..5', { field: 'rating' });
       const s = await app.submit(ctx, {
         projectId: v.requireId(r.project_id, 'project_id'),
         revieweeId: v.requirePartyId(r.reviewee_id, 'reviewee_id'),
@@ -20,12 +21,26 @@ export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedSe
         key: v.requireKey(r.idempotency_key),
       });
       const c = s.context;
-      return { project_id: c.projectId, reviewer_id: c.reviewerId, reviewee_id: c.revieweeId, rating: c.rating, comment: c.comment, created_at: timestamp(c.createdAt) };
+      return {
+        project_id: c.projectId,
+        reviewer_id: c.reviewerId,
+        reviewee_id: c.revieweeId,
+        rating: c.rating,
+        comment: c.comment,
+        created_at: timestamp(c.createdAt),
+      };
     }),
     ListReviews: unary(deps, 'ListReviews', async (r: Req) => {
       const rows = await app.list(v.requireId(r.user_id, 'user_id'));
       return {
-        reviews: rows.map((x) => ({ project_id: x.project_id, reviewer_id: x.reviewer_id, reviewee_id: x.reviewee_id, rating: x.rating, comment: x.comment, created_at: timestamp(x.created_at) })),
+        reviews: rows.map((x) => ({
+          project_id: x.project_id,
+          reviewer_id: x.reviewer_id,
+          reviewee_id: x.reviewee_id,
+          rating: x.rating,
+          comment: x.comment,
+          created_at: timestamp(x.created_at),
+        })),
       };
     }),
     GetReputation: unary(deps, 'GetReputation', async (r: Req) => {

@@ -71,13 +71,22 @@ export class Gateway {
       'grpc.keepalive_timeout_ms': 20_000,
     });
     this.auth = new Authenticator(o.auth);
-    const deps: HandlerDeps = { auth: this.auth, logger: o.logger, limits: new CallerLimits(o.limits), pages: new PageTokens(o.pageSecret), calls: this.calls };
+    const deps: HandlerDeps = {
+      auth: this.auth,
+      logger: o.logger,
+      limits: new CallerLimits(o.limits),
+      pages: new PageTokens(o.pageSecret),
+      calls: this.calls,
+    };
     const pkg = loadEscrowPackage();
     this.server.addService(pkg.MilestoneService.service, milestoneService(deps, o.milestones, o.pool));
     this.server.addService(pkg.AccountService.service, accountService(deps, o.accounts));
     this.server.addService(pkg.ReviewService.service, reviewService(deps, o.reviews));
     // Standard grpc.health.v1 (for load balancers) and server reflection (grpcurl without -proto).
-    this.health = new HealthImplementation({ ...Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])), [LEDGER_HEALTH]: 'SERVING' });
+    this.health = new HealthImplementation({
+      ...Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])),
+      [LEDGER_HEALTH]: 'SERVING',
+    });
     this.health.addToServer(this.server);
     // Reflection lists the health service too, so grpcurl and load balancers' tools find it.
     new ReflectionService({ ...loadEscrowDefinition(), ...protoLoader.loadSync(healthProtoPath) }).addToServer(this.server);
@@ -110,7 +119,10 @@ export class Gateway {
     this.listener = listener;
     const check = async () => {
       const open = await Promise.race([
-        this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').then((r) => r.rows[0]?.n ?? '0', () => null),
+        this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').then(
+          (r) => r.rows[0]?.n ?? '0',
+          () => null,
+        ),
         new Promise<null>((resolve) => setTimeout(() => resolve(null), HEALTH_CHECK_MS).unref()),
       ]);
       if (!this.healthCheck) return;
@@ -140,7 +152,8 @@ export class Gateway {
     listener?.close();
     this.auth.close();
     const until = Date.now() + graceMs;
-    const connections = () => new Promise<number>((resolve) => (listener ? listener.getConnections((err, n) => resolve(err ? 0 : n)) : resolve(0)));
+    const connections = () =>
+      new Promise<number>((resolve) => (listener ? listener.getConnections((err, n) => resolve(err ? 0 : n)) : resolve(0)));
     const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, graceMs))]);
     const tick = () => new Promise((resolve) => setTimeout(resolve, 10));

@@ -27,8 +27,7 @@ const types = loadRpcStatusTypes();
  * start of the details string ("REASON: message").
  */
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
-  const e =
-    err instanceof EscrowError ? err : new EscrowError('INTERNAL', 'INTERNAL', 'internal error');
+  const e = err instanceof EscrowError ? err : new EscrowError('INTERNAL', 'INTERNAL', 'internal error');
   const code = CODES[e.code];
   // Race losers get the same refusal by the thousand: its encoded details are made once.
   const cacheKey = `${code}\u0000${e.reason}\u0000${e.message}\u0000${JSON.stringify(e.metadata)}`;

@@ -82,7 +82,8 @@ export function requireMoney(value: MoneyMessage | null | undefined, field: stri
  */
 export function optionalMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money | null {
   if (value === undefined || value === null) return null;
-  if (!value.currency_code && !value.amount) throw bad('AMOUNT_EMPTY', field, `${field} is set but empty: leave it unset, or give a currency_code and an amount`);
+  if (!value.currency_code && !value.amount)
+    throw bad('AMOUNT_EMPTY', field, `${field} is set but empty: leave it unset, or give a currency_code and an amount`);
   return requireMoney(value, field, o);
 }
 
@@ -133,7 +134,8 @@ export function currencyCode(value: unknown): string {
 export function pageSize(value: unknown): number {
   const n = typeof value === 'number' ? value : 0;
   if (n === 0) return PAGE_SIZE_DEFAULT;
-  if (!Number.isInteger(n) || n < 0 || n > PAGE_SIZE_MAX) throw bad('PAGE_SIZE_INVALID', 'page_size', `page_size must be 1..${PAGE_SIZE_MAX}`);
+  if (!Number.isInteger(n) || n < 0 || n > PAGE_SIZE_MAX)
+    throw bad('PAGE_SIZE_INVALID', 'page_size', `page_size must be 1..${PAGE_SIZE_MAX}`);
   return n;
 }
 
@@ -144,6 +146,7 @@ export function cancellationReason(value: unknown, o: { required: boolean }): st
     if (o.required) throw bad('REASON_CODE_REQUIRED', field, `${field} is required: one of ${[...CANCELLATION_REASONS].join(', ')}`);
     return '';
   }
-  if (typeof value !== 'string' || !CANCELLATION_REASONS.has(value)) throw bad('REASON_CODE_INVALID', field, `${field} must be one of ${[...CANCELLATION_REASONS].join(', ')}`);
+  if (typeof value !== 'string' || !CANCELLATION_REASONS.has(value))
+    throw bad('REASON_CODE_INVALID', field, `${field} must be one of ${[...CANCELLATION_REASONS].join(', ')}`);
   return value;
 }

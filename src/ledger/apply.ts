@@ -5,7 +5,17 @@ import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';
 import type { PoolClient } from './db.js';
 import { classify, milestoneStatus } from './intents.js';
-import { balanceEffects, decidedDebitOf, fundedFrom, legsOf, referenceKey, type AccountRef, type Intent, type PostingKind, type PostingResult } from './postings.js';
+import {
+  balanceEffects,
+  decidedDebitOf,
+  fundedFrom,
+  legsOf,
+  referenceKey,
+  type AccountRef,
+  type Intent,
+  type PostingKind,
+  type PostingResult,
+} from './postings.js';
 import * as sql from './sql.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
@@ -59,7 +69,12 @@ export class LedgerFenced extends Error {
  * applying events again) both run in one transaction. Returns the outcomes to publish once
  * the batch is committed.
  */
-export async function applyBatch(client: PoolClient, events: StreamEvent[], position?: BatchPosition, quarantine: sql.QuarantineRow[] = []): Promise<Outcome[]> {
+export async function applyBatch(
+  client: PoolClient,
+  events: StreamEvent[],
+  position?: BatchPosition,
+  quarantine: sql.QuarantineRow[] = [],
+): Promise<Outcome[]> {
   const classified = [...events].sort((a, b) => a.seq - b.seq).map((e) => classify(e.seq, e.event));
   const intents = classified.flatMap((c) => (c.intent ? [c.intent] : []));
   const milestones = latestMilestones(classified.flatMap((c) => (c.milestone ? [{ state: c.milestone, carried: c.carried ?? {} }] : [])));
@@ -70,7 +85,8 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[], posi
     const refs = new Map<string, AccountRef>();
     for (const intent of intents) for (const leg of legsOf(intent)) refs.set(leg.account.id, leg.account);
     const users = new Map<string, [string, string]>();
-    for (const intent of intents) for (const fx of balanceEffects(intent)) users.set(`${fx.userId}\u0000${fx.currency}`, [fx.userId, fx.currency]);
+    for (const intent of intents)
+      for (const fx of balanceEffects(intent)) users.set(`${fx.userId}\u0000${fx.currency}`, [fx.userId, fx.currency]);
     const reads = await sql.readForBatch(client, {
       accountIds: [...refs.keys()],
       eventIds: intents.map((i) => i.eventId),
@@ -85,11 +101,16 @@ export async function applyBatch(client: PoolClient, events: StreamEvent[], posi
       milestones: milestoneRows(milestones),
       reviews,
       quarantine,
-      outbox: position ? { causationIds: outcomes.map((o) => o.causationId), payloads: outcomes.map((o) => JSON.stringify(o)) } : { causationIds: [], payloads: [] },
+      outbox: position
+        ? { causationIds: outcomes.map((o) => o.causationId), payloads: outcomes.map((o) => JSON.stringify(o)) }
+        : { causationIds: [], payloads: [] },
     });
     if (!result.fenced) throw new LedgerFenced(position!.from);
     // The postings are new to the ledger by the read above; fewer inserted means someone wrote between the two.
-    invariant(result.postings === writes.postings.eventIds.length, `expected to insert ${writes.postings.eventIds.length} postings, inserted ${result.postings}`);
+    invariant(
+      result.postings === writes.postings.eventIds.length,
+      `expected to insert ${writes.postings.eventIds.length} postings, inserted ${result.postings}`,
+    );
     if (!position) await client.query('COMMIT');
     return outcomes;
   } catch (err) {
@@ -104,9 +125,27 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   const done = reads.done;
   const references = reads.references;
   const outcomes: Outcome[] = [];
-  const postings: sql.PostingRows = { eventIds: [], seqs: [], kinds: [], results: [], milestoneIds: [], userIds: [], currencies: [], amounts: [], fees: [], freelancerAmounts: [] };
+  const postings: sql.PostingRows = {
+    eventIds: [],
+    seqs: [],
+    kinds: [],
+    results: [],
+    milestoneIds: [],
+    userIds: [],
+    currencies: [],
+    amounts: [],
+    fees: [],
+    freelancerAmounts: [],
+  };
   const entries = { eventIds: [] as string[], accountIds: [] as string[], amounts: [] as string[] };
-  const newRefs = { refs: [] as string[], kinds: [] as string[], users: [] as string[], currencies: [] as string[], amounts: [] as string[], eventIds: [] as string[] };
+  const newRefs = {
+    refs: [] as string[],
+    kinds: [] as string[],
+    users: [] as string[],
+    currencies: [] as string[],
+    amounts: [] as string[],
+    eventIds: [] as string[],
+  };
   const deltas = new Map<string, Decimal>();
   // Every decided debit met on the stream counts once per message, posted or skipped (a repeat
   // of an event id, a reused reference): the actors counted each message in their totals.
@@ -125,7 +164,14 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     const result = decideResult(intent, balances, references);
     if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
       if (!references.has(referenceKey(intent))) {
-        const row = { reference: referenceKey(intent), kind: intent.kind, user_id: intent.userId, currency: intent.currency, amount: intent.amount, event_id: intent.eventId };
+        const row = {
+          reference: referenceKey(intent),
+          kind: intent.kind,
+          user_id: intent.userId,
+          currency: intent.currency,
+          amount: intent.amount,
+          event_id: intent.eventId,
+        };
         references.set(row.reference, row);
         newRefs.refs.push(row.reference);
         newRefs.kinds.push(row.kind);
@@ -152,7 +198,10 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
 
     for (const leg of legsOf(intent)) {
       const next = balances.get(leg.account.id)!.plus(leg.amount);
-      invariant(leg.account.kind === 'world' || next.gte(0), `account ${leg.account.id} would go below zero (${next}) by event ${intent.eventId}`);
+      invariant(
+        leg.account.kind === 'world' || next.gte(0),
+        `account ${leg.account.id} would go below zero (${next}) by event ${intent.eventId}`,
+      );
       balances.set(leg.account.id, next);
       deltas.set(leg.account.id, (deltas.get(leg.account.id) ?? new Decimal(0)).plus(leg.amount));
       entries.eventIds.push(intent.eventId);
@@ -162,7 +211,11 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     for (const fx of balanceEffects(intent)) {
       const key = `${fx.userId}\u0000${fx.currency}`;
       const d = userDeltas.get(key) ?? { available: new Decimal(0), held: new Decimal(0), incoming: new Decimal(0) };
-      userDeltas.set(key, { available: d.available.plus(fx.available), held: d.held.plus(fx.held), incoming: d.incoming.plus(fx.incoming) });
+      userDeltas.set(key, {
+        available: d.available.plus(fx.available),
+        held: d.held.plus(fx.held),
+        incoming: d.incoming.plus(fx.incoming),
+      });
     }
   }
 
@@ -171,7 +224,9 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   const created = accounts.filter((a) => !reads.balances.has(a.id));
   const moved = accounts.filter((a) => reads.balances.has(a.id) && (!(deltas.get(a.id) ?? new Decimal(0)).isZero() || decided.has(a.id)));
   const decidedOf = (a: AccountRef) => (decided.get(a.id) ?? new Decimal(0)).toString();
-  const users = [...userDeltas].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, d]) => ({ key, ids: key.split('\u0000') as [string, string], d }));
+  const users = [...userDeltas]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([key, d]) => ({ key, ids: key.split('\u0000') as [string, string], d }));
   const rows = (list: typeof users): sql.UserBalanceRows => ({
     users: list.map((u) => u.ids[0]),
     currencies: list.map((u) => u.ids[1]),
@@ -190,7 +245,11 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
         balances: created.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()),
         decided: created.map(decidedOf),
       },
-      accountDeltas: { ids: moved.map((a) => a.id), deltas: moved.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()), decided: moved.map(decidedOf) },
+      accountDeltas: {
+        ids: moved.map((a) => a.id),
+        deltas: moved.map((a) => (deltas.get(a.id) ?? new Decimal(0)).toString()),
+        decided: moved.map(decidedOf),
+      },
       postings,
       entries,
       references: newRefs,
@@ -208,7 +267,10 @@ function decideResult(intent: Intent, balances: Map<string, Decimal>, references
   const source = fundedFrom(intent);
   if (source && balances.get(source.account.id)!.lt(source.amount)) {
     // The account actor decided this debit on a view that can only undercount: short now means a broken rule.
-    invariant(!intent.decided, `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balances.get(source.account.id)!.toString()} < ${source.amount})`);
+    invariant(
+      !intent.decided,
+      `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balances.get(source.account.id)!.toString()} < ${source.amount})`,
+    );
     return 'insufficient_funds';
   }
   return 'ok';
@@ -238,13 +300,17 @@ function outcomeOf(intent: Intent, result: PostingResult): Outcome {
  * batch that carried them. (Fields no event of the batch carried keep their initial value
  * here: they are written only by the first event's insert, never by an update.)
  */
-function latestMilestones(states: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[]): EntityState<MilestoneContext>[] {
+function latestMilestones(
+  states: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[],
+): EntityState<MilestoneContext>[] {
   const latest = new Map<string, { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }>();
   for (const { state, carried } of [...states].sort((a, b) => a.state.version - b.state.version)) {
     const seen = latest.get(state.id);
     latest.set(state.id, { state, carried: { ...seen?.carried, ...carried } });
   }
-  return [...latest.values()].map(({ state, carried }) => ({ ...state, context: { ...state.context, ...carried } })).sort((a, b) => (a.id < b.id ? -1 : 1));
+  return [...latest.values()]
+    .map(({ state, carried }) => ({ ...state, context: { ...state.context, ...carried } }))
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRows {

@@ -107,7 +107,10 @@ export async function audit(pool: Pool): Promise<Violation[]> {
      LEFT JOIN milestones m ON split_part(a.account_id, ':', 2) = m.milestone_id::text
      WHERE a.kind = 'arbitration' AND a.balance <> 0 AND coalesce(m.dispute_stage, '') NOT IN ('ESCALATING', 'ARBITRATION')`,
   )) {
-    v.push({ check: 'arbitration_fee_held_while_disputed', detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}` });
+    v.push({
+      check: 'arbitration_fee_held_while_disputed',
+      detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}`,
+    });
   }
   // Only one escalation of a dispute succeeds: at most one of its arbitration accounts holds a fee.
   for (const r of await rows<{ milestone_id: string; n: string }>(
@@ -176,7 +179,15 @@ export async function auditStream(pool: Pool, moneyEventIds: Iterable<string>): 
   const v: Violation[] = [];
   const missing = [...inStream].filter((id) => !posted.has(id));
   const extra = [...posted].filter((id) => !inStream.has(id));
-  if (missing.length > 0) v.push({ check: 'stream_applied', detail: `${missing.length} money events of the stream have no posting, e.g. ${missing.slice(0, 3).join(', ')}` });
-  if (extra.length > 0) v.push({ check: 'postings_from_stream', detail: `${extra.length} postings have no event in the stream, e.g. ${extra.slice(0, 3).join(', ')}` });
+  if (missing.length > 0)
+    v.push({
+      check: 'stream_applied',
+      detail: `${missing.length} money events of the stream have no posting, e.g. ${missing.slice(0, 3).join(', ')}`,
+    });
+  if (extra.length > 0)
+    v.push({
+      check: 'postings_from_stream',
+      detail: `${extra.length} postings have no event in the stream, e.g. ${extra.slice(0, 3).join(', ')}`,
+    });
   return v;
 }

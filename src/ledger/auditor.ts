@@ -54,7 +54,11 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
   const stream = await jsm.streams.info(names.stream);
   // Messages the ledger moved aside and nobody replayed are not expected to have postings; the signed ones are reported below.
   const setAside = new Set(
-    (await pool.query<{ stream_seq: string }>("SELECT stream_seq::text FROM ledger_quarantine WHERE resolution IS DISTINCT FROM 'replayed'")).rows.map((r) => Number(r.stream_seq)),
+    (
+      await pool.query<{ stream_seq: string }>(
+        "SELECT stream_seq::text FROM ledger_quarantine WHERE resolution IS DISTINCT FROM 'replayed'",
+      )
+    ).rows.map((r) => Number(r.stream_seq)),
   );
   const money: string[] = [];
   let read = 0;
@@ -96,7 +100,19 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
   );
   for (const q of held.rows) violations.push({ check: 'quarantined', detail: `stream seq ${q.stream_seq}: ${q.reason} (${q.detail})` });
   const forged = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM ledger_quarantine WHERE NOT signed')).rows[0]?.n ?? 0);
-  if (pending > 0) violations.push({ check: 'ledger_caught_up', detail: `${Number.isFinite(pending) ? pending : 'an unknown number of'} events not yet applied after ${waitMs} ms` });
+  if (pending > 0)
+    violations.push({
+      check: 'ledger_caught_up',
+      detail: `${Number.isFinite(pending) ? pending : 'an unknown number of'} events not yet applied after ${waitMs} ms`,
+    });
   const postings = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM postings')).rows[0]?.n ?? 0);
-  return { ok: violations.length === 0, violations, streamMessages: read, moneyEvents: money.length, postings, ledgerPending: pending, forgeriesQuarantined: forged };
+  return {
+    ok: violations.length === 0,
+    violations,
+    streamMessages: read,
+    moneyEvents: money.length,
+    postings,
+    ledgerPending: pending,
+    forgeriesQuarantined: forged,
+  };
 }

@@ -42,8 +42,12 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`escrow-migrate:${schema}`]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    await client.query(`CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set((await client.query<{ version: string }>(`SELECT version FROM "${schema}".schema_migrations`)).rows.map((r) => r.version));
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const done = new Set(
+      (await client.query<{ version: string }>(`SELECT version FROM "${schema}".schema_migrations`)).rows.map((r) => r.version),
+    );
     for (const file of files) {
       if (done.has(file)) continue;
       await client.query(`SET LOCAL search_path TO "${schema}"`);
@@ -70,10 +74,15 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
  */
 export async function signedSince(pool: pg.Pool, stream: { created: string; nextSeq?: number }): Promise<number> {
   if (stream.nextSeq !== undefined) {
-    await pool.query('INSERT INTO event_signing (since_seq, stream_created) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [stream.nextSeq, stream.created]);
+    await pool.query('INSERT INTO event_signing (since_seq, stream_created) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [
+      stream.nextSeq,
+      stream.created,
+    ]);
     await pool.query('UPDATE event_signing SET stream_created = $1 WHERE stream_created IS NULL', [stream.created]);
   }
-  const r = await pool.query<{ since_seq: string; stream_created: string | null }>('SELECT since_seq::text AS since_seq, stream_created FROM event_signing');
+  const r = await pool.query<{ since_seq: string; stream_created: string | null }>(
+    'SELECT since_seq::text AS since_seq, stream_created FROM event_signing',
+  );
   const row = r.rows[0];
   if (!row) return 0;
   if (row.stream_created !== null && row.stream_created !== stream.created) {

@@ -1,5 +1,10 @@
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, MILESTONE_STATUS, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import {
+  initialMilestoneContext,
+  MILESTONE_EVENT_CONTEXT,
+  MILESTONE_STATUS,
+  type MilestoneStateName,
+} from '../../actors/milestone.machine.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import { carriedFields, eventState, type EntityEventData, type EntityState } from '../runtime/entity.js';
@@ -55,7 +60,10 @@ export function classify(seq: number, event: CloudEvent): Classified {
     // Events leave out the fields at their initial value and the ones they do not change (the
     // runtime's compact context): the ledger needs the parties and the currency, which every
     // event carries; the read model takes the others from the event that carried them.
-    const state = data?.state?.context && typeof data.state.context === 'object' ? eventState({ subject: event.subject, time: event.time, data }, initialMilestoneContext, MILESTONE_EVENT_CONTEXT) : undefined;
+    const state =
+      data?.state?.context && typeof data.state.context === 'object'
+        ? eventState({ subject: event.subject, time: event.time, data }, initialMilestoneContext, MILESTONE_EVENT_CONTEXT)
+        : undefined;
     if (!isMilestoneState(state)) return { intent: null, milestone: null };
     const carried = carriedFields<MilestoneContext>(MILESTONE_EVENT_CONTEXT, data.state.context);
     const parsed = parseEventType(event.type);
@@ -67,7 +75,17 @@ export function classify(seq: number, event: CloudEvent): Classified {
     const intent: Intent | null =
       money && !isZero(money.amount)
         ? money.kind === 'unreserve'
-          ? { kind: 'unreserve', eventId: event.id, seq, userId: state.context.employerId, currency: state.context.currency, amount: money.amount, reference: '', reservationId: money.reservationId, milestoneId: state.id }
+          ? {
+              kind: 'unreserve',
+              eventId: event.id,
+              seq,
+              userId: state.context.employerId,
+              currency: state.context.currency,
+              amount: money.amount,
+              reference: '',
+              reservationId: money.reservationId,
+              milestoneId: state.id,
+            }
           : {
               ...money,
               kind: money.kind,
@@ -101,24 +119,49 @@ export function classify(seq: number, event: CloudEvent): Classified {
     };
   }
   if (event.type === REVIEW_SUBMITTED) {
-    const stored = (event.data as unknown as EntityEventData<{ projectId: string; reviewerId: string; revieweeId: string; rating: number; comment: string }>)?.state?.context;
+    const stored = (
+      event.data as unknown as EntityEventData<{
+        projectId: string;
+        reviewerId: string;
+        revieweeId: string;
+        rating: number;
+        comment: string;
+      }>
+    )?.state?.context;
     // Events leave out the fields at their initial value (an empty comment).
     const r = stored ? { ...initialReviewContext, ...stored } : undefined;
-    if (!r || typeof r.projectId !== 'string' || typeof r.reviewerId !== 'string' || typeof r.revieweeId !== 'string' || typeof r.comment !== 'string') {
+    if (
+      !r ||
+      typeof r.projectId !== 'string' ||
+      typeof r.reviewerId !== 'string' ||
+      typeof r.revieweeId !== 'string' ||
+      typeof r.comment !== 'string'
+    ) {
       return { intent: null, milestone: null };
     }
     if (!Number.isInteger(r.rating) || r.rating < 1 || r.rating > 5) return { intent: null, milestone: null };
     return {
       intent: null,
       milestone: null,
-      review: { eventId: event.id, projectId: r.projectId, reviewerId: r.reviewerId, revieweeId: r.revieweeId, rating: r.rating, comment: r.comment.replace(/\u0000/g, ''), at: event.time },
+      review: {
+        eventId: event.id,
+        projectId: r.projectId,
+        reviewerId: r.reviewerId,
+        revieweeId: r.revieweeId,
+        rating: r.rating,
+        comment: r.comment.replace(/\u0000/g, ''),
+        at: event.time,
+      },
     };
   }
   return { intent: null, milestone: null };
 }
 
 type MilestoneMoney =
-  | Pick<MilestoneIntent, 'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded' | 'reservationId'>
+  | Pick<
+      MilestoneIntent,
+      'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded' | 'reservationId'
+    >
   | { kind: 'unreserve'; amount: string; reservationId: string };
 
 /**
@@ -129,7 +172,10 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
   const d = event.data as unknown as AccountEventData;
   const parsed = parseEventType(event.type);
   const wrong = parsed ? validateChange('account', parsed.type, d.change) : `unknown type ${event.type}`;
-  invariant(wrong === null && typeof d.state?.userId === 'string', `event ${event.id} (${event.type}) has data of the wrong shape: ${wrong ?? 'no state'}`);
+  invariant(
+    wrong === null && typeof d.state?.userId === 'string',
+    `event ${event.id} (${event.type}) has data of the wrong shape: ${wrong ?? 'no state'}`,
+  );
   const e = { type: parsed!.type, data: d.change } as AccountEmitted;
   const userId = d.state.userId;
   const base = { eventId: event.id, seq, userId, currency: e.data.currency, amount: e.data.amount, reference: '' };

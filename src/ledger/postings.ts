@@ -120,7 +120,8 @@ export function decidedDebitOf(intent: Intent): AccountRef | null {
 export function fundedFrom(intent: Intent): { account: AccountRef; amount: string } | null {
   if (intent.kind === 'hold' && intent.reservationId !== '') return null;
   if (intent.kind === 'reserve') return { account: available(intent.userId, intent.currency), amount: intent.amount };
-  if (intent.kind === 'hold') return { account: available(intent.employerId, intent.currency), amount: add(intent.currency, intent.amount, intent.fee) };
+  if (intent.kind === 'hold')
+    return { account: available(intent.employerId, intent.currency), amount: add(intent.currency, intent.amount, intent.fee) };
   if (intent.kind === 'fee_hold') return { account: available(intent.payerId, intent.currency), amount: intent.amount };
   if (intent.kind === 'withdrawal') return { account: available(intent.userId, intent.currency), amount: intent.amount };
   return null;
@@ -144,14 +145,21 @@ export function legsOf(intent: Intent): Leg[] {
       raw.push([reservation(intent.reservationId!, intent.userId, c), new Decimal(a).neg()], [available(intent.userId, c), a]);
       break;
     case 'release':
-      raw.push([escrow(intent.milestoneId, c), new Decimal(a).neg()], [available(intent.freelancerId, c), new Decimal(a).minus(intent.fee)], [revenue(c), intent.fee]);
+      raw.push(
+        [escrow(intent.milestoneId, c), new Decimal(a).neg()],
+        [available(intent.freelancerId, c), new Decimal(a).minus(intent.fee)],
+        [revenue(c), intent.fee],
+      );
       break;
     case 'return':
       raw.push([escrow(intent.milestoneId, c), new Decimal(a).neg()], [available(intent.employerId, c), a]);
       break;
     case 'settle': {
       const toEmployer = new Decimal(a).minus(intent.freelancerAmount);
-      invariant(toEmployer.gte(0) && new Decimal(intent.fee).lte(intent.freelancerAmount), `settlement ${intent.eventId} splits more than it holds`);
+      invariant(
+        toEmployer.gte(0) && new Decimal(intent.fee).lte(intent.freelancerAmount),
+        `settlement ${intent.eventId} splits more than it holds`,
+      );
       raw.push(
         [escrow(intent.milestoneId, c), new Decimal(a).neg()],
         [available(intent.freelancerId, c), new Decimal(intent.freelancerAmount).minus(intent.fee)],
@@ -216,7 +224,8 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
   switch (intent.kind) {
     case 'hold':
       // From a reservation the amount and fee already count as held: only the fee leaves.
-      if (intent.reservationId !== '') return [fx(intent.employerId, 0, new Decimal(intent.fee).neg(), 0), fx(intent.freelancerId, 0, 0, a)];
+      if (intent.reservationId !== '')
+        return [fx(intent.employerId, 0, new Decimal(intent.fee).neg(), 0), fx(intent.freelancerId, 0, 0, a)];
       return [fx(intent.employerId, neg.minus(intent.fee), a, 0), fx(intent.freelancerId, 0, 0, a)];
     case 'reserve':
       return [fx(intent.userId, neg, a, 0)];
@@ -233,7 +242,9 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
       ];
       if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
         // The fee held counts as the payer's held money until the dispute ends.
-        effects.push(fx(intent.payerId, intent.arbitrationFeeRefunded ? intent.arbitrationFee : 0, new Decimal(intent.arbitrationFee).neg(), 0));
+        effects.push(
+          fx(intent.payerId, intent.arbitrationFeeRefunded ? intent.arbitrationFee : 0, new Decimal(intent.arbitrationFee).neg(), 0),
+        );
       }
       return effects;
     }

@@ -31,7 +31,15 @@ describe('postings with fees and splits', () => {
   });
 
   it('a settlement splits what is held and one entry per account takes a refunded arbitration fee', () => {
-    const i: MilestoneIntent = { ...base, kind: 'settle', freelancerAmount: '70.00', fee: '7.00', payerId: 'fl', arbitrationFee: '5.00', arbitrationFeeRefunded: true };
+    const i: MilestoneIntent = {
+      ...base,
+      kind: 'settle',
+      freelancerAmount: '70.00',
+      fee: '7.00',
+      payerId: 'fl',
+      arbitrationFee: '5.00',
+      arbitrationFeeRefunded: true,
+    };
     expect(legs(i)).toEqual({
       'escrow:m1': '-100.00',
       'available:USD:fl': '68.00',
@@ -45,7 +53,12 @@ describe('postings with fees and splits', () => {
 
   it('a settlement whose escalating party lost pays the fee to revenue; a split of nothing to the freelancer works', () => {
     const i: MilestoneIntent = { ...base, kind: 'settle', freelancerAmount: '0.00', payerId: 'emp', arbitrationFee: '5.00' };
-    expect(legs(i)).toEqual({ 'escrow:m1': '-100.00', 'available:USD:emp': '100.00', 'revenue:USD': '5.00', 'arbitration:m1:emp': '-5.00' });
+    expect(legs(i)).toEqual({
+      'escrow:m1': '-100.00',
+      'available:USD:emp': '100.00',
+      'revenue:USD': '5.00',
+      'arbitration:m1:emp': '-5.00',
+    });
   });
 
   it('refuses a settlement that splits more than it holds', () => {

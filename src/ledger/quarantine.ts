@@ -45,18 +45,31 @@ export async function dropQuarantined(pool: Pool, seq: number, note: string): Pr
  * keyed by the event id (a second replay applies nothing), balances move by deltas, and the
  * database's CHECKs back the ledger's own.
  */
-export async function replayQuarantined(pool: Pool, log: EventLog, seq: number, note: string): Promise<'replayed' | 'not_found' | 'unsigned'> {
+export async function replayQuarantined(
+  pool: Pool,
+  log: EventLog,
+  seq: number,
+  note: string,
+): Promise<'replayed' | 'not_found' | 'unsigned'> {
   const client = await pool.connect();
   let failure: Error | undefined;
   try {
-    const r = await client.query<{ payload: string; signed: boolean }>('SELECT payload, signed FROM ledger_quarantine WHERE stream_seq = $1 AND resolution IS NULL', [seq]);
+    const r = await client.query<{ payload: string; signed: boolean }>(
+      'SELECT payload, signed FROM ledger_quarantine WHERE stream_seq = $1 AND resolution IS NULL',
+      [seq],
+    );
     const row = r.rows[0];
     if (!row) return 'not_found';
     if (!row.signed) return 'unsigned';
     const event = decode(new TextEncoder().encode(row.payload));
     const outcomes = await applyBatch(client, [{ seq, event }]);
-    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })));
-    await client.query(`UPDATE ledger_quarantine SET resolution = 'replayed', resolved_at = now(), resolved_note = $2 WHERE stream_seq = $1`, [seq, note]);
+    await Promise.all(
+      outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })),
+    );
+    await client.query(
+      `UPDATE ledger_quarantine SET resolution = 'replayed', resolved_at = now(), resolved_note = $2 WHERE stream_seq = $1`,
+      [seq, note],
+    );
     return 'replayed';
   } catch (err) {
     failure = err as Error;

@@ -32,7 +32,11 @@ export async function balanceOf(pool: Pool, userId: string, currency: string): P
 }
 
 /** What the ledger has posted for a user's available account in one currency (actors/account.rules.ts spendable). */
-export async function ledgerView(pool: Pool, userId: string, currency: string): Promise<{ available: string; decidedPosted: string; cursor: number }> {
+export async function ledgerView(
+  pool: Pool,
+  userId: string,
+  currency: string,
+): Promise<{ available: string; decidedPosted: string; cursor: number }> {
   const rows = await query<{ available: string | null; decided: string | null; cursor: string }>(
     pool,
     'read-ledger-view',
@@ -47,7 +51,11 @@ export async function ledgerView(pool: Pool, userId: string, currency: string): 
  * The balance projection and the available account's decided debits, from one statement (one
  * snapshot: a posting committed between two reads would be counted twice).
  */
-export async function balanceAndView(pool: Pool, userId: string, currency: string): Promise<{ balance: BalanceRow | null; decidedPosted: string }> {
+export async function balanceAndView(
+  pool: Pool,
+  userId: string,
+  currency: string,
+): Promise<{ balance: BalanceRow | null; decidedPosted: string }> {
   const rows = await query<{ available: string | null; held: string | null; incoming: string | null; decided: string | null }>(
     pool,
     'read-balance-and-view',
@@ -56,7 +64,10 @@ export async function balanceAndView(pool: Pool, userId: string, currency: strin
     [userId, currency, `available:${currency}:${userId}`],
   );
   const r = rows[0];
-  return { balance: r?.available != null ? { available: r.available, held: r.held!, incoming: r.incoming! } : null, decidedPosted: r?.decided ?? '0' };
+  return {
+    balance: r?.available != null ? { available: r.available, held: r.held!, incoming: r.incoming! } : null,
+    decidedPosted: r?.decided ?? '0',
+  };
 }
 
 /** A reservation the ledger holds that nothing has consumed or released for longer than `olderThanMs`. */
@@ -70,7 +81,14 @@ export interface OpenReservation {
 }
 
 export async function staleReservations(pool: Pool, olderThanMs: number, limit: number): Promise<OpenReservation[]> {
-  const rows = await query<{ reservation_id: string; milestone_id: string; user_id: string; currency: string; amount: string; seq: string }>(
+  const rows = await query<{
+    reservation_id: string;
+    milestone_id: string;
+    user_id: string;
+    currency: string;
+    amount: string;
+    seq: string;
+  }>(
     pool,
     'read-stale-reservations',
     `SELECT p.event_id::text AS reservation_id, p.milestone_id::text AS milestone_id, a.owner_id AS user_id, a.currency, a.balance::text AS amount,
@@ -80,7 +98,14 @@ export async function staleReservations(pool: Pool, olderThanMs: number, limit: 
      ORDER BY p.created_at LIMIT $2`,
     [olderThanMs, limit],
   );
-  return rows.map((r) => ({ reservationId: r.reservation_id, milestoneId: r.milestone_id, userId: r.user_id, currency: r.currency, amount: r.amount, seq: Number(r.seq) }));
+  return rows.map((r) => ({
+    reservationId: r.reservation_id,
+    milestoneId: r.milestone_id,
+    userId: r.user_id,
+    currency: r.currency,
+    amount: r.amount,
+    seq: Number(r.seq),
+  }));
 }
 
 export interface EntryRow {
@@ -185,7 +210,12 @@ export async function dueTimers(pool: Pool, now: Date, limit: number): Promise<{
 
 /** Whether any milestone of the project has paid its freelancer (a release or a dispute share). */
 export async function projectHasPaid(pool: Pool, projectId: string): Promise<boolean> {
-  const rows = await query<{ one: number }>(pool, 'read-project-paid', 'SELECT 1 AS one FROM milestones WHERE project_id = $1 AND released > 0 LIMIT 1', [projectId]);
+  const rows = await query<{ one: number }>(
+    pool,
+    'read-project-paid',
+    'SELECT 1 AS one FROM milestones WHERE project_id = $1 AND released > 0 LIMIT 1',
+    [projectId],
+  );
   return rows.length > 0;
 }
 

@@ -90,7 +90,9 @@ export class LedgerWorker {
       let client: PoolClient | null = null;
       try {
         client = await this.o.pool.connect();
-        const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`escrow-ledger:${this.o.log.names.namespace}`]);
+        const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+          `escrow-ledger:${this.o.log.names.namespace}`,
+        ]);
         if (!lock.rows[0]?.ok) {
           client.release();
           client = null;
@@ -101,7 +103,10 @@ export class LedgerWorker {
         }
         this.role = 'active';
         this.o.logger.info('took the ledger lease');
-        await client.query('SELECT set_config($1, $2, false)', ['application_name', `${leaseSessionPrefix(this.o.log.names.namespace)}${process.pid}`]);
+        await client.query('SELECT set_config($1, $2, false)', [
+          'application_name',
+          `${leaseSessionPrefix(this.o.log.names.namespace)}${process.pid}`,
+        ]);
         await this.lead(client);
         backoff = 100;
       } catch (err) {
@@ -166,7 +171,9 @@ export class LedgerWorker {
             lastDelivery = Date.now();
             const info = await consumer.info().catch(() => null);
             if (!info || info.num_pending > 0) {
-              throw new Error(`the ledger consumer delivered nothing for ${STALL_MS} ms (${info ? `${info.num_pending} pending` : 'it is gone'}); starting over from the cursor ${cursor}`);
+              throw new Error(
+                `the ledger consumer delivered nothing for ${STALL_MS} ms (${info ? `${info.num_pending} pending` : 'it is gone'}); starting over from the cursor ${cursor}`,
+              );
             }
           }
           continue;
@@ -210,17 +217,34 @@ export class LedgerWorker {
       const m = msgs[0]!;
       const event = events[0]?.event;
       outcomes = await applyBatch(client, [], position, [
-        { seq: m.seq, subject: m.subject, eventId: event?.id ?? null, eventType: event?.type ?? null, reason: 'CANNOT_APPLY', detail: poison.slice(0, 2_000), signed: true, payload: text(m.data) },
+        {
+          seq: m.seq,
+          subject: m.subject,
+          eventId: event?.id ?? null,
+          eventType: event?.type ?? null,
+          reason: 'CANNOT_APPLY',
+          detail: poison.slice(0, 2_000),
+          signed: true,
+          payload: text(m.data),
+        },
       ]).catch((again: unknown) => {
-        throw poisonReason(again) === null ? again : new InvariantViolation(`stream seq ${m.seq} can neither be applied nor moved aside: ${String(again)}`);
+        throw poisonReason(again) === null
+          ? again
+          : new InvariantViolation(`stream seq ${m.seq} can neither be applied nor moved aside: ${String(again)}`);
       });
       metrics.quarantined.inc({ reason: 'CANNOT_APPLY' });
-      this.o.logger.error({ seq: m.seq, subject: m.subject, eventId: event?.id, detail: poison }, 'an event of the engine cannot be applied: moved to the quarantine (npm run quarantine)');
+      this.o.logger.error(
+        { seq: m.seq, subject: m.subject, eventId: event?.id, detail: poison },
+        'an event of the engine cannot be applied: moved to the quarantine (npm run quarantine)',
+      );
     }
     if (quarantine.length > 0) {
       for (const q of quarantine) {
         metrics.quarantined.inc({ reason: q.reason });
-        this.o.logger.error({ seq: q.seq, subject: q.subject, reason: q.reason }, 'a message the engine did not publish was moved to the quarantine');
+        this.o.logger.error(
+          { seq: q.seq, subject: q.subject, reason: q.reason },
+          'a message the engine did not publish was moved to the quarantine',
+        );
       }
     }
     if (this.o.publishDelayMs && outcomes.length > 0) await sleep(this.o.publishDelayMs);
@@ -241,7 +265,10 @@ export class LedgerWorker {
    */
   private async logStillHolds(client: PoolClient, cursor: number): Promise<void> {
     if (cursor === 0) return;
-    const { rows } = await client.query<{ event_id: string; seq: string }>('SELECT event_id::text, stream_seq::text AS seq FROM postings WHERE stream_seq <= $1 ORDER BY stream_seq DESC LIMIT 1', [cursor]);
+    const { rows } = await client.query<{ event_id: string; seq: string }>(
+      'SELECT event_id::text, stream_seq::text AS seq FROM postings WHERE stream_seq <= $1 ORDER BY stream_seq DESC LIMIT 1',
+      [cursor],
+    );
     const last = rows[0];
     // A leader just elected may not have applied yet all the old one committed: a difference
     // counts only when it lasts (checked again for a few seconds).
@@ -272,9 +299,11 @@ export class LedgerWorker {
   private async contiguous(msgs: JsMsg[], cursor: number): Promise<void> {
     let expected = cursor + 1;
     for (const m of msgs) {
-      if (m.seq < expected) throw new Error(`the ledger consumer delivered stream seq ${m.seq} after ${expected - 1}; starting over from the cursor ${cursor}`);
+      if (m.seq < expected)
+        throw new Error(`the ledger consumer delivered stream seq ${m.seq} after ${expected - 1}; starting over from the cursor ${cursor}`);
       for (let seq = expected; seq < m.seq; seq++) {
-        if (await this.o.log.holds(seq)) throw new Error(`the ledger consumer skipped stream seq ${seq} (delivered ${m.seq}); starting over from the cursor ${cursor}`);
+        if (await this.o.log.holds(seq))
+          throw new Error(`the ledger consumer skipped stream seq ${seq} (delivered ${m.seq}); starting over from the cursor ${cursor}`);
       }
       expected = m.seq + 1;
     }
@@ -293,7 +322,16 @@ export class LedgerWorker {
         // Not a CloudEvent.
       }
       const aside = (reason: QuarantineRow['reason'], detail: string) =>
-        quarantine.push({ seq: m.seq, subject: m.subject, eventId: event?.id ?? null, eventType: event?.type ?? null, reason, detail, signed, payload: text(m.data) });
+        quarantine.push({
+          seq: m.seq,
+          subject: m.subject,
+          eventId: event?.id ?? null,
+          eventType: event?.type ?? null,
+          reason,
+          detail,
+          signed,
+          payload: text(m.data),
+        });
       if (!signed) aside('UNSIGNED', 'no valid signature of this deployment');
       else if (!event) aside('NOT_A_CLOUDEVENT', 'the body is not a CloudEvents 1.0 structured event');
       else if (event.source !== log.names.source) aside('FOREIGN_SOURCE', `source ${String(event.source).slice(0, 200)}`);
@@ -308,7 +346,9 @@ export class LedgerWorker {
    */
   private async publish(outcomes: Outcome[]): Promise<void> {
     const { log } = this.o;
-    await Promise.all(outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })));
+    await Promise.all(
+      outcomes.map((o) => log.append(log.names.outcome(o.causationId), outcomeEvent(log.names.source, o), null, {}, { consequence: true })),
+    );
   }
 
   /** What a worker that died between commit and publish left: published before anything else. */
@@ -391,7 +431,9 @@ function poisonReason(err: unknown): string | null {
 
 /** A message body as text for the quarantine (bounded; NUL cannot be stored in PostgreSQL text). */
 function text(body: Uint8Array): string {
-  return Buffer.from(body.subarray(0, 256 * 1024)).toString('utf8').replace(/\u0000/g, '\uFFFD');
+  return Buffer.from(body.subarray(0, 256 * 1024))
+    .toString('utf8')
+    .replace(/\u0000/g, '\uFFFD');
 }
 
 function sleep(ms: number): Promise<void> {

@@ -16,7 +16,20 @@ import { eventId, keyHash } from '../ids.js';
 import { metrics } from '../metrics.js';
 import { activeContext, withContext, type TraceContext } from '../tracing.js';
 import type { Rejection } from '../../actors/decision.js';
-import { appliedRecord, carriedFields, compactContext, emptyPersisted, eventState, historyLine, withKey, type Command, type EntityEventData, type EntityKind, type HistoryEntry, type Persisted } from './entity.js';
+import {
+  appliedRecord,
+  carriedFields,
+  compactContext,
+  emptyPersisted,
+  eventState,
+  historyLine,
+  withKey,
+  type Command,
+  type EntityEventData,
+  type EntityKind,
+  type HistoryEntry,
+  type Persisted,
+} from './entity.js';
 import type { Stored } from '../events/log.js';
 
 /** A saga step to apply after loading, e.g. a funding outcome the actor missed. */
@@ -354,7 +367,8 @@ export class Actor<C extends DecisionSlots> {
         // never moves. (A state just loaded is not enough: a load reads the last event first
         // and then every event before it, so the log may have moved on meanwhile.)
         const settled = this.o.kind.finalStates.has(state.state);
-        if (decision.rejection.code !== 'PERMISSION_DENIED' && !settled && attempt < CONFLICT_RETRIES_MAX && (await this.movedOnLog())) continue;
+        if (decision.rejection.code !== 'PERMISSION_DENIED' && !settled && attempt < CONFLICT_RETRIES_MAX && (await this.movedOnLog()))
+          continue;
         throw rejectionError(decision.rejection, state.version);
       }
       if (decision.kind === 'unchanged') return state;
@@ -366,7 +380,10 @@ export class Actor<C extends DecisionSlots> {
         version,
         context: intern({ ...decision.next.context, rejection: null, emitted: null }, this.o.kind.sharedContext ?? []),
         applied: withKey(state.applied, key, command.digest, version),
-        history: [...state.history, historyLine({ version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data })],
+        history: [
+          ...state.history,
+          historyLine({ version, type: decision.emitted.type, by: command.event.by.id, at: command.event.at, data: decision.emitted.data }),
+        ],
         lastEventId: id,
         bytes: state.bytes,
       };
@@ -383,7 +400,16 @@ export class Actor<C extends DecisionSlots> {
           key,
           digest: command.digest,
           change: decision.emitted.data,
-          state: { state: decision.next.state, context: compactContext(decision.next.context, this.o.kind.initial.context, this.o.kind.eventContext, version === 1 ? null : state.context, command.event.at) },
+          state: {
+            state: decision.next.state,
+            context: compactContext(
+              decision.next.context,
+              this.o.kind.initial.context,
+              this.o.kind.eventContext,
+              version === 1 ? null : state.context,
+              command.event.at,
+            ),
+          },
         },
       });
       // At either limit (events, or bytes: texts repeat in the decision state of every event)
@@ -393,16 +419,28 @@ export class Actor<C extends DecisionSlots> {
       const target = decision.next.state;
       if (!this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
         if (state.version >= ENTITY_EVENTS_MAX) {
-          throw new FailedPrecondition('EVENT_LIMIT', `${this.o.kind.entity} ${this.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`);
+          throw new FailedPrecondition(
+            'EVENT_LIMIT',
+            `${this.o.kind.entity} ${this.id} has reached ${ENTITY_EVENTS_MAX} events; only a final release or cancel, or a dispute, is accepted`,
+          );
         }
         if (state.bytes + size > ENTITY_BYTES_MAX) {
-          throw new FailedPrecondition('EVENT_BYTES_LIMIT', `${this.o.kind.entity} ${this.id} would pass ${ENTITY_BYTES_MAX} bytes of events; only a final release or cancel, or a dispute, is accepted`);
+          throw new FailedPrecondition(
+            'EVENT_BYTES_LIMIT',
+            `${this.o.kind.entity} ${this.id} would pass ${ENTITY_BYTES_MAX} bytes of events; only a final release or cancel, or a dispute, is accepted`,
+          );
         }
       }
       next.bytes = state.bytes + size;
       this.appending = version;
       try {
-        const ack = await this.o.log.append(this.subject(), event, this.seq, { [VERSION_HEADER]: String(version) }, { deadline: command.deadline });
+        const ack = await this.o.log.append(
+          this.subject(),
+          event,
+          this.seq,
+          { [VERSION_HEADER]: String(version) },
+          { deadline: command.deadline },
+        );
         if (ack.duplicate) {
           // The same command was appended before (a retry, or another gateway): the log
           // already holds its key, so read what it has and answer from there.

@@ -90,7 +90,13 @@ export interface EventContextRules {
 }
 
 /** A context as an event carries it (see EventContextRules); `before` is the context before the event, null for the first. */
-export function compactContext<C>(context: C, initial: C, rules: EventContextRules | undefined, before: C | null, time: string): Partial<C> {
+export function compactContext<C>(
+  context: C,
+  initial: C,
+  rules: EventContextRules | undefined,
+  before: C | null,
+  time: string,
+): Partial<C> {
   const init = initial as Record<string, unknown>;
   const prior = before as Record<string, unknown> | null;
   const out: Record<string, unknown> = {};
@@ -125,8 +131,14 @@ export function eventState<C>(
   carried: Partial<C> = {},
 ): EntityState<C> {
   const s = event.data.state;
-  const time = rules?.timeField && (s.context as Record<string, unknown>)[rules.timeField] === undefined ? { [rules.timeField]: event.time } : {};
-  return { id: s.id ?? event.subject, state: s.state, version: s.version ?? event.data.version, context: { ...initial, ...carried, ...time, ...s.context } };
+  const time =
+    rules?.timeField && (s.context as Record<string, unknown>)[rules.timeField] === undefined ? { [rules.timeField]: event.time } : {};
+  return {
+    id: s.id ?? event.subject,
+    state: s.state,
+    version: s.version ?? event.data.version,
+    context: { ...initial, ...carried, ...time, ...s.context },
+  };
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -151,7 +163,8 @@ export function appliedRecord(applied: string, hash: string): { digest: string; 
 /** `applied` with one more record. */
 export function withKey(applied: string, hash: string, digest: string, version: number): string {
   // Hashes and digests are base64url: a space or a line break would make the records ambiguous.
-  if (/\s/.test(hash) || /\s/.test(digest)) throw new Error(`malformed idempotency record: ${JSON.stringify(hash)} ${JSON.stringify(digest)}`);
+  if (/\s/.test(hash) || /\s/.test(digest))
+    throw new Error(`malformed idempotency record: ${JSON.stringify(hash)} ${JSON.stringify(digest)}`);
   return exact(`${applied}\n${hash} ${digest} ${version}`);
 }
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { appliedRecord, compactContext, eventState, historyLine, historyOf, lastHistory, withKey, type EventContextRules, type Persisted } from './entity.js';
+import {
+  appliedRecord,
+  compactContext,
+  eventState,
+  historyLine,
+  historyOf,
+  lastHistory,
+  withKey,
+  type EventContextRules,
+  type Persisted,
+} from './entity.js';
 
 describe('an actor’s compact records', () => {
   it('idempotency records: found by exact hash, the last one wins, nothing found by a prefix or a digest', () => {
@@ -36,11 +46,18 @@ describe('an actor’s compact records', () => {
     const second = { ...first, note: 'n', held: '0', at: 't0' };
     const c2 = compactContext(second, initial, rules, first, 't2');
     expect(c2).toEqual({ note: 'n', at: 't0' });
-    const read = eventState({ subject: 'm', time: 't2', data: { version: 2, state: { state: 's', context: c2 } } }, initial, rules, { terms: 'default' });
+    const read = eventState({ subject: 'm', time: 't2', data: { version: 2, state: { state: 's', context: c2 } } }, initial, rules, {
+      terms: 'default',
+    });
     expect(read).toEqual({ id: 'm', state: 's', version: 2, context: second });
     const third = { ...second, at: 't3' };
     const c3 = compactContext(third, initial, rules, second, 't3');
     expect(c3).toEqual({});
-    expect(eventState({ subject: 'm', time: 't3', data: { version: 3, state: { state: 's', context: c3 } } }, initial, rules, { terms: 'default', note: 'n' }).context).toEqual(third);
+    expect(
+      eventState({ subject: 'm', time: 't3', data: { version: 3, state: { state: 's', context: c3 } } }, initial, rules, {
+        terms: 'default',
+        note: 'n',
+      }).context,
+    ).toEqual(third);
   });
 });

@@ -24,7 +24,10 @@ export class Outcomes {
   ) {}
 
   start(): void {
-    this.unreport = reportWaiters(() => ({ waiting: this.since.size, oldestMs: this.since.size ? Date.now() - this.since.values().next().value! : 0 }));
+    this.unreport = reportWaiters(() => ({
+      waiting: this.since.size,
+      oldestMs: this.since.size ? Date.now() - this.since.values().next().value! : 0,
+    }));
     this.sub = this.log.nc.subscribe(this.log.names.outcomes, {
       callback: (err, msg) => {
         if (err) return;
@@ -69,7 +72,11 @@ export class Outcomes {
     let timer: NodeJS.Timeout | undefined;
     try {
       const { duplicate } = await append();
-      if (duplicate) void this.lookup(causationId).then((o) => o && settle(o), () => {});
+      if (duplicate)
+        void this.lookup(causationId).then(
+          (o) => o && settle(o),
+          () => {},
+        );
       timer = setTimeout(() => settle(null), timeoutMs);
       const live = await result;
       return live ?? (await this.lookup(causationId).catch(() => null));

@@ -23,14 +23,18 @@ import { phaseMs, Rig, verifyFault } from '../faults/rig.js';
 
 const BIN = currentNatsServer();
 if (!BIN) {
-  const why = 'the cluster suite needs nats-server 2.10+ (NATS_SERVER_BIN, or .data/nats-2.10/nats-server, which .ci/run builds from ../shared/nats); the PATH\'s 2.9.10 cannot run R3 streams safely';
+  const why =
+    "the cluster suite needs nats-server 2.10+ (NATS_SERVER_BIN, or .data/nats-2.10/nats-server, which .ci/run builds from ../shared/nats); the PATH's 2.9.10 cannot run R3 streams safely";
   if (process.env.CLUSTER_REQUIRED === '1') throw new Error(why);
   console.warn(`SKIPPED: ${why}`);
 }
 
 /** The two scenarios nats-server 2.10.14 fails at the server level (see below); CLUSTER_SERVER_FAULTS=1 runs them. */
 const SERVER_FAULTS = process.env.CLUSTER_SERVER_FAULTS === '1';
-if (BIN && !SERVER_FAULTS) console.warn('SKIPPED: the partition and the all-nodes SIGKILL scenarios, which nats-server 2.10.14 fails (docs/operations.md, scale-out section); CLUSTER_SERVER_FAULTS=1 runs them');
+if (BIN && !SERVER_FAULTS)
+  console.warn(
+    'SKIPPED: the partition and the all-nodes SIGKILL scenarios, which nats-server 2.10.14 fails (docs/operations.md, scale-out section); CLUSTER_SERVER_FAULTS=1 runs them',
+  );
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -67,7 +71,10 @@ async function streamState(cluster: NatsCluster, stream: string): Promise<{ lead
   try {
     const info = await (await jetstreamManager(nc, { timeout: 2_000 })).streams.info(stream);
     const replicas = info.cluster?.replicas ?? [];
-    return { leader: info.cluster?.leader ?? '', current: replicas.length === cluster.nodes.length - 1 && replicas.every((r) => r.current && !r.offline) };
+    return {
+      leader: info.cluster?.leader ?? '',
+      current: replicas.length === cluster.nodes.length - 1 && replicas.every((r) => r.current && !r.offline),
+    };
   } catch {
     return null;
   } finally {
@@ -116,7 +123,9 @@ async function connectionsPerNode(cluster: NatsCluster): Promise<Record<string, 
 async function finish(scenario: string, cluster: NatsCluster, rig: Rig, load: FaultLoad, extra: Record<string, unknown>) {
   await load.stop();
   const report = await verifyFault(scenario, rig, load, { ...extra, server: BIN ? 'current' : 'none' }, cluster.urls);
-  console.log(`CLUSTER ${JSON.stringify({ scenario, commands: report.commandsSent, answered: report.succeeded, failedByCode: report.failedByCode, unavailableMs: report.longestGapMs, ...extra, violations: report.violations })}`);
+  console.log(
+    `CLUSTER ${JSON.stringify({ scenario, commands: report.commandsSent, answered: report.succeeded, failedByCode: report.failedByCode, unavailableMs: report.longestGapMs, ...extra, violations: report.violations })}`,
+  );
   return report;
 }
 
@@ -143,7 +152,13 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
     }
     await sleep(phaseMs(2_000));
     const settledBefore = load.settled.length;
-    await finish('stream leader killed, then a rolling restart', cluster, rig, load, { killed: cluster.nodes[leader]!.name, recoveryMs, healMs, rollingHealMs: rolling, connections: spread });
+    await finish('stream leader killed, then a rolling restart', cluster, rig, load, {
+      killed: cluster.nodes[leader]!.name,
+      recoveryMs,
+      healMs,
+      rollingHealMs: rolling,
+      connections: spread,
+    });
     expect(load.settled.length).toBeGreaterThanOrEqual(settledBefore);
   });
 
@@ -168,7 +183,13 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
     cluster.heal(victim);
     const healMs = await streamHealed(cluster, stream);
     await sleep(phaseMs(2_000));
-    await finish('the stream leader partitioned from the other nodes, then healed', cluster, rig, load, { partitioned: cluster.nodes[victim]!.name, partitionMs: Date.now() - cutAt, recoveryMs, healMs, settledDuring });
+    await finish('the stream leader partitioned from the other nodes, then healed', cluster, rig, load, {
+      partitioned: cluster.nodes[victim]!.name,
+      partitionMs: Date.now() - cutAt,
+      recoveryMs,
+      healMs,
+      settledDuring,
+    });
   });
 
   it('a gateway and a worker SIGKILLed while a node is down', async () => {
@@ -189,7 +210,11 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
     await cluster.nodes[down]!.start();
     const healMs = await streamHealed(cluster, stream);
     await sleep(phaseMs(2_000));
-    await finish('a gateway and a worker killed while a node is down', cluster, rig, load, { nodeDown: cluster.nodes[down]!.name, recoveryMs, healMs });
+    await finish('a gateway and a worker killed while a node is down', cluster, rig, load, {
+      nodeDown: cluster.nodes[down]!.name,
+      recoveryMs,
+      healMs,
+    });
   });
 
   it('the meta leader killed while a fresh namespace creates its stream and consumers', async () => {
@@ -210,7 +235,12 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
     await cluster.nodes[victim]!.start();
     const healMs = await streamHealed(cluster, rig.namespace.toUpperCase());
     await sleep(phaseMs(2_000));
-    await finish('the meta leader killed while the stream and consumers are created', cluster, rig, load, { killed: metaName, newMetaLeader: newMeta, startedAfterKillMs: startedMs, healMs });
+    await finish('the meta leader killed while the stream and consumers are created', cluster, rig, load, {
+      killed: metaName,
+      newMetaLeader: newMeta,
+      startedAfterKillMs: startedMs,
+      healMs,
+    });
   });
 
   it('all three nodes stopped (SIGTERM) and started again: nothing acknowledged is lost, timers fire once', () => allStopped(['SIGTERM']));
@@ -218,7 +248,9 @@ describe.skipIf(!BIN)('the engine on a three-node NATS cluster (R3, sync_interva
   // On 2.10.14, SIGKILL of every node failed 1 of 3 runs here: after the restart the log no
   // longer held events the ledger had posted (see the scale-out section of docs/operations.md); a stream
   // created moments before such a kill was gone altogether. Runs with CLUSTER_SERVER_FAULTS=1.
-  it.skipIf(!SERVER_FAULTS)('all three nodes SIGTERMed, then all SIGKILLed, and started again each time', () => allStopped(['SIGTERM', 'SIGKILL']));
+  it.skipIf(!SERVER_FAULTS)('all three nodes SIGTERMed, then all SIGKILLed, and started again each time', () =>
+    allStopped(['SIGTERM', 'SIGKILL']),
+  );
 });
 
 describe.skipIf(!BIN)('the replicated-stream safety gate on a cluster of mixed versions', () => {
@@ -248,10 +280,22 @@ async function allStopped(signals: ('SIGTERM' | 'SIGKILL')[]) {
   const client = rig.clients[0]!;
   const employer = `${rig.namespace}-temp`;
   const freelancer = `${rig.namespace}-tfl`;
-  await client.a('Deposit', { id: `${rig.namespace}-pay`, roles: ['payments'] }, { user_id: employer, amount: { currency_code: 'USD', amount: '100.00' }, external_reference: `${rig.namespace}-tseed` });
+  await client.a(
+    'Deposit',
+    { id: `${rig.namespace}-pay`, roles: ['payments'] },
+    { user_id: employer, amount: { currency_code: 'USD', amount: '100.00' }, external_reference: `${rig.namespace}-tseed` },
+  );
   const timed: string[] = [];
   for (let i = 0; i < 3 * signals.length; i++) {
-    const m = (await client.m('CreateMilestone', employer, { project_id: `${rig.namespace}-tp`, freelancer_id: freelancer, amount: { currency_code: 'USD', amount: '5.00' }, review_window_seconds: 2, idempotency_key: `${rig.namespace}-tc-${i}` })).milestone;
+    const m = (
+      await client.m('CreateMilestone', employer, {
+        project_id: `${rig.namespace}-tp`,
+        freelancer_id: freelancer,
+        amount: { currency_code: 'USD', amount: '5.00' },
+        review_window_seconds: 2,
+        idempotency_key: `${rig.namespace}-tc-${i}`,
+      })
+    ).milestone;
     timed.push(m.id as string);
   }
   const downs: Record<string, number> = {};
@@ -297,5 +341,9 @@ async function allStopped(signals: ('SIGTERM' | 'SIGKILL')[]) {
     await sleep(200);
   }
   expect(timers).toEqual(timed.map(() => 'RELEASED:1'));
-  await finish(`all three nodes stopped (${signals.join(', then ')}) and started again`, cluster, rig, load, { downAndBackMs: downs, successAfterHealMs: afterHeal, timersFired: timers.length });
+  await finish(`all three nodes stopped (${signals.join(', then ')}) and started again`, cluster, rig, load, {
+    downAndBackMs: downs,
+    successAfterHealMs: afterHeal,
+    timersFired: timers.length,
+  });
 }

@@ -34,17 +34,30 @@ describe('hostile tokens never have an effect', () => {
     ['none', async () => null, grpc.status.UNAUTHENTICATED],
     ['malformed', async () => 'a.b', grpc.status.UNAUTHENTICATED],
     ['wrong secret', () => sign({}, { secret: 'wrong-secret-0123456789' }), grpc.status.UNAUTHENTICATED],
-    ['alg none', async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'emp', exp: 9e9 })).toString('base64url')}.`, grpc.status.UNAUTHENTICATED],
+    [
+      'alg none',
+      async () =>
+        `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'emp', exp: 9e9 })).toString('base64url')}.`,
+      grpc.status.UNAUTHENTICATED,
+    ],
     ['expired', () => sign({}, { exp: Math.floor(Date.now() / 1000) - 5 }), grpc.status.UNAUTHENTICATED],
     ['not yet valid', () => sign({}, { nbf: Math.floor(Date.now() / 1000) + 3600 }), grpc.status.UNAUTHENTICATED],
     ['the engine itself as subject', () => sign({}, { sub: 'system' }), grpc.status.UNAUTHENTICATED],
     ["another user's milestone", () => sign({}, { sub: 'mallory' }), grpc.status.PERMISSION_DENIED],
-    ['a forged payments role on a wrong secret', () => sign({ roles: ['payments'] }, { secret: 'x'.repeat(20) }), grpc.status.UNAUTHENTICATED],
+    [
+      'a forged payments role on a wrong secret',
+      () => sign({ roles: ['payments'] }, { secret: 'x'.repeat(20) }),
+      grpc.status.UNAUTHENTICATED,
+    ],
   ])('%s', async (_name, token, code) => {
     const before = await streamMessages();
     const tok = await token();
-    const release = await failure(t.client.callWithToken('MilestoneService', 'ReleaseMilestone', { milestone_id: milestone, idempotency_key: key() }, tok));
-    const dep = await failure(t.client.callWithToken('AccountService', 'Deposit', { user_id: 'mallory', amount: usd('5.00'), external_reference: key() }, tok));
+    const release = await failure(
+      t.client.callWithToken('MilestoneService', 'ReleaseMilestone', { milestone_id: milestone, idempotency_key: key() }, tok),
+    );
+    const dep = await failure(
+      t.client.callWithToken('AccountService', 'Deposit', { user_id: 'mallory', amount: usd('5.00'), external_reference: key() }, tok),
+    );
     expect(release.code).toBe(code);
     expect([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED]).toContain(dep.code);
     expect(await streamMessages()).toBe(before);
@@ -53,7 +66,15 @@ describe('hostile tokens never have an effect', () => {
 
 describe('hostile messages get clean errors and the process stays up', () => {
   it('an oversized request is refused', async () => {
-    const err = await failure(t.client.m('CreateMilestone', 'emp', { project_id: 'proj', freelancer_id: 'fl', amount: usd('1.00'), description: 'x'.repeat(20_000), idempotency_key: key() }));
+    const err = await failure(
+      t.client.m('CreateMilestone', 'emp', {
+        project_id: 'proj',
+        freelancer_id: 'fl',
+        amount: usd('1.00'),
+        description: 'x'.repeat(20_000),
+        idempotency_key: key(),
+      }),
+    );
     expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 
@@ -64,10 +85,21 @@ describe('hostile messages get clean errors and the process stays up', () => {
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${await t.client.token('emp')}`);
     const codes: number[] = [];
-    for (const bytes of [randomBytes(64), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x2a, 0x05, 0x08, 0x96, 0x01, 0x12, 0x00])]) {
+    for (const bytes of [
+      randomBytes(64),
+      Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+      Buffer.from([0x2a, 0x05, 0x08, 0x96, 0x01, 0x12, 0x00]),
+    ]) {
       codes.push(
         await new Promise<number>((resolve) =>
-          raw.makeUnaryRequest(def.path, (b: Buffer) => b, def.responseDeserialize, bytes, md, (err) => resolve(err ? err.code : 0)),
+          raw.makeUnaryRequest(
+            def.path,
+            (b: Buffer) => b,
+            def.responseDeserialize,
+            bytes,
+            md,
+            (err) => resolve(err ? err.code : 0),
+          ),
         ),
       );
     }
@@ -111,11 +143,45 @@ function validUsd(s: string): boolean {
 const amountLike = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.stringMatching(/^-?[0-9]{0,16}(\.[0-9]{0,4})?$/),
-  fc.constantFrom('0', '00', '01', '1.', '.5', '1e3', '1E2', ' 1', '1 ', '+1', '١٢٣', '１２', '1,00', '0x10', 'NaN', 'Infinity', '9'.repeat(40), '1000000000000', '1000000000000.01', "1'; DROP TABLE accounts;--", '\u00001'),
+  fc.constantFrom(
+    '0',
+    '00',
+    '01',
+    '1.',
+    '.5',
+    '1e3',
+    '1E2',
+    ' 1',
+    '1 ',
+    '+1',
+    '١٢٣',
+    '１２',
+    '1,00',
+    '0x10',
+    'NaN',
+    'Infinity',
+    '9'.repeat(40),
+    '1000000000000',
+    '1000000000000.01',
+    "1'; DROP TABLE accounts;--",
+    '\u00001',
+  ),
 );
 const idLike = fc.oneof(
   fc.string({ maxLength: 70 }),
-  fc.constantFrom('a.b', 'a*', 'a>', 'a b', "x'; DROP TABLE milestones;--", '../../etc/passwd', '${jndi:ldap://x}', 'é', 'ok-id_1', 'A'.repeat(64), 'A'.repeat(65)),
+  fc.constantFrom(
+    'a.b',
+    'a*',
+    'a>',
+    'a b',
+    "x'; DROP TABLE milestones;--",
+    '../../etc/passwd',
+    '${jndi:ldap://x}',
+    'é',
+    'ok-id_1',
+    'A'.repeat(64),
+    'A'.repeat(65),
+  ),
 );
 
 describe('fuzzed amounts and ids', () => {
@@ -125,7 +191,10 @@ describe('fuzzed amounts and ids', () => {
     await fc.assert(
       fc.asyncProperty(amountLike, async (amount) => {
         const r = t.client.a('Withdraw', 'fuzz-nobody', { amount: usd(amount), external_reference: key('fz') });
-        const outcome = await r.then(() => 'OK', (e: { code: number; reason: string }) => e);
+        const outcome = await r.then(
+          () => 'OK',
+          (e: { code: number; reason: string }) => e,
+        );
         if (validUsd(amount)) {
           valid++;
           // A valid amount passes validation; the user has no money, so the user's account actor refuses it.
@@ -148,7 +217,14 @@ describe('fuzzed amounts and ids', () => {
       fc.asyncProperty(idLike, idLike, async (project, freelancer) => {
         const valid = (s: string) => /^[A-Za-z0-9_-]{1,64}$/.test(s);
         fc.pre(!(valid(project) && valid(freelancer)));
-        const err = await failure(t.client.m('CreateMilestone', 'emp', { project_id: project, freelancer_id: freelancer, amount: usd('1.00'), idempotency_key: key() }));
+        const err = await failure(
+          t.client.m('CreateMilestone', 'emp', {
+            project_id: project,
+            freelancer_id: freelancer,
+            amount: usd('1.00'),
+            idempotency_key: key(),
+          }),
+        );
         expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       }),
       { numRuns: SHORT ? 100 : 300, seed: FC_SEED },

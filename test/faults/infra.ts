@@ -32,7 +32,9 @@ export class NatsServer {
 
   /** Starts (again) on the same port and store. */
   async resume(): Promise<void> {
-    this.child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.store, ...this.extra], { stdio: 'ignore' });
+    this.child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.store, ...this.extra], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100 && !(await portOpen(this.port)); i++) await sleep(100);
   }
 
@@ -58,7 +60,10 @@ export async function natsCluster(size = 3): Promise<NatsServer[]> {
   const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
   return Promise.all(
     clientPorts.map((port, i) =>
-      NatsServer.start(['-n', `escrow-node-${i}`, '--cluster_name', 'escrow-test', '--cluster', `nats://127.0.0.1:${routePorts[i]}`, '--routes', routes], port),
+      NatsServer.start(
+        ['-n', `escrow-node-${i}`, '--cluster_name', 'escrow-test', '--cluster', `nats://127.0.0.1:${routePorts[i]}`, '--routes', routes],
+        port,
+      ),
     ),
   );
 }

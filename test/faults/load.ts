@@ -51,11 +51,17 @@ export class FaultLoad {
   }
 
   async seed(total: string): Promise<void> {
-    await this.call(0, (c) => c.a('Deposit', { id: `${this.o.prefix}-pay`, roles: ['payments'] }, {
-      user_id: this.employer,
-      amount: { currency_code: 'USD', amount: total },
-      external_reference: `${this.o.prefix}-seed`,
-    }));
+    await this.call(0, (c) =>
+      c.a(
+        'Deposit',
+        { id: `${this.o.prefix}-pay`, roles: ['payments'] },
+        {
+          user_id: this.employer,
+          amount: { currency_code: 'USD', amount: total },
+          external_reference: `${this.o.prefix}-seed`,
+        },
+      ),
+    );
   }
 
   start(): void {
@@ -87,23 +93,49 @@ export class FaultLoad {
         if (this.lastSuccessAt > 0) this.longestGapMs = Math.max(this.longestGapMs, Date.now() - this.lastSuccessAt);
         this.lastSuccessAt = Date.now();
         const m = (r as { milestone?: { id: string; status: string; version: number } }).milestone;
-        if (record && m) this.calls.push({ t: Date.now(), sent: t0, caller: record.caller, rpc: record.rpc, milestoneId: m.id, key: record.key, code: 'OK', status: m.status, version: m.version });
+        if (record && m)
+          this.calls.push({
+            t: Date.now(),
+            sent: t0,
+            caller: record.caller,
+            rpc: record.rpc,
+            milestoneId: m.id,
+            key: record.key,
+            code: 'OK',
+            status: m.status,
+            version: m.version,
+          });
         if (done(r)) return r;
       } catch (err) {
         const code = statusName(err);
         last = `${code} ${(err as { reason?: string }).reason ?? ''} ${(err as Error).message ?? ''}`.trim();
         this.failed[code] = (this.failed[code] ?? 0) + 1;
         this.failureLatencyMs.push(Date.now() - t0);
-        if (record?.milestoneId) this.calls.push({ t: Date.now(), sent: t0, caller: record.caller, rpc: record.rpc, milestoneId: record.milestoneId, key: record.key, ...failureOf(err) });
+        if (record?.milestoneId)
+          this.calls.push({
+            t: Date.now(),
+            sent: t0,
+            caller: record.caller,
+            rpc: record.rpc,
+            milestoneId: record.milestoneId,
+            key: record.key,
+            ...failureOf(err),
+          });
         if (!RETRYABLE.has(code)) throw err;
       }
       await sleep(100);
     }
-    throw new Error(`gave up after ${attempt} attempts in ${this.o.patienceMs ?? 60_000} ms${record ? ` of ${record.rpc} ${record.key}` : ''}; the last answer: ${last}`);
+    throw new Error(
+      `gave up after ${attempt} attempts in ${this.o.patienceMs ?? 60_000} ms${record ? ` of ${record.rpc} ${record.key}` : ''}; the last answer: ${last}`,
+    );
   }
 
   /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
-  private async contend(start: number, fn: (c: EscrowClient) => Promise<any>, record: { caller: string; rpc: string; key: string; milestoneId: string }): Promise<any | null> {
+  private async contend(
+    start: number,
+    fn: (c: EscrowClient) => Promise<any>,
+    record: { caller: string; rpc: string; key: string; milestoneId: string },
+  ): Promise<any | null> {
     try {
       return await this.call(start, fn, undefined, record);
     } catch (err) {
@@ -117,12 +149,13 @@ export class FaultLoad {
       const i = this.next++;
       const create = await this.call(
         lane + i,
-        (c) => c.m('CreateMilestone', this.employer, {
-          project_id: `${this.o.prefix}-p`,
-          freelancer_id: this.freelancer,
-          amount: { currency_code: 'USD', amount: this.o.amount },
-          idempotency_key: `${this.o.prefix}-create-${i}`,
-        }),
+        (c) =>
+          c.m('CreateMilestone', this.employer, {
+            project_id: `${this.o.prefix}-p`,
+            freelancer_id: this.freelancer,
+            amount: { currency_code: 'USD', amount: this.o.amount },
+            idempotency_key: `${this.o.prefix}-create-${i}`,
+          }),
         // PENDING_FUNDING is an answer, not a failure: the retry with the same key learns the outcome.
         (r) => r.milestone.status !== 'PENDING_FUNDING',
         { caller: this.employer, rpc: 'CreateMilestone', key: `${this.o.prefix}-create-${i}` },
@@ -130,19 +163,28 @@ export class FaultLoad {
       const id = create!.milestone.id as string;
       // The race: the employer's release and the freelancer's cancel at once, each retried
       // with its own key until it has a final answer. Exactly one may win.
-      const release = (c: EscrowClient) => c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: `${this.o.prefix}-release-${i}` });
-      const cancel = (c: EscrowClient) => c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: `${this.o.prefix}-cancel-${i}` });
+      const release = (c: EscrowClient) =>
+        c.m('ReleaseMilestone', this.employer, { milestone_id: id, idempotency_key: `${this.o.prefix}-release-${i}` });
+      const cancel = (c: EscrowClient) =>
+        c.m('CancelMilestone', this.freelancer, { milestone_id: id, reason: 'fault', idempotency_key: `${this.o.prefix}-cancel-${i}` });
       const releaseRecord = { caller: this.employer, rpc: 'ReleaseMilestone', key: `${this.o.prefix}-release-${i}`, milestoneId: id };
       const cancelRecord = { caller: this.freelancer, rpc: 'CancelMilestone', key: `${this.o.prefix}-cancel-${i}`, milestoneId: id };
       const [r, c] = await Promise.all([this.contend(lane + i, release, releaseRecord), this.contend(lane + i + 1, cancel, cancelRecord)]);
       if ((r === null) === (c === null)) {
         const m = await this.call(lane, (cl) => cl.m('GetMilestone', this.employer, { milestone_id: id })).catch(() => null);
         const history = m?.milestone.history.map((h: { type: string; version: number }) => `${h.version}:${h.type}`).join(' ');
-        throw new Error(`milestone ${id}: ${r && c ? 'both' : 'neither'} release and cancel won (${r?.milestone.status}/${c?.milestone.status}; history ${history})`);
+        throw new Error(
+          `milestone ${id}: ${r && c ? 'both' : 'neither'} release and cancel won (${r?.milestone.status}/${c?.milestone.status}; history ${history})`,
+        );
       }
       const kind = r ? 'release' : 'cancel';
       // A second answer to the winning key, as a client that lost the first would get it.
-      const again = await this.call(lane + i + 1, kind === 'release' ? release : cancel, undefined, kind === 'release' ? releaseRecord : cancelRecord);
+      const again = await this.call(
+        lane + i + 1,
+        kind === 'release' ? release : cancel,
+        undefined,
+        kind === 'release' ? releaseRecord : cancelRecord,
+      );
       this.settled.push({ id, kind, answers: [(r ?? c)!.milestone.status, again!.milestone.status] });
       this.moneyMoved = this.moneyMoved.plus(this.o.amount);
     }
@@ -154,6 +196,13 @@ export class FaultLoad {
   }
 
   summary() {
-    return { longestGapMs: this.longestGapMs, commandsSent: this.sent, succeeded: this.succeeded, failedByCode: this.failed, milestonesSettled: this.settled.length, moneyMoved: this.moneyMoved.toFixed(2) };
+    return {
+      longestGapMs: this.longestGapMs,
+      commandsSent: this.sent,
+      succeeded: this.succeeded,
+      failedByCode: this.failed,
+      milestonesSettled: this.settled.length,
+      moneyMoved: this.moneyMoved.toFixed(2),
+    };
   }
 }

@@ -54,11 +54,27 @@ class Model {
       case 'create':
         if (a.who !== 'employer') return 'PERMISSION_DENIED';
         if (this.avail.employer < a.cents) {
-          this.milestones.push({ id: createdId ?? '', status: 'FUNDING_FAILED', amount: a.cents, held: 0, released: 0, returned: 0, proposal: null });
+          this.milestones.push({
+            id: createdId ?? '',
+            status: 'FUNDING_FAILED',
+            amount: a.cents,
+            held: 0,
+            released: 0,
+            returned: 0,
+            proposal: null,
+          });
           return 'FAILED_PRECONDITION';
         }
         this.avail.employer -= a.cents;
-        this.milestones.push({ id: createdId ?? '', status: 'FUNDED', amount: a.cents, held: a.cents, released: 0, returned: 0, proposal: null });
+        this.milestones.push({
+          id: createdId ?? '',
+          status: 'FUNDED',
+          amount: a.cents,
+          held: a.cents,
+          released: 0,
+          returned: 0,
+          proposal: null,
+        });
         return 'OK';
       case 'acceptAward':
         if (a.who !== 'freelancer') return 'PERMISSION_DENIED';
@@ -141,7 +157,15 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('requestCancellation' as const), who, target }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('cancel' as const), who, target }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('acceptAward' as const), who, target }), weight: 1 },
-  { arbitrary: fc.record({ op: fc.constant('release' as const), who, target, cents: fc.option(fc.integer({ min: 1, max: 600 }), { nil: null }) }), weight: 3 },
+  {
+    arbitrary: fc.record({
+      op: fc.constant('release' as const),
+      who,
+      target,
+      cents: fc.option(fc.integer({ min: 1, max: 600 }), { nil: null }),
+    }),
+    weight: 3,
+  },
   { arbitrary: fc.record({ op: fc.constant('withdraw' as const), who, cents }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('openDispute' as const), who, target, cents: fc.integer({ min: 1, max: 600 }) }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('propose' as const), who, target, cents: fc.integer({ min: 0, max: 600 }) }), weight: 2 },
@@ -165,7 +189,10 @@ async function check(actions: Action[]): Promise<void> {
   const c = t.client;
   const model = new Model();
   // Every run starts with the employer's project registered by a first funded milestone.
-  const prefix: Action[] = [{ op: 'deposit', cents: 1_000 }, { op: 'create', who: 'employer', cents: 500 }];
+  const prefix: Action[] = [
+    { op: 'deposit', cents: 1_000 },
+    { op: 'create', who: 'employer', cents: 500 },
+  ];
   let step = 0;
   for (const a of [...prefix, ...actions]) {
     if ('target' in a && model.milestones.length === 0) continue;
@@ -175,13 +202,22 @@ async function check(actions: Action[]): Promise<void> {
     try {
       switch (a.op) {
         case 'deposit':
-          await c.a('Deposit', { id: `${p}-pay`, roles: ['payments'] }, { user_id: ids.employer.id, amount: money(a.cents), external_reference: key });
+          await c.a(
+            'Deposit',
+            { id: `${p}-pay`, roles: ['payments'] },
+            { user_id: ids.employer.id, amount: money(a.cents), external_reference: key },
+          );
           break;
         case 'withdraw':
           await c.a('Withdraw', ids[a.who], { amount: money(a.cents), external_reference: key });
           break;
         case 'create': {
-          const r = await c.m('CreateMilestone', ids[a.who], { project_id: `${p}-proj`, freelancer_id: ids.freelancer.id, amount: money(a.cents), idempotency_key: key });
+          const r = await c.m('CreateMilestone', ids[a.who], {
+            project_id: `${p}-proj`,
+            freelancer_id: ids.freelancer.id,
+            amount: money(a.cents),
+            idempotency_key: key,
+          });
           createdId = r.milestone.id;
           break;
         }

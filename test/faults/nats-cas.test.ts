@@ -45,7 +45,9 @@ async function doubleAppends(replicas: number): Promise<number> {
       const subject = `${name}.s${s}`;
       const first = await js.publish(subject, 'first', { expect: { lastSubjectSequence: 0 } });
       const results = await Promise.allSettled(
-        Array.from({ length: 4 }, (_, i) => js.publish(subject, `contender ${i}`, { msgID: `${subject}-${i}`, expect: { lastSubjectSequence: first.seq } })),
+        Array.from({ length: 4 }, (_, i) =>
+          js.publish(subject, `contender ${i}`, { msgID: `${subject}-${i}`, expect: { lastSubjectSequence: first.seq } }),
+        ),
       );
       if (results.filter((r) => r.status === 'fulfilled').length > 1) doubles++;
     }

@@ -21,7 +21,12 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function rigOn(nats: NatsServer, o: { gateways: number; workers: number; metrics?: boolean }, env: Record<string, string> = {}, databaseUrl = inject('databaseUrl')) {
+async function rigOn(
+  nats: NatsServer,
+  o: { gateways: number; workers: number; metrics?: boolean },
+  env: Record<string, string> = {},
+  databaseUrl = inject('databaseUrl'),
+) {
   const rig = new Rig(nats.url, databaseUrl, env);
   // Registered first, so a start that fails half-way stops what it started.
   cleanups.push(() => rig.stop());
@@ -40,7 +45,9 @@ async function health(address: string, service = ''): Promise<string> {
   const client = new def.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
   try {
     return await new Promise<string>((resolve) =>
-      client.Check({ service }, { deadline: Date.now() + 2_000 }, (err: grpc.ServiceError | null, res: { status: string }) => resolve(err ? `error ${err.code}` : res.status)),
+      client.Check({ service }, { deadline: Date.now() + 2_000 }, (err: grpc.ServiceError | null, res: { status: string }) =>
+        resolve(err ? `error ${err.code}` : res.status),
+      ),
     );
   } finally {
     client.close();
@@ -85,9 +92,14 @@ describe('faults under a running load, each ending with the auditor', () => {
     let depositing = true;
     const trickle = (async () => {
       for (let i = 0; depositing; i++) {
-        await rig.clients[i % rig.clients.length]!
-          .a('Deposit', PAYMENTS, { user_id: `${rig.namespace}-dep`, amount: { currency_code: 'USD', amount: '0.01' }, external_reference: `trickle-${i}` })
-          .then((r: { status: string }) => r.status === 'APPLIED' && deposited++, () => {});
+        await rig.clients[i % rig.clients.length]!.a('Deposit', PAYMENTS, {
+          user_id: `${rig.namespace}-dep`,
+          amount: { currency_code: 'USD', amount: '0.01' },
+          external_reference: `trickle-${i}`,
+        }).then(
+          (r: { status: string }) => r.status === 'APPLIED' && deposited++,
+          () => {},
+        );
         await sleep(10);
       }
     })();
@@ -162,7 +174,10 @@ describe('faults under a running load, each ending with the auditor', () => {
           freelancer_id: load.freelancer,
           amount: { currency_code: 'USD', amount: '1.00' },
           idempotency_key: `probe-${i}`,
-        }).then(() => 'OK', (err: { code: number }) => (err.code === 14 ? 'UNAVAILABLE' : String(err.code)));
+        }).then(
+          () => 'OK',
+          (err: { code: number }) => (err.code === 14 ? 'UNAVAILABLE' : String(err.code)),
+        );
         return { code, ms: Date.now() - t0 };
       }),
     );
@@ -179,7 +194,13 @@ describe('faults under a running load, each ending with the auditor', () => {
     const p95 = sorted[Math.floor(sorted.length * 0.95)]!;
     expect(probes.every((p) => p.code === 'UNAVAILABLE')).toBe(true);
     expect(p95).toBeLessThan(1_000);
-    await verifyFault('nats-server restart', rig, load, { outageMs: upAt - downAt, outageProbes: probes.length, outageProbeP95Ms: p95, healthDuringOutage: healthDown, recoveryMs });
+    await verifyFault('nats-server restart', rig, load, {
+      outageMs: upAt - downAt,
+      outageProbes: probes.length,
+      outageProbeP95Ms: p95,
+      healthDuringOutage: healthDown,
+      recoveryMs,
+    });
   });
 
   it('PostgreSQL drops and refuses connections: the worker backs off and resumes; reads say UNAVAILABLE, never wrong numbers', async () => {
@@ -212,7 +233,12 @@ describe('faults under a running load, each ending with the auditor', () => {
     expect(rig.workers[0]!.child!.exitCode).toBeNull();
     expect(read).toBe('DATABASE_UNAVAILABLE');
     expect([healthDown, healthUp]).toEqual(['NOT_SERVING', 'SERVING']);
-    await verifyFault('postgres connections dropped', rig, load, { outageMs: upAt - downAt, readDuringOutage: read, healthDuringOutage: healthDown, recoveryMs });
+    await verifyFault('postgres connections dropped', rig, load, {
+      outageMs: upAt - downAt,
+      readDuringOutage: read,
+      healthDuringOutage: healthDown,
+      recoveryMs,
+    });
   });
 
   it('a three-node NATS cluster with the stream at R3: stop one node during load, no acknowledged event is lost', async () => {
@@ -229,9 +255,15 @@ describe('faults under a running load, each ending with the auditor', () => {
     // Before 2.9.21 a replicated stream does not serialize conditional appends (see
     // nats-cas.test.ts): the engine refuses it unless told otherwise, and then only one
     // gateway may append, so each subject never sees two appends in flight.
-    const rig = new Rig(urls, inject('databaseUrl'), { ESCROW_STREAM_REPLICAS: '3', ...(safe ? {} : { ESCROW_UNSAFE_REPLICATED_STREAM: '1' }) });
+    const rig = new Rig(urls, inject('databaseUrl'), {
+      ESCROW_STREAM_REPLICAS: '3',
+      ...(safe ? {} : { ESCROW_UNSAFE_REPLICATED_STREAM: '1' }),
+    });
     if (!safe) {
-      const refused = await EngineProcess.start('gateway', rig.env({ ESCROW_UNSAFE_REPLICATED_STREAM: '0', GRPC_ADDRESS: `127.0.0.1:${await freePort()}` })).then(
+      const refused = await EngineProcess.start(
+        'gateway',
+        rig.env({ ESCROW_UNSAFE_REPLICATED_STREAM: '0', GRPC_ADDRESS: `127.0.0.1:${await freePort()}` }),
+      ).then(
         async (p) => (await p.stop(), 'started'),
         (err: Error) => (/does not serialize conditional appends/.test(err.message) ? 'refused' : err.message),
       );
@@ -260,8 +292,17 @@ describe('faults under a running load, each ending with the auditor', () => {
     const recoveryMs = await nextSuccess(load);
     await sleep(phaseMs(3_000));
     await load.stop();
-    const survivors = nodes.filter((_, i) => i !== victim).map((n) => n.url).join(',');
-    await verifyFault(`the stream leader of a three-node NATS cluster killed (R3, nats-server ${version}, ${rig.gateways.length} gateway)`, rig, load, { recoveryMs, killed: leader }, survivors);
+    const survivors = nodes
+      .filter((_, i) => i !== victim)
+      .map((n) => n.url)
+      .join(',');
+    await verifyFault(
+      `the stream leader of a three-node NATS cluster killed (R3, nats-server ${version}, ${rig.gateways.length} gateway)`,
+      rig,
+      load,
+      { recoveryMs, killed: leader },
+      survivors,
+    );
   });
 
   it('two workers: the active one SIGKILLed again and again, the standby takes the lease each time; nothing applied twice', async () => {
@@ -271,7 +312,10 @@ describe('faults under a running load, each ending with the auditor', () => {
     const db = new pg.Client({ connectionString: inject('databaseUrl') });
     await db.connect();
     const active = async () => {
-      const { rows } = await db.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)', [leaseSessionPrefix(rig.namespace)]);
+      const { rows } = await db.query<{ name: string }>(
+        'SELECT application_name AS name FROM pg_stat_activity WHERE starts_with(application_name, $1)',
+        [leaseSessionPrefix(rig.namespace)],
+      );
       const pids = rows.map((r) => Number(r.name.slice(leaseSessionPrefix(rig.namespace).length)));
       return rig.workers.find((w) => w.child && pids.includes(w.child.pid!)) ?? null;
     };
@@ -305,7 +349,14 @@ describe('faults under a running load, each ending with the auditor', () => {
     const load = new FaultLoad(rig.clients, { prefix: rig.namespace, lanes: 1, amount: '1.00' });
     await load.seed('100.00');
     const c = rig.clients[0]!;
-    const m = (await c.m('CreateMilestone', load.employer, { project_id: 'p', freelancer_id: load.freelancer, amount: { currency_code: 'USD', amount: '10.00' }, idempotency_key: 'one' })).milestone;
+    const m = (
+      await c.m('CreateMilestone', load.employer, {
+        project_id: 'p',
+        freelancer_id: load.freelancer,
+        amount: { currency_code: 'USD', amount: '10.00' },
+        idempotency_key: 'one',
+      })
+    ).milestone;
     const rssBefore = rig.gateways[0]!.rssBytes();
     const burst = 5_000;
     // The gateway's own count of queued commands, read from its metrics while the burst runs.
@@ -313,7 +364,10 @@ describe('faults under a running load, each ending with the auditor', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const body = await fetch(`http://${rig.metricsAddresses[0]}/metrics`).then((r) => r.text(), () => '');
+        const body = await fetch(`http://${rig.metricsAddresses[0]}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        );
         const queued = Number(/escrow_mailbox_queued\{kind="milestone"\} (\d+)/.exec(body)?.[1] ?? 0);
         maxQueued = Math.max(maxQueued, queued);
         await new Promise((r) => setTimeout(r, 20));
@@ -326,8 +380,15 @@ describe('faults under a running load, each ending with the auditor', () => {
       Array.from({ length: burst }, async (_, i) => {
         const s = Date.now();
         const code = await c
-          .m('ReleaseMilestone', load.employer, { milestone_id: m.id, amount: { currency_code: 'USD', amount: '0.01' }, idempotency_key: `burst-${i}` })
-          .then(() => 'OK', (err: { code: number }) => String(err.code === 8 ? 'RESOURCE_EXHAUSTED' : err.code));
+          .m('ReleaseMilestone', load.employer, {
+            milestone_id: m.id,
+            amount: { currency_code: 'USD', amount: '0.01' },
+            idempotency_key: `burst-${i}`,
+          })
+          .then(
+            () => 'OK',
+            (err: { code: number }) => String(err.code === 8 ? 'RESOURCE_EXHAUSTED' : err.code),
+          );
         codes[code] = (codes[code] ?? 0) + 1;
         if (code === 'RESOURCE_EXHAUSTED') latencies.push(Date.now() - s);
       }),
@@ -352,7 +413,9 @@ describe('faults under a running load, each ending with the auditor', () => {
     const released = (await c.m('GetMilestone', load.employer, { milestone_id: m.id })).milestone.released.amount;
     expect(new Decimal(released).times(100).toNumber()).toBe(codes.OK ?? 0);
     const audit = await rig.audit();
-    console.log(`FAULT ${JSON.stringify({ fault: 'mailbox overload', commandsSent: burst, byCode: codes, elapsedMs, exhaustedP50Ms: p50, exhaustedP95Ms: p95, maxQueued, rssGrowthMB: Math.round((rssAfter - rssBefore) / 1048576), violations: audit.violations.length })}`);
+    console.log(
+      `FAULT ${JSON.stringify({ fault: 'mailbox overload', commandsSent: burst, byCode: codes, elapsedMs, exhaustedP50Ms: p50, exhaustedP95Ms: p95, maxQueued, rssGrowthMB: Math.round((rssAfter - rssBefore) / 1048576), violations: audit.violations.length })}`,
+    );
     expect(audit.violations).toEqual([]);
   });
 });

@@ -74,7 +74,12 @@ export class Rig {
       const nc = await connect({ servers: natsServers(natsUrl) });
       const pool = createPool(inject('databaseUrl'), this.namespace, 2);
       try {
-        const log = await EventLog.open(nc, names(this.namespace), { duplicateWindowMs: 120_000, requestTimeoutMs: 10_000, signingSecret: this.secret, allowUnsafeReplicas: true }); // read-only
+        const log = await EventLog.open(nc, names(this.namespace), {
+          duplicateWindowMs: 120_000,
+          requestTimeoutMs: 10_000,
+          signingSecret: this.secret,
+          allowUnsafeReplicas: true,
+        }); // read-only
         const report = await runAudit(log, pool, 60_000);
         return { ...report, history: await checkHistory(log, calls) };
       } catch (err) {

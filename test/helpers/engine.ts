@@ -116,7 +116,10 @@ export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine
     if (!started) return;
     // Every event this file's tests made has its type's shape.
     const { invalidEvents } = await import('./ledger.js');
-    const events = await invalidEvents(started.engine).catch((err: Error) => ({ checked: 0, problems: [`could not read the stream: ${err.message}`] }));
+    const events = await invalidEvents(started.engine).catch((err: Error) => ({
+      checked: 0,
+      problems: [`could not read the stream: ${err.message}`],
+    }));
     await started.stop();
     if (!o.namespace) await dropNamespace(started.namespace);
     expect(events.problems).toEqual([]);

@@ -21,13 +21,24 @@ export async function balance(c: EscrowClient, user: string, currency = 'USD') {
 }
 
 /** Waits until the user's balance is exactly `expected`. */
-export async function expectBalance(c: EscrowClient, user: string, expected: { available: string; held: string; incoming: string }, currency = 'USD') {
+export async function expectBalance(
+  c: EscrowClient,
+  user: string,
+  expected: { available: string; held: string; incoming: string },
+  currency = 'USD',
+) {
   await eventually(async () => expect(await balance(c, user, currency)).toEqual(expected));
 }
 
 /** Creates a funded milestone and returns its id. */
 export async function funded(c: EscrowClient, employer: string, freelancer: string, amount: string, project = 'p1'): Promise<string> {
-  const r = await c.m('CreateMilestone', employer, { project_id: project, freelancer_id: freelancer, amount: usd(amount), description: 'work', idempotency_key: key('create') });
+  const r = await c.m('CreateMilestone', employer, {
+    project_id: project,
+    freelancer_id: freelancer,
+    amount: usd(amount),
+    description: 'work',
+    idempotency_key: key('create'),
+  });
   expect(r.milestone.status).toBe('FUNDED');
   return r.milestone.id;
 }

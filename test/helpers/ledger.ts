@@ -25,10 +25,14 @@ export async function ledgerSnapshot(t: TestEngine) {
   const q = async (text: string) => (await t.db.query(text)).rows;
   return {
     accounts: await q('SELECT account_id, owner_id, balance::text FROM accounts ORDER BY account_id'),
-    postings: await q('SELECT event_id::text, kind, result, amount::text, fee::text, freelancer_amount::text FROM postings ORDER BY event_id'),
+    postings: await q(
+      'SELECT event_id::text, kind, result, amount::text, fee::text, freelancer_amount::text FROM postings ORDER BY event_id',
+    ),
     entries: (await q('SELECT count(*)::int AS n FROM entries'))[0].n,
     balances: await q('SELECT * FROM user_balances ORDER BY user_id, currency'),
-    milestones: await q('SELECT milestone_id::text, status, version, held::text, released::text, returned::text, employer_fee::text, freelancer_fee::text, due_at, dispute_stage FROM milestones ORDER BY milestone_id'),
+    milestones: await q(
+      'SELECT milestone_id::text, status, version, held::text, released::text, returned::text, employer_fee::text, freelancer_fee::text, due_at, dispute_stage FROM milestones ORDER BY milestone_id',
+    ),
     reviews: await q('SELECT project_id, reviewer_id, rating FROM reviews ORDER BY project_id, reviewer_id'),
   };
 }

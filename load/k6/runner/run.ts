@@ -83,7 +83,10 @@ class Vu {
   ) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(new URL('./vu.mjs', import.meta.url), { workerData: { script: pathToFileURL(script).href, env, vu: id, port: port2, flag: this.flag }, transferList: [port2] });
+    this.worker = new Worker(new URL('./vu.mjs', import.meta.url), {
+      workerData: { script: pathToFileURL(script).href, env, vu: id, port: port2, flag: this.flag },
+      transferList: [port2],
+    });
     this.port.on('message', (m: { id: number; op: string; body: any }) => void this.runner.request(this, m));
     this.ready = new Promise((ok, fail) => {
       this.worker.once('error', fail);
@@ -149,18 +152,34 @@ class Runner {
     }
   }
 
-  private connect(vu: Vu, b: { client: number; address: string; params: { reflect?: boolean }; protos: { importPaths: string[]; files: string[] } | null }) {
+  private connect(
+    vu: Vu,
+    b: { client: number; address: string; params: { reflect?: boolean }; protos: { importPaths: string[]; files: string[] } | null },
+  ) {
     // Reflection is not spoken here: a reflecting client gets the repository's own contract.
-    const protos = b.protos ?? { importPaths: [REPO_PROTOS], files: ['escrow/v1/milestone.proto', 'escrow/v1/account.proto', 'escrow/v1/review.proto'] };
+    const protos = b.protos ?? {
+      importPaths: [REPO_PROTOS],
+      files: ['escrow/v1/milestone.proto', 'escrow/v1/account.proto', 'escrow/v1/review.proto'],
+    };
     const includeDirs = protos.importPaths.map((p) => resolve(this.scriptDir, p));
-    const definition = protoLoader.loadSync(protos.files, { includeDirs, keepCase: true, enums: String, longs: String, defaults: true, oneofs: true });
+    const definition = protoLoader.loadSync(protos.files, {
+      includeDirs,
+      keepCase: true,
+      enums: String,
+      longs: String,
+      defaults: true,
+      oneofs: true,
+    });
     const pkg = grpc.loadPackageDefinition(definition);
     const client = new grpc.Client(b.address, grpc.credentials.createInsecure());
     this.channels.set(`${vu.id}:${b.client}`, { client, services: new Map(), pkg });
     return {};
   }
 
-  private async invoke(vu: Vu, b: { client: number; url: string; request: object; params: { metadata?: Record<string, string>; timeout?: string | number } }) {
+  private async invoke(
+    vu: Vu,
+    b: { client: number; url: string; request: object; params: { metadata?: Record<string, string>; timeout?: string | number } },
+  ) {
     const channel = this.channels.get(`${vu.id}:${b.client}`);
     if (!channel) throw new Error('not connected');
     const [service, method] = b.url.replace(/^\//, '').split('/') as [string, string];
@@ -186,11 +205,23 @@ class Runner {
         { deadline: Date.now() + timeout },
         (err: grpc.ServiceError | null, res?: unknown) => {
           if (!err) return ok({ status: 0, message: res ?? null, headers: {}, trailers: {}, error: null });
-          ok({ status: err.code, message: null, headers: {}, trailers: {}, error: { code: err.code, message: err.details, details: errorDetails(err) } });
+          ok({
+            status: err.code,
+            message: null,
+            headers: {},
+            trailers: {},
+            error: { code: err.code, message: err.details, details: errorDetails(err) },
+          });
         },
       );
     });
-    this.samples.push({ metric: 'grpc_req_duration', type: 'trend', value: performance.now() - started, tags: { scenario: vu.scenario, method: b.url, status: String(result.status) }, time: Date.now() });
+    this.samples.push({
+      metric: 'grpc_req_duration',
+      type: 'trend',
+      value: performance.now() - started,
+      tags: { scenario: vu.scenario, method: b.url, status: String(result.status) },
+      time: Date.now(),
+    });
     return result;
   }
 
@@ -231,10 +262,28 @@ interface Scenario {
   exec?: string;
 }
 
-async function runScenario(name: string, s: Scenario, vus: Vu[], data: unknown, counters: { iterations: number; dropped: number; failed: number }, log: (m: string) => void): Promise<void> {
+async function runScenario(
+  name: string,
+  s: Scenario,
+  vus: Vu[],
+  data: unknown,
+  counters: { iterations: number; dropped: number; failed: number },
+  log: (m: string) => void,
+): Promise<void> {
   const iterate = async (vu: Vu, iterationInScenario: number) => {
     vu.scenario = name;
-    const r = await vu.ask({ type: 'iterate', exec: s.exec, data, state: { scenario: name, idInTest: vu.id, iterationInScenario, iterationInTest: counters.iterations++, iterationInInstance: iterationInScenario } });
+    const r = await vu.ask({
+      type: 'iterate',
+      exec: s.exec,
+      data,
+      state: {
+        scenario: name,
+        idInTest: vu.id,
+        iterationInScenario,
+        iterationInTest: counters.iterations++,
+        iterationInInstance: iterationInScenario,
+      },
+    });
     if (r.type === 'failed') {
       counters.failed++;
       log(`iteration failed: ${String(r.error).split('\n')[0]}`);
@@ -285,7 +334,10 @@ async function runScenario(name: string, s: Scenario, vus: Vu[], data: unknown, 
 function aggregate(samples: Sample[], selector: string) {
   const m = /^([\w.]+)(?:\{(.*)\})?$/.exec(selector);
   if (!m) throw new Error(`cannot read the threshold metric ${selector}`);
-  const filters = (m[2] ?? '').split(',').filter(Boolean).map((f) => f.split(':').map((x) => x.trim()) as [string, string]);
+  const filters = (m[2] ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((f) => f.split(':').map((x) => x.trim()) as [string, string]);
   const mine = samples.filter((s) => s.metric === m[1] && filters.every(([k, v]) => s.tags[k] === v));
   const values = mine.map((s) => s.value).sort((a, b) => a - b);
   const sum = values.reduce((a, b) => a + b, 0);
@@ -307,7 +359,14 @@ export function evaluate(samples: Sample[], selector: string, expression: string
   const a = aggregate(samples, selector);
   const actual = e[2] ? a.p(Number(e[2])) : (a[e[1] as 'count' | 'rate' | 'avg' | 'min' | 'max' | 'med'] as number);
   const limit = Number(e[4]);
-  const ok = { '<': actual < limit, '<=': actual <= limit, '>': actual > limit, '>=': actual >= limit, '==': actual === limit, '!=': actual !== limit }[e[3] as '<'];
+  const ok = {
+    '<': actual < limit,
+    '<=': actual <= limit,
+    '>': actual > limit,
+    '>=': actual >= limit,
+    '==': actual === limit,
+    '!=': actual !== limit,
+  }[e[3] as '<'];
   return { ok, actual };
 }
 
@@ -327,8 +386,16 @@ async function main(): Promise<number> {
   let code = 0;
   try {
     const init = await spawn(0);
-    const options = ((await init.ask({ type: 'options' })).options ?? {}) as { scenarios?: Record<string, Scenario>; thresholds?: Record<string, string[]>; vus?: number; iterations?: number; setupTimeout?: string };
-    const scenarios = options.scenarios ?? { default: { executor: 'per-vu-iterations', vus: options.vus ?? 1, iterations: options.iterations ?? 1 } };
+    const options = ((await init.ask({ type: 'options' })).options ?? {}) as {
+      scenarios?: Record<string, Scenario>;
+      thresholds?: Record<string, string[]>;
+      vus?: number;
+      iterations?: number;
+      setupTimeout?: string;
+    };
+    const scenarios = options.scenarios ?? {
+      default: { executor: 'per-vu-iterations', vus: options.vus ?? 1, iterations: options.iterations ?? 1 },
+    };
     log(`setup`);
     const setup = await init.ask({ type: 'setup' });
     if (setup.type === 'failed') {
@@ -354,9 +421,12 @@ async function main(): Promise<number> {
     // The summary: checks, thresholds, counters.
     const checks = aggregate(runner.samples, 'checks');
     console.log(`checks: ${Math.round(checks.rate * checks.samples)} of ${checks.samples} passed`);
-    for (const name of [...new Set(runner.samples.filter((s) => s.type === 'counter').map((s) => s.metric))].sort()) console.log(`${name}: ${aggregate(runner.samples, name).count}`);
+    for (const name of [...new Set(runner.samples.filter((s) => s.type === 'counter').map((s) => s.metric))].sort())
+      console.log(`${name}: ${aggregate(runner.samples, name).count}`);
     const reqs = aggregate(runner.samples, 'grpc_req_duration');
-    console.log(`grpc_req_duration: ${reqs.samples} calls, p50 ${reqs.med.toFixed(1)} ms, p95 ${reqs.p(95).toFixed(1)} ms, p99 ${reqs.p(99).toFixed(1)} ms`);
+    console.log(
+      `grpc_req_duration: ${reqs.samples} calls, p50 ${reqs.med.toFixed(1)} ms, p95 ${reqs.p(95).toFixed(1)} ms, p99 ${reqs.p(99).toFixed(1)} ms`,
+    );
     console.log(`iterations: ${counters.iterations} (${counters.failed} failed, ${counters.dropped} dropped)`);
     let failed = false;
     for (const [selector, expressions] of Object.entries(options.thresholds ?? {})) {
@@ -366,7 +436,19 @@ async function main(): Promise<number> {
         failed ||= !r.ok;
       }
     }
-    if (out) writeFileSync(out, runner.samples.map((s) => JSON.stringify({ type: 'Point', metric: s.metric, data: { time: new Date(s.time).toISOString(), value: s.value, tags: s.tags } })).join('\n') + '\n');
+    if (out)
+      writeFileSync(
+        out,
+        runner.samples
+          .map((s) =>
+            JSON.stringify({
+              type: 'Point',
+              metric: s.metric,
+              data: { time: new Date(s.time).toISOString(), value: s.value, tags: s.tags },
+            }),
+          )
+          .join('\n') + '\n',
+      );
     if (code === 0 && failed) code = 99;
     if (code === 0 && counters.failed > 0) code = 1;
     return code;
