@@ -17,6 +17,7 @@ export type Decision<C> =
  * Decides one command with xstate's pure `transition`: no actor is started, nothing is
  * executed. The decision slots are cleared before and after, so they never reach the log.
  */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- E lets a caller pass an event literal with its own fields
 export function decide<C extends DecisionSlots, E extends EventObject = EventObject>(
   machine: AnyStateMachine,
   at: Position<C>,

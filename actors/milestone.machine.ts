@@ -200,6 +200,21 @@ export const DISPUTE_STAGE: Partial<Record<MilestoneStateName, string>> = {
 export type MilestoneStateName = keyof typeof MILESTONE_STATUS;
 export type MilestoneStatus = (typeof MILESTONE_STATUS)[MilestoneStateName];
 
+/** Whether a persisted state name (a plain string in the log) is one of this machine's. */
+export function isMilestoneState(state: string): state is MilestoneStateName {
+  return Object.hasOwn(MILESTONE_STATUS, state);
+}
+
+/** The external status of a persisted state name; STATUS_UNSPECIFIED for a name this machine does not have. */
+export function statusOf(state: string): MilestoneStatus {
+  return isMilestoneState(state) ? MILESTONE_STATUS[state] : 'STATUS_UNSPECIFIED';
+}
+
+/** The dispute stage of a persisted state name; undefined outside a dispute. */
+export function disputeStageOf(state: string): string | undefined {
+  return isMilestoneState(state) ? DISPUTE_STAGE[state] : undefined;
+}
+
 const isEmployer = (c: MilestoneContext, e: MilestoneEvent) => e.by.id === c.employerId;
 const isFreelancer = (c: MilestoneContext, e: MilestoneEvent) => e.by.id === c.freelancerId;
 const isSystem = (_c: MilestoneContext, e: MilestoneEvent) => e.by.id === SYSTEM_CALLER;
@@ -267,13 +282,19 @@ function payoutFee(c: MilestoneContext, amount: string): string {
  * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
  * else to the platform.
  */
+/** The dispute of a milestone in a dispute state: its absence there is a broken invariant. */
+function disputeOf(c: MilestoneContext): Dispute {
+  if (!c.dispute) throw new Error(`milestone ${c.id} is in a dispute state without a dispute`);
+  return c.dispute;
+}
+
 function settlement(
   c: MilestoneContext,
   freelancerAmount: string,
   outcome: Exclude<Dispute['outcome'], ''>,
   at: string,
 ): Partial<MilestoneContext> {
-  const d = c.dispute!;
+  const d = disputeOf(c);
   const employerAmount = sub(c.currency, c.held, freelancerAmount);
   const fee = payoutFee(c, freelancerAmount);
   const filerShare = d.filerId === c.freelancerId ? freelancerAmount : employerAmount;
@@ -369,7 +390,7 @@ function opened(
   e: { milestoneId: string; projectId: string; description: string; currency: string; amount: string; at: string; terms: Terms },
   parties: { employerId: string; freelancerId: string },
   emittedType: 'created' | 'requested',
-): Partial<MilestoneContext> {
+): Partial<MilestoneContext> & { employerFee: string } {
   const z = zero(e.currency);
   const employerFee = feeOn(e.terms.employerFee, e.currency, e.amount);
   return {
@@ -460,8 +481,8 @@ export const milestoneMachine = setup({
       event.type === 'ACCEPT_SETTLEMENT' &&
       (event.expectedFreelancerAmount === '' ||
         cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
-    proposalsLeft: ({ context, event }) => (context.dispute?.proposalsBy?.[event.by.id] ?? 0) < PROPOSALS_MAX,
-    escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy?.[event.by.id] ?? 0) < ESCALATIONS_MAX,
+    proposalsLeft: ({ context, event }) => (context.dispute?.proposalsBy[event.by.id] ?? 0) < PROPOSALS_MAX,
+    escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy[event.by.id] ?? 0) < ESCALATIONS_MAX,
     negotiationOver: ({ context, event }) =>
       !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
@@ -513,7 +534,7 @@ export const milestoneMachine = setup({
         reject(
           'FAILED_PRECONDITION',
           'NEGOTIATION_WINDOW_OPEN',
-          `escalation is possible from ${later(context.dispute!.openedAt, context.terms.negotiationMs)}`,
+          `escalation is possible from ${later(disputeOf(context).openedAt, context.terms.negotiationMs)}`,
         ),
     }),
     rejectFeeNotCovered: assign({
@@ -560,7 +581,7 @@ export const milestoneMachine = setup({
         ...c,
         held: event.amount,
         reservationId: event.reservationId,
-        emitted: { type: 'created', data: { amount: event.amount, employerFee: c.employerFee!, reservationId: event.reservationId } },
+        emitted: { type: 'created', data: { amount: event.amount, employerFee: c.employerFee, reservationId: event.reservationId } },
       };
     }),
     createUnfunded: assign(({ event }) => {
@@ -614,7 +635,7 @@ export const milestoneMachine = setup({
       stateBeforeCancellationRequest: '',
       emitted: {
         type: 'cancellation_rejected',
-        data: { resumed: MILESTONE_STATUS[(context.stateBeforeCancellationRequest || 'funded') as MilestoneStateName] },
+        data: { resumed: statusOf(context.stateBeforeCancellationRequest || 'funded') },
       },
     })),
     markFunded: assign(({ context, event }) => ({
@@ -698,7 +719,7 @@ export const milestoneMachine = setup({
     }),
     proposeSettlement: assign(({ context, event }) => {
       if (event.type !== 'PROPOSE_SETTLEMENT') return {};
-      const d = context.dispute!;
+      const d = disputeOf(context);
       const answers = event.by.id === d.respondentId;
       return {
         ...(answers ? { dueAt: '', dueKind: '' as const } : {}),
@@ -706,7 +727,7 @@ export const milestoneMachine = setup({
           ...d,
           answered: d.answered || answers,
           proposal: { byId: event.by.id, freelancerAmount: event.freelancerAmount },
-          proposalsBy: { ...d.proposalsBy, [event.by.id]: (d.proposalsBy?.[event.by.id] ?? 0) + 1 },
+          proposalsBy: { ...d.proposalsBy, [event.by.id]: (d.proposalsBy[event.by.id] ?? 0) + 1 },
         },
         updatedAt: event.at,
         emitted: {
@@ -715,22 +736,26 @@ export const milestoneMachine = setup({
         },
       };
     }),
-    acceptSettlement: assign(({ context, event }) => settlement(context, context.dispute!.proposal!.freelancerAmount, 'settled', event.at)),
+    acceptSettlement: assign(({ context, event }) => {
+      const proposal = disputeOf(context).proposal;
+      if (!proposal) throw new Error(`milestone ${context.id}: a settlement accepted with no proposal (the hasProposal guard)`);
+      return settlement(context, proposal.freelancerAmount, 'settled', event.at);
+    }),
     resolve: assign(({ context, event }) =>
       event.type === 'RESOLVE' ? settlement(context, event.freelancerAmount, 'arbitrated', event.at) : {},
     ),
     grantClaim: assign(({ context, event }) => {
       // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
-      const d = context.dispute!;
+      const d = disputeOf(context);
       const freelancerAmount = d.filerId === context.freelancerId ? d.claim : sub(context.currency, context.held, d.claim);
       return settlement(context, freelancerAmount, 'claim_granted', event.at);
     }),
     requestEscalation: assign(({ context, event }) => ({
       dispute: {
-        ...context.dispute!,
+        ...disputeOf(context),
         escalatedBy: event.by.id,
         arbitrationFee: format(context.currency, context.terms.arbitrationFee),
-        escalationsBy: { ...context.dispute!.escalationsBy, [event.by.id]: (context.dispute!.escalationsBy?.[event.by.id] ?? 0) + 1 },
+        escalationsBy: { ...disputeOf(context).escalationsBy, [event.by.id]: (disputeOf(context).escalationsBy[event.by.id] ?? 0) + 1 },
       },
       updatedAt: event.at,
       // The escalating party's account actor reserves the fee, or refuses: ESCALATION_SUCCEEDED or _FAILED follows.
@@ -740,7 +765,7 @@ export const milestoneMachine = setup({
       },
     })),
     escalate: assign(({ context, event }) => {
-      const d = context.dispute!;
+      const d = disputeOf(context);
       const by = d.escalatedBy || event.by.id;
       return {
         // In arbitration nothing is due: the arbiter decides.
@@ -754,7 +779,7 @@ export const milestoneMachine = setup({
     markEscalationFailed: assign(({ context, event }) => {
       const reason = event.type === 'ESCALATION_FAILED' ? event.reason : '';
       return {
-        dispute: { ...context.dispute!, escalatedBy: '', arbitrationFee: zero(context.currency), escalationFailureReason: reason },
+        dispute: { ...disputeOf(context), escalatedBy: '', arbitrationFee: zero(context.currency), escalationFailureReason: reason },
         updatedAt: event.at,
         emitted: { type: 'escalation_failed', data: { reason } },
       };

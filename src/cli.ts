@@ -83,8 +83,36 @@ function need(value: string | undefined, what: string): string {
 const money = (amount: string) => ({ currency_code: o.currency, amount });
 const fmt = (m: { amount?: string; currency_code?: string } | null | undefined) => (m ? `${m.amount} ${m.currency_code}` : '-');
 
+/** What the CLI reads of the replies (the proto's field names, as @grpc/proto-loader gives them). */
+interface MoneyView {
+  amount?: string;
+  currency_code?: string;
+}
+interface MilestoneView {
+  id: string;
+  status: string;
+  amount?: MoneyView | null;
+  held?: MoneyView | null;
+  released?: MoneyView | null;
+  returned?: MoneyView | null;
+  employer_id: string;
+  freelancer_id: string;
+  project_id: string;
+  version: string;
+  history?: { version: string; type: string; actor_id: string }[];
+}
+interface ReplyView {
+  milestone: MilestoneView;
+  milestones: MilestoneView[];
+  available?: MoneyView | null;
+  held?: MoneyView | null;
+  incoming?: MoneyView | null;
+  /** A deposit's or a withdrawal's status. */
+  status: string;
+}
+
 /** One line per milestone, then its history when there is one. */
-function showMilestone(m: Record<string, any>): string {
+function showMilestone(m: MilestoneView): string {
   const lines = [
     `${m.id}  ${m.status}  ${fmt(m.amount)} (held ${fmt(m.held)}, released ${fmt(m.released)}, returned ${fmt(m.returned)})  ${m.employer_id} -> ${m.freelancer_id}  project ${m.project_id}  v${m.version}`,
   ];
@@ -128,7 +156,7 @@ async function main(): Promise<number> {
     user: string,
     request: object,
     roles: string[] = [],
-  ) => client.callWithToken<Record<string, any>>(service, method, request, await as(user, roles));
+  ) => client.callWithToken<ReplyView>(service, method, request, await as(user, roles));
   const print = (reply: unknown, human: string) => console.log(o.json ? JSON.stringify(reply) : human);
   const key = o.key ?? randomUUID();
   try {
@@ -194,7 +222,7 @@ async function main(): Promise<number> {
       case 'list': {
         const direction = o.direction ? o.direction.toUpperCase() : 'OUTGOING';
         const r = await call('MilestoneService', 'ListMilestones', need(o.as, '--as'), { direction, page_size: 100 });
-        print(r, r.milestones.length === 0 ? 'no milestones' : r.milestones.map((m: Record<string, any>) => showMilestone(m)).join('\n'));
+        print(r, r.milestones.length === 0 ? 'no milestones' : r.milestones.map((m) => showMilestone(m)).join('\n'));
         return 0;
       }
       case 'balance': {
@@ -206,7 +234,7 @@ async function main(): Promise<number> {
       case 'watch': {
         const stream = client.stream('WatchMilestone', await as(need(o.as, '--as')), { milestone_id: need(args[0], 'the milestone') });
         await new Promise<void>((resolve, reject) => {
-          stream.on('data', (r: Record<string, any>) => print(r, showMilestone({ ...r.milestone, history: [] })));
+          stream.on('data', (r: ReplyView) => print(r, showMilestone({ ...r.milestone, history: [] })));
           stream.on('error', reject);
           stream.on('end', resolve);
         });
@@ -239,7 +267,7 @@ main().then(
       process.exit(64);
     }
     const e = err as Partial<RpcError> & Error;
-    if (e.code !== undefined && typeof e.code === 'number') {
+    if (typeof e.code === 'number') {
       // A refusal of the engine: its gRPC status and stable reason.
       console.error(
         o.json
@@ -248,7 +276,7 @@ main().then(
       );
       process.exit(1);
     }
-    console.error(`escrow: ${e.message ?? String(err)}`);
+    console.error(`escrow: ${e.message || String(err)}`);
     process.exit(1);
   },
 );

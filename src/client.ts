@@ -14,6 +14,16 @@ export interface RpcError {
 }
 
 export type Service = 'MilestoneService' | 'AccountService' | 'ReviewService';
+
+/**
+ * A reply of @grpc/proto-loader's dynamic client: its shape is the proto's, unknown to the
+ * compiler. Callers that read it name the type they expect; tests take it as it comes.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one untyped value: a dynamic client's reply
+export type Reply = any;
+
+type Unary = (this: grpc.Client, request: object, md: grpc.Metadata, options: grpc.CallOptions, cb: grpc.requestCallback<unknown>) => void;
+type ServerStream = (this: grpc.Client, request: object, md: grpc.Metadata) => grpc.ClientReadableStream<Reply>;
 export type User = string | { id: string; roles: string[] };
 
 /**
@@ -46,17 +56,18 @@ export class EscrowClient {
   }
 
   /** Calls with a raw token (or none): for authentication tests. Rejects with an RpcError. */
-  callWithToken<T = any>(service: Service, method: string, request: object, token: string | null, deadlineMs = 20_000): Promise<T> {
+  callWithToken<T = Reply>(service: Service, method: string, request: object, token: string | null, deadlineMs = 20_000): Promise<T> {
     const md = new grpc.Metadata();
     if (token !== null) md.set('authorization', `Bearer ${token}`);
-    const client = this.clients[service] as unknown as Record<string, Function>;
+    const unary = (this.clients[service] as unknown as Record<string, Unary | undefined>)[method];
+    if (!unary) return Promise.reject(new Error(`${service} has no method ${method}`));
     return new Promise<T>((resolve, reject) => {
-      client[method]!.call(
+      unary.call(
         this.clients[service],
         request,
         md,
         { deadline: Date.now() + deadlineMs },
-        (err: grpc.ServiceError | null, res: T) => {
+        (err: grpc.ServiceError | null, res?: unknown) => {
           if (err) {
             const info = errorInfoOf(err);
             reject(
@@ -67,34 +78,35 @@ export class EscrowClient {
                 info: info?.metadata ?? {},
               }),
             );
-          } else resolve(res);
+          } else resolve(res as T);
         },
       );
     });
   }
 
-  async call<T = any>(service: Service, method: string, user: User, request: object): Promise<T> {
+  async call<T = Reply>(service: Service, method: string, user: User, request: object): Promise<T> {
     const u = typeof user === 'string' ? { id: user, roles: [] } : user;
     return this.callWithToken<T>(service, method, request, await this.token(u.id, u.roles));
   }
 
-  m<T = any>(method: string, user: User, request: object) {
+  m<T = Reply>(method: string, user: User, request: object) {
     return this.call<T>('MilestoneService', method, user, request);
   }
 
-  a<T = any>(method: string, user: User, request: object) {
+  a<T = Reply>(method: string, user: User, request: object) {
     return this.call<T>('AccountService', method, user, request);
   }
 
-  r<T = any>(method: string, user: User, request: object) {
+  r<T = Reply>(method: string, user: User, request: object) {
     return this.call<T>('ReviewService', method, user, request);
   }
 
-  stream(method: string, token: string, request: object): grpc.ClientReadableStream<any> {
+  stream(method: string, token: string, request: object): grpc.ClientReadableStream<Reply> {
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${token}`);
-    const client = this.clients.MilestoneService as unknown as Record<string, Function>;
-    return client[method]!.call(this.clients.MilestoneService, request, md);
+    const open = (this.clients.MilestoneService as unknown as Record<string, ServerStream | undefined>)[method];
+    if (!open) throw new Error(`MilestoneService has no method ${method}`);
+    return open.call(this.clients.MilestoneService, request, md);
   }
 
   close(): void {

@@ -250,7 +250,7 @@ function duration(env: Env, key: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const m = /^([0-9]{1,9})(ms|s|m|h|d)$/.exec(raw);
   if (!m) throw new ConfigError(key, `"${raw}" is not a duration such as 500ms, 30s, 15m, 36h or 4d`);
-  const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
+  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? Number.NaN);
   if (ms < 1 || ms > 365 * 86_400_000) throw new ConfigError(key, `${raw} is outside 1ms..365d`);
   return ms;
 }
@@ -267,29 +267,37 @@ function fees(env: Env): TermsPolicy['fees'] {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(key, 'must be an object keyed by currency');
   const out: Record<string, { employer: FeeRule; freelancer: FeeRule; arbitration: string }> = {};
-  for (const [currency, v] of Object.entries(parsed as Record<string, any>)) {
+  for (const [currency, v] of Object.entries(parsed as Record<string, unknown>)) {
     const amount = (value: unknown, field: string): string => {
       if (value === undefined) return '0';
       try {
-        return parseAmount(currency, String(value), `${currency}.${field}`, { allowZero: true }).amount;
+        return parseAmount(currency, typeof value === 'string' || typeof value === 'number' ? String(value) : '', `${currency}.${field}`, {
+          allowZero: true,
+        }).amount;
       } catch (err) {
         throw new ConfigError(key, err instanceof InvalidArgument ? err.message : String(err));
       }
     };
-    const rule = (r: any, field: string): FeeRule => {
-      const percent = r?.percent === undefined ? '0' : String(r.percent);
+    const rule = (r: unknown, field: string): FeeRule => {
+      const given = field_(r, 'percent');
+      const percent = given === undefined ? '0' : typeof given === 'string' || typeof given === 'number' ? String(given) : '';
       if (!/^[0-9]{1,3}(\.[0-9]{1,4})?$/.test(percent) || new Decimal(percent).gt(100)) {
         throw new ConfigError(key, `${currency}.${field}.percent "${percent}" is not a percent 0..100`);
       }
-      return { percent, minimum: amount(r?.minimum, `${field}.minimum`) };
+      return { percent, minimum: amount(field_(r, 'minimum'), `${field}.minimum`) };
     };
     out[currency] = {
-      employer: rule(v?.employer, 'employer'),
-      freelancer: rule(v?.freelancer, 'freelancer'),
-      arbitration: amount(v?.arbitration, 'arbitration'),
+      employer: rule(field_(v, 'employer'), 'employer'),
+      freelancer: rule(field_(v, 'freelancer'), 'freelancer'),
+      arbitration: amount(field_(v, 'arbitration'), 'arbitration'),
     };
   }
   return out;
+}
+
+/** A field of a parsed JSON value that may be anything: undefined unless it is an object that has it. */
+function field_(value: unknown, name: string): unknown {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined;
 }
 
 function decimal(env: Env, key: string, fallback: string): string {

@@ -196,7 +196,7 @@ export class Engine {
           watchMaxAgeMs: config.callerLimits.watchMaxAgeMs,
         },
         connections: config.grpcConnections,
-        ...(worker ? { ledgerStopped: () => worker!.role === 'stopped' } : {}),
+        ...(worker ? { ledgerStopped: () => worker.role === 'stopped' } : {}),
         milestones,
         accounts,
         reviews,

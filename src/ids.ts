@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 function uuidFromHash(input: string): string {
   const h = createHash('sha256').update(input).digest('hex');
   // Shaped like a version-8 (custom) UUID, so it fits any uuid column or parser.
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** The id of the event a command on an entity yields: same entity and key, same id. */

@@ -66,11 +66,14 @@ async function main(): Promise<void> {
   // OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (src/tracing.ts).
   if (await startTracing(role))
     logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
+  // Both are set: given, or the embedded default's.
+  const databaseUrl = embedded?.databaseUrl ?? config.databaseUrl ?? '';
+  const natsUrl = embedded?.natsUrl ?? config.natsUrl ?? '';
   const engine = await Engine.start({
     config: {
       ...config,
-      databaseUrl: embedded?.databaseUrl ?? config.databaseUrl!,
-      natsUrl: embedded?.natsUrl ?? config.natsUrl!,
+      databaseUrl,
+      natsUrl,
       authJwtSecret: secret,
     },
     gateway: role !== 'worker',

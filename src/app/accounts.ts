@@ -104,7 +104,7 @@ export class AccountApp {
     // The ledger first, then the log: debits decided after the read only make the figure more careful.
     const { balance: row, decidedPosted } = await read.balanceAndView(this.o.pool, userId, currency);
     const last = await this.o.log.readLastTrusted<Partial<AccountEventData>>(this.o.log.names.account(userId)).catch(() => null);
-    const debited = last?.last?.event.data.state?.debited?.[currency];
+    const debited = last?.last?.event.data.state?.debited[currency];
     const inFlight = debited ? sub(currency, debited, decidedPosted) : '0';
     const pending = cmp(inFlight, '0') > 0 ? inFlight : '0';
     const z = zero(currency);
@@ -121,7 +121,7 @@ export class AccountApp {
   async listEntries(ctx: CallContext, userId: string, pageSize: number, beforeSeq: string | null) {
     if (!mayReadBalance(ctx.caller, userId)) throw new PermissionDenied('NOT_OWNER', "caller may not read this user's ledger");
     const rows = await read.entriesOf(this.o.pool, userId, beforeSeq, pageSize);
-    return { rows, last: rows.length === pageSize ? rows[rows.length - 1]!.stream_seq : null };
+    return { rows, last: rows.length === pageSize ? (rows.at(-1)?.stream_seq ?? null) : null };
   }
 }
 

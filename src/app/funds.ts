@@ -100,15 +100,16 @@ class AccountActor {
       if (this.seq === null) await this.load(subject);
       const before = this.debited[op.currency] ?? '0';
       const covered = !op.debit || (await this.covers(op.currency, before, op.amount));
-      if (!covered && !op.refusal) return 'insufficient';
+      const outcome = covered ? { type: op.type, change: op.change } : op.refusal;
+      if (!outcome) return 'insufficient';
       const debited = op.debit && covered ? { ...this.debited, [op.currency]: add(op.currency, before, op.amount) } : this.debited;
       const event = cloudEvent<AccountEventData>({
         id: op.id,
         source: this.o.log.names.source,
-        type: eventType('account', covered ? op.type : op.refusal!.type),
+        type: eventType('account', outcome.type),
         subject: this.userId,
         time: op.time,
-        data: { by: op.by, change: covered ? op.change : op.refusal!.change, state: { userId: this.userId, debited } },
+        data: { by: op.by, change: outcome.change, state: { userId: this.userId, debited } },
       });
       try {
         const ack = await this.o.log.append(subject, event, this.seq);

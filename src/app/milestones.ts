@@ -22,7 +22,7 @@ import {
   type ProjectContext,
   type ProjectEvent,
 } from '../../actors/project.machine.js';
-import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
+import { FailedPrecondition, invariant, NotFound, PermissionDenied } from '../errors.js';
 import type { Subscription } from '@nats-io/transport-node';
 import { VERSION_HEADER, type EventLog } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
@@ -72,7 +72,7 @@ export interface MilestoneAppOptions {
   fundingWaitMs: number;
   now: () => Date;
   /** The read model, for the sweep of unfinished funding sagas and the timers. */
-  pool?: Pool;
+  pool: Pool;
   /** Fees and dispute windows of new milestones. */
   terms: TermsPolicy;
   /** How often due timers are looked for. */
@@ -138,7 +138,7 @@ export class MilestoneApp {
     // The funding of many milestones of one employer queues at its account: a wider bound than a milestone's.
     this.funds = new Funds({
       log: o.log,
-      pool: o.pool!,
+      pool: o.pool,
       mailboxMax: Math.max(1_024, 16 * o.mailboxMax),
       actorsMax: o.actorsMax,
       actorIdleMs: o.actorIdleMs,
@@ -175,12 +175,10 @@ export class MilestoneApp {
         }
       }
     })();
-    if (this.o.pool) {
-      this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
-      this.sweeper.unref();
-      this.timers = setInterval(() => void this.fireDueTimers().catch(() => {}), this.o.timerScanMs);
-      this.timers.unref();
-    }
+    this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
+    this.sweeper.unref();
+    this.timers = setInterval(() => void this.fireDueTimers().catch(() => {}), this.o.timerScanMs);
+    this.timers.unref();
   }
 
   stop(): void {
@@ -199,12 +197,12 @@ export class MilestoneApp {
    * may do it; the idempotent saga step makes repeats harmless.
    */
   private async sweepPendingFunding(): Promise<void> {
-    if (this.sweeping || !this.o.pool) return;
+    if (this.sweeping) return;
     this.sweeping = true;
     try {
       const stale = await read.staleSagas(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX);
       metrics.sagasStale.set(stale.length);
-      metrics.sagaOldestSeconds.set(stale.length ? (Date.now() - stale[0]!.updatedAt.getTime()) / 1000 : 0);
+      metrics.sagaOldestSeconds.set((Date.now() - (stale[0]?.updatedAt.getTime() ?? Date.now())) / 1000);
       for (const { id } of stale) {
         this.milestones.peek(id)?.invalidate();
         await this.milestones.read(id).catch(() => {});
@@ -225,7 +223,7 @@ export class MilestoneApp {
    * timer fires once. Returns how many timers were fired by this call.
    */
   async fireDueTimers(): Promise<number> {
-    if (this.firing || !this.o.pool) return 0;
+    if (this.firing) return 0;
     this.firing = true;
     let fired = 0;
     try {
@@ -247,7 +245,7 @@ export class MilestoneApp {
     return fired;
   }
 
-  private command<E extends MilestoneEvent | ProjectEvent>(ctx: CallContext, key: string, content: object, event: E): Command {
+  private command(ctx: CallContext, key: string, content: object, event: MilestoneEvent | ProjectEvent): Command {
     return { key: scopedKey(ctx.caller.id, key), digest: digest(content), event: { ...event }, deadline: ctx.deadline };
   }
 
@@ -511,7 +509,8 @@ export class MilestoneApp {
     const causationId = sagaEventId(state);
     const asked = lastHistory(state);
     if (state.state === 'escalating' && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
-      const d = state.context.dispute!;
+      const d = state.context.dispute;
+      invariant(d, `milestone ${state.id} is escalating without a dispute`);
       const paid = await this.funds.reserveFee(d.escalatedBy, {
         milestoneId: state.id,
         causationId,
@@ -536,7 +535,6 @@ export class MilestoneApp {
    * key. Each reservation is given back once: both ways are keyed by its id.
    */
   async sweepReservations(ttlMs = this.o.reservationTtlMs): Promise<number> {
-    if (!this.o.pool) return 0;
     let released = 0;
     for (const r of await read.staleReservations(this.o.pool, ttlMs, SWEEP_BATCH_MAX)) {
       const milestone = await this.milestones.read(r.milestoneId);
@@ -738,7 +736,7 @@ export class MilestoneApp {
     // model ('' when it cannot be read: the ledger decides alone).
     const milestone = await this.milestones.read(milestoneId);
     const balance =
-      this.o.pool && milestone.version > 0
+      milestone.version > 0
         ? await read.balanceOf(this.o.pool, ctx.caller.id, milestone.context.currency).catch(() => undefined)
         : undefined;
     const available = balance === undefined ? '' : (balance?.available ?? '0');

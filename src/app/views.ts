@@ -49,13 +49,16 @@ export async function watchMilestone(
   const follow = () =>
     app.milestones.read(id).then(
       (s) => allowed && emit(s),
-      (err: Error) => finish(err),
+      (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
     );
   // Subscribed before the first read, so no change between the two is missed; nothing is
   // written before the caller is known to be a party.
   const sub = log.nc.subscribe(subject, {
     callback: (err, msg) => {
-      if (err) return finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed'));
+      if (err) {
+        finish(new Unavailable('EVENT_LOG_UNAVAILABLE', 'the event subscription failed', err));
+        return;
+      }
       if (!log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
       const version = Number(msg.headers?.get(VERSION_HEADER));
       if (Number.isInteger(version) && version > 0) app.milestones.peek(id)?.observe(version);

@@ -92,7 +92,9 @@ export async function startEmbeddedPostgres(
     await pg.start();
   } catch (err) {
     if (err instanceof Error && /permission denied/i.test(err.message)) throw unusable(dir, err);
-    throw new Error(`embedded PostgreSQL did not start in ${dir}: ${err instanceof Error ? err.message : 'it exited early'}`);
+    throw new Error(`embedded PostgreSQL did not start in ${dir}: ${err instanceof Error ? err.message : 'it exited early'}`, {
+      cause: err,
+    });
   }
   return { url: `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`, stop: () => pg.stop() };
 }
@@ -115,7 +117,10 @@ export async function startNatsServer(dataDir: string, port?: number): Promise<{
     stop: () =>
       new Promise<void>((done) => {
         rmSync(pidFile, { force: true });
-        if (child.exitCode !== null) return done();
+        if (child.exitCode !== null) {
+          done();
+          return;
+        }
         child.once('exit', () => done());
         child.kill('SIGTERM');
       }),
@@ -128,7 +133,7 @@ export async function startNatsServer(dataDir: string, port?: number): Promise<{
  */
 async function stopStale(pid: number, dir: string, signal: NodeJS.Signals): Promise<void> {
   if (!Number.isInteger(pid) || pid <= 1) return;
-  let cmdline = '';
+  let cmdline: string;
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
   } catch {
@@ -149,7 +154,10 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((r) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
       s.once('error', () => r(false));
     });
     if (ok) return;

@@ -9,7 +9,18 @@ import { protoPath } from 'grpc-health-check';
 const address = process.env.GRPC_ADDRESS ?? '127.0.0.1:50051';
 const target = `127.0.0.1:${address.slice(address.lastIndexOf(':') + 1)}`;
 const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as unknown as {
-  grpc: { health: { v1: { Health: new (address: string, creds: grpc.ChannelCredentials) => grpc.Client & { Check: Function } } } };
+  grpc: {
+    health: {
+      v1: {
+        Health: new (
+          address: string,
+          creds: grpc.ChannelCredentials,
+        ) => grpc.Client & {
+          Check: (request: object, options: grpc.CallOptions, cb: (err: Error | null, res?: { status: string }) => void) => void;
+        };
+      };
+    };
+  };
 };
 const client = new def.grpc.health.v1.Health(target, grpc.credentials.createInsecure());
 client.Check(

@@ -30,11 +30,11 @@ export function encode(event: CloudEvent<unknown>): Uint8Array {
 }
 
 export function decode<D = Record<string, unknown>>(bytes: Uint8Array): CloudEvent<D> {
-  const parsed = JSON.parse(decoder.decode(bytes)) as CloudEvent<D>;
+  const parsed = JSON.parse(decoder.decode(bytes)) as Partial<CloudEvent<D>> | null;
   if (parsed?.specversion !== '1.0' || typeof parsed.id !== 'string' || typeof parsed.type !== 'string') {
     throw new Error('not a CloudEvents 1.0 structured event');
   }
-  return parsed;
+  return parsed as CloudEvent<D>;
 }
 
 /** The CloudEvents type of an entity's event: escrow.<entity>.<short>.v1. */

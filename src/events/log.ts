@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import {
   jetstream,
   jetstreamManager,
@@ -121,11 +121,21 @@ export function isTransient(err: unknown): boolean {
   return err instanceof Error && err.name === 'JetStreamNotEnabled';
 }
 
+/**
+ * The signature header of a stored message. The client types a message's headers as always
+ * there; a message published without any has none, which is read as unsigned.
+ */
+function signatureOf(m: { header?: MsgHdrs | undefined }): string | undefined {
+  return m.header?.get(SIGNATURE_HEADER);
+}
+
 export function versionAtLeast(version: string, min: string): boolean {
   const a = version.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
   const b = min.split('.').map(Number);
   for (let i = 0; i < 3; i++) {
-    if ((a[i] ?? 0) !== b[i]) return (a[i] ?? 0) > b[i]!;
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
   }
   return true;
 }
@@ -229,7 +239,10 @@ export class EventLog {
     const peers = new Set(
       [own?.server_name ?? '', info.cluster?.leader ?? '', ...(info.cluster?.replicas ?? []).map((r) => r.name)].filter(Boolean),
     );
-    const old = [...peers].filter((p) => this.peerVersions.has(p) && !versionAtLeast(this.peerVersions.get(p)!, SAFE_REPLICATED_SERVER));
+    const old = [...peers].filter((p) => {
+      const version = this.peerVersions.get(p);
+      return version !== undefined && !versionAtLeast(version, SAFE_REPLICATED_SERVER);
+    });
     if (!own) old.push('(unknown) 0.0.0');
     return old.length > 0
       ? new UnsafeEventLog(old.map((p) => `${p} ${this.peerVersions.get(p) ?? ''}`.trim()).join(', '), info.config.num_replicas)
@@ -459,8 +472,8 @@ export class EventLog {
     this.ensureConnected();
     try {
       const read = this.leaderReads
-        ? // The API takes next_by_subj too (nats-server's JSApiMsgGetRequest), though the client's type omits it.
-          () => this.jsm.streams.getMessage(this.names.stream, query as { seq: number })
+        ? // The API takes next_by_subj too (nats-server's JSApiMsgGetRequest).
+          () => this.jsm.streams.getMessage(this.names.stream, query)
         : () => this.jsm.direct.getMessage(this.names.stream, query);
       return await this.retrying(read, Date.now() + this.retryMs);
     } catch (err) {
@@ -476,7 +489,7 @@ export class EventLog {
   async readLast<D>(subject: string): Promise<Stored<D> | null> {
     const m = await this.get({ last_by_subj: subject });
     if (!m) return null;
-    if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+    if (!this.verified(subject, m.data, signatureOf(m), m.seq)) {
       throw new EscrowError(
         'INTERNAL',
         'EVENT_UNVERIFIED',
@@ -495,7 +508,7 @@ export class EventLog {
   async readLastTrusted<D>(subject: string): Promise<{ last: Stored<D> | null; tailSeq: number }> {
     const m = await this.get({ last_by_subj: subject });
     if (!m) return { last: null, tailSeq: 0 };
-    if (this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+    if (this.verified(subject, m.data, signatureOf(m), m.seq)) {
       return { last: { seq: m.seq, event: decode<D>(m.data), size: m.data.length }, tailSeq: m.seq };
     }
     const tailSeq = m.seq;
@@ -503,7 +516,7 @@ export class EventLog {
     for (let seq = 1; seq <= tailSeq;) {
       const next = await this.get({ next_by_subj: subject, seq });
       if (!next || next.seq > tailSeq) break;
-      if (this.verified(subject, next.data, next.header?.get(SIGNATURE_HEADER), next.seq))
+      if (this.verified(subject, next.data, signatureOf(next), next.seq))
         last = { seq: next.seq, event: decode<D>(next.data), size: next.data.length };
       seq = next.seq + 1;
     }
@@ -513,13 +526,13 @@ export class EventLog {
   /** The CloudEvents id of the message at `seq`, signed or not (null: the stream holds none there). */
   async idAt(seq: number): Promise<string | null> {
     const m = await this.get({ seq });
-    return m ? (decode<unknown>(m.data).id ?? null) : null;
+    return m ? decode<unknown>(m.data).id : null;
   }
 
   /** The raw message at `seq` (signed or not), or null when the stream holds none there. */
   async messageAt(seq: number): Promise<{ seq: number; subject: string; data: Uint8Array; signature: string | undefined } | null> {
     const m = await this.get({ seq });
-    return m ? { seq: m.seq, subject: m.subject, data: m.data, signature: m.header?.get(SIGNATURE_HEADER) } : null;
+    return m ? { seq: m.seq, subject: m.subject, data: m.data, signature: signatureOf(m) } : null;
   }
 
   /** Whether the stream still holds a message at `seq` (signed or not). */
@@ -541,7 +554,7 @@ export class EventLog {
   async readAt<D>(seq: number): Promise<Stored<D> | null> {
     const m = await this.get({ seq });
     if (!m) return null;
-    if (!this.verified(m.subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+    if (!this.verified(m.subject, m.data, signatureOf(m), m.seq)) {
       throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${m.subject} is not signed by this deployment`);
     }
     return { seq: m.seq, event: decode<D>(m.data), size: m.data.length };
@@ -556,7 +569,7 @@ export class EventLog {
     while (seq < before) {
       const m = await this.get({ next_by_subj: subject, seq });
       if (!m || m.seq >= before) return;
-      if (!this.verified(subject, m.data, m.header?.get(SIGNATURE_HEADER), m.seq)) {
+      if (!this.verified(subject, m.data, signatureOf(m), m.seq)) {
         throw new EscrowError('INTERNAL', 'EVENT_UNVERIFIED', `message ${m.seq} on ${subject} is not signed by this deployment`);
       }
       yield times

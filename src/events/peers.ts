@@ -35,9 +35,15 @@ export function readServerInfo(hostPort: string, timeoutMs = 1_000): Promise<Ser
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
       const end = buffered.indexOf('\r\n');
-      if (end < 0) return buffered.length > 65_536 ? done(null) : undefined;
+      if (end < 0) {
+        if (buffered.length > 65_536) done(null);
+        return;
+      }
       const line = buffered.slice(0, end);
-      if (!line.startsWith('INFO ')) return done(null);
+      if (!line.startsWith('INFO ')) {
+        done(null);
+        return;
+      }
       try {
         const info = JSON.parse(line.slice(5)) as Partial<ServerInfo>;
         done(

@@ -21,5 +21,5 @@ export function validateChange(entity: string, type: string, change: unknown): s
 /** escrow.milestone.released.v1 -> { entity: 'milestone', type: 'released' }; null for other types. */
 export function parseEventType(cloudEventType: string): { entity: string; type: string } | null {
   const m = /^escrow\.([a-z]+)\.([a-z_]+)\.v1$/.exec(cloudEventType);
-  return m ? { entity: m[1]!, type: m[2]! } : null;
+  return m?.[1] && m[2] ? { entity: m[1], type: m[2] } : null;
 }

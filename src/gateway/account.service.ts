@@ -5,7 +5,8 @@ import { unary, type HandlerDeps } from './handlers.js';
 import { isSeq } from './page-token.js';
 import * as v from './validate.js';
 
-type Req = Record<string, any>;
+/** A request as @grpc/proto-loader decodes it: every field is checked before use (./validate.ts). */
+type Req = Record<string, unknown>;
 
 function operationReply(r: OperationResult) {
   return { operation_id: r.operationId, status: r.status, balance: r.balance ? balanceMessage(r.balance) : null };

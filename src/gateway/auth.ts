@@ -117,13 +117,17 @@ export class Authenticator {
     if (values.length === 0) throw new Unauthenticated('TOKEN_MISSING', 'authorization metadata with a Bearer token is required');
     const match = values.length === 1 && typeof values[0] === 'string' ? BEARER.exec(values[0]) : null;
     if (!match) throw new Unauthenticated('TOKEN_MALFORMED', 'authorization must be "Bearer <JWT>"');
-    const token = match[1]!;
+    const token = match[1] ?? '';
     const known = this.verified.get(token);
     if (known && known.expiresAt > Date.now()) return known.caller;
     let payload;
     try {
-      const key: KeyLookup = async (header, input) =>
-        header.alg === 'HS256' && this.secret ? this.secret : this.jwks ? this.jwks(header, input) : this.secret!;
+      const key: KeyLookup = async (header, input) => {
+        if (header.alg === 'HS256' && this.secret) return this.secret;
+        if (this.jwks) return this.jwks(header, input);
+        if (this.secret) return this.secret;
+        throw new Error('no key is configured');
+      };
       ({ payload } = await jwtVerify(token, key, {
         algorithms: this.algorithms,
         requiredClaims: ['exp'],
@@ -134,7 +138,7 @@ export class Authenticator {
       throw tokenError(err, this.o.jwksUrl !== undefined);
     }
     const now = Date.now() / 1000;
-    const exp = payload.exp!;
+    const exp = payload.exp ?? 0; // required above (requiredClaims)
     if (exp > now + TOKEN_LIFETIME_MAX_S + CLOCK_SKEW_S) {
       throw new Unauthenticated('TOKEN_LIFETIME_TOO_LONG', `the token's exp is more than ${TOKEN_LIFETIME_MAX_S / 3600} h ahead`);
     }
@@ -147,7 +151,7 @@ export class Authenticator {
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string' && ROLES.has(r)) : [];
     const caller = { id: payload.sub, roles };
     // Remembered until it expires, never past it; a JWKS token at most a minute (its key may be withdrawn).
-    if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+    if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value ?? '');
     const byJwks = this.jwks !== null && !(this.secret && decodeProtectedHeader(token).alg === 'HS256');
     this.verified.set(token, { caller, expiresAt: byJwks ? Math.min(exp * 1000, Date.now() + JWKS_REMEMBER_MS) : exp * 1000 });
     return caller;

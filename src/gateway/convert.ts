@@ -1,4 +1,4 @@
-import { DISPUTE_STAGE, MILESTONE_STATUS, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone.machine.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import type { EntryRow, MilestoneRow } from '../ledger/read.js';
@@ -28,7 +28,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     held: money(c.currency, c.held),
     released: money(c.currency, c.released),
     returned: money(c.currency, c.returned),
-    status: MILESTONE_STATUS[s.state as MilestoneStateName] ?? 'STATUS_UNSPECIFIED',
+    status: statusOf(s.state),
     version: s.version,
     description: c.description,
     created_at: timestamp(c.createdAt),
@@ -40,9 +40,9 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     freelancer_fee: money(c.currency, c.freelancerFee),
     review_window_seconds: Math.floor(c.terms.reviewWindowMs / 1000),
     auto_release_at: c.dueKind === 'auto_release' ? timestamp(c.dueAt) : null,
-    dispute: c.dispute ? disputeMessage(s) : null,
+    dispute: c.dispute ? disputeMessage(s, c.dispute) : null,
     history: historyOf(s).map((h) => {
-      const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key] as string) : null);
+      const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key]) : null);
       return {
         version: h.version,
         type: h.type,
@@ -63,11 +63,10 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
   };
 }
 
-function disputeMessage(s: Persisted<MilestoneContext>) {
+function disputeMessage(s: Persisted<MilestoneContext>, d: Dispute) {
   const c = s.context;
-  const d = c.dispute!;
   return {
-    stage: DISPUTE_STAGE[s.state as MilestoneStateName] ?? 'RESOLVED',
+    stage: disputeStageOf(s.state) ?? 'RESOLVED',
     filer_id: d.filerId,
     respondent_id: d.respondentId,
     reason: d.reason,

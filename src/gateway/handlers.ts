@@ -67,7 +67,10 @@ async function handle(
     if (!(err instanceof EscrowError)) deps.logger.error({ err, rpc: name, requestId }, 'unexpected error');
     // What a dependency said (a database error's text) is logged, never sent to the client.
     else if (err.cause !== undefined)
-      deps.logger.warn({ rpc: name, requestId, reason: err.reason, cause: String(err.cause) }, 'call failed on a dependency');
+      deps.logger.warn(
+        { rpc: name, requestId, reason: err.reason, cause: err.cause instanceof Error ? err.cause.message : JSON.stringify(err.cause) },
+        'call failed on a dependency',
+      );
     outcome = err instanceof EscrowError ? { code: err.code, reason: err.reason } : { code: 'INTERNAL', reason: 'INTERNAL' };
     fail(toServiceError(err));
   } finally {
@@ -116,7 +119,7 @@ export function unary<Req, Res>(
       name,
       call,
       async (ctx) => callback(null, await fn(call.request, ctx)),
-      (status) => callback(status as grpc.ServiceError),
+      (status) => callback(status),
     );
 }
 

@@ -9,7 +9,8 @@ import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import { isTime, isUuid } from './page-token.js';
 import * as v from './validate.js';
 
-type Req = Record<string, any>;
+/** A request as @grpc/proto-loader decodes it: every field is checked before use (./validate.ts). */
+type Req = Record<string, unknown>;
 
 const STATUSES = new Set([
   'REQUESTED',
@@ -68,7 +69,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       if (r.direction !== 'INCOMING' && r.direction !== 'OUTGOING') {
         throw new InvalidArgument('DIRECTION_REQUIRED', 'direction must be INCOMING or OUTGOING', { field: 'direction' });
       }
-      const statuses: string[] = Array.isArray(r.statuses) ? r.statuses : [];
+      const statuses = Array.isArray(r.statuses) ? r.statuses.map((s: unknown) => (typeof s === 'string' ? s : '')) : [];
       if (statuses.some((s) => !STATUSES.has(s)))
         throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
       const limit = v.pageSize(r.page_size);
@@ -81,7 +82,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         userId: ctx.caller.id,
         statuses,
         projectId,
-        after: after ? { createdAt: after.c!, id: after.id! } : null,
+        after: after?.c && after.id ? { createdAt: after.c, id: after.id } : null,
         limit,
       });
       const last = rows[rows.length - 1];

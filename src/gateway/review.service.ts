@@ -5,13 +5,14 @@ import { money, timestamp } from './convert.js';
 import { unary, type HandlerDeps } from './handlers.js';
 import * as v from './validate.js';
 
-type Req = Record<string, any>;
+/** A request as @grpc/proto-loader decodes it: every field is checked before use (./validate.ts). */
+type Req = Record<string, unknown>;
 
 export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedServiceImplementation {
   return {
     SubmitReview: unary(deps, 'SubmitReview', async (r: Req, ctx) => {
       const rating = r.rating;
-      if (!Number.isInteger(rating) || rating < 1 || rating > 5)
+      if (typeof rating !== 'number' || !Number.isInteger(rating) || rating < 1 || rating > 5)
         throw new InvalidArgument('RATING_INVALID', 'rating must be 1..5', { field: 'rating' });
       const s = await app.submit(ctx, {
         projectId: v.requireId(r.project_id, 'project_id'),

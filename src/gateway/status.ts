@@ -45,7 +45,7 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
         }),
       ).finish(),
     );
-    if (encoded.size >= ENCODED_MAX) encoded.delete(encoded.keys().next().value!);
+    if (encoded.size >= ENCODED_MAX) encoded.delete(encoded.keys().next().value ?? '');
   }
   encoded.set(cacheKey, bin);
   const metadata = new grpc.Metadata();

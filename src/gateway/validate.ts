@@ -63,7 +63,13 @@ interface MoneyMessage {
   amount?: unknown;
 }
 
-export function requireMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money {
+/** A Money message as decoded: an object, or absent (null or undefined). */
+function moneyMessage(value: unknown): MoneyMessage | null {
+  return typeof value === 'object' && value !== null ? value : null;
+}
+
+export function requireMoney(input: unknown, field: string, o = { allowZero: false }): Money {
+  const value = moneyMessage(input);
   if (!value) throw bad('AMOUNT_REQUIRED', field, `${field} is required`);
   const currency = typeof value.currency_code === 'string' ? value.currency_code : '';
   const amount = typeof value.amount === 'string' ? value.amount : '';
@@ -80,8 +86,9 @@ export function requireMoney(value: MoneyMessage | null | undefined, field: stri
  * that is present is validated like a required one, so an empty `{currency_code:"", amount:""}`
  * is INVALID_ARGUMENT, never read as "all".
  */
-export function optionalMoney(value: MoneyMessage | null | undefined, field: string, o = { allowZero: false }): Money | null {
-  if (value === undefined || value === null) return null;
+export function optionalMoney(input: unknown, field: string, o = { allowZero: false }): Money | null {
+  const value = moneyMessage(input);
+  if (value === null) return null;
   if (!value.currency_code && !value.amount)
     throw bad('AMOUNT_EMPTY', field, `${field} is set but empty: leave it unset, or give a currency_code and an amount`);
   return requireMoney(value, field, o);

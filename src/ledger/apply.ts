@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { DISPUTE_STAGE, TIMER_STATES, type MilestoneContext, type MilestoneStateName } from '../../actors/milestone.machine.js';
+import { disputeStageOf, TIMER_STATES, type MilestoneContext } from '../../actors/milestone.machine.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';
@@ -105,7 +105,7 @@ export async function applyBatch(
         ? { causationIds: outcomes.map((o) => o.causationId), payloads: outcomes.map((o) => JSON.stringify(o)) }
         : { causationIds: [], payloads: [] },
     });
-    if (!result.fenced) throw new LedgerFenced(position!.from);
+    if (!result.fenced) throw new LedgerFenced(position?.from ?? 0);
     // The postings are new to the ledger by the read above; fewer inserted means someone wrote between the two.
     invariant(
       result.postings === writes.postings.eventIds.length,
@@ -197,10 +197,10 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     if (result !== 'ok') continue;
 
     for (const leg of legsOf(intent)) {
-      const next = balances.get(leg.account.id)!.plus(leg.amount);
+      const next = balanceAt(balances, leg.account.id).plus(leg.amount);
       invariant(
         leg.account.kind === 'world' || next.gte(0),
-        `account ${leg.account.id} would go below zero (${next}) by event ${intent.eventId}`,
+        `account ${leg.account.id} would go below zero (${next.toString()}) by event ${intent.eventId}`,
       );
       balances.set(leg.account.id, next);
       deltas.set(leg.account.id, (deltas.get(leg.account.id) ?? new Decimal(0)).plus(leg.amount));
@@ -259,17 +259,24 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   };
 }
 
+/** The balance of an account the batch read (every account its legs touch is read first). */
+function balanceAt(balances: Map<string, Decimal>, accountId: string): Decimal {
+  const balance = balances.get(accountId);
+  invariant(balance !== undefined, `account ${accountId} was not read for the batch`);
+  return balance;
+}
+
 function decideResult(intent: Intent, balances: Map<string, Decimal>, references: Map<string, sql.ReferenceRow>): PostingResult {
   if (intent.kind === 'deposit' || intent.kind === 'withdrawal') {
     const first = references.get(referenceKey(intent));
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
-  if (source && balances.get(source.account.id)!.lt(source.amount)) {
+  if (source && balanceAt(balances, source.account.id).lt(source.amount)) {
     // The account actor decided this debit on a view that can only undercount: short now means a broken rule.
     invariant(
       !intent.decided,
-      `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balances.get(source.account.id)!.toString()} < ${source.amount})`,
+      `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balanceAt(balances, source.account.id).toString()} < ${source.amount})`,
     );
     return 'insufficient_funds';
   }
@@ -328,13 +335,13 @@ function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRo
     statuses: states.map(milestoneStatus),
     versions: states.map((s) => s.version),
     // The gateway refuses control characters; a NUL that got in some other way must not block the ledger.
-    descriptions: c.map((x) => x.description.replace(/\u0000/g, '')),
-    employerFees: c.map((x) => x.employerFee ?? '0'),
-    freelancerFees: c.map((x) => x.freelancerFee ?? '0'),
+    descriptions: c.map((x) => x.description.replaceAll('\u0000', '')),
+    employerFees: c.map((x) => x.employerFee),
+    freelancerFees: c.map((x) => x.freelancerFee),
     // A timer is due only where DEADLINE is handled: an escalation in flight keeps its deadline
     // in the state (it applies again if the escalation fails) but is not offered to the timers.
     dueAt: states.map((s) => (TIMER_STATES.has(s.state) && s.context.dueAt ? s.context.dueAt : null)),
-    disputeStages: states.map((s) => DISPUTE_STAGE[s.state as MilestoneStateName] ?? ''),
+    disputeStages: states.map((s) => disputeStageOf(s.state) ?? ''),
     // Without its first event in the batch the row exists, and an update keeps what was set at creation.
     createdAt: c.map((x) => x.createdAt || x.updatedAt),
     first: c.map((x) => x.createdAt !== ''),

@@ -44,7 +44,7 @@ export async function runAudit(log: EventLog, pool: Pool, waitMs = 30_000): Prom
   const created = (await jsm.streams.info(names.stream)).created;
   log.trustUnsignedBefore(await signedSince(pool, { created }).catch(() => 0));
   const until = Date.now() + waitMs;
-  let pending = 0;
+  let pending: number;
   for (;;) {
     // Unknown (a server did not answer) counts as behind, not as caught up.
     pending = await ledgerBehind(log, pool);

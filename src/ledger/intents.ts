@@ -1,10 +1,5 @@
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import {
-  initialMilestoneContext,
-  MILESTONE_EVENT_CONTEXT,
-  MILESTONE_STATUS,
-  type MilestoneStateName,
-} from '../../actors/milestone.machine.js';
+import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, statusOf } from '../../actors/milestone.machine.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import { carriedFields, eventState, type EntityEventData, type EntityState } from '../runtime/entity.js';
@@ -61,6 +56,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
     // runtime's compact context): the ledger needs the parties and the currency, which every
     // event carries; the read model takes the others from the event that carried them.
     const state =
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an event's JSON is checked, not trusted, to have its type's shape
       data?.state?.context && typeof data.state.context === 'object'
         ? eventState({ subject: event.subject, time: event.time, data }, initialMilestoneContext, MILESTONE_EVENT_CONTEXT)
         : undefined;
@@ -71,7 +67,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
     // worker moves it to the quarantine (a broken invariant), never posts a guess.
     const wrong = parsed ? validateChange('milestone', parsed.type, data.change) : `unknown type ${event.type}`;
     invariant(wrong === null, `event ${event.id} (${event.type}) has a change of the wrong shape: ${wrong}`);
-    const money = postingOf({ type: parsed!.type, data: data.change } as MilestoneEmitted);
+    const money = parsed ? postingOf({ type: parsed.type, data: data.change } as MilestoneEmitted) : null;
     const intent: Intent | null =
       money && !isZero(money.amount)
         ? money.kind === 'unreserve'
@@ -119,15 +115,8 @@ export function classify(seq: number, event: CloudEvent): Classified {
     };
   }
   if (event.type === REVIEW_SUBMITTED) {
-    const stored = (
-      event.data as unknown as EntityEventData<{
-        projectId: string;
-        reviewerId: string;
-        revieweeId: string;
-        rating: number;
-        comment: string;
-      }>
-    )?.state?.context;
+    // Checked field by field below: an event's JSON is not trusted to have its type's shape.
+    const stored = (event.data as { state?: { context?: Record<string, unknown> } } | null | undefined)?.state?.context;
     // Events leave out the fields at their initial value (an empty comment).
     const r = stored ? { ...initialReviewContext, ...stored } : undefined;
     if (
@@ -149,7 +138,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
         reviewerId: r.reviewerId,
         revieweeId: r.revieweeId,
         rating: r.rating,
-        comment: r.comment.replace(/\u0000/g, ''),
+        comment: r.comment.replaceAll('\u0000', ''),
         at: event.time,
       },
     };
@@ -173,10 +162,12 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
   const parsed = parseEventType(event.type);
   const wrong = parsed ? validateChange('account', parsed.type, d.change) : `unknown type ${event.type}`;
   invariant(
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an event's JSON is checked, not trusted, to have its type's shape
     wrong === null && typeof d.state?.userId === 'string',
     `event ${event.id} (${event.type}) has data of the wrong shape: ${wrong ?? 'no state'}`,
   );
-  const e = { type: parsed!.type, data: d.change } as AccountEmitted;
+  if (!parsed) return null; // refused above: unknown type
+  const e = { type: parsed.type, data: d.change } as AccountEmitted;
   const userId = d.state.userId;
   const base = { eventId: event.id, seq, userId, currency: e.data.currency, amount: e.data.amount, reference: '' };
   switch (e.type) {
@@ -249,7 +240,7 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
 }
 
 export function milestoneStatus(state: EntityState<MilestoneContext>): string {
-  return MILESTONE_STATUS[state.state as MilestoneStateName] ?? 'STATUS_UNSPECIFIED';
+  return statusOf(state.state);
 }
 
 const DECIMAL = /^[0-9]{1,16}(\.[0-9]{1,3})?$/;

@@ -139,11 +139,13 @@ export function legsOf(intent: Intent): Leg[] {
       break;
     }
     case 'reserve':
-      raw.push([available(intent.userId, c), new Decimal(a).neg()], [reservation(intent.reservationId!, intent.userId, c), a]);
+    case 'unreserve': {
+      invariant(intent.reservationId, `${intent.kind} ${intent.eventId} names no reservation`);
+      const held = reservation(intent.reservationId, intent.userId, c);
+      if (intent.kind === 'reserve') raw.push([available(intent.userId, c), new Decimal(a).neg()], [held, a]);
+      else raw.push([held, new Decimal(a).neg()], [available(intent.userId, c), a]);
       break;
-    case 'unreserve':
-      raw.push([reservation(intent.reservationId!, intent.userId, c), new Decimal(a).neg()], [available(intent.userId, c), a]);
-      break;
+    }
     case 'release':
       raw.push(
         [escrow(intent.milestoneId, c), new Decimal(a).neg()],

@@ -65,7 +65,7 @@ export async function balanceAndView(
   );
   const r = rows[0];
   return {
-    balance: r?.available != null ? { available: r.available, held: r.held!, incoming: r.incoming! } : null,
+    balance: r?.available != null ? { available: r.available, held: r.held ?? '0', incoming: r.incoming ?? '0' } : null,
     decidedPosted: r?.decided ?? '0',
   };
 }

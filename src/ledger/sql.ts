@@ -1,5 +1,13 @@
 import type { PoolClient } from './db.js';
 import type { ReviewRow } from './intents.js';
+import { invariant } from '../errors.js';
+
+/** The one row a statement that always returns one row returned. */
+function onlyRow<T>(rows: T[], statement: string): T {
+  const row = rows[0];
+  invariant(row !== undefined, `${statement} returned no row`);
+  return row;
+}
 
 /**
  * Every statement the ledger worker runs, one function each, as named prepared statements.
@@ -42,7 +50,7 @@ export async function readForBatch(
                 JOIN unnest($4::text[], $5::text[]) AS u(user_id, currency) ON b.user_id = u.user_id AND b.currency = u.currency) AS users`,
     values: [q.accountIds, q.eventIds, q.references, q.users, q.currencies],
   });
-  const row = r.rows[0]!;
+  const row = onlyRow(r.rows, 'ledger-read-for-batch');
   return {
     balances: new Map(row.accounts),
     done: new Map(row.done),
@@ -288,7 +296,8 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       m.first,
     ],
   });
-  return { fenced: r.rows[0]!.fenced !== '0', postings: Number(r.rows[0]!.postings) };
+  const row = onlyRow(r.rows, 'the batch write');
+  return { fenced: row.fenced !== '0', postings: Number(row.postings) };
 }
 
 export interface MilestoneRows {
@@ -342,7 +351,7 @@ export async function deleteOutbox(c: PoolClient, upTo: number): Promise<void> {
 export async function cursorStream(c: PoolClient, created: string): Promise<string> {
   await c.query('UPDATE ledger_cursor SET stream_created = $1 WHERE stream_created IS NULL', [created]);
   const r = await c.query<{ stream_created: string }>('SELECT stream_created FROM ledger_cursor');
-  return r.rows[0]!.stream_created;
+  return onlyRow(r.rows, 'SELECT stream_created').stream_created;
 }
 
 /** Moves a cursor still at 0 to `seq` (the ack floor of an earlier version's consumer); false if it was not at 0. */

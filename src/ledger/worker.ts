@@ -71,8 +71,14 @@ export class LedgerWorker {
 
   constructor(private readonly o: WorkerOptions) {}
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.loop = this.run();
+    return Promise.resolve();
+  }
+
+  /** Read afresh after an await: stop() sets it from outside the loop. */
+  private stopRequested(): boolean {
+    return this.stopping;
   }
 
   /** Graceful: the batch in progress commits and its outcomes are published, then the lease is let go. */
@@ -118,7 +124,7 @@ export class LedgerWorker {
           this.o.onFatal(err);
           return;
         }
-        if (this.stopping) return;
+        if (this.stopRequested()) return;
         this.o.logger.warn({ err: String(err) }, 'the ledger worker lost its lease or its connection; starting over from the cursor');
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
@@ -154,13 +160,13 @@ export class LedgerWorker {
       },
     });
     this.messages = messages;
-    let ended = false;
+    const consumerState = { ended: false };
     void messages.closed().then(() => {
-      ended = true;
+      consumerState.ended = true;
       this.wake?.();
     });
     try {
-      while (!this.stopping && !ended) {
+      while (!this.stopRequested() && !consumerState.ended) {
         if (buffer.length === 0) {
           await this.sleep(IDLE_WAKE_MS);
           // A consumer lost with a cluster node is normally recreated by the client; if it is
@@ -191,7 +197,9 @@ export class LedgerWorker {
   private async process(client: PoolClient, msgs: JsMsg[], cursor: number): Promise<number> {
     await this.contiguous(msgs, cursor);
     const { events, quarantine } = this.screen(msgs);
-    const to = msgs[msgs.length - 1]!.seq;
+    const last = msgs.at(-1);
+    if (!last) return cursor;
+    const to = last.seq;
     const position = { from: cursor, to, published: this.published };
     let outcomes: Outcome[];
     const stopTimer = metrics.batchSeconds.startTimer();
@@ -202,8 +210,7 @@ export class LedgerWorker {
       stopTimer();
       metrics.batchEvents.observe(msgs.length);
       metrics.ledgerCursor.set(to);
-      const pending = msgs[msgs.length - 1]!.info.pending;
-      metrics.ledgerLag.set(pending);
+      metrics.ledgerLag.set(last.info.pending);
     } catch (err) {
       span.end();
       const poison = poisonReason(err);
@@ -214,7 +221,7 @@ export class LedgerWorker {
         return cursor;
       }
       // This one: moved aside, and everything behind it goes on.
-      const m = msgs[0]!;
+      const m = last;
       const event = events[0]?.event;
       outcomes = await applyBatch(client, [], position, [
         {
@@ -334,6 +341,7 @@ export class LedgerWorker {
         });
       if (!signed) aside('UNSIGNED', 'no valid signature of this deployment');
       else if (!event) aside('NOT_A_CLOUDEVENT', 'the body is not a CloudEvents 1.0 structured event');
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a foreign event's source may be any JSON value
       else if (event.source !== log.names.source) aside('FOREIGN_SOURCE', `source ${String(event.source).slice(0, 200)}`);
       else events.push({ seq: m.seq, event });
     }
@@ -356,8 +364,7 @@ export class LedgerWorker {
     const left = await sql.readOutbox(client);
     if (left.length === 0) return;
     await this.publish(left.map((row) => row.payload as Outcome));
-    const upTo = left[left.length - 1]!.seq;
-    await sql.deleteOutbox(client, upTo);
+    await sql.deleteOutbox(client, left[left.length - 1]?.seq ?? 0);
     this.o.logger.info({ outcomes: left.length }, 'published outcomes a previous worker had committed');
   }
 
@@ -433,7 +440,7 @@ function poisonReason(err: unknown): string | null {
 function text(body: Uint8Array): string {
   return Buffer.from(body.subarray(0, 256 * 1024))
     .toString('utf8')
-    .replace(/\u0000/g, '\uFFFD');
+    .replaceAll('\u0000', '\uFFFD');
 }
 
 function sleep(ms: number): Promise<void> {

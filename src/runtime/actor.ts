@@ -84,7 +84,7 @@ function intern<C>(context: C, fields: readonly string[]): C {
     if (typeof v === 'string') {
       let one = sharedStrings.get(v);
       if (one === undefined) {
-        if (sharedStrings.size >= SHARED_STRINGS_MAX) sharedStrings.delete(sharedStrings.keys().next().value!);
+        if (sharedStrings.size >= SHARED_STRINGS_MAX) sharedStrings.delete(sharedStrings.keys().next().value ?? '');
         sharedStrings.set(v, (one = v));
       }
       c[k] = one;
@@ -94,7 +94,7 @@ function intern<C>(context: C, fields: readonly string[]): C {
     const json = JSON.stringify(v);
     let one = sharedObjects.get(json);
     if (!one) {
-      if (sharedObjects.size >= SHARED_OBJECTS_MAX) sharedObjects.delete(sharedObjects.keys().next().value!);
+      if (sharedObjects.size >= SHARED_OBJECTS_MAX) sharedObjects.delete(sharedObjects.keys().next().value ?? '');
       sharedObjects.set(json, (one = Object.freeze(v)));
     }
     c[k] = one;
@@ -238,8 +238,7 @@ export class Actor<C extends DecisionSlots> {
   private async drain(): Promise<void> {
     this.running = true;
     try {
-      while (this.mailbox && this.mailbox.length > 0) {
-        const job = this.mailbox.shift()!;
+      for (let job = this.mailbox?.shift(); job; job = this.mailbox?.shift()) {
         try {
           if (typeof job.command !== 'function' && job.command.deadline !== undefined && Date.now() > job.command.deadline) {
             throw new DeadlineExceeded('DEADLINE_EXCEEDED', 'the deadline passed before the command was started');
@@ -276,6 +275,7 @@ export class Actor<C extends DecisionSlots> {
       let carried = carriedFields<C>(rules, base?.context);
       const add = (e: Stored<EntityEventData<C>>) => {
         bytes += e.size;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an event's JSON is checked, not trusted, to have its type's shape
         carried = { ...carried, ...carriedFields<C>(rules, e.event.data.state?.context) };
         this.record(e, kept);
       };
@@ -302,17 +302,23 @@ export class Actor<C extends DecisionSlots> {
       this.seq = last.seq;
     }
     this.stale = false;
-    for (const listener of this.listeners ?? []) listener(this.state!);
+    for (const listener of this.listeners ?? []) listener(this.state);
     if (this.o.resume && !this.resuming) {
       this.resuming = true;
       try {
-        const step = await this.o.resume(this.state!, this.o.log);
+        const step = await this.o.resume(this.state, this.o.log);
         if (step) await this.apply(step);
       } finally {
         this.resuming = false;
       }
     }
-    return this.state && !this.stale ? this.state : this.load();
+    // What was loaded may have been invalidated while the resume step ran.
+    return this.fresh() ?? this.load();
+  }
+
+  /** The state held, unless it was invalidated (read afresh: invalidate() runs between awaits). */
+  private fresh(): Persisted<C> | null {
+    return this.state && !this.stale ? this.state : null;
   }
 
   /** Adds one stored event to the keys and history being rebuilt. */

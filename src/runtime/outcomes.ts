@@ -26,7 +26,7 @@ export class Outcomes {
   start(): void {
     this.unreport = reportWaiters(() => ({
       waiting: this.since.size,
-      oldestMs: this.since.size ? Date.now() - this.since.values().next().value! : 0,
+      oldestMs: Date.now() - (this.since.values().next().value ?? Date.now()),
     }));
     this.sub = this.log.nc.subscribe(this.log.names.outcomes, {
       callback: (err, msg) => {
