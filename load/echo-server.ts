@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { loadEscrowPackage } from '../src/gateway/proto.js';
+import type { Reply } from '../src/client.js';
 
 // Like the engine (ESCROW_SOURCE_MAPS off), no source-mapped stacks: the comparison stays fair.
 process.setSourceMapsEnabled(false);
@@ -33,7 +34,7 @@ function milestone(id: string, status: string) {
   };
 }
 
-const reply = (status: string) => (call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) =>
+const reply = (status: string) => (call: grpc.ServerUnaryCall<Reply, Reply>, cb: grpc.sendUnaryData<Reply>) =>
   cb(null, milestone(call.request.milestone_id || randomUUID(), status));
 
 const server = new grpc.Server();
@@ -42,11 +43,11 @@ server.addService(pkg.MilestoneService.service, {
   ReleaseMilestone: reply('RELEASED'),
   CancelMilestone: reply('CANCELLED'),
   GetMilestone: reply('FUNDED'),
-  ListMilestones: (_call: unknown, cb: grpc.sendUnaryData<any>) => cb(null, { milestones: [], next_page_token: '' }),
+  ListMilestones: (_call: unknown, cb: grpc.sendUnaryData<Reply>) => cb(null, { milestones: [], next_page_token: '' }),
 });
 server.addService(pkg.AccountService.service, {
-  Deposit: (_call: unknown, cb: grpc.sendUnaryData<any>) => cb(null, { operation_id: randomUUID(), status: 'APPLIED' }),
-  GetBalance: (_call: unknown, cb: grpc.sendUnaryData<any>) =>
+  Deposit: (_call: unknown, cb: grpc.sendUnaryData<Reply>) => cb(null, { operation_id: randomUUID(), status: 'APPLIED' }),
+  GetBalance: (_call: unknown, cb: grpc.sendUnaryData<Reply>) =>
     cb(null, { user_id: 'u', available: money('0.00'), held: money('0.00'), incoming: money('0.00') }),
 });
 server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => {

@@ -125,7 +125,7 @@ async function main(): Promise<number> {
   try {
     race = await runRace({
       clients,
-      amount: a.amount!,
+      amount: a.amount,
       prefix,
       ...opts,
       // Progress for the person watching, on stderr: answered so far, rate, outcomes.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { statusName, type User } from '../src/client.js';
+import { statusName, type User, type Reply } from '../src/client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 
 /**
@@ -8,8 +8,8 @@ import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.j
  */
 
 export interface MixedClient {
-  m(method: string, user: User, request: object): Promise<any>;
-  a(method: string, user: User, request: object): Promise<any>;
+  m(method: string, user: User, request: object): Promise<Reply>;
+  a(method: string, user: User, request: object): Promise<Reply>;
 }
 
 export interface MixedResult {

@@ -104,8 +104,8 @@ export class NatsNode {
     const child = spawn(this.bin, ['-c', join(this.dir, 'node.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (d: Buffer) => (this.output = (this.output + d.toString()).slice(-8_000));
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     for (let i = 0; i < 100 && !(await portOpen(this.port)); i++) {
       if (child.exitCode !== null) throw new Error(`nats-server ${this.name} exited (${child.exitCode}): ${this.output}`);
       await sleep(100);
@@ -251,7 +251,7 @@ export class NatsCluster {
 
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop('SIGKILL')));
-    await Promise.all(this.proxies.flat().map((p) => p?.stop()));
+    await Promise.all(this.proxies.flat().map((p) => p?.stop() ?? Promise.resolve()));
     rmSync(this.root, { recursive: true, force: true });
   }
 }

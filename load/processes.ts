@@ -39,14 +39,15 @@ export class EngineProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    child.stdout!.on('data', (d) => (this.output = (this.output + d).slice(-10_000)));
-    child.stderr!.on('data', (d) => (this.output = (this.output + d).slice(-10_000)));
+    child.stdout.on('data', (d) => (this.output = (this.output + String(d)).slice(-10_000)));
+    child.stderr.on('data', (d) => (this.output = (this.output + String(d)).slice(-10_000)));
     const until = Date.now() + 30_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`engine process exited early (${child.exitCode}): ${this.output}`);
       if (this.role === 'worker') {
         await sleep(1_500);
-        if (child.exitCode !== null) throw new Error(`worker exited early (${child.exitCode}): ${this.output}`);
+        const code = child.exitCode as number | null; // changed while asleep
+        if (code !== null) throw new Error(`worker exited early (${code}): ${this.output}`);
         return;
       }
       if (await portOpen(Number(this.address.split(':').pop()))) return;
@@ -95,7 +96,10 @@ export class EngineProcess {
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((r) => {
     const s = netConnect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), r(true)));
+    s.once('connect', () => {
+      s.destroy();
+      r(true);
+    });
     s.once('error', () => r(false));
   });
 }

@@ -35,7 +35,7 @@ for (const node of p.nodes) {
     : where === ''
       ? `(${f.functionName || 'vm'})`
       : where.startsWith('node:')
-        ? 'node:' + where.slice(5).split('/')[0]
+        ? `node:${where.slice(5).split('/')[0] ?? ''}`
         : where.split('/')[0]!;
   byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + t);
 }

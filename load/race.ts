@@ -1,5 +1,5 @@
 import { eventId, scopedKey } from '../src/ids.js';
-import type { User } from '../src/client.js';
+import type { User, Reply } from '../src/client.js';
 import { elapsedMs, runBounded, summarize, type LatencySummary } from './stats.js';
 import { failureOf, type CallRecord } from './history.js';
 
@@ -16,8 +16,8 @@ import { failureOf, type CallRecord } from './history.js';
  */
 
 export interface RaceClient {
-  m(method: string, user: User, request: object): Promise<any>;
-  a(method: string, user: User, request: object): Promise<any>;
+  m(method: string, user: User, request: object): Promise<Reply>;
+  a(method: string, user: User, request: object): Promise<Reply>;
 }
 
 export interface RaceOptions {
@@ -258,7 +258,7 @@ export function unfairKinds(
     .filter((k) => k.won < minShare * k.contended);
 }
 
-function shuffle<T>(xs: T[]): void {
+function shuffle(xs: unknown[]): void {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [xs[i], xs[j]] = [xs[j]!, xs[i]!];

@@ -19,8 +19,8 @@ describe('the build', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    child.stdout.on('data', (d) => (output += String(d)));
+    child.stderr.on('data', (d) => (output += String(d)));
     try {
       const { portOpen, sleep } = await import('../load/processes.js');
       for (let i = 0; i < 100 && !(await portOpen(port)); i++) await sleep(100);

@@ -16,7 +16,7 @@ describe('one log line per call', () => {
       // A call with the client's own request id, through a raw client to read the response headers.
       const pkg = loadEscrowPackage();
       const raw = new pkg.MilestoneService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client &
-        Record<string, Function>;
+        Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
       const token = await mintToken(TEST_SECRET, 'emp-log');
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${token}`);

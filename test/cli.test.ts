@@ -21,8 +21,8 @@ function escrow(...args: string[]): Promise<{ code: number; out: string; err: st
     const child = spawn(process.execPath, ['bin/escrow.mjs', ...args], { cwd: ROOT, env });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d) => (out += String(d)));
+    child.stderr.on('data', (d) => (err += String(d)));
     child.on('exit', (code) => ok({ code: code ?? -1, out, err }));
   });
 }

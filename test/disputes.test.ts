@@ -4,6 +4,7 @@ import { failure, PAYMENTS, usd } from './helpers/client.js';
 import { eventually, TestClock, useEngine } from './helpers/engine.js';
 import { deposit, expectBalance, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
+import type { Reply } from '../src/client.js';
 
 const DAY = 86_400_000;
 const FEES = { USD: { employer: { percent: '2', minimum: '0.50' }, freelancer: { percent: '10', minimum: '1.00' }, arbitration: '5.00' } };
@@ -52,7 +53,7 @@ describe('fees', () => {
     await expectBalance(t.client, p.fl, { available: '90.00', held: '0.00', incoming: '0.00' });
     expect(Number(await revenue()) - before).toBeCloseTo(12, 6);
     // History shows each fee where it was charged.
-    const history = released.milestone.history.map((h: any) => [h.type, h.fee?.amount]);
+    const history = released.milestone.history.map((h: Reply) => [h.type, h.fee?.amount]);
     expect(history).toEqual([
       ['created', '2.00'],
       ['released', '10.00'],
@@ -60,7 +61,7 @@ describe('fees', () => {
     // The ledger entries show them too.
     const empEntries = await t.client.a('ListLedgerEntries', p.emp, { user_id: p.emp });
     // The employer's account actor reserved amount and fee at once: that is the entry on the employer's available balance.
-    expect(empEntries.entries.find((e: any) => e.kind === 'reserve')).toMatchObject({ amount: usd('-102.00'), fee: usd('2.00') });
+    expect(empEntries.entries.find((e: Reply) => e.kind === 'reserve')).toMatchObject({ amount: usd('-102.00'), fee: usd('2.00') });
     const flEntries = await t.client.a('ListLedgerEntries', p.fl, { user_id: p.fl });
     expect(flEntries.entries).toHaveLength(1);
     expect(flEntries.entries[0]).toMatchObject({ kind: 'release', amount: usd('90.00'), fee: usd('10.00') });
@@ -187,7 +188,7 @@ describe('disputes', () => {
     await t.engine.milestones!.fireDueTimers();
     const after = await t.client.m('GetMilestone', p.fl, { milestone_id: m.id });
     expect(after.milestone.version).toBe(got.milestone.version);
-    expect(after.milestone.history.filter((h: any) => h.type === 'resolved')).toHaveLength(1);
+    expect(after.milestone.history.filter((h: Reply) => h.type === 'resolved')).toHaveLength(1);
     await expectBalance(t.client, p.fl, { available: '27.00', held: '0.00', incoming: '0.00' });
     await expectBalance(t.client, p.emp, { available: '20.00', held: '0.00', incoming: '0.00' });
   });
@@ -297,7 +298,7 @@ describe('disputes at the edges', () => {
     clock.advance(3 * DAY + 1000);
     await replayed('EscalateDispute', p.fl, {});
     const resolved = await replayed('ResolveDispute', ARBITER, { freelancer_amount: usd('15.00') });
-    expect(resolved.first.milestone.history.filter((h: any) => h.type === 'resolved')).toHaveLength(1);
+    expect(resolved.first.milestone.history.filter((h: Reply) => h.type === 'resolved')).toHaveLength(1);
     expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }, resolved.k))).toMatchObject({
       reason: 'IDEMPOTENCY_KEY_REUSED',
     });

@@ -237,7 +237,7 @@ describe('events of an earlier version, which carried the whole history', () => 
 
 describe('every event has its type’s shape', () => {
   it('what a lifecycle writes validates against the schemas; a signed change of the wrong shape is set aside, never posted', async () => {
-    const { invalidEvents } = await import('./helpers/ledger.js');
+    const { invalidEvents } = await import('./helpers/event-shapes.js');
     const { deposit: dep, funded: fund, key: k } = await import('./helpers/flows.js');
     const { listQuarantine } = await import('../src/ledger/quarantine.js');
     const { eventually } = await import('./helpers/engine.js');

@@ -3,16 +3,17 @@ import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
 import { useEngine } from './helpers/engine.js';
+import type { Reply } from '../src/client.js';
 
 const t = useEngine({ worker: false });
 
 describe('operability', () => {
   it('answers grpc.health.v1 Check for the server and each service', async () => {
-    const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as Reply;
     const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
     for (const service of ['', 'escrow.v1.MilestoneService', 'escrow.v1.AccountService']) {
-      const r = await new Promise<any>((resolve, reject) =>
-        client.Check({ service }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))),
+      const r = await new Promise<Reply>((resolve, reject) =>
+        client.Check({ service }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
       );
       expect(r.status).toBe('SERVING');
     }
@@ -25,10 +26,10 @@ describe('operability', () => {
         keepCase: true,
         includeDirs: ['node_modules/@grpc/reflection/build/proto'],
       }),
-    ) as any;
+    ) as Reply;
     const client = new def.grpc.reflection.v1alpha.ServerReflection(t.config.grpcAddress, grpc.credentials.createInsecure());
     const stream = client.ServerReflectionInfo();
-    const answer = await new Promise<any>((resolve, reject) => {
+    const answer = await new Promise<Reply>((resolve, reject) => {
       stream.on('data', resolve);
       stream.on('error', reject);
       stream.write({ list_services: '' });

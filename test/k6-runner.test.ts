@@ -27,8 +27,8 @@ function k6(script: string, env: Record<string, string>, extra: string[] = []): 
       env: { ...process.env, AUTH_JWT_SECRET: TEST_SECRET, TARGET: t.config.grpcAddress },
     });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    child.stdout.on('data', (d) => (output += String(d)));
+    child.stderr.on('data', (d) => (output += String(d)));
     child.on('exit', (code) => ok({ code: code ?? -1, output }));
   });
 }

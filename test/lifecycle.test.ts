@@ -4,6 +4,7 @@ import { failure, usd } from './helpers/client.js';
 import { eventually, useEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';
 import { ledgerCaughtUp } from './helpers/ledger.js';
+import type { Reply } from '../src/client.js';
 
 const t = useEngine();
 
@@ -64,7 +65,7 @@ describe('milestone lifecycle', () => {
     const got = await c.m('GetMilestone', 'fl-a', { milestone_id: id });
     expect(got.milestone.history.map((h: { type: string }) => h.type)).toEqual(['created', 'release_requested', 'released']);
     const entries = await c.a('ListLedgerEntries', 'fl-a', { user_id: 'fl-a' });
-    expect(entries.entries.map((e: any) => [e.kind, e.amount.amount])).toEqual([['release', '40.00']]);
+    expect(entries.entries.map((e: Reply) => [e.kind, e.amount.amount])).toEqual([['release', '40.00']]);
   });
 
   it('partial releases summing to the amount; a release above what is held is refused', async () => {

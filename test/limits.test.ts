@@ -49,7 +49,7 @@ describe('per-caller limits', () => {
     const t = await startEngine({ env: { ESCROW_CALLER_READS_PER_S: '5' } });
     try {
       const results = await Promise.allSettled(Array.from({ length: 30 }, () => balance(t.client, 'greedy')));
-      const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+      const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
       expect(refused.length).toBeGreaterThan(10);
       expect(refused[0]).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, reason: 'RATE_LIMITED' });
       expect(Number(refused[0].info.retry_after_ms)).toBeGreaterThan(0);

@@ -104,7 +104,7 @@ describe('a "duplicate at sequence 0" for an append that was stored after all', 
       expect(ack.seq).toBe((await log.readLast(subject))?.seq);
       expect(calls).toBe(1);
     } finally {
-      js.publish = publish as typeof js.publish;
+      js.publish = publish;
     }
   });
 });

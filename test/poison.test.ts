@@ -14,16 +14,17 @@ import { failure } from './helpers/client.js';
 import { eventually, useEngine } from './helpers/engine.js';
 import { balance, deposit, funded, key } from './helpers/flows.js';
 import { ledgerCaughtUp } from './helpers/ledger.js';
+import type { Reply } from '../src/client.js';
 
 const t = useEngine();
 
 async function ledgerHealth(): Promise<string> {
-  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as Reply;
   const client = new def.grpc.health.v1.Health(t.config.grpcAddress, grpc.credentials.createInsecure());
   try {
     return (
-      await new Promise<any>((resolve, reject) =>
-        client.Check({ service: LEDGER_HEALTH }, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res))),
+      await new Promise<Reply>((resolve, reject) =>
+        client.Check({ service: LEDGER_HEALTH }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
       )
     ).status;
   } finally {

@@ -48,10 +48,10 @@ describe('a refusal is never answered from a state the log has moved past', () =
     const log = t.engine.log;
     const readLast = log.readLast.bind(log);
     let reads = 0;
-    log.readLast = ((subject: string) => {
+    log.readLast = (subject: string) => {
       if (subject.endsWith(id)) reads++;
       return readLast(subject);
-    }) as typeof log.readLast;
+    };
     try {
       const cancel = {
         type: 'CANCEL',

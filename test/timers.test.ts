@@ -4,13 +4,14 @@ import { EscrowClient, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { deposit, key } from './helpers/flows.js';
 import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+import type { Reply } from '../src/client.js';
 
 /**
  * Durable timers against real processes: dispute deadlines and auto-release, with windows of
  * seconds (configuration), fired once across a SIGKILL and with several processes scanning.
  */
 const TIMER_ENV = { ESCROW_DISPUTE_RESPONSE_EMPLOYER: '3s', ESCROW_TIMER_SCAN_MS: '100' };
-const systemEvents = (m: any) => m.history.filter((h: any) => h.actor_id === 'system' && ['resolved', 'released'].includes(h.type));
+const systemEvents = (m: Reply) => m.history.filter((h: Reply) => h.actor_id === 'system' && ['resolved', 'released'].includes(h.type));
 
 describe('durable timers', () => {
   const namespace = freshNamespace();
@@ -152,7 +153,7 @@ describe('durable timers', () => {
       }, 20_000);
       const got = (await c2.m('GetMilestone', 'fl-t4', { milestone_id: m.id })).milestone;
       expect(got.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: 'fl-t4', arbitration_fee: usd('2.00') });
-      expect(got.history.filter((h: any) => h.type === 'escalated')).toHaveLength(1);
+      expect(got.history.filter((h: Reply) => h.type === 'escalated')).toHaveLength(1);
       const b = await c2.a('GetBalance', 'fl-t4', { user_id: 'fl-t4', currency_code: 'USD' });
       expect(b).toMatchObject({ available: usd('0.00'), held: usd('2.00') });
     } finally {

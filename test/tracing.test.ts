@@ -22,7 +22,7 @@ describe('OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const services = new Set<string>();
     const collector = createServer((req, res) => {
       let body = '';
-      req.on('data', (d) => (body += d));
+      req.on('data', (d) => (body += String(d)));
       req.on('end', () => {
         const doc = JSON.parse(body) as {
           resourceSpans: {
@@ -47,7 +47,7 @@ describe('OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const c = new EscrowClient(engine.address);
     const pkg = loadEscrowPackage();
     const raw = new pkg.AccountService(engine.address, grpc.credentials.createInsecure()) as unknown as grpc.Client &
-      Record<string, Function>;
+      Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
     try {
       const traceId = randomBytes(16).toString('hex');
       const parentId = randomBytes(8).toString('hex');

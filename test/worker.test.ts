@@ -207,7 +207,7 @@ describe('a consumer that skips a message', () => {
     const { createLogger } = await import('../src/log.js');
     const log = t.engine.log;
     let dropped = 0;
-    const bound = <T extends object>(target: T, p: string | symbol) => {
+    const bound = (target: object, p: string | symbol) => {
       const v = Reflect.get(target, p, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     };

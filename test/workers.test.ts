@@ -152,7 +152,7 @@ describe('the ledger fence', () => {
       const client = await t.engine.pool.connect();
       try {
         // A worker that believes the cursor is still at 0 (it lost the lease long ago).
-        await expect(applyBatch(client, events, { from: 0, to: before + 1, published: 0 })).rejects.toBeInstanceOf(LedgerFenced);
+        await expect(applyBatch(client, events, { from: 0, to: Number(before) + 1, published: 0 })).rejects.toBeInstanceOf(LedgerFenced);
       } finally {
         client.release();
       }

@@ -13,6 +13,7 @@ import { toServiceError } from '../../src/gateway/status.js';
 import * as v from '../../src/gateway/validate.js';
 import { FailedPrecondition, NotFound, PermissionDenied } from '../../src/errors.js';
 import { milestoneIdFor } from '../../src/ids.js';
+import type { Reply } from '../../src/client.js';
 
 // Like the engine (ESCROW_SOURCE_MAPS off), no source-mapped stacks: the comparison stays fair.
 process.setSourceMapsEnabled(false);
@@ -36,7 +37,7 @@ async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   }
 }
 
-function reply(m: any) {
+function reply(m: Reply) {
   return {
     milestone: {
       id: m.id,
@@ -55,8 +56,8 @@ function reply(m: any) {
   };
 }
 
-type Handler = (req: any, caller: { id: string; roles: readonly string[] }) => Promise<unknown>;
-const unary = (fn: Handler) => (call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
+type Handler = (req: Reply, caller: { id: string; roles: readonly string[] }) => Promise<unknown>;
+const unary = (fn: Handler) => (call: grpc.ServerUnaryCall<Reply, Reply>, cb: grpc.sendUnaryData<Reply>) => {
   auth
     .authenticate(call.metadata)
     .then((caller) => fn(call.request, caller))
@@ -72,7 +73,7 @@ const lockMilestone = (c: pg.PoolClient, id: string) =>
     [id],
   );
 
-async function settle(req: any, caller: { id: string }, kind: 'release' | 'cancel') {
+async function settle(req: Reply, caller: { id: string }, kind: 'release' | 'cancel') {
   const id = v.requireMilestoneId(req.milestone_id);
   const key = v.requireKey(req.idempotency_key);
   return tx(async (c) => {

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { statusName, type EscrowClient } from '../../src/client.js';
+import { statusName, type EscrowClient, type Reply } from '../../src/client.js';
 import { sleep } from '../../load/processes.js';
 import { failureOf, type CallRecord } from '../../load/history.js';
 
@@ -108,7 +108,7 @@ export class FaultLoad {
         if (done(r)) return r;
       } catch (err) {
         const code = statusName(err);
-        last = `${code} ${(err as { reason?: string }).reason ?? ''} ${(err as Error).message ?? ''}`.trim();
+        last = `${code} ${(err as { reason?: string }).reason ?? ''} ${(err as Partial<Error>).message ?? ''}`.trim();
         this.failed[code] = (this.failed[code] ?? 0) + 1;
         this.failureLatencyMs.push(Date.now() - t0);
         if (record?.milestoneId)
@@ -133,9 +133,9 @@ export class FaultLoad {
   /** One contender: its answer if it won, null if it lost (a final FAILED_PRECONDITION). */
   private async contend(
     start: number,
-    fn: (c: EscrowClient) => Promise<any>,
+    fn: (c: EscrowClient) => Promise<Reply>,
     record: { caller: string; rpc: string; key: string; milestoneId: string },
-  ): Promise<any | null> {
+  ): Promise<Reply> {
     try {
       return await this.call(start, fn, undefined, record);
     } catch (err) {

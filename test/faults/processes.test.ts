@@ -14,6 +14,7 @@ import pg from 'pg';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from 'grpc-health-check';
+import type { Reply } from '../../src/client.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -41,7 +42,7 @@ async function ownNats(extra: string[] = []) {
 
 /** The grpc.health.v1 status of a gateway for `service` ('' = the server), or the error code. */
 async function health(address: string, service = ''): Promise<string> {
-  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as any;
+  const def = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { enums: String })) as Reply;
   const client = new def.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
   try {
     return await new Promise<string>((resolve) =>
@@ -57,7 +58,11 @@ async function health(address: string, service = ''): Promise<string> {
 /** Polls the health of a gateway until it is `want` (at most `ms`); returns what it was last. */
 async function healthBecomes(address: string, want: string, ms = 5_000, service = ''): Promise<string> {
   let last = '';
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(100)) if ((last = await health(address, service)) === want) break;
+  for (const until = Date.now() + ms; Date.now() < until;) {
+    last = await health(address, service);
+    if (last === want) break;
+    await sleep(100);
+  }
   return last;
 }
 
@@ -324,17 +329,24 @@ describe('faults under a running load, each ending with the auditor', () => {
     for (let k = 0; k < 3; k++) {
       await sleep(phaseMs(1_200));
       let victim = null;
-      for (let i = 0; i < 200 && !victim; i++) (victim = await active()) || (await sleep(20));
+      for (let i = 0; i < 200 && !victim; i++) {
+        victim = await active();
+        if (!victim) await sleep(20);
+      }
       expect(victim).not.toBeNull();
-      await victim!.kill();
+      if (!victim) return;
+      await victim.kill();
       const t0 = Date.now();
       let next = null;
-      for (let i = 0; i < 500 && (!next || next === victim); i++) (next = await active()) || (await sleep(10));
+      for (let i = 0; i < 500 && (!next || next === victim); i++) {
+        next = await active();
+        if (!next) await sleep(10);
+      }
       if (next && next !== victim) takeovers++;
       const settled = load.settled.length;
       for (let i = 0; i < 500 && load.settled.length === settled; i++) await sleep(20);
       recoveryMs = Math.max(recoveryMs, Date.now() - t0);
-      await victim!.spawn();
+      await victim.spawn();
     }
     await db.end();
     await load.stop();

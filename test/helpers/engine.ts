@@ -8,6 +8,7 @@ import { freePort } from '../../src/dev/embedded.js';
 import { Engine } from '../../src/engine.js';
 import { createLogger } from '../../src/log.js';
 import { EscrowClient, TEST_SECRET } from './client.js';
+import { invalidEvents } from './event-shapes.js';
 
 export function services(): { databaseUrl: string; natsUrl: string } {
   return { databaseUrl: inject('databaseUrl'), natsUrl: inject('natsUrl') };
@@ -115,7 +116,6 @@ export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine
   afterAll(async () => {
     if (!started) return;
     // Every event this file's tests made has its type's shape.
-    const { invalidEvents } = await import('./ledger.js');
     const events = await invalidEvents(started.engine).catch((err: Error) => ({
       checked: 0,
       problems: [`could not read the stream: ${err.message}`],
@@ -127,7 +127,7 @@ export function useEngine(o: Parameters<typeof startEngine>[0] = {}): TestEngine
   return new Proxy({} as TestEngine, {
     get: (_target, prop) => {
       if (!started) throw new Error('the engine is used before beforeAll started it');
-      return started[prop as keyof TestEngine];
+      return Reflect.get(started, prop, started) as unknown;
     },
   });
 }
