@@ -9,7 +9,7 @@ import { names } from './events/names.js';
 import { Gateway } from './gateway/server.js';
 import { createPool, migrate, signedSince, type Pool } from './ledger/db.js';
 import { LedgerWorker } from './ledger/worker.js';
-import type { Logger } from './log.js';
+import { ignoreFailure, setProcessLogger, type Logger } from './log.js';
 
 /** A dependency could not be reached at start-up: which one, where, and why (main exits 69). */
 export class DependencyUnreachable extends Error {
@@ -63,6 +63,7 @@ export class Engine {
 
   static async start(o: EngineOptions): Promise<Engine> {
     const { config, logger } = o;
+    setProcessLogger(logger);
     const now = o.now ?? (() => new Date());
     // noAsyncTraces: no stack captured for every request (an Error made per append and per direct get was 6% of a gateway's CPU).
     // Signs events and binds page tokens: ESCROW_EVENT_KEY, else the HS256 secret (src/config.ts requires one of them).
@@ -100,8 +101,8 @@ export class Engine {
     }
     const pool = createPool(config.databaseUrl, config.namespace);
     await migrate(pool, config.namespace).catch(async (err: unknown) => {
-      await pool.end().catch(() => {});
-      await nc.close().catch(() => {});
+      await pool.end().catch(ignoreFailure('closing the pool after a failed start'));
+      await nc.close().catch(ignoreFailure('closing NATS after a failed start'));
       // Only a failure to reach the database is the dependency's; a failing migration is ours.
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && /^(ECONN|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|57P03|28)/.test(code))
@@ -217,7 +218,7 @@ export class Engine {
     this.reviews?.close();
     await this.worker?.stop();
     this.log.stopWatching();
-    await this.nc.drain().catch(() => {});
-    await this.pool.end().catch(() => {});
+    await this.nc.drain().catch(ignoreFailure('draining NATS on stop'));
+    await this.pool.end().catch(ignoreFailure('closing the pool on stop'));
   }
 }

@@ -12,6 +12,7 @@ import {
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { MsgHdrs } from '@nats-io/transport-node';
+import { ignoreFailure } from './log.js';
 
 /**
  * Optional OpenTelemetry tracing. Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or
@@ -48,7 +49,7 @@ export async function startTracing(role: string, env: NodeJS.ProcessEnv = proces
 
 /** Flushes and stops the exporter (at shutdown). */
 export async function stopTracing(): Promise<void> {
-  await shutdown?.().catch(() => {});
+  await shutdown?.().catch(ignoreFailure('shutting down the tracer'));
   shutdown = null;
 }
 

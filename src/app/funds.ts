@@ -8,6 +8,7 @@ import { feeReservationIdFor, reservationReleaseIdFor } from '../ids.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { add } from '../../actors/money.js';
+import { ignoreFailure } from '../log.js';
 
 /**
  * The data of every event on an account's subject (<ns>.account.<user>): who asked, what
@@ -87,7 +88,8 @@ class AccountActor {
     this.queued++;
     this.lastUsed = Date.now();
     const run = this.tail.then(() => this.apply(op));
-    this.tail = run.catch(() => {});
+    // The caller gets run's failure; the queue only needs to go on after it.
+    this.tail = run.catch(ignoreFailure('an account operation (its caller has the error)'));
     return run.finally(() => {
       this.queued--;
       this.lastUsed = Date.now();

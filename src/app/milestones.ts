@@ -44,6 +44,7 @@ import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
 import { metrics } from '../metrics.js';
+import { retriedLater } from '../log.js';
 
 export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
@@ -177,7 +178,7 @@ export class MilestoneApp {
     })();
     this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
     this.sweeper.unref();
-    this.timers = setInterval(() => void this.fireDueTimers().catch(() => {}), this.o.timerScanMs);
+    this.timers = setInterval(() => void this.fireDueTimers().catch(retriedLater('firing due timers')), this.o.timerScanMs);
     this.timers.unref();
   }
 
@@ -205,11 +206,12 @@ export class MilestoneApp {
       metrics.sagaOldestSeconds.set((Date.now() - (stale[0]?.updatedAt.getTime() ?? Date.now())) / 1000);
       for (const { id } of stale) {
         this.milestones.peek(id)?.invalidate();
-        await this.milestones.read(id).catch(() => {});
+        await this.milestones.read(id).catch(retriedLater(`finishing the funding saga of ${id}`));
       }
       await this.sweepReservations();
-    } catch {
+    } catch (err) {
       // The database is down: the next sweep tries again.
+      retriedLater('the sweep of unfinished sagas and reservations')(err);
     } finally {
       this.sweeping = false;
     }
@@ -496,7 +498,8 @@ export class MilestoneApp {
       .sendStep((state) =>
         isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state, outcome, this.at()) : null,
       )
-      .catch(() => {});
+      // The saga step is also taken by the next load of the milestone (and the sweep).
+      .catch(retriedLater(`the saga step of ${outcome.milestoneId} on its ledger outcome`));
   }
 
   /**

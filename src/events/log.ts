@@ -19,6 +19,7 @@ import { EventSigner, SIGNATURE_HEADER } from './signing.js';
 import { metrics } from '../metrics.js';
 import { injectInto } from '../tracing.js';
 import { clusterVersions } from './peers.js';
+import { retriedLater } from '../log.js';
 
 /** Header with the entity version an event produced, so followers need not parse the body. */
 export const VERSION_HEADER = 'Escrow-Version';
@@ -266,7 +267,8 @@ export class EventLog {
         .then((unsafe) => {
           if (generation === this.reconnects && !(this.unsafe instanceof UnverifiedEventLog)) this.unsafe = unsafe;
         })
-        .catch(() => undefined)
+        // The last verdict stands until a check answers (a failed one never marks the log safe).
+        .catch(retriedLater('the check of the cluster peers'))
         .finally(() => (running = false));
     }, PEER_CHECK_EVERY_MS);
     this.peerTimer.unref();

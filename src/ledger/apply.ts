@@ -17,6 +17,7 @@ import {
   type PostingResult,
 } from './postings.js';
 import * as sql from './sql.js';
+import { ignoreFailure } from '../log.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
 export interface Outcome {
@@ -114,7 +115,7 @@ export async function applyBatch(
     if (!position) await client.query('COMMIT');
     return outcomes;
   } catch (err) {
-    if (!position) await client.query('ROLLBACK').catch(() => {});
+    if (!position) await client.query('ROLLBACK').catch(ignoreFailure('a rollback after a failed batch'));
     throw err;
   }
 }

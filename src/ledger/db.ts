@@ -2,6 +2,7 @@ import pg from 'pg';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { ignoreFailure } from '../log.js';
 
 // NUMERIC stays a string (pg's default); bigint (int8) too. No amount ever becomes a float.
 
@@ -58,7 +59,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
     await client.query('COMMIT');
     return applied;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    await client.query('ROLLBACK').catch(ignoreFailure('a rollback after a failed transaction'));
     throw err;
   } finally {
     client.release();

@@ -11,6 +11,7 @@ import { metrics } from '../metrics.js';
 import { batchSpan } from '../tracing.js';
 import * as sql from './sql.js';
 import type { QuarantineRow } from './sql.js';
+import { ignoreFailure } from '../log.js';
 
 export interface WorkerOptions {
   log: EventLog;
@@ -85,7 +86,7 @@ export class LedgerWorker {
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    await this.messages?.close().catch(() => {});
+    await this.messages?.close().catch(ignoreFailure('closing the ledger consumer on stop'));
     await this.loop;
     this.role = 'stopped';
   }
@@ -188,7 +189,7 @@ export class LedgerWorker {
       }
     } finally {
       this.messages = null;
-      await messages.close().catch(() => {});
+      await messages.close().catch(ignoreFailure('closing the ledger consumer after its loop'));
     }
     if (!this.stopping) throw new Error('the ledger consumer ended');
   }
@@ -393,7 +394,7 @@ export class LedgerWorker {
     if (!legacy) return 0;
     const floor = legacy.ack_floor.stream_seq;
     if (floor > 0 && !(await sql.seedCursor(client, floor))) throw new LedgerFenced(0);
-    await jsm.consumers.delete(names.stream, names.ledgerConsumer).catch(() => {});
+    await jsm.consumers.delete(names.stream, names.ledgerConsumer).catch(ignoreFailure('deleting a ledger consumer that may not exist'));
     this.o.logger.info({ cursor: floor }, 'moved the ledger from its durable consumer to the cursor');
     return floor;
   }
