@@ -20,7 +20,7 @@ export default tseslint.config(
     // Tests and load tools call the engine through @grpc/proto-loader's dynamic clients, whose
     // replies are untyped by construction, and read fixtures they have just made: the
     // no-unsafe-* rules and the non-null rule would flag every reply field they assert on.
-    files: ['test/**', 'load/**', '**/*.test.ts', 'examples/**'],
+    files: ['test/**', 'load/**', 'tools/**', '**/*.test.ts', 'examples/**'],
     rules: {
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

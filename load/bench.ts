@@ -20,14 +20,14 @@ import { runAudit } from '../src/ledger/auditor.js';
 import { createPool } from '../src/ledger/db.js';
 import { EscrowClient } from '../src/client.js';
 import { createOne, runMixedClosed, runMixedOpen, seedMixed, type MixedResult } from './mixed.js';
-import { dropNamespace, runNamespace } from './namespace.js';
-import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from './processes.js';
+import { dropNamespace, runNamespace } from '../tools/namespace.js';
+import { EngineProcess, LOAD_TOOL_LIMITS, portOpen, sleep } from '../tools/processes.js';
 import { runRace, type RaceResult } from './race.js';
 import { runBounded, summarize } from './stats.js';
 import { writeReport, type ReportRow } from './report.js';
 import { MILESTONE } from '../src/app/milestones.js';
 import { Registry } from '../src/runtime/registry.js';
-import { currentNatsServer, NatsCluster } from './nats-cluster.js';
+import { currentNatsServer, NatsCluster } from '../tools/nats-cluster.js';
 
 const { values: a } = parseArgs({
   options: {

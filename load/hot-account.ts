@@ -15,8 +15,8 @@ import { runAudit } from '../src/ledger/auditor.js';
 import { createPool } from '../src/ledger/db.js';
 import { freePort } from '../src/dev/embedded.js';
 import { EscrowClient, statusName } from '../src/client.js';
-import { dropNamespace, runNamespace } from './namespace.js';
-import { EngineProcess, LOAD_TOOL_LIMITS } from './processes.js';
+import { dropNamespace, runNamespace } from '../tools/namespace.js';
+import { EngineProcess, LOAD_TOOL_LIMITS } from '../tools/processes.js';
 import { runBounded, summarize, type LatencySummary } from './stats.js';
 
 const { values: a } = parseArgs({

@@ -1,7 +1,7 @@
 /**
  * The top of a V8 CPU profile: `npx tsx load/profile-top.ts FILE.cpuprofile [N]` prints the N
  * functions with the most self time (and their share), then the same grouped by package, as
- * `--cpu-prof` writes them (see ESCROW_CPU_PROFILE_DIR in load/processes.ts).
+ * `--cpu-prof` writes them (see ESCROW_CPU_PROFILE_DIR in tools/processes.ts).
  */
 import { readFileSync } from 'node:fs';
 

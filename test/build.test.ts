@@ -22,7 +22,7 @@ describe('the build', () => {
     child.stdout.on('data', (d) => (output += String(d)));
     child.stderr.on('data', (d) => (output += String(d)));
     try {
-      const { portOpen, sleep } = await import('../load/processes.js');
+      const { portOpen, sleep } = await import('../tools/processes.js');
       for (let i = 0; i < 100 && !(await portOpen(port)); i++) await sleep(100);
       const c = new EscrowClient(`127.0.0.1:${port}`);
       const r = await c.a('Deposit', PAYMENTS, { user_id: 'built', amount: usd('2.00'), external_reference: key() });

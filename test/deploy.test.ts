@@ -7,7 +7,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../src/dev/embedded.js';
 import { eventually } from './helpers/engine.js';
-import { currentNatsServer } from '../load/nats-cluster.js';
+import { currentNatsServer } from '../tools/nats-cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;

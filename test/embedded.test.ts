@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EscrowClient } from '../src/client.js';
-import { EngineProcess } from '../load/processes.js';
+import { EngineProcess } from '../tools/processes.js';
 import { freePort } from '../src/dev/embedded.js';
 import { PAYMENTS, usd } from './helpers/client.js';
 import { key } from './helpers/flows.js';

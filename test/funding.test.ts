@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineProcess as BaseProcess } from '../load/processes.js';
+import type { EngineProcess as BaseProcess } from '../tools/processes.js';
 import { EscrowClient, failure, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, key } from './helpers/flows.js';

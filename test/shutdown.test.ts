@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EscrowClient as BaseClient } from '../src/client.js';
-import { EngineProcess as Proc } from '../load/processes.js';
+import { EngineProcess as Proc } from '../tools/processes.js';
 import { freePort } from '../src/dev/embedded.js';
 import { EscrowClient, PAYMENTS, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, engineEnv, eventually, freshNamespace } from './helpers/engine.js';

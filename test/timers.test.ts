@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineProcess as BaseProcess } from '../load/processes.js';
+import type { EngineProcess as BaseProcess } from '../tools/processes.js';
 import { EscrowClient, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { deposit, key } from './helpers/flows.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyBatch } from '../src/ledger/apply.js';
-import type { EngineProcess as BaseProcess } from '../load/processes.js';
+import type { EngineProcess as BaseProcess } from '../tools/processes.js';
 import { usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { balance, deposit, expectBalance, funded, key } from './helpers/flows.js';

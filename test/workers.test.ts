@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineProcess as BaseProcess } from '../load/processes.js';
+import type { EngineProcess as BaseProcess } from '../tools/processes.js';
 import { runRace } from '../load/race.js';
 import { leaseSessionPrefix } from '../src/ledger/worker.js';
 import { EscrowClient, failure, PAYMENTS, usd } from './helpers/client.js';

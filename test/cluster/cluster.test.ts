@@ -1,10 +1,10 @@
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { currentNatsServer, NatsCluster } from '../../load/nats-cluster.js';
+import { currentNatsServer, NatsCluster } from '../../tools/nats-cluster.js';
 import { EventLog, UnsafeEventLog } from '../../src/events/log.js';
 import { names } from '../../src/events/names.js';
-import { sleep } from '../../load/processes.js';
+import { sleep } from '../../tools/processes.js';
 import { FaultLoad } from '../faults/load.js';
 import { phaseMs, Rig, verifyFault } from '../faults/rig.js';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/dev/embedded.js';
-import { portOpen, sleep } from '../../load/processes.js';
+import { portOpen, sleep } from '../../tools/processes.js';
 
 /**
  * What the fault suite breaks on purpose: nats-server processes of its own (never the
@@ -69,4 +69,4 @@ export async function natsCluster(size = 3): Promise<NatsServer[]> {
 }
 
 /** A TCP proxy that can drop and refuse connections (shared with the cluster suite). */
-export { TcpProxy } from '../../load/nats-cluster.js';
+export { TcpProxy } from '../../tools/nats-cluster.js';

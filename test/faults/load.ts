@@ -1,6 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { statusName, type EscrowClient, type Reply } from '../../src/client.js';
-import { sleep } from '../../load/processes.js';
+import { sleep } from '../../tools/processes.js';
 import { failureOf, type CallRecord } from '../../load/history.js';
 
 /**

@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../load/processes.js';
+import { sleep } from '../../tools/processes.js';
 import { SAFE_REPLICATED_SERVER, versionAtLeast } from '../../src/events/log.js';
 import { natsCluster, type NatsServer } from './infra.js';
 

@@ -1,12 +1,12 @@
 import { Decimal } from 'decimal.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { sleep } from '../../load/processes.js';
+import { sleep } from '../../tools/processes.js';
 import { FaultLoad } from './load.js';
 import { PAYMENTS } from '../helpers/client.js';
 import { NatsServer, natsCluster, TcpProxy } from './infra.js';
 import { phaseMs, Rig, verifyFault } from './rig.js';
-import { EngineProcess } from '../../load/processes.js';
+import { EngineProcess } from '../../tools/processes.js';
 import { freePort } from '../../src/dev/embedded.js';
 import { SAFE_REPLICATED_SERVER, versionAtLeast } from '../../src/events/log.js';
 import { leaseSessionPrefix } from '../../src/ledger/worker.js';

@@ -1,5 +1,5 @@
-import { dropNamespace as dropRunNamespace } from '../../load/namespace.js';
-import { EngineProcess as BaseProcess, LOAD_TOOL_LIMITS } from '../../load/processes.js';
+import { dropNamespace as dropRunNamespace } from '../../tools/namespace.js';
+import { EngineProcess as BaseProcess, LOAD_TOOL_LIMITS } from '../../tools/processes.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import pg from 'pg';
