@@ -20,8 +20,12 @@ function sources(dir: string): string[] {
 function imports(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)) {
-    out.push(relative(ROOT, resolve(dirname(join(ROOT, file)), m[1]!.replace(/\.js$/, '.ts'))));
+  // `import x from '...'`, `export ... from '...'`, `import '...'` (side effects only) and `import('...')`.
+  for (const m of text.matchAll(
+    /^\s*(?:(?:import|export)\b[^'"]*?from\s+|import\s+)['"](\.[^'"]+)['"]|\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/gm,
+  )) {
+    const spec = m[1] ?? m[2] ?? '';
+    out.push(relative(ROOT, resolve(dirname(join(ROOT, file)), spec.replace(/\.js$/, '.ts'))));
   }
   return out;
 }
@@ -36,6 +40,14 @@ describe('the import graph', () => {
         .get(f)!
         .filter((to) => !to.startsWith('actors/'))
         .map((to) => `${f} -> ${to}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
+  it('the gateway reaches the engine only through app/ (besides the pure core and the shared edges)', () => {
+    const allowed = /^(actors\/|src\/gateway\/|src\/app\/|src\/(errors|log|metrics|money|tracing)\.ts$)/;
+    const outside = sources('src/gateway').flatMap((f) =>
+      (graph.get(f) ?? []).filter((to) => !allowed.test(to)).map((to) => `${f} -> ${to}`),
     );
     expect(outside).toEqual([]);
   });

@@ -14,6 +14,15 @@ import type { MilestoneApp } from './milestones.js';
 
 export type ReadPool = Pool;
 
+// What the gateway reads of states and rows, named here so that it depends on app/ alone.
+export { historyOf, type Persisted } from '../runtime/entity.js';
+export type { EntryRow, MilestoneRow } from '../ledger/read.js';
+
+/** Quarantined messages no operator has resolved yet (the ledger is unhealthy while any are). */
+export function openQuarantined(pool: ReadPool): Promise<number> {
+  return read.openQuarantineCount(pool);
+}
+
 /** A page of the caller's milestones from the read model (a moment behind the log). */
 export function listMilestones(pool: ReadPool, q: Parameters<typeof read.listMilestones>[1]): ReturnType<typeof read.listMilestones> {
   return read.listMilestones(pool, q);

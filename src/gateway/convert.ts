@@ -1,9 +1,8 @@
 import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone.machine.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
-import type { EntryRow, MilestoneRow } from '../ledger/read.js';
 import { format } from '../../actors/money.js';
-import { historyOf, type Persisted } from '../runtime/entity.js';
+import { historyOf, type EntryRow, type MilestoneRow, type Persisted } from '../app/views.js';
 
 /** Domain values to the messages of proto/escrow/v1. */
 

@@ -1,9 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MilestoneContext } from '../../actors/milestone.machine.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { listMilestones, watchMilestone, type ReadPool } from '../app/views.js';
+import { listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
 import { InvalidArgument } from '../errors.js';
-import type { Persisted } from '../runtime/entity.js';
 import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import { isTime, isUuid } from './page-token.js';

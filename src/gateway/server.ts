@@ -4,13 +4,13 @@ import { CallerLimits, type CallerLimitsOptions } from './limits.js';
 import { PageTokens } from './page-token.js';
 import type { AccountApp } from '../app/accounts.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import type { Pool } from '../ledger/db.js';
 import type { Logger } from '../log.js';
 import { accountService } from './account.service.js';
 import { Authenticator, type AuthOptions } from './auth.js';
 import type { HandlerDeps } from './handlers.js';
 import { reviewService } from './review.service.js';
 import type { ReviewApp } from '../app/reviews.js';
+import { openQuarantined, type ReadPool } from '../app/views.js';
 import { milestoneService } from './milestone.service.js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
@@ -44,7 +44,7 @@ export interface GatewayOptions {
   milestones: MilestoneApp;
   accounts: AccountApp;
   reviews: ReviewApp;
-  pool: Pool;
+  pool: ReadPool;
   logger: Logger;
 }
 
@@ -119,8 +119,8 @@ export class Gateway {
     this.listener = listener;
     const check = async () => {
       const open = await Promise.race([
-        this.o.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL').then(
-          (r) => r.rows[0]?.n ?? '0',
+        openQuarantined(this.o.pool).then(
+          (n) => n,
           () => null,
         ),
         new Promise<null>((resolve) => setTimeout(() => resolve(null), HEALTH_CHECK_MS).unref()),
@@ -128,7 +128,7 @@ export class Gateway {
       if (!this.healthCheck) return;
       const serving = this.o.milestones.log.available && open !== null;
       for (const s of ['', ...SERVICES]) this.health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
-      this.health.setStatus(LEDGER_HEALTH, serving && open === '0' && !this.o.ledgerStopped?.() ? 'SERVING' : 'NOT_SERVING');
+      this.health.setStatus(LEDGER_HEALTH, serving && open === 0 && !this.o.ledgerStopped?.() ? 'SERVING' : 'NOT_SERVING');
     };
     this.healthCheck = setInterval(() => void check(), HEALTH_CHECK_MS);
     this.healthCheck.unref();

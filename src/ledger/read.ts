@@ -281,3 +281,14 @@ export async function reputationOf(
     ratingSum: Number(reviews[0]?.total ?? 0),
   };
 }
+
+/** How many quarantined messages wait for an operator (none resolved): the ledger's health. */
+export async function openQuarantineCount(pool: Pool): Promise<number> {
+  const rows = await query<{ n: string }>(
+    pool,
+    'open-quarantine-count',
+    'SELECT count(*)::text AS n FROM ledger_quarantine WHERE resolution IS NULL',
+    [],
+  );
+  return Number(rows[0]?.n ?? '0');
+}
