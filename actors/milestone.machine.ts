@@ -46,12 +46,6 @@ export interface Dispute {
 export const PROPOSALS_MAX = 10;
 export const ESCALATIONS_MAX = 3;
 
-/** States a dispute moves through. Their transitions may go past the event limit: the caps above bound them. */
-export const DISPUTE_STATES: ReadonlySet<string> = new Set(['disputed', 'escalating', 'arbitration']);
-
-/** States that handle DEADLINE: a timer of the milestone can fire only in them (the read model shows `due_at` only there). */
-export const TIMER_STATES: ReadonlySet<string> = new Set(['releaseRequested', 'cancellationRequested', 'disputed']);
-
 /** Timers a milestone may be waiting on; `dueAt` says when. */
 export type DueKind = '' | 'dispute_response' | 'auto_release';
 
@@ -452,6 +446,7 @@ export const milestoneMachine = setup({
   types: {
     context: {} as MilestoneContext,
     events: {} as MilestoneEvent,
+    tags: {} as MilestoneTag,
   },
   guards: {
     fundingRefused: ({ event }) => (event.type === 'CREATE' || event.type === 'ACCEPT_REQUEST') && event.fundingFailure !== '',
@@ -836,6 +831,7 @@ export const milestoneMachine = setup({
       },
     },
     requested: {
+      tags: ['unfunded'],
       description: 'The freelancer proposed it; no money moves until the employer accepts.',
       on: {
         ACCEPT_REQUEST: [
@@ -848,9 +844,10 @@ export const milestoneMachine = setup({
         WITHDRAW_REQUEST: { guard: 'mayIssue', target: 'requestWithdrawn', actions: 'withdrawRequest' },
       },
     },
-    requestRejected: { description: 'Final: the employer declined the request; no money moved.' },
-    requestWithdrawn: { description: 'Final: the freelancer withdrew the request; no money moved.' },
+    requestRejected: { type: 'final', tags: ['unfunded'], description: 'Final: the employer declined the request; no money moved.' },
+    requestWithdrawn: { type: 'final', tags: ['unfunded'], description: 'Final: the freelancer withdrew the request; no money moved.' },
     pendingFunding: {
+      tags: ['unfunded', 'holdPending'],
       description:
         'Created by an earlier version, which let the ledger worker hold (or refuse) the employer funds; new milestones are funded on creation.',
       on: {
@@ -858,8 +855,9 @@ export const milestoneMachine = setup({
         FUNDING_FAILED: { guard: 'mayIssue', target: 'fundingFailed', actions: 'markFundingFailed' },
       },
     },
-    fundingFailed: { description: 'Final: the hold was refused; no money moved.' },
+    fundingFailed: { type: 'final', tags: ['unfunded'], description: 'Final: the hold was refused; no money moved.' },
     funded: {
+      tags: ['holdsMoney'],
       description: 'The amount is held in escrow; work may proceed.',
       on: {
         REQUEST_RELEASE: { guard: 'mayIssue', target: 'releaseRequested', actions: 'markReleaseRequested' },
@@ -874,6 +872,7 @@ export const milestoneMachine = setup({
       },
     },
     releaseRequested: {
+      tags: ['holdsMoney', 'timer'],
       description: 'The freelancer asked the employer to release; money still held.',
       on: {
         RELEASE: releaseTransitions,
@@ -888,6 +887,7 @@ export const milestoneMachine = setup({
       },
     },
     cancellationRequested: {
+      tags: ['holdsMoney', 'timer'],
       description: 'The employer asked the freelancer to cancel; money still held.',
       on: {
         RELEASE: releaseTransitions,
@@ -904,6 +904,7 @@ export const milestoneMachine = setup({
       },
     },
     disputed: {
+      tags: ['holdsMoney', 'dispute', 'timer'],
       description: 'Frozen: no release or cancel. The parties negotiate; the respondent must answer before dueAt.',
       on: {
         // Past an unanswered deadline nothing but the timer's grant is accepted.
@@ -941,6 +942,7 @@ export const milestoneMachine = setup({
       },
     },
     escalating: {
+      tags: ['holdsMoney', 'dispute'],
       description: 'Still disputed; the ledger is holding (or refusing) the arbitration fee of the escalating party.',
       on: {
         ESCALATION_SUCCEEDED: { guard: 'mayIssue', target: 'arbitration', actions: 'escalate' },
@@ -948,6 +950,7 @@ export const milestoneMachine = setup({
       },
     },
     arbitration: {
+      tags: ['holdsMoney', 'dispute'],
       description: 'Still disputed; an arbiter decides the split.',
       on: {
         RESOLVE: [
@@ -958,9 +961,9 @@ export const milestoneMachine = setup({
         ],
       },
     },
-    released: { description: 'Final: everything held was released to the freelancer.' },
-    cancelled: { description: 'Final: what was still held went back to the employer.' },
-    resolved: { description: 'Final: the dispute ended and what was held was split between the parties.' },
+    released: { type: 'final', description: 'Final: everything held was released to the freelancer.' },
+    cancelled: { type: 'final', description: 'Final: what was still held went back to the employer.' },
+    resolved: { type: 'final', description: 'Final: the dispute ended and what was held was split between the parties.' },
   },
 });
 
@@ -978,12 +981,41 @@ export const CANCELLATION_REASONS: ReadonlySet<string> = new Set([
   'OTHER',
 ]);
 
-/** States after which nothing can happen to a milestone any more. */
-export const FINAL_STATES: ReadonlySet<string> = new Set([
-  'fundingFailed',
-  'released',
-  'cancelled',
-  'requestRejected',
-  'requestWithdrawn',
-  'resolved',
-]);
+/**
+ * The kinds of state, read from the machine's own marks (`type: 'final'` and its tags), so
+ * each is written once, on the states: what the runtime, the ledger, the auditor and the
+ * tests need to know of a state, by name.
+ */
+export type MilestoneTag = 'holdsMoney' | 'dispute' | 'timer' | 'unfunded' | 'holdPending';
+
+function statesWhere(test: (node: { type: string; tags: readonly string[] }) => boolean): ReadonlySet<string> {
+  return new Set(
+    Object.entries(milestoneMachine.states)
+      .filter(([, node]) => test(node))
+      .map(([name]) => name),
+  );
+}
+
+/** States after which nothing can happen to a milestone any more (`type: 'final'`). */
+export const FINAL_STATES = statesWhere((n) => n.type === 'final');
+/** States a dispute moves through ('dispute'). Their transitions may go past the event limit: the caps bound them. */
+export const DISPUTE_STATES = statesWhere((n) => n.tags.includes('dispute'));
+/** States that handle DEADLINE ('timer'): a timer can fire only in them (the read model shows `due_at` only there). */
+export const TIMER_STATES = statesWhere((n) => n.tags.includes('timer'));
+/** States with money in escrow ('holdsMoney'). */
+export const HOLDING_STATES = statesWhere((n) => n.tags.includes('holdsMoney'));
+/**
+ * States that never held money ('unfunded'): a request, a funding that never happened. Their
+ * read-model rows are exempt from amount = held + released + returned (migration 002's
+ * constraint, src/ledger/audit.ts).
+ */
+export const UNFUNDED_STATES = statesWhere((n) => n.tags.includes('unfunded'));
+/** The external statuses of the unfunded states, as the read model stores them. */
+export const UNFUNDED_STATUSES: readonly string[] = [...new Set([...UNFUNDED_STATES].map(statusOf))];
+/**
+ * Statuses whose milestone has no hold posting at all: the unfunded ones, less those where
+ * the ledger may hold while the milestone waits ('holdPending': a funding saga of an earlier version).
+ */
+export const NEVER_HELD_STATUSES: readonly string[] = [
+  ...new Set([...UNFUNDED_STATES].filter((s) => !statesWhere((n) => n.tags.includes('holdPending')).has(s)).map(statusOf)),
+];

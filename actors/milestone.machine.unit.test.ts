@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type Decision } from './decide.js';
-import { initialMilestoneContext, milestoneMachine, type MilestoneContext, type MilestoneEvent } from './milestone.machine.js';
+import {
+  DISPUTE_STATES,
+  FINAL_STATES,
+  HOLDING_STATES,
+  initialMilestoneContext,
+  milestoneMachine,
+  TIMER_STATES,
+  type MilestoneContext,
+  type MilestoneEvent,
+} from './milestone.machine.js';
 import { Decimal } from 'decimal.js';
 import { DEFAULT_TERMS } from './terms.js';
 
@@ -189,12 +198,24 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   CANCEL_AFTER_AWARD: (r) => (r === 'freelancer' ? null : r === 'employer' ? 'AWARD_ACCEPTED_ONLY_FREELANCER_MAY_CANCEL' : 'NOT_PARTY'),
 };
 const HOLDING: State[] = ['funded', 'releaseRequested', 'cancellationRequested'];
+const TIMERS: State[] = ['releaseRequested', 'cancellationRequested', 'disputed'];
+const FINAL: State[] = ['requestRejected', 'requestWithdrawn', 'fundingFailed', 'released', 'cancelled', 'resolved'];
+
+describe("the machine's kinds of state (its tags and final states)", () => {
+  // This table's own model, written out, against the marks the runtime, ledger and auditor read.
+  it('are the ones this table expects', () => {
+    expect([...HOLDING_STATES].filter((s) => !DISPUTE_STATES.has(s)).sort()).toEqual([...HOLDING].sort());
+    expect([...DISPUTE_STATES].sort()).toEqual(['arbitration', 'disputed', 'escalating']);
+    expect([...TIMER_STATES].sort()).toEqual([...TIMERS].sort());
+    expect([...FINAL_STATES].sort()).toEqual([...FINAL].sort());
+  });
+});
 /** Refusals past the party rule that depend on the fixture (FAILED_PRECONDITION). */
 function refusedInState(state: State, command: string, role: Role): string | null {
   // The standing proposal is the employer's: only the freelancer may accept it.
   if (state === 'disputed' && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return 'OWN_PROPOSAL';
   // The fixture's timers run but are not due.
-  if (['releaseRequested', 'cancellationRequested', 'disputed'].includes(state) && command === 'DEADLINE') return 'NOT_DUE';
+  if (TIMERS.includes(state) && command === 'DEADLINE') return 'NOT_DUE';
   return null;
 }
 function legalNext(state: State, command: string): State | null {

@@ -1,3 +1,4 @@
+import { NEVER_HELD_STATUSES, UNFUNDED_STATUSES } from '../../actors/milestone.machine.js';
 import type { Pool } from './db.js';
 
 /**
@@ -10,8 +11,14 @@ export interface Violation {
   detail: string;
 }
 
+/**
+ * Queries that name $1 and $2 get the machine's state kinds (read from its tags, so no status
+ * list is written here): $1 the statuses exempt from amount = held + released + returned
+ * (nothing held yet), $2 those that must have no hold at all.
+ */
 async function rows<R extends object>(pool: Pool, text: string): Promise<R[]> {
-  return (await pool.query<R>(text)).rows;
+  const params = /\$2\b/.test(text) ? [UNFUNDED_STATUSES, NEVER_HELD_STATUSES] : /\$1\b/.test(text) ? [UNFUNDED_STATUSES] : [];
+  return (await pool.query<R>(text, params)).rows;
 }
 
 export async function audit(pool: Pool): Promise<Violation[]> {
@@ -52,7 +59,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   for (const r of await rows<{ milestone_id: string; status: string }>(
     pool,
     `SELECT milestone_id::text, status FROM milestones
-     WHERE status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED') AND amount <> held + released + returned`,
+     WHERE status <> ALL($1::text[]) AND amount <> held + released + returned`,
   )) {
     v.push({ check: 'milestone_conserved', detail: `${r.milestone_id} (${r.status}): amount != held + released + returned` });
   }
@@ -67,7 +74,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
     pool,
     `SELECT m.milestone_id::text, coalesce(a.balance, 0)::text AS escrow, m.held::text
      FROM milestones m LEFT JOIN accounts a ON a.account_id = 'escrow:' || m.milestone_id::text
-     WHERE m.status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED') AND coalesce(a.balance, 0) <> m.held`,
+     WHERE m.status <> ALL($1::text[]) AND coalesce(a.balance, 0) <> m.held`,
   )) {
     v.push({ check: 'escrow_matches_milestone', detail: `${r.milestone_id}: escrow account ${r.escrow}, milestone held ${r.held}` });
   }
@@ -93,8 +100,8 @@ export async function audit(pool: Pool): Promise<Violation[]> {
                    coalesce(p.settles, 0), coalesce(p.released, 0), coalesce(p.returned, 0), coalesce(p.fees, 0)) AS detail
      FROM milestones m LEFT JOIN p ON p.milestone_id = m.milestone_id
      WHERE coalesce(p.holds, 0) > 1 OR coalesce(p.settles, 0) > 1
-        OR (m.status IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'FUNDING_FAILED') AND coalesce(p.holds, 0) > 0)
-        OR (m.status NOT IN ('REQUESTED', 'REQUEST_REJECTED', 'REQUEST_WITHDRAWN', 'PENDING_FUNDING', 'FUNDING_FAILED')
+        OR (m.status = ANY($2::text[]) AND coalesce(p.holds, 0) > 0)
+        OR (m.status <> ALL($1::text[])
             AND (coalesce(p.held_in, 0) <> m.amount OR coalesce(p.released, 0) <> m.released OR coalesce(p.returned, 0) <> m.returned
                  OR coalesce(p.fees, 0) <> m.employer_fee + m.freelancer_fee))`,
   )) {
