@@ -16,13 +16,17 @@ export type Decision<C> =
 /**
  * Decides one command with xstate's pure `transition`: no actor is started, nothing is
  * executed. The decision slots are cleared before and after, so they never reach the log.
+ * `permission`, when the kind has one, is asked first: the machine keeps the state rules.
  */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- E lets a caller pass an event literal with its own fields
 export function decide<C extends DecisionSlots, E extends EventObject = EventObject>(
   machine: AnyStateMachine,
   at: Position<C>,
   event: E,
+  permission?: (at: Position<C>, event: E) => Rejection | null,
 ): Decision<C> {
+  const refused = permission?.(at, event);
+  if (refused) return { kind: 'rejected', rejection: refused };
   const snapshot = machine.resolveState({
     value: at.state,
     context: { ...at.context, rejection: null, emitted: null },

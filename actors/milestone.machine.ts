@@ -3,6 +3,7 @@ import { Decimal } from 'decimal.js';
 import { add, cmp, format, isZero, sub, zero } from './money.js';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
 import type { MilestoneEmitted } from './events.js';
+import { decide, type Decision, type Position } from './decide.js';
 import { ARBITER_ROLE, SYSTEM_CALLER } from './decision.js';
 import { DEFAULT_TERMS, feeOn, freelancerFeeFor, type Terms } from './terms.js';
 
@@ -257,6 +258,18 @@ function refusalFor(c: MilestoneContext, e: MilestoneEvent): string | null {
   return rule(c, e);
 }
 
+/**
+ * Who may issue a command, checked before the machine runs (the permission table above):
+ * PERMISSION_DENIED with the table's reason. A milestone that does not exist yet has no
+ * parties: there only voiding a reservation is the system's alone, and any other command is
+ * the machine's to answer (CREATE, REQUEST, or NOT_FOUND).
+ */
+export function milestonePermission(at: Position<MilestoneContext>, e: MilestoneEvent): Rejection | null {
+  if (at.state === 'new' && e.type !== 'VOID_RESERVATION') return null;
+  const reason = refusalFor(at.context, e);
+  return reason === null ? null : reject('PERMISSION_DENIED', reason, `caller may not ${e.type} this milestone`);
+}
+
 /** The amount a RELEASE moves: the requested one, or everything held. */
 export function releaseAmount(c: MilestoneContext, e: Extract<MilestoneEvent, { type: 'RELEASE' }>): string {
   return e.amount === '' ? c.held : e.amount;
@@ -270,17 +283,18 @@ function payoutFee(c: MilestoneContext, amount: string): string {
   return freelancerFeeFor(c.terms, c.currency, c.released, c.freelancerFee, amount);
 }
 
+/** The dispute of a milestone in a dispute state: its absence there is a broken invariant. */
+function disputeOf(c: MilestoneContext): Dispute {
+  if (!c.dispute) throw new Error(`milestone ${c.id} is in a dispute state without a dispute`);
+  return c.dispute;
+}
+
 /**
  * Ends a dispute with `freelancerAmount` for the freelancer and the rest of what is held back
  * to the employer, in one step. An escalation fee goes back to the escalating party if it won
  * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
  * else to the platform.
  */
-/** The dispute of a milestone in a dispute state: its absence there is a broken invariant. */
-function disputeOf(c: MilestoneContext): Dispute {
-  if (!c.dispute) throw new Error(`milestone ${c.id} is in a dispute state without a dispute`);
-  return c.dispute;
-}
 
 function settlement(
   c: MilestoneContext,
@@ -411,7 +425,6 @@ function opened(
 }
 
 const releaseTransitions = [
-  { guard: not('mayIssue'), actions: 'rejectParty' as const },
   { guard: not('releaseInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
   { guard: not('releaseWithinHeld'), actions: 'rejectReleaseAboveHeld' as const },
   { guard: 'releaseEmptiesHeld' as const, target: 'released' as const, actions: 'release' as const },
@@ -420,7 +433,6 @@ const releaseTransitions = [
 ];
 
 const cancelTransition = [
-  { guard: not('mayIssue'), actions: 'rejectParty' as const },
   // Once the review window passed, what is held is the freelancer's: the timer releases it.
   { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
   { target: 'cancelled' as const, actions: 'cancel' as const },
@@ -428,7 +440,6 @@ const cancelTransition = [
 
 /** Opening a dispute freezes what is held, from any state that holds money. */
 const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequested') => [
-  { guard: not('mayIssue'), actions: 'rejectParty' as const },
   { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
   { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
   { guard: not('claimWithinHeld'), actions: 'rejectClaimAboveHeld' as const },
@@ -437,7 +448,6 @@ const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequ
 
 /** The review window passed without a release or a dispute: everything held goes to the freelancer. */
 const autoReleaseTransition = [
-  { guard: not('mayIssue'), actions: 'rejectParty' as const },
   { guard: 'autoReleaseDue' as const, target: 'released' as const, actions: 'autoRelease' as const },
   { actions: 'rejectNotDue' as const },
 ];
@@ -461,7 +471,6 @@ export const milestoneMachine = setup({
         return event.reservationId !== '' && cmp(event.reserved, add(context.currency, context.amount, context.employerFee)) === 0;
       return false;
     },
-    mayIssue: ({ context, event }) => refusalFor(context, event) === null,
     releaseInMilestoneCurrency: ({ context, event }) =>
       event.type === 'RELEASE' && (event.amount === '' || event.currency === context.currency),
     inMilestoneCurrency: ({ context, event }) => 'currency' in event && event.currency === context.currency,
@@ -490,10 +499,6 @@ export const milestoneMachine = setup({
     cameFromReleaseRequested: ({ context }) => context.stateBeforeCancellationRequest === 'releaseRequested',
   },
   actions: {
-    rejectParty: assign({
-      rejection: ({ context, event }) =>
-        reject('PERMISSION_DENIED', refusalFor(context, event) ?? 'NOT_PARTY', `caller may not ${event.type} this milestone`),
-    }),
     rejectInState: assign({
       rejection: ({ event }) =>
         reject('FAILED_PRECONDITION', 'ILLEGAL_IN_STATUS', `${event.type} is not allowed in the milestone's current status`),
@@ -809,12 +814,13 @@ export const milestoneMachine = setup({
   id: 'milestone',
   initial: 'new',
   context: initialMilestoneContext,
-  // Fallbacks, taken when the current state has no enabled transition for a command:
-  // first the party rule, then "not in this status". Wrong party always wins over wrong state.
+  // Who may issue a command is decided before the machine runs (milestonePermission, through
+  // decideMilestone): wrong party always wins over wrong state. The fallback, taken when the
+  // current state has no transition for a command, is "not in this status".
   on: {
     // A reservation is voided only in place of a milestone that never appeared; elsewhere the sweep learns nothing changed.
-    VOID_RESERVATION: [{ guard: not('mayIssue'), actions: 'rejectParty' }, {}],
-    '*': [{ guard: not('mayIssue'), actions: 'rejectParty' }, { actions: 'rejectInState' }],
+    VOID_RESERVATION: {},
+    '*': { actions: 'rejectInState' },
   },
   states: {
     new: {
@@ -826,7 +832,7 @@ export const milestoneMachine = setup({
           { target: 'funded', actions: 'create' },
         ],
         REQUEST: { target: 'requested', actions: 'request' },
-        VOID_RESERVATION: { guard: 'mayIssue', target: 'fundingFailed', actions: 'voidReservation' },
+        VOID_RESERVATION: { target: 'fundingFailed', actions: 'voidReservation' },
         '*': { actions: 'rejectNotFound' },
       },
     },
@@ -835,13 +841,12 @@ export const milestoneMachine = setup({
       description: 'The freelancer proposed it; no money moves until the employer accepts.',
       on: {
         ACCEPT_REQUEST: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'fundingRefused', target: 'fundingFailed', actions: 'acceptRequestUnfunded' },
           { guard: not('reservationCovers'), actions: 'rejectReservationMismatch' },
           { target: 'funded', actions: 'acceptRequest' },
         ],
-        REJECT_REQUEST: { guard: 'mayIssue', target: 'requestRejected', actions: 'rejectRequest' },
-        WITHDRAW_REQUEST: { guard: 'mayIssue', target: 'requestWithdrawn', actions: 'withdrawRequest' },
+        REJECT_REQUEST: { target: 'requestRejected', actions: 'rejectRequest' },
+        WITHDRAW_REQUEST: { target: 'requestWithdrawn', actions: 'withdrawRequest' },
       },
     },
     requestRejected: { type: 'final', tags: ['unfunded'], description: 'Final: the employer declined the request; no money moved.' },
@@ -851,8 +856,8 @@ export const milestoneMachine = setup({
       description:
         'Created by an earlier version, which let the ledger worker hold (or refuse) the employer funds; new milestones are funded on creation.',
       on: {
-        FUNDING_SUCCEEDED: { guard: 'mayIssue', target: 'funded', actions: 'markFunded' },
-        FUNDING_FAILED: { guard: 'mayIssue', target: 'fundingFailed', actions: 'markFundingFailed' },
+        FUNDING_SUCCEEDED: { target: 'funded', actions: 'markFunded' },
+        FUNDING_FAILED: { target: 'fundingFailed', actions: 'markFundingFailed' },
       },
     },
     fundingFailed: { type: 'final', tags: ['unfunded'], description: 'Final: the hold was refused; no money moved.' },
@@ -860,10 +865,9 @@ export const milestoneMachine = setup({
       tags: ['holdsMoney'],
       description: 'The amount is held in escrow; work may proceed.',
       on: {
-        REQUEST_RELEASE: { guard: 'mayIssue', target: 'releaseRequested', actions: 'markReleaseRequested' },
+        REQUEST_RELEASE: { target: 'releaseRequested', actions: 'markReleaseRequested' },
         RELEASE: releaseTransitions,
         REQUEST_CANCELLATION: {
-          guard: 'mayIssue',
           target: 'cancellationRequested',
           actions: { type: 'markCancellationRequested', params: { from: 'funded' } },
         },
@@ -877,7 +881,6 @@ export const milestoneMachine = setup({
       on: {
         RELEASE: releaseTransitions,
         REQUEST_CANCELLATION: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'autoReleaseDue', actions: 'rejectReviewWindowPassed' },
           { target: 'cancellationRequested', actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } } },
         ],
@@ -894,7 +897,6 @@ export const milestoneMachine = setup({
         CANCEL: cancelTransition,
         // The freelancer keeps the contract: back to where the request came from.
         REJECT_CANCELLATION: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'cameFromReleaseRequested', target: 'releaseRequested', actions: 'rejectCancellation' },
           { target: 'funded', actions: 'rejectCancellation' },
         ],
@@ -909,7 +911,6 @@ export const milestoneMachine = setup({
       on: {
         // Past an unanswered deadline nothing but the timer's grant is accepted.
         PROPOSE_SETTLEMENT: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
           { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
           { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
@@ -917,7 +918,6 @@ export const milestoneMachine = setup({
           { target: 'disputed', actions: 'proposeSettlement' },
         ],
         ACCEPT_SETTLEMENT: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
           { guard: not('expectedInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
           { guard: not('hasProposal'), actions: 'rejectNoProposal' },
@@ -926,7 +926,6 @@ export const milestoneMachine = setup({
           { target: 'resolved', actions: 'acceptSettlement' },
         ],
         ESCALATE: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
           { guard: not('negotiationOver'), actions: 'rejectNegotiationOpen' },
           { guard: not('escalationsLeft'), actions: 'rejectEscalationLimit' },
@@ -934,19 +933,15 @@ export const milestoneMachine = setup({
           { guard: not('feeCovered'), actions: 'rejectFeeNotCovered' },
           { target: 'escalating', actions: 'requestEscalation' },
         ],
-        DEADLINE: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
-          { guard: 'responseDue', target: 'resolved', actions: 'grantClaim' },
-          { actions: 'rejectNotDue' },
-        ],
+        DEADLINE: [{ guard: 'responseDue', target: 'resolved', actions: 'grantClaim' }, { actions: 'rejectNotDue' }],
       },
     },
     escalating: {
       tags: ['holdsMoney', 'dispute'],
       description: 'Still disputed; the ledger is holding (or refusing) the arbitration fee of the escalating party.',
       on: {
-        ESCALATION_SUCCEEDED: { guard: 'mayIssue', target: 'arbitration', actions: 'escalate' },
-        ESCALATION_FAILED: { guard: 'mayIssue', target: 'disputed', actions: 'markEscalationFailed' },
+        ESCALATION_SUCCEEDED: { target: 'arbitration', actions: 'escalate' },
+        ESCALATION_FAILED: { target: 'disputed', actions: 'markEscalationFailed' },
       },
     },
     arbitration: {
@@ -954,7 +949,6 @@ export const milestoneMachine = setup({
       description: 'Still disputed; an arbiter decides the split.',
       on: {
         RESOLVE: [
-          { guard: not('mayIssue'), actions: 'rejectParty' },
           { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
           { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
           { target: 'resolved', actions: 'resolve' },
@@ -1019,3 +1013,8 @@ export const UNFUNDED_STATUSES: readonly string[] = [...new Set([...UNFUNDED_STA
 export const NEVER_HELD_STATUSES: readonly string[] = [
   ...new Set([...UNFUNDED_STATES].filter((s) => !statesWhere((n) => n.tags.includes('holdPending')).has(s)).map(statusOf)),
 ];
+
+/** Decides a milestone command: the permission table first, then the machine's state rules. */
+export function decideMilestone(at: Position<MilestoneContext>, event: MilestoneEvent): Decision<MilestoneContext> {
+  return decide(milestoneMachine, at, event, milestonePermission);
+}

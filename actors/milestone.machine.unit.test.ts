@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decide, type Decision } from './decide.js';
+import type { Decision } from './decide.js';
 import {
   DISPUTE_STATES,
   FINAL_STATES,
   HOLDING_STATES,
+  decideMilestone,
   initialMilestoneContext,
-  milestoneMachine,
   TIMER_STATES,
   type MilestoneContext,
   type MilestoneEvent,
@@ -272,7 +272,7 @@ describe('milestone machine: every state x command x role', () => {
     COMMANDS.flatMap((command) => (Object.keys(ROLES) as Role[]).map((role) => ({ state, command, role }))),
   );
   it.each(cases)('$state / $command.name / $role', ({ state, command, role }) => {
-    const d = decide(milestoneMachine, { state, context: contextIn(state) }, command.event(ROLES[role]));
+    const d = decideMilestone({ state, context: contextIn(state) }, command.event(ROLES[role]));
     expect(outcome(d)).toEqual(expected(state, command.name, role));
   });
   it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 5));
@@ -280,8 +280,7 @@ describe('milestone machine: every state x command x role', () => {
 
 describe('milestone machine: requests and cancellation requests', () => {
   it('a request makes the caller the freelancer and holds nothing', () => {
-    const d = decide(
-      milestoneMachine,
+    const d = decideMilestone(
       { state: 'new', context: initialMilestoneContext },
       COMMANDS.find((c) => c.name === 'REQUEST')!.event(FREELANCER),
     );
@@ -291,8 +290,7 @@ describe('milestone machine: requests and cancellation requests', () => {
   });
 
   it('accepting a request is funded from the reservation, like a create', () => {
-    const d = decide(
-      milestoneMachine,
+    const d = decideMilestone(
       { state: 'requested', context: contextIn('requested') },
       { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED },
     );
@@ -303,14 +301,12 @@ describe('milestone machine: requests and cancellation requests', () => {
   });
 
   it('an accept the account refused ends the request without money; a reservation of another amount is refused', () => {
-    const refused = decide(
-      milestoneMachine,
+    const refused = decideMilestone(
       { state: 'requested', context: contextIn('requested') },
       { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' },
     );
     expect(outcome(refused)).toEqual({ next: 'fundingFailed' });
-    const short = decide(
-      milestoneMachine,
+    const short = decideMilestone(
       { state: 'requested', context: contextIn('requested') },
       { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED, reserved: '9.99' },
     );
@@ -321,13 +317,12 @@ describe('milestone machine: requests and cancellation requests', () => {
     ['funded', 'funded'],
     ['releaseRequested', 'releaseRequested'],
   ] as const)('a rejected cancellation request from %s goes back to %s', (from, back) => {
-    const asked = decide(
-      milestoneMachine,
+    const asked = decideMilestone(
       { state: from, context: contextIn(from) },
       { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: AT, reasonCode: 'OTHER', reason: 'other' },
     );
     if (asked.kind !== 'accepted') throw new Error('request refused');
-    const rejected = decide(milestoneMachine, asked.next, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT });
+    const rejected = decideMilestone(asked.next, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT });
     if (rejected.kind !== 'accepted') throw new Error('rejection refused');
     expect(rejected.next.state).toBe(back);
     expect(rejected.next.context.held).toBe('10.00');
@@ -345,7 +340,7 @@ describe('milestone machine: money', () => {
   });
 
   it('a partial release keeps the rest held and emits partially_released', () => {
-    const d = decide(milestoneMachine, funded, release('4.00'));
+    const d = decideMilestone(funded, release('4.00'));
     expect(d.kind).toBe('accepted');
     if (d.kind !== 'accepted') return;
     expect(d.next.context).toMatchObject({ held: '6.00', released: '4.00', returned: '0.00' });
@@ -353,24 +348,24 @@ describe('milestone machine: money', () => {
   });
 
   it('a release above what is held is refused', () => {
-    expect(outcome(decide(milestoneMachine, funded, release('10.01')))).toEqual({
+    expect(outcome(decideMilestone(funded, release('10.01')))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'AMOUNT_EXCEEDS_HELD',
     });
   });
 
   it('a release in another currency is refused', () => {
-    expect(outcome(decide(milestoneMachine, funded, release('1', 'JPY')))).toEqual({
+    expect(outcome(decideMilestone(funded, release('1', 'JPY')))).toEqual({
       code: 'INVALID_ARGUMENT',
       reason: 'CURRENCY_MISMATCH',
     });
   });
 
   it('cancel after a partial release returns only what is still held', () => {
-    const p = decide(milestoneMachine, funded, release('3.00'));
+    const p = decideMilestone(funded, release('3.00'));
     if (p.kind !== 'accepted') throw new Error('partial release refused');
     const cancel: MilestoneEvent = { type: 'CANCEL', by: caller(FREELANCER), at: AT, reasonCode: '', reason: '', awardAccepted: true };
-    const c = decide(milestoneMachine, p.next, cancel);
+    const c = decideMilestone(p.next, cancel);
     if (c.kind !== 'accepted') throw new Error('cancel refused');
     expect(c.next.state).toBe('cancelled');
     expect(c.next.context).toMatchObject({ held: '0.00', released: '3.00', returned: '7.00' });
@@ -394,7 +389,7 @@ describe('milestone machine: money', () => {
               : pick < 0.8
                 ? { type: 'REQUEST_RELEASE', by: caller(who), at: AT }
                 : { type: 'REQUEST_CANCELLATION', by: caller(who), at: AT, reasonCode: 'OTHER', reason: '' };
-        const d = decide(milestoneMachine, at, event);
+        const d = decideMilestone(at, event);
         if (d.kind === 'accepted') at = d.next;
         const c = at.context;
         expect(new Decimal(c.held).plus(c.released).plus(c.returned).toFixed(2)).toBe('10.00');
@@ -428,7 +423,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     fundingFailure: '',
   };
   const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
-    const d = decide(milestoneMachine, at, e);
+    const d = decideMilestone(at, e);
     if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
     return { ...d.next, emitted: d.emitted };
   };
@@ -460,7 +455,7 @@ describe('milestone machine: fees, disputes and timers', () => {
   it('auto-releases after the review window, not before', () => {
     const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
     expect(asked.context).toMatchObject({ dueKind: 'auto_release', dueAt: inHours(1) });
-    expect(outcome(decide(milestoneMachine, asked, { type: 'DEADLINE', by: sys, at: inHours(0.5) }))).toEqual({
+    expect(outcome(decideMilestone(asked, { type: 'DEADLINE', by: sys, at: inHours(0.5) }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'NOT_DUE',
     });
@@ -475,7 +470,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     const open = step(asked, { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'silent', currency: 'USD', claim: '80.00' });
     expect(open.state).toBe('disputed');
     expect(open.context).toMatchObject({ dueKind: 'dispute_response', dueAt: inHours(14 * 24) });
-    expect(outcome(decide(milestoneMachine, open, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' }))).toEqual({
+    expect(outcome(decideMilestone(open, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'ILLEGAL_IN_STATUS',
     });
@@ -497,13 +492,13 @@ describe('milestone machine: fees, disputes and timers', () => {
     expect(open.context.dueAt).toBe(inHours(4 * 24));
     const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '70.00' });
     expect(proposed.context.dueAt).toBe('');
-    expect(outcome(decide(milestoneMachine, proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({
+    expect(outcome(decideMilestone(proposed, { type: 'DEADLINE', by: sys, at: inHours(5 * 24) }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'NOT_DUE',
     });
     expect(
       outcome(
-        decide(milestoneMachine, proposed, {
+        decideMilestone(proposed, {
           type: 'ACCEPT_SETTLEMENT',
           by: caller(FREELANCER),
           at: AT,
@@ -514,7 +509,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' });
     expect(
       outcome(
-        decide(milestoneMachine, proposed, {
+        decideMilestone(proposed, {
           type: 'ACCEPT_SETTLEMENT',
           by: caller(EMPLOYER),
           at: AT,
@@ -542,14 +537,15 @@ describe('milestone machine: fees, disputes and timers', () => {
       currency: 'USD',
       claim: '100.00',
     });
-    expect(outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71), available: '' }))).toEqual({
+    expect(outcome(decideMilestone(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(71), available: '' }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'NEGOTIATION_WINDOW_OPEN',
     });
     // Short of the fee by the balance read just before: refused without an event, no attempt used.
-    expect(
-      outcome(decide(milestoneMachine, open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' })),
-    ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' });
+    expect(outcome(decideMilestone(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '4.99' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'INSUFFICIENT_FUNDS',
+    });
     const asked = step(open, { type: 'ESCALATE', by: caller(FREELANCER), at: inHours(72), available: '5.00' });
     expect(asked.state).toBe('escalating');
     expect(asked.emitted).toEqual({ type: 'escalation_requested', data: { amount: '5.00', escalatorId: FREELANCER, funding: 'account' } });
@@ -564,7 +560,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     expect(again.state).toBe('arbitration');
     expect(
       outcome(
-        decide(milestoneMachine, again, {
+        decideMilestone(again, {
           type: 'RESOLVE',
           by: { id: EMPLOYER, roles: ['arbiter'] },
           at: AT,
@@ -590,7 +586,7 @@ describe('milestone machine: fees, disputes and timers', () => {
   it('a claim above what is held is refused', () => {
     expect(
       outcome(
-        decide(milestoneMachine, funded(), {
+        decideMilestone(funded(), {
           type: 'OPEN_DISPUTE',
           by: caller(EMPLOYER),
           at: AT,
@@ -610,12 +606,12 @@ describe('milestone machine: fees, disputes and timers', () => {
       { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: late, currency: 'USD', freelancerAmount: '1.00' },
       { type: 'ESCALATE', by: caller(EMPLOYER), at: late, available: '' },
     ] as MilestoneEvent[]) {
-      expect(outcome(decide(milestoneMachine, open, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESPONSE_DEADLINE_PASSED' });
+      expect(outcome(decideMilestone(open, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESPONSE_DEADLINE_PASSED' });
     }
     const proposed = step(open, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: '9.00' });
     expect(
       outcome(
-        decide(milestoneMachine, proposed, {
+        decideMilestone(proposed, {
           type: 'ACCEPT_SETTLEMENT',
           by: caller(EMPLOYER),
           at: late,
@@ -634,7 +630,7 @@ describe('milestone machine: fees, disputes and timers', () => {
       { type: 'CANCEL', by: caller(FREELANCER), at: after, reasonCode: '', reason: '', awardAccepted: true },
       { type: 'REQUEST_CANCELLATION', by: caller(EMPLOYER), at: after, reasonCode: 'MISSED_DEADLINE', reason: 'late' },
     ] as MilestoneEvent[]) {
-      expect(outcome(decide(milestoneMachine, asked, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'REVIEW_WINDOW_PASSED' });
+      expect(outcome(decideMilestone(asked, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'REVIEW_WINDOW_PASSED' });
     }
     // Releasing is still the employer's to do.
     expect(step(asked, { type: 'RELEASE', by: caller(EMPLOYER), at: after, amount: '', currency: '' }).state).toBe('released');
@@ -646,7 +642,7 @@ describe('milestone machine: fees, disputes and timers', () => {
       m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(FREELANCER), at: AT, currency: 'USD', freelancerAmount: `${i}.00` });
     expect(
       outcome(
-        decide(milestoneMachine, m, {
+        decideMilestone(m, {
           type: 'PROPOSE_SETTLEMENT',
           by: caller(FREELANCER),
           at: AT,
@@ -662,7 +658,7 @@ describe('milestone machine: fees, disputes and timers', () => {
       m = step(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' });
       m = step(m, { type: 'ESCALATION_FAILED', by: sys, at: later, reason: 'INSUFFICIENT_FUNDS' });
     }
-    expect(outcome(decide(milestoneMachine, m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' }))).toEqual({
+    expect(outcome(decideMilestone(m, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'ESCALATION_LIMIT',
     });
@@ -674,7 +670,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     m = step(m, { type: 'PROPOSE_SETTLEMENT', by: caller(EMPLOYER), at: AT, currency: 'USD', freelancerAmount: '5.00' });
     expect(
       outcome(
-        decide(milestoneMachine, m, {
+        decideMilestone(m, {
           type: 'ACCEPT_SETTLEMENT',
           by: caller(FREELANCER),
           at: AT,
@@ -716,8 +712,7 @@ describe('milestone machine: funding decided by the account actor', () => {
   });
 
   it('a create the account refused is recorded as failed funding, holding nothing', () => {
-    const d = decide(
-      milestoneMachine,
+    const d = decideMilestone(
       { state: 'new', context: initialMilestoneContext },
       create({ reservationId: '', reserved: '0', fundingFailure: 'INSUFFICIENT_FUNDS' }),
     );
@@ -730,8 +725,7 @@ describe('milestone machine: funding decided by the account actor', () => {
   it('a create whose reservation does not cover amount plus fee is refused', () => {
     expect(
       outcome(
-        decide(
-          milestoneMachine,
+        decideMilestone(
           { state: 'new', context: initialMilestoneContext },
           create({ reservationId: 'r1', reserved: '9.99', fundingFailure: '' }),
         ),
@@ -739,8 +733,7 @@ describe('milestone machine: funding decided by the account actor', () => {
     ).toEqual({ code: 'FAILED_PRECONDITION', reason: 'RESERVATION_MISMATCH' });
     expect(
       outcome(
-        decide(
-          milestoneMachine,
+        decideMilestone(
           { state: 'new', context: initialMilestoneContext },
           create({ reservationId: '', reserved: '10.00', fundingFailure: '' }),
         ),
@@ -749,7 +742,7 @@ describe('milestone machine: funding decided by the account actor', () => {
   });
 
   it('a void takes the place of a milestone that never appeared, and changes nothing anywhere else', () => {
-    const d = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
+    const d = decideMilestone({ state: 'new', context: initialMilestoneContext }, voidIt('system'));
     if (d.kind !== 'accepted') throw new Error('refused');
     expect(d.next.state).toBe('fundingFailed');
     expect(d.emitted).toEqual({
@@ -757,19 +750,19 @@ describe('milestone machine: funding decided by the account actor', () => {
       data: { reservationId: 'r1', amount: '10.00', reason: 'RESERVATION_EXPIRED' },
     });
     for (const state of STATES.filter((s) => s !== 'new')) {
-      expect(outcome(decide(milestoneMachine, { state, context: contextIn(state) }, voidIt('system')))).toEqual({ unchanged: true });
+      expect(outcome(decideMilestone({ state, context: contextIn(state) }, voidIt('system')))).toEqual({ unchanged: true });
     }
-    expect(outcome(decide(milestoneMachine, { state: 'funded', context: contextIn('funded') }, voidIt(EMPLOYER)))).toEqual({
+    expect(outcome(decideMilestone({ state: 'funded', context: contextIn('funded') }, voidIt(EMPLOYER)))).toEqual({
       code: 'PERMISSION_DENIED',
       reason: 'SYSTEM_ONLY',
     });
   });
 
   it('a create after a void is refused: the reservation can no longer be consumed', () => {
-    const voided = decide(milestoneMachine, { state: 'new', context: initialMilestoneContext }, voidIt('system'));
+    const voided = decideMilestone({ state: 'new', context: initialMilestoneContext }, voidIt('system'));
     if (voided.kind !== 'accepted') throw new Error('refused');
-    expect(
-      outcome(decide(milestoneMachine, voided.next, create({ reservationId: 'r1', reserved: '10.00', fundingFailure: '' }))),
-    ).toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(outcome(decideMilestone(voided.next, create({ reservationId: 'r1', reserved: '10.00', fundingFailure: '' })))).toMatchObject({
+      code: 'FAILED_PRECONDITION',
+    });
   });
 });

@@ -2,6 +2,7 @@ import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import {
   DISPUTE_STATES,
   FINAL_STATES,
+  milestonePermission,
   initialMilestoneContext,
   MILESTONE_EVENT_CONTEXT,
   mayView,
@@ -49,6 +50,7 @@ import { retriedLater } from '../log.js';
 export const MILESTONE: EntityKind<MilestoneContext> = {
   entity: 'milestone',
   machine: milestoneMachine,
+  permission: (at, event) => milestonePermission(at, event as MilestoneEvent),
   initial: { state: 'new', context: initialMilestoneContext },
   finalStates: FINAL_STATES,
   boundedStates: DISPUTE_STATES,

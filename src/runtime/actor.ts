@@ -1,5 +1,6 @@
-import type { DecisionSlots } from '../../actors/decision.js';
-import { decide } from '../../actors/decide.js';
+import type { DecisionSlots, Rejection } from '../../actors/decision.js';
+import type { EventObject } from 'xstate';
+import { decide, type Position } from '../../actors/decide.js';
 import {
   Aborted,
   DeadlineExceeded,
@@ -15,7 +16,6 @@ import { EventLog, VERSION_HEADER, WrongLastSequence } from '../events/log.js';
 import { eventId, keyHash } from '../ids.js';
 import { metrics } from '../metrics.js';
 import { activeContext, withContext, type TraceContext } from '../tracing.js';
-import type { Rejection } from '../../actors/decision.js';
 import {
   appliedRecord,
   carriedFields,
@@ -194,7 +194,7 @@ export class Actor<C extends DecisionSlots> {
       command.event.type !== '__read' &&
       !appliedRecord(this.state.applied, keyHash(command.key))
     ) {
-      const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event);
+      const d = decide(this.o.kind.machine, { state: this.state.state, context: this.state.context }, command.event, this.permission);
       if (d.kind === 'rejected' && d.rejection.code === 'PERMISSION_DENIED') return Promise.reject(rejectionError(d.rejection));
     }
     if (!unbounded && (this.mailbox?.length ?? 0) >= this.o.mailboxMax) {
@@ -234,6 +234,9 @@ export class Actor<C extends DecisionSlots> {
       this.lastUsed = Date.now();
     };
   }
+
+  /** The kind's permission table, asked before its machine (none: the machine decides alone). */
+  private readonly permission = (at: Position<C>, event: EventObject): Rejection | null => this.o.kind.permission?.(at, event) ?? null;
 
   private async drain(): Promise<void> {
     this.running = true;
@@ -365,7 +368,7 @@ export class Actor<C extends DecisionSlots> {
         }
         return state;
       }
-      const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event);
+      const decision = decide(this.o.kind.machine, { state: state.state, context: state.context }, command.event, this.permission);
       if (decision.kind === 'rejected') {
         // A refusal for the state (not the party, which never changes) is answered only from a
         // state the log still ends at: another gateway may have moved the entity where the

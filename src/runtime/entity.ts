@@ -1,5 +1,5 @@
 import type { AnyStateMachine, EventObject } from 'xstate';
-import type { Caller, DecisionSlots, Emitted } from '../../actors/decision.js';
+import type { Caller, DecisionSlots, Emitted, Rejection } from '../../actors/decision.js';
 import type { Position } from '../../actors/decide.js';
 import { keyHash } from '../ids.js';
 
@@ -216,6 +216,8 @@ export interface EntityKind<C extends DecisionSlots> {
   /** "milestone" or "project": the subject segment and the CloudEvents type segment. */
   readonly entity: string;
   readonly machine: AnyStateMachine;
+  /** Who may issue a command, asked before the machine's state rules (the kind's permission table). */
+  permission?(at: Position<C>, event: EventObject): Rejection | null;
   readonly initial: Position<C>;
   /** States after which nothing can happen: a transition into one is allowed even at the event limit. */
   readonly finalStates: ReadonlySet<string>;
