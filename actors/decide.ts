@@ -18,7 +18,6 @@ export type Decision<C> =
  * executed. The decision slots are cleared before and after, so they never reach the log.
  * `permission`, when the kind has one, is asked first: the machine keeps the state rules.
  */
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- E lets a caller pass an event literal with its own fields
 export function decide<C extends DecisionSlots, E extends EventObject = EventObject>(
   machine: AnyStateMachine,
   at: Position<C>,

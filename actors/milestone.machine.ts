@@ -1,4 +1,4 @@
-import { assign, not, setup } from 'xstate';
+import { assertEvent, assign, not, setup } from 'xstate';
 import { Decimal } from 'decimal.js';
 import { add, cmp, format, isZero, sub, zero } from './money.js';
 import type { CommandBase, DecisionSlots, Rejection } from './decision.js';
@@ -424,9 +424,102 @@ function opened(
   };
 }
 
+/** A refusal of the machine's state rules: its gRPC code, its stable reason, and what it tells the caller. */
+interface Refusal {
+  code: Rejection['code'];
+  reason: string;
+  message: (at: { context: MilestoneContext; event: MilestoneEvent }) => string;
+}
+
+/**
+ * Every refusal the state rules make, by name: a transition refuses with `refuse(name)`. The
+ * party rule's refusals are the permission table's (milestonePermission), asked before these.
+ */
+const REFUSALS = {
+  inState: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'ILLEGAL_IN_STATUS',
+    message: ({ event }) => `${event.type} is not allowed in the milestone's current status`,
+  },
+  notFound: { code: 'NOT_FOUND', reason: 'MILESTONE_NOT_FOUND', message: () => 'no such milestone' },
+  currencyMismatch: {
+    code: 'INVALID_ARGUMENT',
+    reason: 'CURRENCY_MISMATCH',
+    message: ({ context }) => `the milestone is in ${context.currency}`,
+  },
+  claimAboveHeld: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'CLAIM_EXCEEDS_HELD',
+    message: ({ context }) => `the claim exceeds the ${context.held} ${context.currency} held`,
+  },
+  splitAboveHeld: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'AMOUNT_EXCEEDS_HELD',
+    message: ({ context }) => `the freelancer amount exceeds the ${context.held} ${context.currency} held`,
+  },
+  noProposal: { code: 'FAILED_PRECONDITION', reason: 'NO_PROPOSAL', message: () => 'no settlement has been proposed' },
+  ownProposal: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'OWN_PROPOSAL',
+    message: () => 'the other party must accept a proposal, not its proposer',
+  },
+  proposalChanged: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'PROPOSAL_CHANGED',
+    message: ({ context }) => `the standing proposal is ${context.dispute?.proposal?.freelancerAmount} for the freelancer`,
+  },
+  negotiationOpen: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'NEGOTIATION_WINDOW_OPEN',
+    message: ({ context }) => `escalation is possible from ${later(disputeOf(context).openedAt, context.terms.negotiationMs)}`,
+  },
+  feeNotCovered: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'INSUFFICIENT_FUNDS',
+    message: ({ context }) =>
+      `the arbitration fee of ${context.terms.arbitrationFee} ${context.currency} exceeds the caller's available balance`,
+  },
+  proposalLimit: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'PROPOSAL_LIMIT',
+    message: () => `at most ${PROPOSALS_MAX} proposals per party and dispute`,
+  },
+  escalationLimit: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'ESCALATION_LIMIT',
+    message: () => `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`,
+  },
+  responseDeadlinePassed: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'RESPONSE_DEADLINE_PASSED',
+    message: ({ context }) => `the respondent did not answer by ${context.dueAt}: the claim is being granted`,
+  },
+  reviewWindowPassed: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'REVIEW_WINDOW_PASSED',
+    message: ({ context }) => `the review window ended at ${context.dueAt}: what is held is being released`,
+  },
+  notDue: { code: 'FAILED_PRECONDITION', reason: 'NOT_DUE', message: () => 'no timer of this milestone is due' },
+  releaseAboveHeld: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'AMOUNT_EXCEEDS_HELD',
+    message: ({ context }) => `release amount exceeds the ${context.held} ${context.currency} still held`,
+  },
+  reservationMismatch: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'RESERVATION_MISMATCH',
+    message: () => 'the reservation does not cover the amount and the employer fee',
+  },
+} satisfies Record<string, Refusal>;
+
+type RefusalName = keyof typeof REFUSALS;
+
+/** The machine's one refusal action, with the refusal's name as its parameter. */
+const refuse = (name: RefusalName) => ({ type: 'refuse', params: { name } }) as const;
+
 const releaseTransitions = [
-  { guard: not('releaseInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
-  { guard: not('releaseWithinHeld'), actions: 'rejectReleaseAboveHeld' as const },
+  { guard: not('releaseInMilestoneCurrency'), actions: refuse('currencyMismatch') },
+  { guard: not('releaseWithinHeld'), actions: refuse('releaseAboveHeld') },
   { guard: 'releaseEmptiesHeld' as const, target: 'released' as const, actions: 'release' as const },
   // A partial release keeps the milestone in its current state with the rest still held.
   { actions: 'release' as const },
@@ -434,22 +527,22 @@ const releaseTransitions = [
 
 const cancelTransition = [
   // Once the review window passed, what is held is the freelancer's: the timer releases it.
-  { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
+  { guard: 'autoReleaseDue' as const, actions: refuse('reviewWindowPassed') },
   { target: 'cancelled' as const, actions: 'cancel' as const },
 ];
 
 /** Opening a dispute freezes what is held, from any state that holds money. */
 const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequested') => [
-  { guard: 'autoReleaseDue' as const, actions: 'rejectReviewWindowPassed' as const },
-  { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' as const },
-  { guard: not('claimWithinHeld'), actions: 'rejectClaimAboveHeld' as const },
+  { guard: 'autoReleaseDue' as const, actions: refuse('reviewWindowPassed') },
+  { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
+  { guard: not('claimWithinHeld'), actions: refuse('claimAboveHeld') },
   { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
 ];
 
 /** The review window passed without a release or a dispute: everything held goes to the freelancer. */
 const autoReleaseTransition = [
   { guard: 'autoReleaseDue' as const, target: 'released' as const, actions: 'autoRelease' as const },
-  { actions: 'rejectNotDue' as const },
+  { actions: refuse('notDue') },
 ];
 
 export const milestoneMachine = setup({
@@ -499,82 +592,14 @@ export const milestoneMachine = setup({
     cameFromReleaseRequested: ({ context }) => context.stateBeforeCancellationRequest === 'releaseRequested',
   },
   actions: {
-    rejectInState: assign({
-      rejection: ({ event }) =>
-        reject('FAILED_PRECONDITION', 'ILLEGAL_IN_STATUS', `${event.type} is not allowed in the milestone's current status`),
-    }),
-    rejectNotFound: assign({
-      rejection: () => reject('NOT_FOUND', 'MILESTONE_NOT_FOUND', 'no such milestone'),
-    }),
-    rejectCurrencyMismatch: assign({
-      rejection: ({ context }) => reject('INVALID_ARGUMENT', 'CURRENCY_MISMATCH', `the milestone is in ${context.currency}`),
-    }),
-    rejectClaimAboveHeld: assign({
-      rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'CLAIM_EXCEEDS_HELD', `the claim exceeds the ${context.held} ${context.currency} held`),
-    }),
-    rejectSplitAboveHeld: assign({
-      rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `the freelancer amount exceeds the ${context.held} ${context.currency} held`),
-    }),
-    rejectNoProposal: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NO_PROPOSAL', 'no settlement has been proposed') }),
-    rejectOwnProposal: assign({
-      rejection: () => reject('FAILED_PRECONDITION', 'OWN_PROPOSAL', 'the other party must accept a proposal, not its proposer'),
-    }),
-    rejectProposalChanged: assign({
-      rejection: ({ context }) =>
-        reject(
-          'FAILED_PRECONDITION',
-          'PROPOSAL_CHANGED',
-          `the standing proposal is ${context.dispute?.proposal?.freelancerAmount} for the freelancer`,
-        ),
-    }),
-    rejectNegotiationOpen: assign({
-      rejection: ({ context }) =>
-        reject(
-          'FAILED_PRECONDITION',
-          'NEGOTIATION_WINDOW_OPEN',
-          `escalation is possible from ${later(disputeOf(context).openedAt, context.terms.negotiationMs)}`,
-        ),
-    }),
-    rejectFeeNotCovered: assign({
-      rejection: ({ context }) =>
-        reject(
-          'FAILED_PRECONDITION',
-          'INSUFFICIENT_FUNDS',
-          `the arbitration fee of ${context.terms.arbitrationFee} ${context.currency} exceeds the caller's available balance`,
-        ),
-    }),
-    rejectProposalLimit: assign({
-      rejection: () => reject('FAILED_PRECONDITION', 'PROPOSAL_LIMIT', `at most ${PROPOSALS_MAX} proposals per party and dispute`),
-    }),
-    rejectEscalationLimit: assign({
-      rejection: () =>
-        reject('FAILED_PRECONDITION', 'ESCALATION_LIMIT', `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`),
-    }),
-    rejectResponseDeadlinePassed: assign({
-      rejection: ({ context }) =>
-        reject(
-          'FAILED_PRECONDITION',
-          'RESPONSE_DEADLINE_PASSED',
-          `the respondent did not answer by ${context.dueAt}: the claim is being granted`,
-        ),
-    }),
-    rejectReviewWindowPassed: assign({
-      rejection: ({ context }) =>
-        reject(
-          'FAILED_PRECONDITION',
-          'REVIEW_WINDOW_PASSED',
-          `the review window ended at ${context.dueAt}: what is held is being released`,
-        ),
-    }),
-    rejectNotDue: assign({ rejection: () => reject('FAILED_PRECONDITION', 'NOT_DUE', 'no timer of this milestone is due') }),
-    rejectReleaseAboveHeld: assign({
-      rejection: ({ context }) =>
-        reject('FAILED_PRECONDITION', 'AMOUNT_EXCEEDS_HELD', `release amount exceeds the ${context.held} ${context.currency} still held`),
+    refuse: assign({
+      rejection: ({ context, event }, params: { name: RefusalName }) => {
+        const r: Refusal = REFUSALS[params.name];
+        return reject(r.code, r.reason, r.message({ context, event }));
+      },
     }),
     create: assign(({ event }) => {
-      if (event.type !== 'CREATE') return {};
+      assertEvent(event, 'CREATE');
       const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
       // The employer's account actor reserved the amount and the fee: the milestone is funded on its first event.
       return {
@@ -585,7 +610,7 @@ export const milestoneMachine = setup({
       };
     }),
     createUnfunded: assign(({ event }) => {
-      if (event.type !== 'CREATE') return {};
+      assertEvent(event, 'CREATE');
       const c = opened(event, { employerId: event.by.id, freelancerId: event.freelancerId }, 'created');
       return {
         ...c,
@@ -594,7 +619,7 @@ export const milestoneMachine = setup({
       };
     }),
     voidReservation: assign(({ event }) => {
-      if (event.type !== 'VOID_RESERVATION') return {};
+      assertEvent(event, 'VOID_RESERVATION');
       const c = opened({ ...event, description: '' }, { employerId: event.employerId, freelancerId: event.freelancerId }, 'created');
       const reason = 'RESERVATION_EXPIRED';
       return {
@@ -604,15 +629,12 @@ export const milestoneMachine = setup({
         emitted: { type: 'reservation_voided', data: { reservationId: event.reservationId, amount: event.reserved, reason } },
       };
     }),
-    rejectReservationMismatch: assign({
-      rejection: () =>
-        reject('FAILED_PRECONDITION', 'RESERVATION_MISMATCH', 'the reservation does not cover the amount and the employer fee'),
+    request: assign(({ event }) => {
+      assertEvent(event, 'REQUEST');
+      return opened(event, { employerId: event.employerId, freelancerId: event.by.id }, 'requested');
     }),
-    request: assign(({ event }) =>
-      event.type !== 'REQUEST' ? {} : opened(event, { employerId: event.employerId, freelancerId: event.by.id }, 'requested'),
-    ),
     acceptRequest: assign(({ context, event }) => {
-      if (event.type !== 'ACCEPT_REQUEST') return {};
+      assertEvent(event, 'ACCEPT_REQUEST');
       // Funded like a create: from the employer's reservation of the amount plus the employer fee.
       return {
         held: context.amount,
@@ -625,7 +647,8 @@ export const milestoneMachine = setup({
       };
     }),
     acceptRequestUnfunded: assign(({ event }) => {
-      const reason = event.type === 'ACCEPT_REQUEST' ? event.fundingFailure : '';
+      assertEvent(event, 'ACCEPT_REQUEST');
+      const reason = event.fundingFailure;
       return { fundingFailureReason: reason, updatedAt: event.at, emitted: { type: 'funding_failed', data: { reason } } };
     }),
     rejectRequest: assign(({ event }) => ({ updatedAt: event.at, emitted: { type: 'request_rejected', data: {} } })),
@@ -644,7 +667,8 @@ export const milestoneMachine = setup({
       emitted: { type: 'funded', data: { amount: context.amount, employerFee: context.employerFee } },
     })),
     markFundingFailed: assign(({ event }) => {
-      const reason = event.type === 'FUNDING_FAILED' ? event.reason : '';
+      assertEvent(event, 'FUNDING_FAILED');
+      const reason = event.reason;
       return { fundingFailureReason: reason, updatedAt: event.at, emitted: { type: 'funding_failed', data: { reason } } };
     }),
     markReleaseRequested: assign(({ context, event }): Partial<MilestoneContext> => {
@@ -660,7 +684,7 @@ export const milestoneMachine = setup({
       };
     }),
     release: assign(({ context, event }) => {
-      if (event.type !== 'RELEASE') return {};
+      assertEvent(event, 'RELEASE');
       const amount = releaseAmount(context, event);
       const held = sub(context.currency, context.held, amount);
       const fee = payoutFee(context, amount);
@@ -687,7 +711,7 @@ export const milestoneMachine = setup({
       };
     }),
     openDispute: assign(({ context, event }, params: { from: MilestoneStateName }) => {
-      if (event.type !== 'OPEN_DISPUTE') return {};
+      assertEvent(event, 'OPEN_DISPUTE');
       const filerIsFreelancer = event.by.id === context.freelancerId;
       const respondentId = filerIsFreelancer ? context.employerId : context.freelancerId;
       const window = filerIsFreelancer ? context.terms.responseMsEmployer : context.terms.responseMsFreelancer;
@@ -718,7 +742,7 @@ export const milestoneMachine = setup({
       };
     }),
     proposeSettlement: assign(({ context, event }) => {
-      if (event.type !== 'PROPOSE_SETTLEMENT') return {};
+      assertEvent(event, 'PROPOSE_SETTLEMENT');
       const d = disputeOf(context);
       const answers = event.by.id === d.respondentId;
       return {
@@ -741,9 +765,10 @@ export const milestoneMachine = setup({
       if (!proposal) throw new Error(`milestone ${context.id}: a settlement accepted with no proposal (the hasProposal guard)`);
       return settlement(context, proposal.freelancerAmount, 'settled', event.at);
     }),
-    resolve: assign(({ context, event }) =>
-      event.type === 'RESOLVE' ? settlement(context, event.freelancerAmount, 'arbitrated', event.at) : {},
-    ),
+    resolve: assign(({ context, event }) => {
+      assertEvent(event, 'RESOLVE');
+      return settlement(context, event.freelancerAmount, 'arbitrated', event.at);
+    }),
     grantClaim: assign(({ context, event }) => {
       // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
       const d = disputeOf(context);
@@ -777,7 +802,8 @@ export const milestoneMachine = setup({
       };
     }),
     markEscalationFailed: assign(({ context, event }) => {
-      const reason = event.type === 'ESCALATION_FAILED' ? event.reason : '';
+      assertEvent(event, 'ESCALATION_FAILED');
+      const reason = event.reason;
       return {
         dispute: { ...disputeOf(context), escalatedBy: '', arbitrationFee: zero(context.currency), escalationFailureReason: reason },
         updatedAt: event.at,
@@ -785,7 +811,8 @@ export const milestoneMachine = setup({
       };
     }),
     markCancellationRequested: assign(({ event }, params: { from: MilestoneStateName }) => {
-      const { reasonCode, reason } = event.type === 'REQUEST_CANCELLATION' ? event : { reasonCode: '', reason: '' };
+      assertEvent(event, 'REQUEST_CANCELLATION');
+      const { reasonCode, reason } = event;
       return {
         cancellationReasonCode: reasonCode,
         cancellationReason: reason,
@@ -820,7 +847,7 @@ export const milestoneMachine = setup({
   on: {
     // A reservation is voided only in place of a milestone that never appeared; elsewhere the sweep learns nothing changed.
     VOID_RESERVATION: {},
-    '*': { actions: 'rejectInState' },
+    '*': { actions: refuse('inState') },
   },
   states: {
     new: {
@@ -828,12 +855,12 @@ export const milestoneMachine = setup({
       on: {
         CREATE: [
           { guard: 'fundingRefused', target: 'fundingFailed', actions: 'createUnfunded' },
-          { guard: not('reservationCovers'), actions: 'rejectReservationMismatch' },
+          { guard: not('reservationCovers'), actions: refuse('reservationMismatch') },
           { target: 'funded', actions: 'create' },
         ],
         REQUEST: { target: 'requested', actions: 'request' },
         VOID_RESERVATION: { target: 'fundingFailed', actions: 'voidReservation' },
-        '*': { actions: 'rejectNotFound' },
+        '*': { actions: refuse('notFound') },
       },
     },
     requested: {
@@ -842,7 +869,7 @@ export const milestoneMachine = setup({
       on: {
         ACCEPT_REQUEST: [
           { guard: 'fundingRefused', target: 'fundingFailed', actions: 'acceptRequestUnfunded' },
-          { guard: not('reservationCovers'), actions: 'rejectReservationMismatch' },
+          { guard: not('reservationCovers'), actions: refuse('reservationMismatch') },
           { target: 'funded', actions: 'acceptRequest' },
         ],
         REJECT_REQUEST: { target: 'requestRejected', actions: 'rejectRequest' },
@@ -881,7 +908,7 @@ export const milestoneMachine = setup({
       on: {
         RELEASE: releaseTransitions,
         REQUEST_CANCELLATION: [
-          { guard: 'autoReleaseDue', actions: 'rejectReviewWindowPassed' },
+          { guard: 'autoReleaseDue', actions: refuse('reviewWindowPassed') },
           { target: 'cancellationRequested', actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } } },
         ],
         CANCEL: cancelTransition,
@@ -911,29 +938,29 @@ export const milestoneMachine = setup({
       on: {
         // Past an unanswered deadline nothing but the timer's grant is accepted.
         PROPOSE_SETTLEMENT: [
-          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
-          { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
-          { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
-          { guard: not('proposalsLeft'), actions: 'rejectProposalLimit' },
+          { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
+          { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
+          { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
+          { guard: not('proposalsLeft'), actions: refuse('proposalLimit') },
           { target: 'disputed', actions: 'proposeSettlement' },
         ],
         ACCEPT_SETTLEMENT: [
-          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
-          { guard: not('expectedInMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
-          { guard: not('hasProposal'), actions: 'rejectNoProposal' },
-          { guard: 'ownProposal', actions: 'rejectOwnProposal' },
-          { guard: not('proposalAsExpected'), actions: 'rejectProposalChanged' },
+          { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
+          { guard: not('expectedInMilestoneCurrency'), actions: refuse('currencyMismatch') },
+          { guard: not('hasProposal'), actions: refuse('noProposal') },
+          { guard: 'ownProposal', actions: refuse('ownProposal') },
+          { guard: not('proposalAsExpected'), actions: refuse('proposalChanged') },
           { target: 'resolved', actions: 'acceptSettlement' },
         ],
         ESCALATE: [
-          { guard: 'responseDue', actions: 'rejectResponseDeadlinePassed' },
-          { guard: not('negotiationOver'), actions: 'rejectNegotiationOpen' },
-          { guard: not('escalationsLeft'), actions: 'rejectEscalationLimit' },
+          { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
+          { guard: not('negotiationOver'), actions: refuse('negotiationOpen') },
+          { guard: not('escalationsLeft'), actions: refuse('escalationLimit') },
           { guard: 'arbitrationFree', target: 'arbitration', actions: 'escalate' },
-          { guard: not('feeCovered'), actions: 'rejectFeeNotCovered' },
+          { guard: not('feeCovered'), actions: refuse('feeNotCovered') },
           { target: 'escalating', actions: 'requestEscalation' },
         ],
-        DEADLINE: [{ guard: 'responseDue', target: 'resolved', actions: 'grantClaim' }, { actions: 'rejectNotDue' }],
+        DEADLINE: [{ guard: 'responseDue', target: 'resolved', actions: 'grantClaim' }, { actions: refuse('notDue') }],
       },
     },
     escalating: {
@@ -949,8 +976,8 @@ export const milestoneMachine = setup({
       description: 'Still disputed; an arbiter decides the split.',
       on: {
         RESOLVE: [
-          { guard: not('inMilestoneCurrency'), actions: 'rejectCurrencyMismatch' },
-          { guard: not('splitWithinHeld'), actions: 'rejectSplitAboveHeld' },
+          { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
+          { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
           { target: 'resolved', actions: 'resolve' },
         ],
       },
