@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { MilestoneContext } from '../actors/milestone.machine.js';
+import type { MilestoneContext } from '../actors/milestone/index.js';
 import { MILESTONE } from '../src/app/milestones.js';
 import { Registry } from '../src/runtime/registry.js';
 import { failure } from './helpers/client.js';

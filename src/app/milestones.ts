@@ -10,7 +10,7 @@ import {
   type Funding,
   type MilestoneContext,
   type MilestoneEvent,
-} from '../../actors/milestone.machine.js';
+} from '../../actors/milestone/index.js';
 import { decide } from '../../actors/decide.js';
 import { feeOn } from '../../actors/terms.js';
 import { rejectionError } from '../runtime/actor.js';

@@ -2,8 +2,8 @@
  * The read side of milestones for the gateway: lists from the read model and watch streams.
  * The gateway calls these (never the ledger's SQL or NATS itself).
  */
-import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { FINAL_STATES } from '../../actors/milestone.machine.js';
+import type { MilestoneContext } from '../../actors/milestone/index.js';
+import { FINAL_STATES } from '../../actors/milestone/index.js';
 import { Unavailable } from '../errors.js';
 import { VERSION_HEADER } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';

@@ -1,4 +1,4 @@
-import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone.machine.js';
+import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone/index.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import { format } from '../../actors/money.js';

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { MilestoneContext } from '../../actors/milestone.machine.js';
+import type { MilestoneContext } from '../../actors/milestone/index.js';
 import type { MilestoneApp } from '../app/milestones.js';
 import { listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
 import { InvalidArgument } from '../errors.js';

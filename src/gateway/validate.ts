@@ -1,5 +1,5 @@
 import { isReservedUserId } from '../../actors/decision.js';
-import { CANCELLATION_REASONS } from '../../actors/milestone.machine.js';
+import { CANCELLATION_REASONS } from '../../actors/milestone/index.js';
 import { InvalidArgument } from '../errors.js';
 import { minorUnits, parseAmount, type Money } from '../money.js';
 

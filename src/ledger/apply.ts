@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { disputeStageOf, TIMER_STATES, type MilestoneContext } from '../../actors/milestone.machine.js';
+import { disputeStageOf, TIMER_STATES, type MilestoneContext } from '../../actors/milestone/index.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';

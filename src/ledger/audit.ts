@@ -1,4 +1,4 @@
-import { NEVER_HELD_STATUSES, UNFUNDED_STATUSES } from '../../actors/milestone.machine.js';
+import { NEVER_HELD_STATUSES, UNFUNDED_STATUSES } from '../../actors/milestone/index.js';
 import type { Pool } from './db.js';
 
 /**

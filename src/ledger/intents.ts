@@ -1,5 +1,5 @@
-import type { MilestoneContext } from '../../actors/milestone.machine.js';
-import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, statusOf } from '../../actors/milestone.machine.js';
+import type { MilestoneContext } from '../../actors/milestone/index.js';
+import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, statusOf } from '../../actors/milestone/index.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import { carriedFields, eventState, type EntityEventData, type EntityState } from '../runtime/entity.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NEVER_HELD_STATUSES, UNFUNDED_STATUSES } from '../../actors/milestone.machine.js';
+import { NEVER_HELD_STATUSES, UNFUNDED_STATUSES } from '../../actors/milestone/index.js';
 
 /**
  * The read model's conservation constraint (migration 002, a CHECK written once in SQL)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Decision } from './decide.js';
+import type { Decision } from '../decide.js';
 import {
   DISPUTE_STATES,
   FINAL_STATES,
@@ -9,9 +9,9 @@ import {
   TIMER_STATES,
   type MilestoneContext,
   type MilestoneEvent,
-} from './milestone.machine.js';
+} from './index.js';
 import { Decimal } from 'decimal.js';
-import { DEFAULT_TERMS } from './terms.js';
+import { DEFAULT_TERMS } from '../terms.js';
 
 const AT = '2026-12-01T00:00:00.000Z';
 const EMPLOYER = 'emp';

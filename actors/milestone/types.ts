@@ -1,0 +1,226 @@
+import type { CommandBase, DecisionSlots } from '../decision.js';
+import type { MilestoneEmitted } from '../events.js';
+import { DEFAULT_TERMS, type Terms } from '../terms.js';
+
+/** The milestone's context, events and commands, and the fields its events carry. */
+
+/** An open (or decided) dispute. The filer claims an amount; the other party is the respondent. */
+export interface Dispute {
+  filerId: string;
+  respondentId: string;
+  reason: string;
+  /** What the filer claims: the freelancer a payment, the employer a refund; 0 < claim <= held. */
+  claim: string;
+  openedAt: string;
+  /** The respondent proposed or accepted a settlement (or escalated successfully): no response deadline any more. */
+  answered: boolean;
+  /** The standing proposal: the amount for the freelancer, the rest back to the employer. */
+  proposal: { byId: string; freelancerAmount: string } | null;
+  /** Who escalated to arbitration, and the fee it paid; '' / '0' when nobody did. */
+  escalatedBy: string;
+  arbitrationFee: string;
+  /** Why the last escalation failed (e.g. INSUFFICIENT_FUNDS). */
+  escalationFailureReason: string;
+  /** Proposals and escalation attempts made, by party id: both are capped, so a dispute has a bounded number of events. */
+  proposalsBy: Record<string, number>;
+  escalationsBy: Record<string, number>;
+  /** How it ended: settled (accepted proposal), claim_granted (deadline), arbitrated; '' while open. */
+  outcome: '' | 'settled' | 'claim_granted' | 'arbitrated';
+  /** The decided amount for the freelancer, once it ended. */
+  freelancerAmount: string;
+}
+
+/** Per party and dispute: proposals, and escalation attempts (a refused one costs nothing, so it is capped too). */
+export const PROPOSALS_MAX = 10;
+
+export const ESCALATIONS_MAX = 3;
+
+/** Timers a milestone may be waiting on; `dueAt` says when. */
+export type DueKind = '' | 'dispute_response' | 'auto_release';
+
+export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
+  id: string;
+  projectId: string;
+  employerId: string;
+  freelancerId: string;
+  description: string;
+  currency: string;
+  amount: string;
+  held: string;
+  released: string;
+  returned: string;
+  createdAt: string;
+  updatedAt: string;
+  /** The reason given with the last cancellation request or cancellation: a code of CANCELLATION_REASONS ('' if none) and free text. */
+  cancellationReasonCode: string;
+  cancellationReason: string;
+  /** Why the funding was refused (e.g. INSUFFICIENT_FUNDS, RESERVATION_EXPIRED). */
+  fundingFailureReason: string;
+  /** The account reservation this milestone's funding consumed (or, voided, took the place of); '' before, and for milestones funded by the ledger's hold. */
+  reservationId: string;
+  /** The state a cancellation request came from, to go back to if the freelancer rejects it. */
+  stateBeforeCancellationRequest: string;
+  /** The contract's terms, copied from the configuration at creation. */
+  terms: Terms;
+  /** The employer fee, charged on top of the amount when the milestone is funded. */
+  employerFee: string;
+  /** Freelancer fees charged so far, out of what was paid to the freelancer. */
+  freelancerFee: string;
+  /** ISO time a timer of kind `dueKind` fires at; '' when no timer runs. */
+  dueAt: string;
+  dueKind: DueKind;
+  dispute: Dispute | null;
+}
+
+/**
+ * How the employer's account actor decided the funding of a CREATE or ACCEPT_REQUEST, before
+ * the command reaches the milestone: a reservation of `reserved` (the amount plus the employer
+ * fee) under `reservationId`, or the reason it refused (`fundingFailure`, e.g. INSUFFICIENT_FUNDS).
+ */
+export interface Funding {
+  reservationId: string;
+  reserved: string;
+  fundingFailure: string;
+}
+
+export type MilestoneEvent =
+  | (CommandBase & {
+      type: 'CREATE';
+      milestoneId: string;
+      projectId: string;
+      freelancerId: string;
+      currency: string;
+      amount: string;
+      description: string;
+      terms: Terms;
+    } & Funding)
+  /**
+   * The sweep of reservations found one (`reservationId`, of `reserved` = amount plus the employer
+   * fee) whose milestone never appeared: in `new` it takes the milestone's place (final, no money
+   * moved) so that no create can consume the reservation any more; anywhere else it changes nothing.
+   */
+  | (CommandBase & {
+      type: 'VOID_RESERVATION';
+      reservationId: string;
+      reserved: string;
+      milestoneId: string;
+      projectId: string;
+      employerId: string;
+      freelancerId: string;
+      currency: string;
+      amount: string;
+      terms: Terms;
+    })
+  /** A freelancer proposes a milestone; the project machine has checked the parties. */
+  | (CommandBase & {
+      type: 'REQUEST';
+      milestoneId: string;
+      projectId: string;
+      employerId: string;
+      currency: string;
+      amount: string;
+      description: string;
+      terms: Terms;
+    })
+  | (CommandBase & { type: 'ACCEPT_REQUEST' } & Funding)
+  | (CommandBase & { type: 'REJECT_REQUEST' })
+  | (CommandBase & { type: 'WITHDRAW_REQUEST' })
+  | (CommandBase & { type: 'REJECT_CANCELLATION' })
+  | (CommandBase & { type: 'FUNDING_SUCCEEDED' })
+  | (CommandBase & { type: 'FUNDING_FAILED'; reason: string })
+  | (CommandBase & { type: 'REQUEST_RELEASE' })
+  /** `amount` and `currency` empty mean "everything still held". */
+  | (CommandBase & { type: 'RELEASE'; amount: string; currency: string })
+  /** `reasonCode` is one of CANCELLATION_REASONS (the gateway checks it); `reason` is free text. */
+  | (CommandBase & { type: 'REQUEST_CANCELLATION'; reasonCode: string; reason: string })
+  /** `awardAccepted` is read from the project by the caller of the machine, at command time. */
+  | (CommandBase & { type: 'CANCEL'; reasonCode: string; reason: string; awardAccepted: boolean })
+  | (CommandBase & { type: 'OPEN_DISPUTE'; reason: string; currency: string; claim: string })
+  | (CommandBase & { type: 'PROPOSE_SETTLEMENT'; currency: string; freelancerAmount: string })
+  /** `expectedFreelancerAmount` (optional, '' = any) guards against accepting a proposal replaced a moment before. */
+  | (CommandBase & { type: 'ACCEPT_SETTLEMENT'; expectedFreelancerAmount: string; expectedCurrency: string })
+  /**
+   * `available` is the caller's available balance in the milestone's currency, read by the
+   * caller of the machine just before the command ('' when unknown): a party short of the fee
+   * is refused without an event, so being short never uses up an attempt. The ledger's check
+   * inside its transaction stays the one that counts.
+   */
+  | (CommandBase & { type: 'ESCALATE'; available: string })
+  | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
+  | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
+  | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })
+  /** A timer of the milestone came due; the machine checks `at` against `dueAt`. */
+  | (CommandBase & { type: 'DEADLINE' });
+
+export type MilestoneCommandType = MilestoneEvent['type'];
+
+/**
+ * How a milestone's events carry its context (the runtime's EventContextRules): the fields set
+ * once or seldom (at creation, a reservation at funding, a cancellation's or a dispute's texts)
+ * only in the event that changes them, and `updatedAt` only when it is not the event's time.
+ * The parties, the currency and the amounts the read model projects are in every event, for
+ * the ledger's postings and for consumers.
+ */
+export const MILESTONE_EVENT_CONTEXT = {
+  carriedWhenChanged: [
+    'id',
+    'projectId',
+    'description',
+    'amount',
+    'createdAt',
+    'terms',
+    'employerFee',
+    'reservationId',
+    'cancellationReasonCode',
+    'cancellationReason',
+    'fundingFailureReason',
+    'stateBeforeCancellationRequest',
+    'dispute',
+  ] as const satisfies readonly (keyof MilestoneContext)[],
+  firstEventAlways: ['terms'] as const satisfies readonly (keyof MilestoneContext)[],
+  timeField: 'updatedAt' as const satisfies keyof MilestoneContext,
+};
+
+export const initialMilestoneContext: MilestoneContext = {
+  id: '',
+  projectId: '',
+  employerId: '',
+  freelancerId: '',
+  description: '',
+  currency: '',
+  amount: '0',
+  held: '0',
+  released: '0',
+  returned: '0',
+  createdAt: '',
+  updatedAt: '',
+  cancellationReasonCode: '',
+  cancellationReason: '',
+  fundingFailureReason: '',
+  reservationId: '',
+  stateBeforeCancellationRequest: '',
+  terms: DEFAULT_TERMS,
+  employerFee: '0',
+  freelancerFee: '0',
+  dueAt: '',
+  dueKind: '',
+  dispute: null,
+  rejection: null,
+  emitted: null,
+};
+
+/** The reasons of a cancellation request (the marketplace's list), as the proto's CancellationReason names them. */
+export const CANCELLATION_REASONS: ReadonlySet<string> = new Set([
+  'ACCIDENTALLY_CREATED',
+  'NO_LONGER_NEEDED',
+  'MISSED_DEADLINE',
+  'TASK_NOT_COMPLETED',
+  'OTHER',
+]);
+
+/**
+ * The kinds of state, read from the machine's own marks (`type: 'final'` and its tags), so
+ * each is written once, on the states: what the runtime, the ledger, the auditor and the
+ * tests need to know of a state, by name.
+ */
+export type MilestoneTag = 'holdsMoney' | 'dispute' | 'timer' | 'unfunded' | 'holdPending';
