@@ -43,3 +43,4 @@ export {
   NEVER_HELD_STATUSES,
   decideMilestone,
 } from './machine.js';
+export { SAGAS, isSagaState, sagaCausation, sagaOutcomeEvent, SAGA_STATUSES, SAGA_DISPUTE_STAGES, type SagaState } from './sagas.js';

@@ -1,6 +1,10 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import {
   DISPUTE_STATES,
+  isSagaState,
+  sagaCausation,
+  sagaOutcomeEvent,
+  type SagaState,
   FINAL_STATES,
   milestonePermission,
   initialMilestoneContext,
@@ -102,17 +106,6 @@ export interface CallContext {
 
 const TIMER_BATCH_MAX = 200;
 const SYSTEM: Caller = { id: SYSTEM_CALLER, roles: [] };
-
-/**
- * The sagas of a milestone: a state that waits for the ledger, the event that asked it (the
- * causation of the outcome), and the commands the outcome becomes.
- */
-const SAGAS = {
-  pendingFunding: { asked: ['created', 'request_accepted'], ok: 'FUNDING_SUCCEEDED', failed: 'FUNDING_FAILED' },
-  escalating: { asked: ['escalation_requested'], ok: 'ESCALATION_SUCCEEDED', failed: 'ESCALATION_FAILED' },
-} as const;
-type SagaState = keyof typeof SAGAS;
-const isSagaState = (state: string): state is SagaState => state in SAGAS;
 
 /**
  * The milestone use cases: each turns a validated request into commands for the project and
@@ -498,7 +491,7 @@ export class MilestoneApp {
     if (!actor) return;
     actor
       .sendStep((state) =>
-        isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state, outcome, this.at()) : null,
+        isSagaState(state.state) && outcome.causationId === sagaEventId(state) ? sagaCommand(state.state, outcome, this.at()) : null,
       )
       // The saga step is also taken by the next load of the milestone (and the sweep).
       .catch(retriedLater(`the saga step of ${outcome.milestoneId} on its ledger outcome`));
@@ -523,10 +516,10 @@ export class MilestoneApp {
         amount: d.arbitrationFee,
         time: this.at(),
       });
-      return sagaCommand(state, { causationId, result: paid ? 'ok' : 'insufficient_funds' }, this.at());
+      return sagaCommand(state.state, { causationId, result: paid ? 'ok' : 'insufficient_funds' }, this.at());
     }
     const outcome = await this.outcomes.lookup(causationId);
-    return outcome ? sagaCommand(state, outcome, this.at()) : null;
+    return outcome ? sagaCommand(state.state, outcome, this.at()) : null;
   }
 
   /**
@@ -774,22 +767,16 @@ export class MilestoneApp {
 }
 
 /**
- * The id of the event that asked the ledger for the outcome the milestone waits for (a hold,
- * or an arbitration fee): the causation id. In a saga state nothing but the outcome is
- * accepted, so the asking event is the last one.
+ * The id of the event that asked for the outcome the milestone waits for (a hold, or an
+ * arbitration fee): the causation id (actors/milestone/sagas.ts).
  */
 export function sagaEventId(state: Persisted<MilestoneContext>): string {
-  const asked: readonly string[] = isSagaState(state.state) ? SAGAS[state.state].asked : SAGAS.pendingFunding.asked;
   const last = lastHistory(state);
-  return last && asked.includes(last.type) ? state.lastEventId : '';
+  return sagaCausation(state.state, last && { type: last.type, id: state.lastEventId });
 }
 
-/** The saga step an outcome of the ledger becomes, keyed by the event that asked for it (so each saga step is applied once). */
-function sagaCommand(state: Persisted<MilestoneContext>, outcome: Pick<Outcome, 'causationId' | 'result'>, at: string): Command {
-  const saga = SAGAS[state.state as SagaState];
-  const event =
-    outcome.result === 'ok'
-      ? { type: saga.ok, by: SYSTEM, at }
-      : { type: saga.failed, by: SYSTEM, at, reason: outcome.result.toUpperCase() };
+/** The saga step an outcome becomes, keyed by the event that asked for it (so each saga step is applied once). */
+function sagaCommand(state: SagaState, outcome: Pick<Outcome, 'causationId' | 'result'>, at: string): Command {
+  const event = sagaOutcomeEvent(state, outcome.result, SYSTEM, at);
   return { key: scopedKey(SYSTEM_CALLER, `outcome:${outcome.causationId}`), digest: digest({ result: outcome.result }), event };
 }

@@ -1,3 +1,4 @@
+import { SAGA_DISPUTE_STAGES, SAGA_STATUSES } from '../../actors/milestone/index.js';
 import { Unavailable } from '../errors.js';
 import type { Pool } from './db.js';
 
@@ -190,9 +191,9 @@ export async function staleSagas(pool: Pool, olderThanMs: number, limit: number)
     pool,
     'read-stale-sagas',
     `SELECT milestone_id::text, updated_at FROM milestones
-     WHERE (status = 'PENDING_FUNDING' OR dispute_stage = 'ESCALATING') AND updated_at < now() - $1 * interval '1 millisecond'
+     WHERE (status = ANY($3::text[]) OR dispute_stage = ANY($4::text[])) AND updated_at < now() - $1 * interval '1 millisecond'
      ORDER BY updated_at LIMIT $2`,
-    [olderThanMs, limit],
+    [olderThanMs, limit, SAGA_STATUSES, SAGA_DISPUTE_STAGES],
   );
   return rows.map((r) => ({ id: r.milestone_id, updatedAt: r.updated_at }));
 }
