@@ -1,14 +1,9 @@
 import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import {
-  DISPUTE_STATES,
   isSagaState,
   sagaCausation,
   sagaOutcomeEvent,
   type SagaState,
-  FINAL_STATES,
-  milestonePermission,
-  initialMilestoneContext,
-  MILESTONE_EVENT_CONTEXT,
   mayView,
   milestoneMachine,
   type Funding,
@@ -18,58 +13,26 @@ import {
 import { decide } from '../../actors/decide.js';
 import { feeOn } from '../../actors/terms.js';
 import { rejectionError } from '../runtime/actor.js';
-import { Funds, type AccountEventData } from './funds.js';
-import { add, sub } from '../../actors/money.js';
-import {
-  initialProjectContext,
-  isAwardAccepted,
-  projectMachine,
-  type ProjectContext,
-  type ProjectEvent,
-} from '../../actors/project.machine.js';
+import { Funds } from './funds.js';
+import { followChanges } from './follow.js';
+import { MILESTONE, PROJECT } from './kinds.js';
+import { Sweeps } from './sweeps.js';
+import { add } from '../../actors/money.js';
+import { isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
 import { FailedPrecondition, invariant, NotFound, PermissionDenied } from '../errors.js';
-import type { Subscription } from '@nats-io/transport-node';
-import { VERSION_HEADER, type EventLog } from '../events/log.js';
-import { SIGNATURE_HEADER } from '../events/signing.js';
+import type { EventLog } from '../events/log.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { digest, milestoneIdFor, reservationIdFor, scopedKey } from '../ids.js';
 import type { Outcome } from '../ledger/apply.js';
+
+export { MILESTONE, PROJECT } from './kinds.js';
 import type { Money } from '../../actors/money.js';
-import {
-  appliedKey,
-  historyOf,
-  lastHistory,
-  type Command,
-  type EntityEventData,
-  type EntityKind,
-  type Persisted,
-} from '../runtime/entity.js';
+import { appliedKey, historyOf, lastHistory, type Command, type EntityEventData, type Persisted } from '../runtime/entity.js';
 import { Outcomes } from '../runtime/outcomes.js';
 import { Registry } from '../runtime/registry.js';
 import { termsFor, type TermsPolicy } from '../../actors/terms.js';
-import { metrics } from '../metrics.js';
 import { retriedLater } from '../log.js';
-
-export const MILESTONE: EntityKind<MilestoneContext> = {
-  entity: 'milestone',
-  machine: milestoneMachine,
-  permission: (at, event) => milestonePermission(at, event as MilestoneEvent),
-  initial: { state: 'new', context: initialMilestoneContext },
-  finalStates: FINAL_STATES,
-  boundedStates: DISPUTE_STATES,
-  // The terms are copied into every milestone at creation, alike for all made under one policy;
-  // a party or a project has many milestones.
-  sharedContext: ['terms', 'employerId', 'freelancerId', 'projectId', 'currency'],
-  eventContext: MILESTONE_EVENT_CONTEXT,
-};
-
-export const PROJECT: EntityKind<ProjectContext> = {
-  entity: 'project',
-  machine: projectMachine,
-  initial: { state: 'new', context: initialProjectContext },
-  finalStates: new Set(['awardAccepted']),
-};
 
 export interface MilestoneAppOptions {
   log: EventLog;
@@ -92,9 +55,6 @@ export interface MilestoneAppOptions {
   faultKillAfterReservation?: boolean;
 }
 
-const SWEEP_EVERY_MS = 2_000;
-const SWEEP_AFTER_MS = 3_000;
-const SWEEP_BATCH_MAX = 100;
 const NO_FUNDING: Funding = { reservationId: '', reserved: '0', fundingFailure: '' };
 
 /** Per-call context from the gateway: who calls, and until when the answer is useful. */
@@ -104,7 +64,6 @@ export interface CallContext {
   deadline: number;
 }
 
-const TIMER_BATCH_MAX = 200;
 const SYSTEM: Caller = { id: SYSTEM_CALLER, roles: [] };
 
 /**
@@ -118,12 +77,9 @@ export class MilestoneApp {
   readonly log: EventLog;
   /** The account actors: every debit of an available balance is decided there. */
   readonly funds: Funds;
-  private readonly subscriptions: Subscription[] = [];
   private readonly registering = new Map<string, Promise<unknown>>();
-  private sweeper: NodeJS.Timeout | null = null;
-  private sweeping = false;
-  private timers: NodeJS.Timeout | null = null;
-  private firing = false;
+  private readonly sweeps: Sweeps;
+  private unfollow: () => void = () => undefined;
 
   constructor(private readonly o: MilestoneAppOptions) {
     this.log = o.log;
@@ -139,107 +95,35 @@ export class MilestoneApp {
       actorsMax: o.actorsMax,
       actorIdleMs: o.actorIdleMs,
     });
+    this.sweeps = new Sweeps({ ...o, milestones: this.milestones, funds: this.funds });
+  }
+
+  /** Fires the timers that are due now (see Sweeps.fireDueTimers); tests call it by hand. */
+  fireDueTimers(): Promise<number> {
+    return this.sweeps.fireDueTimers();
+  }
+
+  /** Gives back reservations no milestone consumed within `ttlMs` (see Sweeps.sweepReservations). */
+  sweepReservations(ttlMs?: number): Promise<number> {
+    return this.sweeps.sweepReservations(ttlMs);
   }
 
   start(): void {
     this.outcomes.start();
-    // Changes made through other gateways: resident actors that fall behind reload.
-    const ns = this.log.names.namespace;
-    for (const [entity, registry] of [
+    this.unfollow = followChanges(this.log, [
       ['milestone', this.milestones],
       ['project', this.projects],
-    ] as const) {
-      this.subscriptions.push(
-        this.log.nc.subscribe(`${ns}.${entity}.>`, {
-          callback: (err, msg) => {
-            if (err) return;
-            if (!this.log.verified(msg.subject, msg.data, msg.headers?.get(SIGNATURE_HEADER))) return;
-            const actor = registry.peek(msg.subject.slice(ns.length + entity.length + 2));
-            if (!actor) return;
-            const version = Number(msg.headers?.get(VERSION_HEADER));
-            if (Number.isInteger(version) && version > 0) actor.observe(version);
-            else actor.invalidate();
-          },
-        }),
-      );
-    }
-    void (async () => {
-      for await (const s of this.log.nc.status()) {
-        if (s.type === 'reconnect') {
-          this.milestones.invalidateAll();
-          this.projects.invalidateAll();
-        }
-      }
-    })();
-    this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
-    this.sweeper.unref();
-    this.timers = setInterval(() => void this.fireDueTimers().catch(retriedLater('firing due timers')), this.o.timerScanMs);
-    this.timers.unref();
+    ]);
+    this.sweeps.start();
   }
 
   stop(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    if (this.timers) clearInterval(this.timers);
-    for (const sub of this.subscriptions) sub.unsubscribe();
+    this.sweeps.stop();
+    this.unfollow();
     this.outcomes.stop();
     this.milestones.close();
     this.projects.close();
     this.funds.close();
-  }
-
-  /**
-   * Finishes funding sagas nobody is waiting for (the creating gateway died, or its answer
-   * was PENDING_FUNDING): loading such a milestone applies the ledger's outcome. Any gateway
-   * may do it; the idempotent saga step makes repeats harmless.
-   */
-  private async sweepPendingFunding(): Promise<void> {
-    if (this.sweeping) return;
-    this.sweeping = true;
-    try {
-      const stale = await read.staleSagas(this.o.pool, SWEEP_AFTER_MS, SWEEP_BATCH_MAX);
-      metrics.sagasStale.set(stale.length);
-      metrics.sagaOldestSeconds.set((Date.now() - (stale[0]?.updatedAt.getTime() ?? Date.now())) / 1000);
-      for (const { id } of stale) {
-        this.milestones.peek(id)?.invalidate();
-        await this.milestones.read(id).catch(retriedLater(`finishing the funding saga of ${id}`));
-      }
-      await this.sweepReservations();
-    } catch (err) {
-      // The database is down: the next sweep tries again.
-      retriedLater('the sweep of unfinished sagas and reservations')(err);
-    } finally {
-      this.sweeping = false;
-    }
-  }
-
-  /**
-   * Fires the timers that are due (dispute response deadlines, auto-release): each becomes a
-   * DEADLINE command through the milestone's actor, like any other command. Every gateway and
-   * worker runs this; the command's key names the timer, so whoever fires it first appends the
-   * event and every other attempt is a replay (same key) or refused (the state moved on): a
-   * timer fires once. Returns how many timers were fired by this call.
-   */
-  async fireDueTimers(): Promise<number> {
-    if (this.firing) return 0;
-    this.firing = true;
-    let fired = 0;
-    try {
-      const now = this.o.now();
-      for (const due of await read.dueTimers(this.o.pool, now, TIMER_BATCH_MAX)) {
-        const key = scopedKey(SYSTEM_CALLER, `deadline:${due.dueAt.toISOString()}`);
-        const before = this.milestones.peek(due.id)?.current?.version;
-        const after = await this.milestones
-          .send(due.id, { key, digest: digest({ op: 'deadline' }), event: { type: 'DEADLINE', by: SYSTEM, at: now.toISOString() } })
-          .catch(() => null);
-        if (after && after.version !== before && lastHistory(after)?.by === SYSTEM_CALLER) {
-          fired++;
-          metrics.timerLateness.observe(Math.max(0, now.getTime() - due.dueAt.getTime()) / 1000);
-        }
-      }
-    } finally {
-      this.firing = false;
-    }
-    return fired;
   }
 
   private command(ctx: CallContext, key: string, content: object, event: MilestoneEvent | ProjectEvent): Command {
@@ -520,60 +404,6 @@ export class MilestoneApp {
     }
     const outcome = await this.outcomes.lookup(causationId);
     return outcome ? sagaCommand(state.state, outcome, this.at()) : null;
-  }
-
-  /**
-   * Gives back reservations that no milestone consumed within the bound (the creating gateway
-   * died between the reservation and the milestone, or the command was refused after it):
-   * - the milestone never appeared: its place is voided (an append at subject sequence 0, so
-   *   no create can consume the reservation afterwards), and the void gives the money back;
-   * - it exists and consumed another reservation, or none, and will not consume this one (it
-   *   is past `requested`): the employer's account actor releases the reservation.
-   * A milestone still `requested` keeps the reservation of its accept for a retry with that
-   * key. Each reservation is given back once: both ways are keyed by its id.
-   */
-  async sweepReservations(ttlMs = this.o.reservationTtlMs): Promise<number> {
-    let released = 0;
-    for (const r of await read.staleReservations(this.o.pool, ttlMs, SWEEP_BATCH_MAX)) {
-      const milestone = await this.milestones.read(r.milestoneId);
-      const c = milestone.context;
-      if (c.reservationId === r.reservationId || milestone.state === 'requested') continue;
-      if (milestone.version === 0) {
-        const made = await this.o.log.readAt<AccountEventData>(r.seq);
-        const change = made?.event.data.change as { fee?: string; projectId?: string; freelancerId?: string } | undefined;
-        if (!made || change?.projectId === undefined) continue;
-        const amount = sub(r.currency, r.amount, change.fee ?? '0');
-        await this.milestones.send(r.milestoneId, {
-          key: scopedKey(SYSTEM_CALLER, `void:${r.reservationId}`),
-          digest: digest({ op: 'void', reservationId: r.reservationId }),
-          event: <MilestoneEvent>{
-            type: 'VOID_RESERVATION',
-            by: SYSTEM,
-            at: this.at(),
-            reservationId: r.reservationId,
-            reserved: r.amount,
-            milestoneId: r.milestoneId,
-            projectId: change.projectId,
-            employerId: r.userId,
-            freelancerId: change.freelancerId ?? '',
-            currency: r.currency,
-            amount,
-            terms: termsFor(this.o.terms, r.currency, 0),
-          },
-        });
-        released++;
-        continue;
-      }
-      await this.funds.release(SYSTEM_CALLER, r.userId, {
-        reservationId: r.reservationId,
-        milestoneId: r.milestoneId,
-        currency: r.currency,
-        amount: r.amount,
-        time: this.at(),
-      });
-      released++;
-    }
-    return released;
   }
 
   async get(ctx: CallContext, milestoneId: string): Promise<Persisted<MilestoneContext>> {
