@@ -52,6 +52,13 @@ describe('the import graph', () => {
     expect(outside).toEqual([]);
   });
 
+  it('the runtime does not reach into the ledger (they share the outcome contract in events/)', () => {
+    const outside = sources('src/runtime').flatMap((f) =>
+      (graph.get(f) ?? []).filter((to) => to.startsWith('src/ledger/')).map((to) => `${f} -> ${to}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
   it('has no cycles', () => {
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();

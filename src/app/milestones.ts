@@ -24,7 +24,7 @@ import type { EventLog } from '../events/log.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { digest, milestoneIdFor, reservationIdFor, scopedKey } from '../ids.js';
-import type { Outcome } from '../ledger/apply.js';
+import type { Outcome } from '../events/outcome.js';
 
 export { MILESTONE, PROJECT } from './kinds.js';
 import type { Money } from '../../actors/money.js';

@@ -13,22 +13,15 @@ import {
   referenceKey,
   type AccountRef,
   type Intent,
-  type PostingKind,
   type PostingResult,
 } from './postings.js';
 import * as sql from './sql.js';
 import { ignoreFailure } from '../log.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
-export interface Outcome {
-  causationId: string;
-  kind: PostingKind;
-  result: PostingResult;
-  currency: string;
-  amount: string;
-  milestoneId?: string;
-  userId?: string;
-}
+import type { Outcome } from '../events/outcome.js';
+
+export type { Outcome };
 
 export interface StreamEvent {
   seq: number;

@@ -7,8 +7,9 @@ import { add, format, isZero } from '../../actors/money.js';
  * how the per-user balance projection changes. Every posting is balanced (its legs sum to zero).
  */
 
-export type PostingKind = 'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal' | 'reserve' | 'unreserve';
-export type PostingResult = 'ok' | 'insufficient_funds' | 'reference_conflict';
+import type { PostingKind, PostingResult } from '../events/outcome.js';
+
+export type { PostingKind, PostingResult };
 
 interface IntentBase {
   eventId: string;

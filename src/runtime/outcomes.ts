@@ -2,7 +2,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import { decode } from '../events/cloudevent.js';
 import type { EventLog } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
-import type { Outcome } from '../ledger/apply.js';
+import type { Outcome } from '../events/outcome.js';
 import { reportWaiters } from '../metrics.js';
 
 /**
