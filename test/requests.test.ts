@@ -104,6 +104,11 @@ describe('milestone requests', () => {
       const err = await failure(c.m(method, who, { milestone_id: r.milestone.id, idempotency_key: key() }));
       expect({ method, who, code: err.code, reason: err.reason }).toEqual({ method, who, code: grpc.status.PERMISSION_DENIED, reason });
     }
+    // A stranger with money of its own: refused before anything is reserved from its balance.
+    await deposit(c, 'rich-x', '5.00');
+    const err = await failure(c.m('AcceptMilestoneRequest', 'rich-x', { milestone_id: r.milestone.id, idempotency_key: key() }));
+    expect(err.reason).toBe('NOT_EMPLOYER');
+    expect(await balance(c, 'rich-x')).toEqual({ available: '5.00', held: '0.00', incoming: '0.00' });
   });
 });
 

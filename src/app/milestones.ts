@@ -4,8 +4,8 @@ import {
   sagaCausation,
   sagaOutcomeEvent,
   type SagaState,
+  decideMilestone,
   mayView,
-  milestoneMachine,
   type Funding,
   type MilestoneContext,
   type MilestoneEvent,
@@ -227,7 +227,8 @@ export class MilestoneApp {
 
   /** Refuses a command the milestone's machine would refuse now, before anything is reserved for it. */
   private mustAccept(state: Persisted<MilestoneContext>, event: MilestoneEvent): void {
-    const d = decide(milestoneMachine, { state: state.state, context: state.context }, event);
+    // The permission table first, as the actor will ask it: a stranger's accept reserves nothing.
+    const d = decideMilestone({ state: state.state, context: state.context }, event);
     if (d.kind === 'rejected') throw rejectionError(d.rejection, state.version);
   }
 
