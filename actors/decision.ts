@@ -9,6 +9,8 @@
 export const ARBITER_ROLE = 'arbiter';
 /** The role of the payments service: may deposit and read any balance. */
 export const PAYMENTS_ROLE = 'payments';
+/** A marketplace service: registers projects (AwardProject) on behalf of their employers. */
+export const MARKETPLACE_ROLE = 'marketplace';
 /** The caller id the engine itself uses for saga steps (funding outcomes, timers). */
 export const SYSTEM_CALLER = 'system';
 /**

@@ -5,7 +5,8 @@ import type { ProjectEmitted } from './events.js';
 /**
  * The project machine: who the employer and the awarded freelancer of a project are, and
  * whether the freelancer accepted the award (from then on only the freelancer may cancel a
- * milestone). A project comes into being with its first milestone.
+ * milestone). A project comes into being with its award (AwardProject), or with its first
+ * milestone.
  */
 
 export interface ProjectContext extends DecisionSlots<ProjectEmitted> {
@@ -17,8 +18,11 @@ export interface ProjectContext extends DecisionSlots<ProjectEmitted> {
 }
 
 export type ProjectEvent =
-  /** Sent before each CreateMilestone: registers the parties, or checks them. */
-  | (CommandBase & { type: 'REGISTER'; projectId: string; freelancerId: string })
+  /**
+   * AwardProject, and sent before each CreateMilestone: registers the parties, or checks them.
+   * `employerId` is the caller, or the employer a marketplace service awards for (src/app checks the role).
+   */
+  | (CommandBase & { type: 'REGISTER'; projectId: string; employerId: string; freelancerId: string })
   | (CommandBase & { type: 'ACCEPT_AWARD' })
   /** Sent before each RequestMilestone: only the awarded freelancer may propose, to the project's employer. */
   | (CommandBase & { type: 'CHECK_REQUEST'; employerId: string });
@@ -54,12 +58,12 @@ const registerChecks = [
 export const projectMachine = setup({
   types: { context: {} as ProjectContext, events: {} as ProjectEvent },
   guards: {
-    isNotEmployer: ({ context, event }) => event.by.id !== context.employerId,
+    isNotEmployer: ({ context, event }) => (event.type === 'REGISTER' ? event.employerId : event.by.id) !== context.employerId,
     isOtherFreelancer: ({ context, event }) => event.type === 'REGISTER' && event.freelancerId !== context.freelancerId,
     isFreelancer: ({ context, event }) => event.by.id === context.freelancerId,
     isNotFreelancer: ({ context, event }) => event.by.id !== context.freelancerId,
     isOtherEmployer: ({ context, event }) => event.type === 'CHECK_REQUEST' && event.employerId !== context.employerId,
-    isSelfAward: ({ event }) => event.type === 'REGISTER' && event.freelancerId === event.by.id,
+    isSelfAward: ({ event }) => event.type === 'REGISTER' && event.freelancerId === event.employerId,
   },
   actions: {
     rejectNotFound: assign({ rejection: () => reject('NOT_FOUND', 'PROJECT_NOT_FOUND', 'no such project') }),
@@ -86,10 +90,10 @@ export const projectMachine = setup({
         ? {}
         : {
             id: event.projectId,
-            employerId: event.by.id,
+            employerId: event.employerId,
             freelancerId: event.freelancerId,
             createdAt: event.at,
-            emitted: { type: 'registered', data: { employerId: event.by.id, freelancerId: event.freelancerId } },
+            emitted: { type: 'registered', data: { employerId: event.employerId, freelancerId: event.freelancerId } },
           },
     ),
     acceptAward: assign(({ event }) => ({
@@ -103,7 +107,7 @@ export const projectMachine = setup({
   context: initialProjectContext,
   states: {
     new: {
-      description: 'Unknown project: the first milestone registers it.',
+      description: 'Unknown project: its award or its first milestone registers it.',
       on: {
         REGISTER: [
           { guard: 'isSelfAward', actions: 'rejectSelfAward' },

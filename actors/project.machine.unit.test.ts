@@ -4,11 +4,12 @@ import { initialProjectContext, projectMachine, type ProjectEvent } from './proj
 
 const AT = '2026-12-01T00:00:00.000Z';
 const by = (id: string) => ({ id, roles: [] });
-const register = (employer: string, freelancer: string): ProjectEvent => ({
+const register = (employer: string, freelancer: string, caller = employer): ProjectEvent => ({
   type: 'REGISTER',
-  by: by(employer),
+  by: by(caller),
   at: AT,
   projectId: 'p1',
+  employerId: employer,
   freelancerId: freelancer,
 });
 const accept = (who: string): ProjectEvent => ({ type: 'ACCEPT_AWARD', by: by(who), at: AT });
@@ -22,6 +23,12 @@ function result(d: ReturnType<typeof decide>) {
 describe('project machine', () => {
   it('the first milestone registers the parties', () => {
     expect(result(decide(projectMachine, { state: 'new', context: initialProjectContext }, register('emp', 'fl')))).toBe('awarded');
+  });
+  it('a marketplace service registers the parties it names (the app checks its role)', () => {
+    const d = decide(projectMachine, { state: 'new', context: initialProjectContext }, register('emp', 'fl', 'market'));
+    expect(d.kind === 'accepted' && d.next.context).toMatchObject({ employerId: 'emp', freelancerId: 'fl' });
+    expect(result(decide(projectMachine, awarded, register('emp', 'fl', 'market')))).toBe('unchanged');
+    expect(result(decide(projectMachine, awarded, register('other-emp', 'fl', 'market')))).toBe('NOT_PROJECT_EMPLOYER');
   });
   it('an employer cannot award their own project to themselves', () => {
     expect(result(decide(projectMachine, { state: 'new', context: initialProjectContext }, register('emp', 'emp')))).toBe('SELF_AWARD');

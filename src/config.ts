@@ -50,6 +50,12 @@ export interface Config {
   fundingWaitMs: number;
   /** ESCROW_RESERVATION_TTL_MS: a funding reservation no milestone consumed for this long is given back. */
   reservationTtlMs: number;
+  /**
+   * ESCROW_PROJECT_AWARDS: who brings a project into being. `open` (the default): its
+   * employer, by AwardProject or its first CreateMilestone. `marketplace`: only a service with
+   * the marketplace role (AwardProject), so no caller can claim or block a project id.
+   */
+  projectAwards: 'open' | 'marketplace';
   /** How long Deposit and Withdraw wait for the ledger before answering PENDING. Default 5000. */
   ledgerWaitMs: number;
   /** Most events the ledger worker applies in one transaction. Default 256. */
@@ -306,6 +312,12 @@ function decimal(env: Env, key: string, fallback: string): string {
   return raw;
 }
 
+function projectAwards(env: Env): 'open' | 'marketplace' {
+  const raw = optional(env, 'ESCROW_PROJECT_AWARDS') ?? 'open';
+  if (raw !== 'open' && raw !== 'marketplace') throw new ConfigError('ESCROW_PROJECT_AWARDS', `"${raw}" is not open or marketplace`);
+  return raw;
+}
+
 function optional(env: Env, key: string): string | undefined {
   const raw = env[key];
   return raw === undefined || raw === '' ? undefined : raw;
@@ -382,6 +394,7 @@ export function loadConfig(env: Env = process.env): Config {
     actorIdleMs: int(env, 'ESCROW_ACTOR_IDLE_MS', 60_000, 10, 86_400_000),
     fundingWaitMs: int(env, 'ESCROW_FUNDING_WAIT_MS', 5_000, 0, 600_000),
     reservationTtlMs: int(env, 'ESCROW_RESERVATION_TTL_MS', 30_000, 1_000, 86_400_000),
+    projectAwards: projectAwards(env),
     ledgerWaitMs: int(env, 'ESCROW_LEDGER_WAIT_MS', 5_000, 0, 600_000),
     ledgerBatchMax: int(env, 'ESCROW_LEDGER_BATCH_MAX', 256, 1, 10_000),
     ledgerStandbyPollMs: int(env, 'ESCROW_LEDGER_STANDBY_POLL_MS', 1_000, 10, 60_000),

@@ -144,6 +144,7 @@ export class Engine {
         terms: config.terms,
         timerScanMs: config.timerScanMs,
         reservationTtlMs: config.reservationTtlMs,
+        projectAwards: config.projectAwards,
         faultFeeDecisionDelayMs: config.faultFeeDecisionDelayMs,
         faultKillAfterReservation: config.faultKillAfterReservation,
       });

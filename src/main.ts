@@ -140,6 +140,7 @@ Tokens (12 h):
 
 Walk-through with grpcurl (paste the three variables above first; "grpcurl -plaintext ${address} list" shows the services):
   ${g} -H "authorization: Bearer $PAYMENTS" -d '{"user_id":"employer-1","amount":{"currency_code":"USD","amount":"100.00"},"external_reference":"dep-1"}' ${address} escrow.v1.AccountService/Deposit
+  ${g} -H "authorization: Bearer $EMPLOYER" -d '{"project_id":"p1","freelancer_id":"freelancer-1","idempotency_key":"award-1"}' ${address} escrow.v1.MilestoneService/AwardProject
   ${g} -H "authorization: Bearer $EMPLOYER" -d '{"project_id":"p1","freelancer_id":"freelancer-1","amount":{"currency_code":"USD","amount":"40.00"},"description":"logo","idempotency_key":"m-1"}' ${address} escrow.v1.MilestoneService/CreateMilestone
   ${g} -H "authorization: Bearer $FREELANCER" -d '{"milestone_id":"<id from above>","idempotency_key":"rr-1"}' ${address} escrow.v1.MilestoneService/RequestRelease
   ${g} -H "authorization: Bearer $EMPLOYER" -d '{"milestone_id":"<id from above>","idempotency_key":"rel-1"}' ${address} escrow.v1.MilestoneService/ReleaseMilestone

@@ -92,6 +92,7 @@ export const REASONS = {
     meaning: 'once the award is accepted only the freelancer may cancel',
   },
   PAYMENTS_ROLE_REQUIRED: { code: 'PERMISSION_DENIED', meaning: 'deposits need the payments role' },
+  MARKETPLACE_ROLE_REQUIRED: { code: 'PERMISSION_DENIED', meaning: 'awarding a project for another employer needs the marketplace role' },
   SYSTEM_ONLY: { code: 'PERMISSION_DENIED', meaning: 'a step only the engine itself may take (e.g. voiding a reservation)' },
   NOT_ARBITER: { code: 'PERMISSION_DENIED', meaning: 'resolving a dispute needs the arbiter role' },
   ARBITER_IS_PARTY: { code: 'PERMISSION_DENIED', meaning: 'an arbiter may not decide a dispute of its own milestone' },

@@ -1,4 +1,4 @@
-import { SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
+import { MARKETPLACE_ROLE, SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import {
   isSagaState,
   sagaCausation,
@@ -41,6 +41,8 @@ export interface MilestoneAppOptions {
   actorIdleMs: number;
   fundingWaitMs: number;
   now: () => Date;
+  /** Who brings a project into being (ESCROW_PROJECT_AWARDS, src/config.ts). */
+  projectAwards?: 'open' | 'marketplace';
   /** The read model, for the sweep of unfinished funding sagas and the timers. */
   pool: Pool;
   /** Fees and dispute windows of new milestones. */
@@ -174,6 +176,9 @@ export class MilestoneApp {
       }
       return this.funded(ctx, id, await this.milestones.send(id, this.command(ctx, input.key, content, create(NO_FUNDING))));
     }
+    if (this.o.projectAwards === 'marketplace' && (await this.projects.read(input.projectId)).version === 0) {
+      throw new NotFound('PROJECT_NOT_FOUND', 'no such project: the marketplace awards a project before its milestones');
+    }
     await this.registerParties(ctx, input.projectId, input.freelancerId);
     const fee = feeOn(terms.employerFee, currency, amount);
     const reservation = { reservationId: reservationIdFor(id, digest(content)), reserved: add(currency, amount, fee), fundingFailure: '' };
@@ -202,12 +207,13 @@ export class MilestoneApp {
    * project never change once registered, so a resident project that already has them
    * answers without a turn through its mailbox (a hot employer's creates would queue there).
    */
-  private async registerParties(ctx: CallContext, projectId: string, freelancerId: string): Promise<void> {
+  private async registerParties(ctx: CallContext, projectId: string, freelancerId: string, employerId = ctx.caller.id): Promise<void> {
+    // Keyed by the parties: the same registration again is a repeat, whoever's call it came with.
     const register = this.command(
       ctx,
-      `register:${freelancerId}`,
+      employerId === ctx.caller.id ? `register:${freelancerId}` : `register:${employerId}:${freelancerId}`,
       { op: 'register' },
-      { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, freelancerId },
+      { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, employerId, freelancerId },
     );
     const held = this.projects.peek(projectId)?.current;
     if (held && held.version > 0) {
@@ -216,7 +222,7 @@ export class MilestoneApp {
       if (d.kind === 'unchanged') return;
     }
     // The same registration asked for at once (a burst of creates on a new project) goes through the mailbox once.
-    const k = `${projectId}\u0000${ctx.caller.id}\u0000${freelancerId}`;
+    const k = `${projectId}\u0000${ctx.caller.id}\u0000${employerId}\u0000${freelancerId}`;
     let pending = this.registering.get(k);
     if (!pending) {
       pending = this.projects.send(projectId, register).finally(() => this.registering.delete(k));
@@ -411,6 +417,41 @@ export class MilestoneApp {
     const state = await this.milestones.read(milestoneId);
     if (state.version === 0) throw new NotFound('MILESTONE_NOT_FOUND', 'no such milestone');
     if (!mayView(state.context, ctx.caller)) throw new PermissionDenied('NOT_PARTY', 'caller is not a party of this milestone');
+    return state;
+  }
+
+  /**
+   * Registers a project with its employer and awarded freelancer before any milestone: by the
+   * employer itself, or for `employerId` by a caller with the marketplace role. The same
+   * parties again change nothing (idempotent by its parties); other parties are refused as a
+   * milestone's registration would be (NOT_PROJECT_EMPLOYER, FREELANCER_NOT_AWARDED).
+   */
+  async awardProject(
+    ctx: CallContext,
+    input: { projectId: string; freelancerId: string; employerId: string | null },
+  ): Promise<Persisted<ProjectContext>> {
+    const employerId = input.employerId ?? ctx.caller.id;
+    const marketplace = ctx.caller.roles.includes(MARKETPLACE_ROLE);
+    if (employerId !== ctx.caller.id && !marketplace) {
+      throw new PermissionDenied('MARKETPLACE_ROLE_REQUIRED', 'only a marketplace service awards a project for another employer');
+    }
+    if (this.o.projectAwards === 'marketplace' && !marketplace) {
+      // Its employer may repeat the award of a registered project (a no-op); only the marketplace registers one.
+      const known = await this.projects.read(input.projectId);
+      if (known.version === 0) throw new PermissionDenied('MARKETPLACE_ROLE_REQUIRED', 'projects are awarded by the marketplace here');
+    }
+    await this.registerParties(ctx, input.projectId, input.freelancerId, employerId);
+    return this.projects.read(input.projectId);
+  }
+
+  /** A project, for its parties and the marketplace role. */
+  async getProject(ctx: CallContext, projectId: string): Promise<Persisted<ProjectContext>> {
+    const state = await this.projects.read(projectId);
+    if (state.version === 0) throw new NotFound('PROJECT_NOT_FOUND', 'no such project');
+    const c = state.context;
+    if (ctx.caller.id !== c.employerId && ctx.caller.id !== c.freelancerId && !ctx.caller.roles.includes(MARKETPLACE_ROLE)) {
+      throw new PermissionDenied('NOT_PARTY', 'caller is not a party of this project');
+    }
     return state;
   }
 

@@ -15,7 +15,7 @@ import { isReservedUserId, type Caller } from '../../actors/decision.js';
 import { Unauthenticated, Unavailable } from '../errors.js';
 import { USER_ID_PATTERN } from './validate.js';
 
-const ROLES = new Set(['arbiter', 'payments']);
+const ROLES = new Set(['arbiter', 'payments', 'marketplace']);
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
 /** Verified tokens remembered (until they expire), so a client's repeat calls skip the HMAC. */

@@ -41,6 +41,18 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       };
       return reply(await app.create(ctx, input));
     }),
+    AwardProject: unary(deps, 'AwardProject', async (r: Req, ctx) => {
+      const input = {
+        projectId: v.requireId(r.project_id, 'project_id'),
+        freelancerId: v.requirePartyId(r.freelancer_id, 'freelancer_id'),
+        employerId: r.employer_id === undefined || r.employer_id === '' ? null : v.requirePartyId(r.employer_id, 'employer_id'),
+      };
+      v.requireKey(r.idempotency_key);
+      return { project: projectMessage(await app.awardProject(ctx, input)) };
+    }),
+    GetProject: unary(deps, 'GetProject', async (r: Req, ctx) => ({
+      project: projectMessage(await app.getProject(ctx, v.requireId(r.project_id, 'project_id'))),
+    })),
     AcceptAward: unary(deps, 'AcceptAward', async (r: Req, ctx) => {
       const projectId = v.requireId(r.project_id, 'project_id');
       return { project: projectMessage(await app.acceptAward(ctx, projectId, v.requireKey(r.idempotency_key))) };
