@@ -59,6 +59,13 @@ describe('the import graph', () => {
     expect(outside).toEqual([]);
   });
 
+  it('milestone commands are decided with the permission table (decideMilestone), never with the bare machine', () => {
+    const bare = files.filter(
+      (f) => /\bdecide\(\s*milestoneMachine\b/.test(readFileSync(join(ROOT, f), 'utf8')) && f !== 'actors/milestone/machine.ts',
+    );
+    expect(bare).toEqual([]);
+  });
+
   it('has no cycles', () => {
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();
