@@ -21,6 +21,7 @@ const USAGE = `usage: escrow <command> [arguments] [options]
   token <user> [--roles payments,arbiter] [--ttl 12h]   mint a development token (HS256)
   deposit <user> <amount> [--ref R]                     credit a user (as the payments role)
   withdraw <amount> --as <user> [--ref R]
+  award <freelancer> --as <employer> --project <id> [--employer E] [--key K]   register a project (--employer: as the marketplace role)
   create <freelancer> <amount> --as <employer> --project <id> [--description D] [--key K]
   release <milestone> --as <employer> [--amount A] [--key K]
   cancel <milestone> --as <user> [--reason-code CODE] [--reason TEXT] [--key K]
@@ -42,6 +43,7 @@ const { values: o, positionals } = parseArgs({
     ttl: { type: 'string', default: '12h' },
     ref: { type: 'string' },
     project: { type: 'string' },
+    employer: { type: 'string' },
     description: { type: 'string', default: '' },
     key: { type: 'string' },
     amount: { type: 'string' },
@@ -64,6 +66,7 @@ const COMMANDS = new Set([
   'token',
   'deposit',
   'withdraw',
+  'award',
   'create',
   'release',
   'cancel',
@@ -103,6 +106,7 @@ interface MilestoneView {
 }
 interface ReplyView {
   milestone: MilestoneView;
+  project: { id: string; employer_id: string; freelancer_id: string; award_accepted: boolean; version: number };
   milestones: MilestoneView[];
   available?: MoneyView | null;
   held?: MoneyView | null;
@@ -182,6 +186,27 @@ async function main(): Promise<number> {
           external_reference: o.ref ?? `cli-${randomUUID()}`,
         });
         print(r, `withdrawal ${r.status}`);
+        return 0;
+      }
+      case 'award': {
+        const onBehalf = o.employer !== undefined;
+        const r = await call(
+          'MilestoneService',
+          'AwardProject',
+          need(o.as, '--as'),
+          {
+            project_id: need(o.project, '--project'),
+            freelancer_id: need(args[0], 'the freelancer'),
+            ...(onBehalf ? { employer_id: o.employer } : {}),
+            idempotency_key: key,
+          },
+          onBehalf ? ['marketplace'] : [],
+        );
+        const p = r.project;
+        print(
+          r,
+          `${p.id}  employer ${p.employer_id} -> freelancer ${p.freelancer_id}  award ${p.award_accepted ? 'accepted' : 'open'}  v${p.version}`,
+        );
         return 0;
       }
       case 'create': {

@@ -30,6 +30,9 @@ function escrow(...args: string[]): Promise<{ code: number; out: string; err: st
 describe('the escrow CLI, through the real engine', () => {
   it('deposit, create, get, partial release, list, balance, watch to the end, refusals with their reason, --json, audit', async () => {
     expect((await escrow('deposit', 'emp-cli', '30.00')).out).toMatch(/deposit APPLIED/);
+    expect((await escrow('award', 'fl-cli', '--as', 'emp-cli', '--project', 'p-cli')).out).toMatch(
+      /^p-cli {2}employer emp-cli -> freelancer fl-cli {2}award open {2}v1/,
+    );
     const created = await escrow('create', 'fl-cli', '12.00', '--as', 'emp-cli', '--project', 'p-cli', '--description', 'logo', '--json');
     expect(created.code).toBe(0);
     const id = JSON.parse(created.out).milestone.id as string;
