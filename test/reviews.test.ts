@@ -131,3 +131,38 @@ describe('reputation cannot be farmed', () => {
     expect(after.earned).toEqual([usd('38.05')]);
   });
 });
+
+describe('ListReviews pages', () => {
+  it('walks every review once, newest first, with a token bound to its user', async () => {
+    const c = t.client;
+    for (let i = 0; i < 5; i++) {
+      const emp = `emp-pg${i}`;
+      await deposit(c, emp, '2.00');
+      const m = await funded(c, emp, 'fl-pg', '1.00', `proj-pg${i}`);
+      await c.m('ReleaseMilestone', emp, { milestone_id: m, idempotency_key: key() });
+      await ledgerCaughtUp(t.engine);
+      await review(emp, { project_id: `proj-pg${i}`, reviewee_id: 'fl-pg', rating: 1 + (i % 5), comment: `r${i}` });
+    }
+    await eventually(async () => expect((await c.r('ListReviews', 'x', { user_id: 'fl-pg' })).reviews).toHaveLength(5));
+    const seen: string[] = [];
+    const times: number[] = [];
+    let token = '';
+    let pages = 0;
+    do {
+      const page = await c.r('ListReviews', 'x', { user_id: 'fl-pg', page_size: 2, page_token: token });
+      for (const r of page.reviews) {
+        seen.push(r.project_id);
+        times.push(Number(r.created_at.seconds) * 1000 + Math.floor(r.created_at.nanos / 1e6));
+      }
+      token = page.next_page_token;
+      pages++;
+    } while (token && pages < 10);
+    expect(pages).toBe(3);
+    expect([...seen].sort()).toEqual(['proj-pg0', 'proj-pg1', 'proj-pg2', 'proj-pg3', 'proj-pg4']);
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+    const first = await c.r('ListReviews', 'x', { user_id: 'fl-pg', page_size: 2 });
+    const stolen = await failure(c.r('ListReviews', 'x', { user_id: 'fl-v', page_size: 2, page_token: first.next_page_token }));
+    expect(stolen.reason).toBe('PAGE_TOKEN_INVALID');
+    expect((await failure(c.r('ListReviews', 'x', { user_id: 'fl-pg', page_size: 201 }))).reason).toBe('PAGE_SIZE_INVALID');
+  });
+});

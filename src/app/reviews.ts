@@ -83,8 +83,9 @@ export class ReviewApp {
     });
   }
 
-  list(userId: string): Promise<read.ReviewRow[]> {
-    return read.reviewsOf(this.o.pool, userId, 200);
+  /** A page of the reviews about the user, newest first. */
+  list(userId: string, pageSize: number, after: Parameters<typeof read.reviewsOf>[3]): Promise<read.ReviewRow[]> {
+    return read.reviewsOf(this.o.pool, userId, pageSize, after);
   }
 
   async reputation(userId: string): Promise<Reputation> {

@@ -3,6 +3,7 @@ import type { ReviewApp } from '../app/reviews.js';
 import { InvalidArgument } from '../errors.js';
 import { money, timestamp } from './convert.js';
 import { unary, type HandlerDeps } from './handlers.js';
+import { isTime } from './page-token.js';
 import * as v from './validate.js';
 
 /** A request as @grpc/proto-loader decodes it: every field is checked before use (./validate.ts). */
@@ -32,8 +33,19 @@ export function reviewService(deps: HandlerDeps, app: ReviewApp): grpc.UntypedSe
       };
     }),
     ListReviews: unary(deps, 'ListReviews', async (r: Req) => {
-      const rows = await app.list(v.requireId(r.user_id, 'user_id'));
+      const userId = v.requireId(r.user_id, 'user_id');
+      // Unset: 200, what one call returned before paging.
+      const limit = r.page_size === undefined || r.page_size === 0 ? v.PAGE_SIZE_MAX : v.pageSize(r.page_size);
+      const scope = ['reviews', userId].join('\u0000');
+      const at = deps.pages.open(scope, r.page_token, (p) => isTime(p.c) && typeof p.p === 'string' && typeof p.r === 'string');
+      const after = at?.c && at.p !== undefined && at.r !== undefined ? { createdAt: at.c, projectId: at.p, reviewerId: at.r } : null;
+      const rows = await app.list(userId, limit, after);
+      const last = rows.at(-1);
       return {
+        next_page_token:
+          rows.length === limit && last
+            ? deps.pages.issue(scope, { c: last.created_at.toISOString(), p: last.project_id, r: last.reviewer_id })
+            : '',
         reviews: rows.map((x) => ({
           project_id: x.project_id,
           reviewer_id: x.reviewer_id,

@@ -229,14 +229,21 @@ export interface ReviewRow {
   created_at: Date;
 }
 
-/** Reviews about the user, newest first. */
-export async function reviewsOf(pool: Pool, userId: string, limit: number): Promise<ReviewRow[]> {
+/** A page of the reviews about the user, newest first, after `after` (the last row of the previous page) if given. */
+export async function reviewsOf(
+  pool: Pool,
+  userId: string,
+  limit: number,
+  after: { createdAt: string; projectId: string; reviewerId: string } | null = null,
+): Promise<ReviewRow[]> {
   return query<ReviewRow>(
     pool,
-    'read-reviews',
+    'read-reviews-page',
     `SELECT project_id, reviewer_id, reviewee_id, rating, comment, created_at FROM reviews
-     WHERE reviewee_id = $1 ORDER BY created_at DESC, project_id LIMIT $2`,
-    [userId, limit],
+     WHERE reviewee_id = $1
+       AND ($3::timestamptz IS NULL OR (created_at, project_id, reviewer_id) < ($3::timestamptz, $4::text, $5::text))
+     ORDER BY created_at DESC, project_id DESC, reviewer_id DESC LIMIT $2`,
+    [userId, limit, after?.createdAt ?? null, after?.projectId ?? null, after?.reviewerId ?? null],
   );
 }
 
