@@ -11,15 +11,17 @@ export interface Violation {
   detail: string;
 }
 
-/**
- * Queries that name $1 and $2 get the machine's state kinds (read from its tags, so no status
- * list is written here): $1 the statuses exempt from amount = held + released + returned
- * (nothing held yet), $2 those that must have no hold at all.
- */
-async function rows<R extends object>(pool: Pool, text: string): Promise<R[]> {
-  const params = /\$2\b/.test(text) ? [UNFUNDED_STATUSES, NEVER_HELD_STATUSES] : /\$1\b/.test(text) ? [UNFUNDED_STATUSES] : [];
+async function rows<R extends object>(pool: Pool, text: string, params: unknown[] = []): Promise<R[]> {
   return (await pool.query<R>(text, params)).rows;
 }
+
+/**
+ * The machine's state kinds, as the status lists the milestone checks take (read from its
+ * tags, so no status list is written here): the statuses exempt from
+ * amount = held + released + returned (nothing held yet), and those that must have no hold at all.
+ */
+const UNFUNDED = [UNFUNDED_STATUSES];
+const UNFUNDED_AND_NEVER_HELD = [UNFUNDED_STATUSES, NEVER_HELD_STATUSES];
 
 export async function audit(pool: Pool): Promise<Violation[]> {
   const v: Violation[] = [];
@@ -60,6 +62,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
     pool,
     `SELECT milestone_id::text, status FROM milestones
      WHERE status <> ALL($1::text[]) AND amount <> held + released + returned`,
+    UNFUNDED,
   )) {
     v.push({ check: 'milestone_conserved', detail: `${r.milestone_id} (${r.status}): amount != held + released + returned` });
   }
@@ -75,6 +78,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
     `SELECT m.milestone_id::text, coalesce(a.balance, 0)::text AS escrow, m.held::text
      FROM milestones m LEFT JOIN accounts a ON a.account_id = 'escrow:' || m.milestone_id::text
      WHERE m.status <> ALL($1::text[]) AND coalesce(a.balance, 0) <> m.held`,
+    UNFUNDED,
   )) {
     v.push({ check: 'escrow_matches_milestone', detail: `${r.milestone_id}: escrow account ${r.escrow}, milestone held ${r.held}` });
   }
@@ -104,6 +108,7 @@ export async function audit(pool: Pool): Promise<Violation[]> {
         OR (m.status <> ALL($1::text[])
             AND (coalesce(p.held_in, 0) <> m.amount OR coalesce(p.released, 0) <> m.released OR coalesce(p.returned, 0) <> m.returned
                  OR coalesce(p.fees, 0) <> m.employer_fee + m.freelancer_fee))`,
+    UNFUNDED_AND_NEVER_HELD,
   )) {
     v.push({ check: 'milestone_matches_postings', detail: `${r.milestone_id}: ${r.detail}` });
   }
