@@ -37,7 +37,8 @@ describe('projects registered before any milestone (AwardProject)', () => {
   });
 
   it('is idempotent by its parties: the same award again changes nothing, other parties are refused', async () => {
-    const first = await award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-b' });
+    const registering = key();
+    const first = await award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-b', idempotency_key: registering });
     const again = await award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-b' });
     expect(again.project).toEqual(first.project);
     const k = key();
@@ -45,6 +46,11 @@ describe('projects registered before any milestone (AwardProject)', () => {
       [0, 1, 2].map(() => award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-b', idempotency_key: k })),
     );
     for (const copy of copies) expect(copy.project).toEqual(first.project);
+    const reused = await failure(award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-other', idempotency_key: registering }));
+    expect([reused.code, reused.reason]).toEqual([grpc.status.INVALID_ARGUMENT, 'IDEMPOTENCY_KEY_REUSED']);
+    expect((await award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-b', idempotency_key: registering })).project).toEqual(
+      first.project,
+    );
     const other = await failure(award('emp-b', { project_id: 'proj-b', freelancer_id: 'fl-other' }));
     expect([other.code, other.reason]).toEqual([grpc.status.FAILED_PRECONDITION, 'FREELANCER_NOT_AWARDED']);
     const claim = await failure(award('squatter', { project_id: 'proj-b', freelancer_id: 'fl-b' }));

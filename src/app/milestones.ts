@@ -422,13 +422,14 @@ export class MilestoneApp {
 
   /**
    * Registers a project with its employer and awarded freelancer before any milestone: by the
-   * employer itself, or for `employerId` by a caller with the marketplace role. The same
-   * parties again change nothing (idempotent by its parties); other parties are refused as a
-   * milestone's registration would be (NOT_PROJECT_EMPLOYER, FREELANCER_NOT_AWARDED).
+   * employer itself, or for `employerId` by a caller with the marketplace role. Idempotent by
+   * its key (a key reused for other parties is IDEMPOTENCY_KEY_REUSED), and the same parties
+   * under another key change nothing; other parties are refused as a milestone's registration
+   * would be (NOT_PROJECT_EMPLOYER, FREELANCER_NOT_AWARDED).
    */
   async awardProject(
     ctx: CallContext,
-    input: { projectId: string; freelancerId: string; employerId: string | null },
+    input: { projectId: string; freelancerId: string; employerId: string | null; key: string },
   ): Promise<Persisted<ProjectContext>> {
     const employerId = input.employerId ?? ctx.caller.id;
     const marketplace = ctx.caller.roles.includes(MARKETPLACE_ROLE);
@@ -440,8 +441,15 @@ export class MilestoneApp {
       const known = await this.projects.read(input.projectId);
       if (known.version === 0) throw new PermissionDenied('MARKETPLACE_ROLE_REQUIRED', 'projects are awarded by the marketplace here');
     }
-    await this.registerParties(ctx, input.projectId, input.freelancerId, employerId);
-    return this.projects.read(input.projectId);
+    // The call's own key, like every command: a repeat answers the same, the key reused for other parties is refused.
+    const { projectId, freelancerId } = input;
+    const register = this.command(
+      ctx,
+      input.key,
+      { op: 'award', projectId, employerId, freelancerId },
+      { type: 'REGISTER', by: ctx.caller, at: this.at(), projectId, employerId, freelancerId },
+    );
+    return this.projects.send(projectId, register);
   }
 
   /** A project, for its parties and the marketplace role. */

@@ -46,8 +46,8 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         projectId: v.requireId(r.project_id, 'project_id'),
         freelancerId: v.requirePartyId(r.freelancer_id, 'freelancer_id'),
         employerId: r.employer_id === undefined || r.employer_id === '' ? null : v.requirePartyId(r.employer_id, 'employer_id'),
+        key: v.requireKey(r.idempotency_key),
       };
-      v.requireKey(r.idempotency_key);
       return { project: projectMessage(await app.awardProject(ctx, input)) };
     }),
     GetProject: unary(deps, 'GetProject', async (r: Req, ctx) => ({
