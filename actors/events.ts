@@ -44,13 +44,15 @@ export const MILESTONE_CHANGES = {
   escalation_requested: change({ amount, escalatorId: id, funding: { const: 'account' } }, ['amount', 'escalatorId']),
   escalated: change({ escalatorId: id, arbitrationFee: amount }, ['escalatorId', 'arbitrationFee']),
   escalation_failed: change({ reason: id }, ['reason']),
+  // The filer withdrew the dispute: back to `resumed` (a status), the money still held; a review window it stopped runs again until autoReleaseAt.
+  dispute_withdrawn: change({ resumed: { type: 'string' }, autoReleaseAt: time }, ['resumed']),
   resolved: change(
     {
       amount,
       freelancerAmount: amount,
       employerAmount: amount,
       fee: amount,
-      outcome: { enum: ['settled', 'claim_granted', 'arbitrated'] },
+      outcome: { enum: ['settled', 'claim_granted', 'claim_accepted', 'arbitrated'] },
       arbitrationFee: amount,
       escalatorId: { type: 'string' },
       arbitrationFeeRefunded: { type: 'boolean' },

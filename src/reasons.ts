@@ -55,6 +55,7 @@ export const REASONS = {
   RESERVATION_MISMATCH: { code: 'FAILED_PRECONDITION', meaning: 'the reservation does not cover the amount and the employer fee' },
   AWARD_ALREADY_ACCEPTED: { code: 'FAILED_PRECONDITION', meaning: 'the award was accepted already' },
   FREELANCER_NOT_AWARDED: { code: 'FAILED_PRECONDITION', meaning: 'the project is awarded to another freelancer' },
+  DISPUTE_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone had as many disputes as it may have (3)' },
   EVENT_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone has as many events as it may have (a final step is still allowed)' },
   EVENT_BYTES_LIMIT: {
     code: 'FAILED_PRECONDITION',
@@ -94,6 +95,8 @@ export const REASONS = {
   PAYMENTS_ROLE_REQUIRED: { code: 'PERMISSION_DENIED', meaning: 'deposits need the payments role' },
   MARKETPLACE_ROLE_REQUIRED: { code: 'PERMISSION_DENIED', meaning: 'awarding a project for another employer needs the marketplace role' },
   SYSTEM_ONLY: { code: 'PERMISSION_DENIED', meaning: 'a step only the engine itself may take (e.g. voiding a reservation)' },
+  NOT_FILER: { code: 'PERMISSION_DENIED', meaning: 'only the party that opened the dispute may withdraw it' },
+  NOT_RESPONDENT: { code: 'PERMISSION_DENIED', meaning: 'only the party a dispute was opened against may accept its claim' },
   NOT_ARBITER: { code: 'PERMISSION_DENIED', meaning: 'resolving a dispute needs the arbiter role' },
   ARBITER_IS_PARTY: { code: 'PERMISSION_DENIED', meaning: 'an arbiter may not decide a dispute of its own milestone' },
 

@@ -31,6 +31,12 @@ async function fundedMilestone(p: ReturnType<typeof parties>, amount: string, ex
   return r.milestone;
 }
 
+/** A second milestone of 10.00 of the same parties, never disputed. */
+async function fundedMilestoneOf(p: ReturnType<typeof parties>) {
+  await deposit(t.client, p.emp, '10.50');
+  return fundedMilestone(p, '10.00');
+}
+
 const cmd = (method: string, who: string | object, id: string, fields: object = {}, k = key()) =>
   t.client.m(method, who as never, { milestone_id: id, idempotency_key: k, ...fields });
 
@@ -229,8 +235,9 @@ describe('disputes', () => {
     expect(escalated.milestone.dispute).toMatchObject({ stage: 'ARBITRATION', escalated_by: p.fl, arbitration_fee: usd('5.00') });
     expect((await cmd('EscalateDispute', p.fl, m.id, {}, k)).milestone.version).toBe(escalated.milestone.version);
     await expectBalance(t.client, p.fl, { available: '0.00', held: '5.00', incoming: '100.00' });
-    // Only dispute actions, and in arbitration only the arbiter's.
-    expect(await failure(cmd('AcceptSettlement', p.fl, m.id))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    // Only dispute actions: a proposal's own author cannot accept it, and a dispute in arbitration is not withdrawn.
+    expect(await failure(cmd('AcceptSettlement', p.emp, m.id))).toMatchObject({ reason: 'OWN_PROPOSAL' });
+    expect(await failure(cmd('WithdrawDispute', p.fl, m.id))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
     expect(await failure(cmd('ResolveDispute', p.emp, m.id, { freelancer_amount: usd('0') }))).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
       reason: 'NOT_ARBITER',
@@ -402,6 +409,119 @@ describe('auto-release', () => {
     clock.advance(365 * DAY);
     await t.engine.milestones!.fireDueTimers();
     expect((await t.client.m('GetMilestone', p.emp, { milestone_id: m.id })).milestone.status).toBe('RELEASE_REQUESTED');
+  });
+});
+
+describe('disputes withdrawn, conceded, and settled in arbitration', () => {
+  it('the filer withdraws: back to RELEASE_REQUESTED, the money held, the review window running with the time it had left', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '40.80');
+    const m = await fundedMilestone(p, '40.00', { review_window_seconds: 3600 });
+    await cmd('RequestRelease', p.fl, m.id);
+    clock.advance(20 * 60_000);
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'not what was asked', claimed_amount: usd('40.00') });
+    clock.advance(2 * DAY);
+    expect(await failure(cmd('WithdrawDispute', 'stranger', m.id))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'NOT_PARTY',
+    });
+    expect(await failure(cmd('WithdrawDispute', p.fl, m.id))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_FILER' });
+    const k = key();
+    const back = await cmd('WithdrawDispute', p.emp, m.id, {}, k);
+    expect(back.milestone).toMatchObject({
+      status: 'RELEASE_REQUESTED',
+      held: usd('40.00'),
+      dispute: { stage: 'WITHDRAWN', outcome: 'withdrawn', respond_by: null },
+    });
+    expect(Number(back.milestone.auto_release_at.seconds) * 1000).toBe(Math.floor((clock.now().getTime() + 40 * 60_000) / 1000) * 1000);
+    expect(back.milestone.history.at(-1)).toMatchObject({ type: 'dispute_withdrawn', actor_id: p.emp });
+    // Replayed with its key: the same answer, no second event.
+    expect((await cmd('WithdrawDispute', p.emp, m.id, {}, k)).milestone.version).toBe(back.milestone.version);
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '40.00', incoming: '0.00' });
+    await ledgerCaughtUp(t.engine);
+    clock.advance(39 * 60_000);
+    expect(await t.engine.milestones!.fireDueTimers()).toBe(0);
+    clock.advance(2 * 60_000);
+    await eventually(async () => {
+      await t.engine.milestones!.fireDueTimers();
+      expect((await t.client.m('GetMilestone', p.emp, { milestone_id: m.id })).milestone.status).toBe('RELEASED');
+    });
+    await expectBalance(t.client, p.fl, { available: '36.00', held: '0.00', incoming: '0.00' });
+  });
+
+  it('the respondent accepts the claim: resolved at once with the filer getting what it claimed', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '51.00');
+    const m = await fundedMilestone(p, '50.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'half delivered, half paid', claimed_amount: usd('30.00') });
+    expect(await failure(cmd('AcceptClaim', p.fl, m.id))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, reason: 'NOT_RESPONDENT' });
+    expect(await failure(cmd('AcceptClaim', p.emp, (await fundedMilestoneOf(p)).id))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
+    const k = key();
+    const conceded = await cmd('AcceptClaim', p.emp, m.id, {}, k);
+    expect(conceded.milestone).toMatchObject({
+      status: 'RESOLVED',
+      held: usd('0.00'),
+      released: usd('30.00'),
+      returned: usd('20.00'),
+      dispute: { stage: 'RESOLVED', outcome: 'claim_accepted', freelancer_amount: usd('30.00') },
+    });
+    expect((await cmd('AcceptClaim', p.emp, m.id, {}, k)).milestone.version).toBe(conceded.milestone.version);
+    // 30 less the 3.00 fee; the employer gets 20 back (the second milestone of 10 is still held).
+    await expectBalance(t.client, p.fl, { available: '27.00', held: '0.00', incoming: '10.00' });
+    await expectBalance(t.client, p.emp, { available: '20.00', held: '10.00', incoming: '0.00' });
+  });
+
+  it('in arbitration the parties settle before the arbiter decides: the split is theirs, the fee follows who won', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '107.00');
+    const m = await fundedMilestone(p, '100.00');
+    await cmd('OpenDispute', p.emp, m.id, { reason: 'not delivered', claimed_amount: usd('100.00') });
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('90.00') });
+    clock.advance(3 * DAY + 1000);
+    const before = Number(await revenue());
+    expect((await cmd('EscalateDispute', p.emp, m.id)).milestone.dispute.stage).toBe('ARBITRATION');
+    const proposed = await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('60.00') });
+    expect(proposed.milestone.dispute).toMatchObject({ stage: 'ARBITRATION', proposed_by: p.fl, proposed_freelancer_amount: usd('60.00') });
+    expect(await failure(cmd('AcceptSettlement', p.emp, m.id, { freelancer_amount: usd('90.00') }))).toMatchObject({
+      reason: 'PROPOSAL_CHANGED',
+    });
+    const settled = await cmd('AcceptSettlement', p.emp, m.id, { freelancer_amount: usd('60.00') });
+    expect(settled.milestone).toMatchObject({
+      status: 'RESOLVED',
+      released: usd('60.00'),
+      returned: usd('40.00'),
+      dispute: { outcome: 'settled' },
+    });
+    // The employer claimed 100 and settled for 40: not more than half, so its arbitration fee goes to the platform.
+    expect(settled.milestone.history.at(-1)).toMatchObject({ arbitration_fee: usd('5.00'), arbitration_fee_refunded: false });
+    expect(await failure(cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('1.00') }))).toMatchObject({
+      reason: 'ILLEGAL_IN_STATUS',
+    });
+    await expectBalance(t.client, p.emp, { available: '40.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.fl, { available: '54.00', held: '0.00', incoming: '0.00' });
+    // The employer fee (2.00), the freelancer fee (6.00) and the arbitration fee (5.00).
+    expect(Number(await revenue()) - before).toBeCloseTo(11, 6);
+  });
+
+  it('a concession in arbitration refunds the fee of an escalating filer', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '102.00');
+    await deposit(t.client, p.fl, '5.00');
+    const m = await fundedMilestone(p, '100.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('100.00') });
+    await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('10.00') });
+    clock.advance(3 * DAY + 1000);
+    await cmd('EscalateDispute', p.fl, m.id);
+    await expectBalance(t.client, p.fl, { available: '0.00', held: '5.00', incoming: '100.00' });
+    const conceded = await cmd('AcceptClaim', p.emp, m.id);
+    expect(conceded.milestone.history.at(-1)).toMatchObject({
+      type: 'resolved',
+      outcome: 'claim_accepted',
+      arbitration_fee_refunded: true,
+    });
+    // 100 less the 10.00 fee, and the 5.00 fee back.
+    await expectBalance(t.client, p.fl, { available: '95.00', held: '0.00', incoming: '0.00' });
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '0.00', incoming: '0.00' });
   });
 });
 

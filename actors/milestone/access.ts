@@ -46,6 +46,9 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   PROPOSE_SETTLEMENT: partiesOnly,
   ACCEPT_SETTLEMENT: partiesOnly,
   ESCALATE: partiesOnly,
+  // Which party (the filer, the respondent) is the dispute's to say: the machine checks it in the dispute's states.
+  WITHDRAW_DISPUTE: partiesOnly,
+  ACCEPT_CLAIM: partiesOnly,
   ESCALATION_SUCCEEDED: systemOnly,
   ESCALATION_FAILED: systemOnly,
   // An arbiter decides disputes it is not a party to.

@@ -5,6 +5,8 @@ import { feeOn } from '../terms.js';
 import {
   PROPOSALS_MAX,
   ESCALATIONS_MAX,
+  DISPUTES_MAX,
+  type Dispute,
   type MilestoneContext,
   type MilestoneEvent,
   initialMilestoneContext,
@@ -12,7 +14,7 @@ import {
 } from './types.js';
 import { type MilestoneStateName, statusOf } from './status.js';
 import { later, reached } from './time.js';
-import { releaseAmount, payoutFee, disputeOf, settlement, opened } from './money.js';
+import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted } from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
 import { milestonePermission } from './access.js';
 
@@ -37,7 +39,51 @@ const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequ
   { guard: 'autoReleaseDue' as const, actions: refuse('reviewWindowPassed') },
   { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
   { guard: not('claimWithinHeld'), actions: refuse('claimAboveHeld') },
+  { guard: not('disputesLeft'), actions: refuse('disputeLimit') },
   { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
+];
+
+/** The filer takes the dispute back: to the state it was opened from, the money still held. */
+const withdrawDisputeTransition = [
+  { guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') },
+  { guard: not('byFiler'), actions: refuse('notFiler') },
+  {
+    guard: { type: 'disputeOpenedFrom' as const, params: { from: 'releaseRequested' as const } },
+    target: 'releaseRequested' as const,
+    actions: 'withdrawDispute' as const,
+  },
+  {
+    guard: { type: 'disputeOpenedFrom' as const, params: { from: 'cancellationRequested' as const } },
+    target: 'cancellationRequested' as const,
+    actions: 'withdrawDispute' as const,
+  },
+  { target: 'funded' as const, actions: 'withdrawDispute' as const },
+];
+
+/** The respondent concedes: the filer gets its claim, the rest goes to the respondent. */
+const acceptClaimTransition = (deadline: boolean) => [
+  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+  { guard: not('byRespondent'), actions: refuse('notRespondent') },
+  { target: 'resolved' as const, actions: 'acceptClaim' as const },
+];
+
+/** Accepting the other party's standing proposal ends the dispute with its split (in negotiation and in arbitration). */
+const acceptSettlementTransition = (deadline: boolean) => [
+  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+  { guard: not('expectedInMilestoneCurrency'), actions: refuse('currencyMismatch') },
+  { guard: not('hasProposal'), actions: refuse('noProposal') },
+  { guard: 'ownProposal' as const, actions: refuse('ownProposal') },
+  { guard: not('proposalAsExpected'), actions: refuse('proposalChanged') },
+  { target: 'resolved' as const, actions: 'acceptSettlement' as const },
+];
+
+/** A proposal of a split: in negotiation (where it answers the dispute) and in arbitration (to settle before the arbiter decides). */
+const proposeSettlementTransition = (deadline: boolean, stay: 'disputed' | 'arbitration') => [
+  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+  { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
+  { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
+  { guard: not('proposalsLeft'), actions: refuse('proposalLimit') },
+  { target: stay, actions: 'proposeSettlement' as const },
 ];
 
 /** The review window passed without a release or a dispute: everything held goes to the freelancer. */
@@ -91,6 +137,10 @@ export const milestoneMachine = setup({
     releaseWithinHeld: ({ context, event }) => event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
     releaseEmptiesHeld: ({ context, event }) => event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) === 0,
     cameFromReleaseRequested: ({ context }) => context.stateBeforeCancellationRequest === 'releaseRequested',
+    byFiler: ({ context, event }) => context.dispute?.filerId === event.by.id,
+    byRespondent: ({ context, event }) => context.dispute?.respondentId === event.by.id,
+    disputeOpenedFrom: ({ context }, params: { from: NonNullable<Dispute['openedFrom']> }) => context.dispute?.openedFrom === params.from,
+    disputesLeft: ({ context }) => disputeNumber(context) < DISPUTES_MAX,
   },
   actions: {
     refuse: assign({
@@ -211,7 +261,7 @@ export const milestoneMachine = setup({
         emitted: { type: 'released', data: { amount: context.held, held: zero(context.currency), fee, automatic: true } },
       };
     }),
-    openDispute: assign(({ context, event }, params: { from: MilestoneStateName }) => {
+    openDispute: assign(({ context, event }, params: { from: NonNullable<Dispute['openedFrom']> }) => {
       assertEvent(event, 'OPEN_DISPUTE');
       const filerIsFreelancer = event.by.id === context.freelancerId;
       const respondentId = filerIsFreelancer ? context.employerId : context.freelancerId;
@@ -237,6 +287,9 @@ export const milestoneMachine = setup({
           escalationsBy: {},
           outcome: '' as const,
           freelancerAmount: '',
+          openedFrom: params.from,
+          autoReleaseLeftMs: context.dueKind === 'auto_release' ? Math.max(0, Date.parse(context.dueAt) - Date.parse(event.at)) : 0,
+          number: disputeNumber(context) + 1,
         },
         updatedAt: event.at,
         emitted: { type: 'dispute_opened', data: { reason: event.reason, claimedAmount: event.claim, respondentId, respondBy: dueAt } },
@@ -270,11 +323,22 @@ export const milestoneMachine = setup({
       assertEvent(event, 'RESOLVE');
       return settlement(context, event.freelancerAmount, 'arbitrated', event.at);
     }),
-    grantClaim: assign(({ context, event }) => {
-      // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
+    // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
+    grantClaim: assign(({ context, event }) => settlement(context, claimGranted(context), 'claim_granted', event.at)),
+    acceptClaim: assign(({ context, event }) => settlement(context, claimGranted(context), 'claim_accepted', event.at)),
+    withdrawDispute: assign(({ context, event }): Partial<MilestoneContext> => {
       const d = disputeOf(context);
-      const freelancerAmount = d.filerId === context.freelancerId ? d.claim : sub(context.currency, context.held, d.claim);
-      return settlement(context, freelancerAmount, 'claim_granted', event.at);
+      const resumed = d.openedFrom ?? 'funded';
+      // The review window the dispute stopped runs again with the time it had left (the clock stood still meanwhile).
+      const left = resumed === 'funded' ? 0 : (d.autoReleaseLeftMs ?? 0);
+      const dueAt = left > 0 ? later(event.at, left) : '';
+      return {
+        dueAt,
+        dueKind: dueAt ? 'auto_release' : '',
+        dispute: { ...d, outcome: 'withdrawn' },
+        updatedAt: event.at,
+        emitted: { type: 'dispute_withdrawn', data: { resumed: statusOf(resumed), ...(dueAt ? { autoReleaseAt: dueAt } : {}) } },
+      };
     }),
     requestEscalation: assign(({ context, event }) => ({
       dispute: {
@@ -438,21 +502,10 @@ export const milestoneMachine = setup({
       description: 'Frozen: no release or cancel. The parties negotiate; the respondent must answer before dueAt.',
       on: {
         // Past an unanswered deadline nothing but the timer's grant is accepted.
-        PROPOSE_SETTLEMENT: [
-          { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
-          { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
-          { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
-          { guard: not('proposalsLeft'), actions: refuse('proposalLimit') },
-          { target: 'disputed', actions: 'proposeSettlement' },
-        ],
-        ACCEPT_SETTLEMENT: [
-          { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
-          { guard: not('expectedInMilestoneCurrency'), actions: refuse('currencyMismatch') },
-          { guard: not('hasProposal'), actions: refuse('noProposal') },
-          { guard: 'ownProposal', actions: refuse('ownProposal') },
-          { guard: not('proposalAsExpected'), actions: refuse('proposalChanged') },
-          { target: 'resolved', actions: 'acceptSettlement' },
-        ],
+        PROPOSE_SETTLEMENT: proposeSettlementTransition(true, 'disputed'),
+        ACCEPT_SETTLEMENT: acceptSettlementTransition(true),
+        ACCEPT_CLAIM: acceptClaimTransition(true),
+        WITHDRAW_DISPUTE: withdrawDisputeTransition,
         ESCALATE: [
           { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
           { guard: not('negotiationOver'), actions: refuse('negotiationOpen') },
@@ -474,8 +527,12 @@ export const milestoneMachine = setup({
     },
     arbitration: {
       tags: ['holdsMoney', 'dispute'],
-      description: 'Still disputed; an arbiter decides the split.',
+      description:
+        'Still disputed; an arbiter decides the split, unless the parties settle first (a proposal accepted, or the claim conceded).',
       on: {
+        PROPOSE_SETTLEMENT: proposeSettlementTransition(false, 'arbitration'),
+        ACCEPT_SETTLEMENT: acceptSettlementTransition(false),
+        ACCEPT_CLAIM: acceptClaimTransition(false),
         RESOLVE: [
           { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
           { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
@@ -488,6 +545,11 @@ export const milestoneMachine = setup({
     resolved: { type: 'final', description: 'Final: the dispute ended and what was held was split between the parties.' },
   },
 });
+
+/** How many disputes the milestone had (one, for a dispute of an earlier version, which did not count them). */
+function disputeNumber(c: MilestoneContext): number {
+  return c.dispute ? (c.dispute.number ?? 1) : 0;
+}
 
 function statesWhere(test: (node: { type: string; tags: readonly string[] }) => boolean): ReadonlySet<string> {
   return new Set(

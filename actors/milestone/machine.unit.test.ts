@@ -53,6 +53,9 @@ const DISPUTE = {
   escalationsBy: {},
   outcome: '' as const,
   freelancerAmount: '',
+  openedFrom: 'releaseRequested' as const,
+  autoReleaseLeftMs: 600_000,
+  number: 1,
 };
 type State = (typeof STATES)[number];
 
@@ -164,6 +167,8 @@ const COMMANDS: CommandCase[] = [
     event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }),
   },
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
+  { name: 'WITHDRAW_DISPUTE', event: (by) => ({ type: 'WITHDRAW_DISPUTE', by: caller(by), at: AT }) },
+  { name: 'ACCEPT_CLAIM', event: (by) => ({ type: 'ACCEPT_CLAIM', by: caller(by), at: AT }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'RESOLVE', event: (by) => ({ type: 'RESOLVE', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '7.00' }) },
@@ -186,6 +191,8 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   PROPOSE_SETTLEMENT: party,
   ACCEPT_SETTLEMENT: party,
   ESCALATE: party,
+  WITHDRAW_DISPUTE: party,
+  ACCEPT_CLAIM: party,
   ESCALATION_SUCCEEDED: system,
   ESCALATION_FAILED: system,
   RESOLVE: (r) => (r === 'arbiter' ? null : 'NOT_ARBITER'),
@@ -210,12 +217,17 @@ describe("the machine's kinds of state (its tags and final states)", () => {
     expect([...FINAL_STATES].sort()).toEqual([...FINAL].sort());
   });
 });
-/** Refusals past the party rule that depend on the fixture (FAILED_PRECONDITION). */
-function refusedInState(state: State, command: string, role: Role): string | null {
+/** Refusals past the party rule that depend on the fixture. */
+function refusedInState(state: State, command: string, role: Role): { code: string; reason: string } | null {
+  const open = state === 'disputed' || state === 'arbitration';
   // The standing proposal is the employer's: only the freelancer may accept it.
-  if (state === 'disputed' && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return 'OWN_PROPOSAL';
+  if (open && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return { code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' };
+  // The fixture's filer is the freelancer, its respondent the employer.
+  if (state === 'disputed' && command === 'WITHDRAW_DISPUTE' && role === 'employer')
+    return { code: 'PERMISSION_DENIED', reason: 'NOT_FILER' };
+  if (open && command === 'ACCEPT_CLAIM' && role === 'freelancer') return { code: 'PERMISSION_DENIED', reason: 'NOT_RESPONDENT' };
   // The fixture's timers run but are not due.
-  if (TIMERS.includes(state) && command === 'DEADLINE') return 'NOT_DUE';
+  if (TIMERS.includes(state) && command === 'DEADLINE') return { code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' };
   return null;
 }
 function legalNext(state: State, command: string): State | null {
@@ -224,11 +236,19 @@ function legalNext(state: State, command: string): State | null {
     if (command === 'ACCEPT_SETTLEMENT') return 'resolved';
     // The fixture's negotiation window has passed and arbitration costs nothing.
     if (command === 'ESCALATE') return 'arbitration';
+    // The fixture's dispute was opened from RELEASE_REQUESTED: a withdrawal goes back there.
+    if (command === 'WITHDRAW_DISPUTE') return 'releaseRequested';
+    if (command === 'ACCEPT_CLAIM') return 'resolved';
+    return null;
+  }
+  if (state === 'arbitration') {
+    // The parties may still settle: a proposal, its acceptance, or the claim conceded.
+    if (command === 'PROPOSE_SETTLEMENT') return 'arbitration';
+    if (command === 'ACCEPT_SETTLEMENT' || command === 'ACCEPT_CLAIM' || command === 'RESOLVE') return 'resolved';
     return null;
   }
   if (state === 'escalating' && command === 'ESCALATION_SUCCEEDED') return 'arbitration';
   if (state === 'escalating' && command === 'ESCALATION_FAILED') return 'disputed';
-  if (state === 'arbitration' && command === 'RESOLVE') return 'resolved';
   if (HOLDING.includes(state) && command === 'OPEN_DISPUTE') return 'disputed';
 
   if (state === 'requested' && command === 'ACCEPT_REQUEST') return 'funded';
@@ -256,7 +276,7 @@ function expected(state: State, command: string, role: Role): { next: State } | 
   const refusal = WHO_MAY[command]!(role);
   if (refusal) return { code: 'PERMISSION_DENIED', reason: refusal };
   const inState = refusedInState(state, command, role);
-  if (inState) return { code: 'FAILED_PRECONDITION', reason: inState };
+  if (inState) return inState;
   const next = legalNext(state, command);
   return next ? { next } : { code: 'FAILED_PRECONDITION', reason: 'ILLEGAL_IN_STATUS' };
 }
@@ -679,6 +699,133 @@ describe('milestone machine: fees, disputes and timers', () => {
         }),
       ),
     ).toEqual({ code: 'INVALID_ARGUMENT', reason: 'CURRENCY_MISMATCH' });
+  });
+});
+
+describe('milestone machine: withdrawn and conceded disputes, settling in arbitration', () => {
+  const terms = { ...DEFAULT_TERMS, freelancerFee: { percent: '10', minimum: '0' }, arbitrationFee: '5.00', reviewWindowMs: 3_600_000 };
+  const inMinutes = (m: number) => new Date(Date.parse(AT) + m * 60_000).toISOString();
+  const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
+    const d = decideMilestone(at, e);
+    if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
+    return { ...d.next, emitted: d.emitted };
+  };
+  const funded = () =>
+    step(
+      { state: 'new', context: initialMilestoneContext },
+      { ...(COMMANDS[0]!.event(EMPLOYER) as Extract<MilestoneEvent, { type: 'CREATE' }>), amount: '100.00', reserved: '100.00', terms },
+    );
+  const dispute = (from: { state: string; context: MilestoneContext }, by: string, at = AT, claim = '80.00') =>
+    step(from, { type: 'OPEN_DISPUTE', by: caller(by), at, reason: 'x', currency: 'USD', claim });
+
+  it('a withdrawal goes back to the status the dispute came from, the money held, the review window running with the time it had left', () => {
+    const asked = step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
+    // 20 of the 60 minutes passed; the dispute stands for 3 days; 40 minutes are left after it.
+    const open = dispute(asked, EMPLOYER, inMinutes(20));
+    const back = step(open, { type: 'WITHDRAW_DISPUTE', by: caller(EMPLOYER), at: inMinutes(3 * 24 * 60) });
+    expect(back.state).toBe('releaseRequested');
+    expect(back.context).toMatchObject({ held: '100.00', dueKind: 'auto_release', dueAt: inMinutes(3 * 24 * 60 + 40) });
+    expect(back.context.dispute).toMatchObject({ outcome: 'withdrawn', number: 1 });
+    expect(back.emitted).toEqual({
+      type: 'dispute_withdrawn',
+      data: { resumed: 'RELEASE_REQUESTED', autoReleaseAt: inMinutes(3 * 24 * 60 + 40) },
+    });
+    // The review window ends as it would have: the timer releases.
+    expect(step(back, { type: 'DEADLINE', by: caller('system'), at: inMinutes(3 * 24 * 60 + 40) }).state).toBe('released');
+  });
+
+  it('from funded, a withdrawal runs no timer; from a cancellation request it keeps where that came from', () => {
+    const back = step(dispute(funded(), FREELANCER), { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: AT });
+    expect(back).toMatchObject({ state: 'funded', context: { dueAt: '', dueKind: '' } });
+    expect(back.emitted.data).toEqual({ resumed: 'FUNDED' });
+    const cancelAsked = step(step(funded(), { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT }), {
+      type: 'REQUEST_CANCELLATION',
+      by: caller(EMPLOYER),
+      at: AT,
+      reasonCode: 'OTHER',
+      reason: '',
+    });
+    const again = step(dispute(cancelAsked, FREELANCER), { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: AT });
+    expect(again.state).toBe('cancellationRequested');
+    expect(again.context.stateBeforeCancellationRequest).toBe('releaseRequested');
+    expect(step(again, { type: 'REJECT_CANCELLATION', by: caller(FREELANCER), at: AT }).state).toBe('releaseRequested');
+  });
+
+  it('only the filer withdraws, only before an unanswered deadline, and at most three disputes a milestone has', () => {
+    const open = dispute(funded(), FREELANCER);
+    expect(outcome(decideMilestone(open, { type: 'WITHDRAW_DISPUTE', by: caller(EMPLOYER), at: AT }))).toEqual({
+      code: 'PERMISSION_DENIED',
+      reason: 'NOT_FILER',
+    });
+    expect(outcome(decideMilestone(open, { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: inMinutes(14 * 24 * 60) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'RESPONSE_DEADLINE_PASSED',
+    });
+    let m = funded();
+    for (let i = 0; i < 3; i++) m = step(dispute(m, EMPLOYER), { type: 'WITHDRAW_DISPUTE', by: caller(EMPLOYER), at: AT });
+    expect(m.context.dispute?.number).toBe(3);
+    expect(
+      outcome(decideMilestone(m, { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'x', currency: 'USD', claim: '1.00' })),
+    ).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'DISPUTE_LIMIT',
+    });
+  });
+
+  it("the respondent's concession grants the claim at once: to the freelancer as filer, back to the employer as filer", () => {
+    const byFreelancer = step(dispute(funded(), FREELANCER), { type: 'ACCEPT_CLAIM', by: caller(EMPLOYER), at: AT });
+    expect(byFreelancer.state).toBe('resolved');
+    expect(byFreelancer.emitted.data).toMatchObject({
+      freelancerAmount: '80.00',
+      employerAmount: '20.00',
+      fee: '8.00',
+      outcome: 'claim_accepted',
+    });
+    expect(byFreelancer.context).toMatchObject({ held: '0.00', released: '80.00', returned: '20.00' });
+    const byEmployer = step(dispute(funded(), EMPLOYER), { type: 'ACCEPT_CLAIM', by: caller(FREELANCER), at: AT });
+    expect(byEmployer.emitted.data).toMatchObject({ freelancerAmount: '20.00', employerAmount: '80.00', outcome: 'claim_accepted' });
+    expect(outcome(decideMilestone(dispute(funded(), EMPLOYER), { type: 'ACCEPT_CLAIM', by: caller(EMPLOYER), at: AT }))).toEqual({
+      code: 'PERMISSION_DENIED',
+      reason: 'NOT_RESPONDENT',
+    });
+  });
+
+  it('in arbitration the parties may still settle or concede; the escalation fee follows who won', () => {
+    const open = dispute(funded(), FREELANCER);
+    const later = inMinutes(3 * 24 * 60);
+    const asked = step(open, { type: 'ESCALATE', by: caller(EMPLOYER), at: later, available: '' });
+    const arbitration = step(asked, { type: 'ESCALATION_SUCCEEDED', by: caller('system'), at: later });
+    expect(arbitration.state).toBe('arbitration');
+    // The freelancer (filer) proposes 30 in arbitration; the employer (escalator) accepts: 30 <= 40, the employer won its fee back.
+    const proposed = step(arbitration, {
+      type: 'PROPOSE_SETTLEMENT',
+      by: caller(FREELANCER),
+      at: later,
+      currency: 'USD',
+      freelancerAmount: '30.00',
+    });
+    expect(proposed.state).toBe('arbitration');
+    const settled = step(proposed, {
+      type: 'ACCEPT_SETTLEMENT',
+      by: caller(EMPLOYER),
+      at: later,
+      expectedFreelancerAmount: '30.00',
+      expectedCurrency: 'USD',
+    });
+    expect(settled.emitted.data).toMatchObject({
+      freelancerAmount: '30.00',
+      outcome: 'settled',
+      escalatorId: EMPLOYER,
+      arbitrationFee: '5.00',
+      arbitrationFeeRefunded: true,
+    });
+    // Conceding in arbitration: the escalating employer gives the freelancer its claim and loses the fee.
+    const conceded = step(arbitration, { type: 'ACCEPT_CLAIM', by: caller(EMPLOYER), at: later });
+    expect(conceded.emitted.data).toMatchObject({ freelancerAmount: '80.00', outcome: 'claim_accepted', arbitrationFeeRefunded: false });
+    expect(outcome(decideMilestone(arbitration, { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: later }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'ILLEGAL_IN_STATUS',
+    });
   });
 });
 

@@ -31,7 +31,7 @@ export function disputeOf(c: MilestoneContext): Dispute {
 export function settlement(
   c: MilestoneContext,
   freelancerAmount: string,
-  outcome: Exclude<Dispute['outcome'], ''>,
+  outcome: Exclude<Dispute['outcome'], '' | 'withdrawn'>,
   at: string,
 ): Partial<MilestoneContext> {
   const d = disputeOf(c);
@@ -64,6 +64,12 @@ export function settlement(
       },
     },
   };
+}
+
+/** The freelancer's amount when the filer gets its claim (the deadline, or the respondent conceding): the rest of what is held goes to the other party. */
+export function claimGranted(c: MilestoneContext): string {
+  const d = disputeOf(c);
+  return d.filerId === c.freelancerId ? d.claim : sub(c.currency, c.held, d.claim);
 }
 
 /** The context of a milestone that comes into being, by a create or a request: nothing held yet. */

@@ -1,5 +1,5 @@
 import type { Rejection } from '../decision.js';
-import { PROPOSALS_MAX, ESCALATIONS_MAX, type MilestoneContext, type MilestoneEvent } from './types.js';
+import { PROPOSALS_MAX, ESCALATIONS_MAX, DISPUTES_MAX, type MilestoneContext, type MilestoneEvent } from './types.js';
 import { later } from './time.js';
 import { disputeOf } from './money.js';
 
@@ -83,6 +83,21 @@ export const REFUSALS = {
     code: 'FAILED_PRECONDITION',
     reason: 'REVIEW_WINDOW_PASSED',
     message: ({ context }) => `the review window ended at ${context.dueAt}: what is held is being released`,
+  },
+  disputeLimit: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'DISPUTE_LIMIT',
+    message: () => `at most ${DISPUTES_MAX} disputes per milestone`,
+  },
+  notFiler: {
+    code: 'PERMISSION_DENIED',
+    reason: 'NOT_FILER',
+    message: ({ context }) => `only the filer (${context.dispute?.filerId ?? ''}) may withdraw the dispute`,
+  },
+  notRespondent: {
+    code: 'PERMISSION_DENIED',
+    reason: 'NOT_RESPONDENT',
+    message: ({ context }) => `only the respondent (${context.dispute?.respondentId ?? ''}) may accept the claim`,
   },
   notDue: { code: 'FAILED_PRECONDITION', reason: 'NOT_DUE', message: () => 'no timer of this milestone is due' },
   releaseAboveHeld: {

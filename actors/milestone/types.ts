@@ -24,11 +24,27 @@ export interface Dispute {
   /** Proposals and escalation attempts made, by party id: both are capped, so a dispute has a bounded number of events. */
   proposalsBy: Record<string, number>;
   escalationsBy: Record<string, number>;
-  /** How it ended: settled (accepted proposal), claim_granted (deadline), arbitrated; '' while open. */
-  outcome: '' | 'settled' | 'claim_granted' | 'arbitrated';
+  /**
+   * How it ended: settled (an accepted proposal), claim_granted (the response deadline passed),
+   * claim_accepted (the respondent conceded), arbitrated, or withdrawn (by the filer, with the
+   * money still held); '' while open.
+   */
+  outcome: '' | 'settled' | 'claim_granted' | 'claim_accepted' | 'arbitrated' | 'withdrawn';
   /** The decided amount for the freelancer, once it ended. */
   freelancerAmount: string;
+  /**
+   * The state the dispute was opened from, where a withdrawal goes back to, and the time the
+   * review window had left then (ms; 0 when none ran), which a withdrawal gives back. Absent
+   * in disputes opened by an earlier version: those go back to funded, with no timer.
+   */
+  openedFrom?: 'funded' | 'releaseRequested' | 'cancellationRequested';
+  autoReleaseLeftMs?: number;
+  /** Which dispute of the milestone this is (1, 2, ...): a withdrawn one may be followed by another, up to DISPUTES_MAX. */
+  number?: number;
 }
+
+/** Disputes per milestone: a withdrawn dispute can be followed by another, so their count (and their events) is capped. */
+export const DISPUTES_MAX = 3;
 
 /** Per party and dispute: proposals, and escalation attempts (a refused one costs nothing, so it is capped too). */
 export const PROPOSALS_MAX = 10;
@@ -146,6 +162,10 @@ export type MilestoneEvent =
    * inside its transaction stays the one that counts.
    */
   | (CommandBase & { type: 'ESCALATE'; available: string })
+  /** The filer takes its dispute back, in negotiation: the milestone returns to where it was, the money still held. */
+  | (CommandBase & { type: 'WITHDRAW_DISPUTE' })
+  /** The respondent concedes: the filer's claim is granted at once (in negotiation or arbitration). */
+  | (CommandBase & { type: 'ACCEPT_CLAIM' })
   | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
   | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
   | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })

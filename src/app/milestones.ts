@@ -333,7 +333,7 @@ export class MilestoneApp {
   simple(
     ctx: CallContext,
     milestoneId: string,
-    type: 'REJECT_REQUEST' | 'WITHDRAW_REQUEST' | 'REJECT_CANCELLATION' | 'REQUEST_RELEASE',
+    type: 'REJECT_REQUEST' | 'WITHDRAW_REQUEST' | 'REJECT_CANCELLATION' | 'REQUEST_RELEASE' | 'WITHDRAW_DISPUTE' | 'ACCEPT_CLAIM',
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(

@@ -65,7 +65,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
 function disputeMessage(s: Persisted<MilestoneContext>, d: Dispute) {
   const c = s.context;
   return {
-    stage: disputeStageOf(s.state) ?? 'RESOLVED',
+    stage: disputeStageOf(s.state) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
     filer_id: d.filerId,
     respondent_id: d.respondentId,
     reason: d.reason,

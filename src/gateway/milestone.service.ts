@@ -151,6 +151,8 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       return reply(await app.escalate(ctx, id, v.requireKey(r.idempotency_key)));
     }),
     ResolveDispute: split(deps, app, 'ResolveDispute', 'RESOLVE'),
+    WithdrawDispute: simple(deps, app, 'WithdrawDispute', 'WITHDRAW_DISPUTE'),
+    AcceptClaim: simple(deps, app, 'AcceptClaim', 'ACCEPT_CLAIM'),
   };
 }
 
