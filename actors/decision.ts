@@ -11,6 +11,8 @@ export const ARBITER_ROLE = 'arbiter';
 export const PAYMENTS_ROLE = 'payments';
 /** A marketplace service: registers projects (AwardProject) on behalf of their employers. */
 export const MARKETPLACE_ROLE = 'marketplace';
+/** Support staff: may freeze and unfreeze a milestone they are not a party to, and read any milestone. */
+export const SUPPORT_ROLE = 'support';
 /** The caller id the engine itself uses for saga steps (funding outcomes, timers). */
 export const SYSTEM_CALLER = 'system';
 /**

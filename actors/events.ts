@@ -46,6 +46,9 @@ export const MILESTONE_CHANGES = {
   escalation_failed: change({ reason: id }, ['reason']),
   // The filer withdrew the dispute: back to `resumed` (a status), the money still held; a review window it stopped runs again until autoReleaseAt.
   dispute_withdrawn: change({ resumed: { type: 'string' }, autoReleaseAt: time }, ['resumed']),
+  // Support staff froze the milestone (from `previousStatus`) or let it go (back to `resumed`; a timer it stopped runs again until dueAt).
+  frozen: change({ reason: text, previousStatus: { type: 'string' } }, ['reason', 'previousStatus']),
+  unfrozen: change({ reason: text, resumed: { type: 'string' }, dueAt: time }, ['reason', 'resumed']),
   resolved: change(
     {
       amount,

@@ -18,7 +18,7 @@ import { mintToken } from './dev/tokens.js';
 
 const USAGE = `usage: escrow <command> [arguments] [options]
 
-  token <user> [--roles payments,arbiter] [--ttl 12h]   mint a development token (HS256)
+  token <user> [--roles payments,arbiter,support] [--ttl 12h]   mint a development token (HS256)
   deposit <user> <amount> [--ref R]                     credit a user (as the payments role)
   withdraw <amount> --as <user> [--ref R]
   award <freelancer> --as <employer> --project <id> [--employer E] [--key K]   register a project (--employer: as the marketplace role)

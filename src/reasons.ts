@@ -55,6 +55,10 @@ export const REASONS = {
   RESERVATION_MISMATCH: { code: 'FAILED_PRECONDITION', meaning: 'the reservation does not cover the amount and the employer fee' },
   AWARD_ALREADY_ACCEPTED: { code: 'FAILED_PRECONDITION', meaning: 'the award was accepted already' },
   FREELANCER_NOT_AWARDED: { code: 'FAILED_PRECONDITION', meaning: 'the project is awarded to another freelancer' },
+  MILESTONE_FROZEN: {
+    code: 'FAILED_PRECONDITION',
+    meaning: 'support staff froze the milestone: nothing but UnfreezeMilestone is accepted',
+  },
   DISPUTE_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone had as many disputes as it may have (3)' },
   EVENT_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone has as many events as it may have (a final step is still allowed)' },
   EVENT_BYTES_LIMIT: {
@@ -97,6 +101,8 @@ export const REASONS = {
   SYSTEM_ONLY: { code: 'PERMISSION_DENIED', meaning: 'a step only the engine itself may take (e.g. voiding a reservation)' },
   NOT_FILER: { code: 'PERMISSION_DENIED', meaning: 'only the party that opened the dispute may withdraw it' },
   NOT_RESPONDENT: { code: 'PERMISSION_DENIED', meaning: 'only the party a dispute was opened against may accept its claim' },
+  NOT_SUPPORT: { code: 'PERMISSION_DENIED', meaning: 'freezing and unfreezing a milestone needs the support role' },
+  SUPPORT_IS_PARTY: { code: 'PERMISSION_DENIED', meaning: 'support staff do not freeze a milestone they are a party to' },
   NOT_ARBITER: { code: 'PERMISSION_DENIED', meaning: 'resolving a dispute needs the arbiter role' },
   ARBITER_IS_PARTY: { code: 'PERMISSION_DENIED', meaning: 'an arbiter may not decide a dispute of its own milestone' },
 

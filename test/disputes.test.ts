@@ -31,6 +31,9 @@ async function fundedMilestone(p: ReturnType<typeof parties>, amount: string, ex
   return r.milestone;
 }
 
+/** A google.protobuf.Timestamp as epoch ms. */
+const msOf = (ts: { seconds: string; nanos: number }) => Number(ts.seconds) * 1000 + Math.round(ts.nanos / 1e6);
+
 /** A second milestone of 10.00 of the same parties, never disputed. */
 async function fundedMilestoneOf(p: ReturnType<typeof parties>) {
   await deposit(t.client, p.emp, '10.50');
@@ -433,7 +436,11 @@ describe('disputes withdrawn, conceded, and settled in arbitration', () => {
       held: usd('40.00'),
       dispute: { stage: 'WITHDRAWN', outcome: 'withdrawn', respond_by: null },
     });
-    expect(Number(back.milestone.auto_release_at.seconds) * 1000).toBe(Math.floor((clock.now().getTime() + 40 * 60_000) / 1000) * 1000);
+    // Exactly what was left when the dispute opened (the window's end less the opening), from the withdrawal on.
+    const at = (type: string) => msOf(back.milestone.history.find((h: Reply) => h.type === type).at);
+    const left = at('release_requested') + 3_600_000 - at('dispute_opened');
+    expect(Math.abs(left - 40 * 60_000)).toBeLessThan(1_000);
+    expect(msOf(back.milestone.auto_release_at)).toBe(at('dispute_withdrawn') + left);
     expect(back.milestone.history.at(-1)).toMatchObject({ type: 'dispute_withdrawn', actor_id: p.emp });
     // Replayed with its key: the same answer, no second event.
     expect((await cmd('WithdrawDispute', p.emp, m.id, {}, k)).milestone.version).toBe(back.milestone.version);

@@ -114,6 +114,59 @@ describe('durable timers', () => {
     }
   });
 
+  it('a review window frozen across a SIGKILL does not fire; unfrozen, it fires once with the time it had left, across another', async () => {
+    const support = { id: 'support-t5', roles: ['support'] };
+    const a = await start('all');
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t5', '10.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t5', {
+        project_id: 'proj-t5',
+        freelancer_id: 'fl-t5',
+        amount: usd('10.00'),
+        review_window_seconds: 3,
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('RequestRelease', 'fl-t5', { milestone_id: m.id, idempotency_key: key() });
+    await c.m('FreezeMilestone', support, { milestone_id: m.id, reason: 'fraud check', idempotency_key: key() });
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 3_500));
+
+    const b = await start('all');
+    const c2 = new EscrowClient(b.address);
+    try {
+      // Well past the window: still frozen, nothing released.
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await c2.m('GetMilestone', 'fl-t5', { milestone_id: m.id })).milestone).toMatchObject({
+        status: 'FROZEN',
+        held: usd('10.00'),
+      });
+      const back = await c2.m('UnfreezeMilestone', support, { milestone_id: m.id, reason: 'ok', idempotency_key: key() });
+      expect(back.milestone.status).toBe('RELEASE_REQUESTED');
+      await ledgerCaughtUp(observer.engine);
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+    await new Promise((r) => setTimeout(r, 3_500));
+    const d = await start('all');
+    const c3 = new EscrowClient(d.address);
+    try {
+      await eventually(async () => {
+        const got = (await c3.m('GetMilestone', 'fl-t5', { milestone_id: m.id })).milestone;
+        expect(got).toMatchObject({ status: 'RELEASED', released: usd('10.00') });
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(systemEvents((await c3.m('GetMilestone', 'fl-t5', { milestone_id: m.id })).milestone)).toHaveLength(1);
+    } finally {
+      c3.close();
+      await d.kill();
+    }
+  });
+
   it('an escalation left waiting for its fee by a killed gateway is finished by another process', async () => {
     const fees = {
       ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }),

@@ -1,4 +1,4 @@
-import { ARBITER_ROLE, SYSTEM_CALLER, type Rejection } from '../decision.js';
+import { ARBITER_ROLE, SUPPORT_ROLE, SYSTEM_CALLER, type Rejection } from '../decision.js';
 import type { Position } from '../decide.js';
 import type { MilestoneContext, MilestoneEvent, MilestoneCommandType } from './types.js';
 import { reject } from './refusals.js';
@@ -54,7 +54,14 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   // An arbiter decides disputes it is not a party to.
   RESOLVE: (c, e) => (!e.by.roles.includes(ARBITER_ROLE) ? 'NOT_ARBITER' : isParty(c, e) ? 'ARBITER_IS_PARTY' : null),
   DEADLINE: systemOnly,
+  // Support staff freeze milestones they are not a party to.
+  FREEZE: (c, e) => supportRefusal(c, e),
+  UNFREEZE: (c, e) => supportRefusal(c, e),
 };
+
+function supportRefusal(c: MilestoneContext, e: MilestoneEvent): string | null {
+  return !e.by.roles.includes(SUPPORT_ROLE) ? 'NOT_SUPPORT' : isParty(c, e) ? 'SUPPORT_IS_PARTY' : null;
+}
 
 function refusalFor(c: MilestoneContext, e: MilestoneEvent): string | null {
   const rule = partyRefusal[e.type] as (c: MilestoneContext, e: MilestoneEvent) => string | null;
@@ -73,7 +80,12 @@ export function milestonePermission(at: Position<MilestoneContext>, e: Milestone
   return reason === null ? null : reject('PERMISSION_DENIED', reason, `caller may not ${e.type} this milestone`);
 }
 
-/** Who may read a milestone (GetMilestone, WatchMilestone): its two parties, and arbiters (who decide disputes). */
+/** Who may read a milestone (GetMilestone, WatchMilestone): its two parties, arbiters (who decide disputes) and support staff (who freeze). */
 export function mayView(c: MilestoneContext, caller: { id: string; roles?: readonly string[] }): boolean {
-  return caller.id === c.employerId || caller.id === c.freelancerId || !!caller.roles?.includes(ARBITER_ROLE);
+  return (
+    caller.id === c.employerId ||
+    caller.id === c.freelancerId ||
+    !!caller.roles?.includes(ARBITER_ROLE) ||
+    !!caller.roles?.includes(SUPPORT_ROLE)
+  );
 }

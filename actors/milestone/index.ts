@@ -15,6 +15,8 @@ export {
   initialMilestoneContext,
   CANCELLATION_REASONS,
   type Dispute,
+  type Freeze,
+  type FreezableState,
   type DueKind,
   type MilestoneContext,
   type Funding,

@@ -7,6 +7,7 @@ import {
   ESCALATIONS_MAX,
   DISPUTES_MAX,
   type Dispute,
+  type FreezableState,
   type MilestoneContext,
   type MilestoneEvent,
   initialMilestoneContext,
@@ -92,6 +93,15 @@ const autoReleaseTransition = [
   { actions: refuse('notDue') },
 ];
 
+/** Support staff freeze a state that holds money with no saga under way; its timer stops. */
+const freezeFrom = (from: FreezableState) => ({ target: 'frozen' as const, actions: { type: 'freeze' as const, params: { from } } });
+
+const unfreezeTo = (to: FreezableState) => ({
+  guard: { type: 'frozenFrom' as const, params: { from: to } },
+  target: to,
+  actions: 'unfreeze' as const,
+});
+
 export const milestoneMachine = setup({
   types: {
     context: {} as MilestoneContext,
@@ -141,6 +151,7 @@ export const milestoneMachine = setup({
     byRespondent: ({ context, event }) => context.dispute?.respondentId === event.by.id,
     disputeOpenedFrom: ({ context }, params: { from: NonNullable<Dispute['openedFrom']> }) => context.dispute?.openedFrom === params.from,
     disputesLeft: ({ context }) => disputeNumber(context) < DISPUTES_MAX,
+    frozenFrom: ({ context }, params: { from: FreezableState }) => context.frozen?.from === params.from,
   },
   actions: {
     refuse: assign({
@@ -375,6 +386,32 @@ export const milestoneMachine = setup({
         emitted: { type: 'escalation_failed', data: { reason } },
       };
     }),
+    freeze: assign(({ context, event }, params: { from: FreezableState }) => {
+      assertEvent(event, 'FREEZE');
+      // The running timer stops; what it had left is kept (0 when it was due already: it fires right after the unfreeze).
+      const dueLeftMs = context.dueKind === '' ? 0 : Math.max(0, Date.parse(context.dueAt) - Date.parse(event.at));
+      return {
+        dueAt: '',
+        dueKind: '' as const,
+        frozen: { from: params.from, reason: event.reason, byId: event.by.id, at: event.at, dueKind: context.dueKind, dueLeftMs },
+        updatedAt: event.at,
+        emitted: { type: 'frozen', data: { reason: event.reason, previousStatus: statusOf(params.from) } },
+      };
+    }),
+    unfreeze: assign(({ context, event }): Partial<MilestoneContext> => {
+      assertEvent(event, 'UNFREEZE');
+      const f = context.frozen;
+      if (!f) throw new Error(`milestone ${context.id} is frozen without its freeze`);
+      // The stopped timer runs again with the time it had left: a freeze neither shortens nor lengthens a window.
+      const dueAt = f.dueKind === '' ? '' : later(event.at, f.dueLeftMs);
+      return {
+        dueAt,
+        dueKind: f.dueKind,
+        frozen: null,
+        updatedAt: event.at,
+        emitted: { type: 'unfrozen', data: { reason: event.reason, resumed: statusOf(f.from), ...(dueAt ? { dueAt } : {}) } },
+      };
+    }),
     markCancellationRequested: assign(({ event }, params: { from: MilestoneStateName }) => {
       assertEvent(event, 'REQUEST_CANCELLATION');
       const { reasonCode, reason } = event;
@@ -465,6 +502,7 @@ export const milestoneMachine = setup({
         },
         CANCEL: cancelTransition,
         OPEN_DISPUTE: openDisputeFrom('funded'),
+        FREEZE: freezeFrom('funded'),
       },
     },
     releaseRequested: {
@@ -479,6 +517,7 @@ export const milestoneMachine = setup({
         CANCEL: cancelTransition,
         OPEN_DISPUTE: openDisputeFrom('releaseRequested'),
         DEADLINE: autoReleaseTransition,
+        FREEZE: freezeFrom('releaseRequested'),
       },
     },
     cancellationRequested: {
@@ -495,6 +534,7 @@ export const milestoneMachine = setup({
         OPEN_DISPUTE: openDisputeFrom('cancellationRequested'),
         // A cancellation request does not stop a running review window (only a release or a dispute does).
         DEADLINE: autoReleaseTransition,
+        FREEZE: freezeFrom('cancellationRequested'),
       },
     },
     disputed: {
@@ -515,6 +555,7 @@ export const milestoneMachine = setup({
           { target: 'escalating', actions: 'requestEscalation' },
         ],
         DEADLINE: [{ guard: 'responseDue', target: 'resolved', actions: 'grantClaim' }, { actions: refuse('notDue') }],
+        FREEZE: freezeFrom('disputed'),
       },
     },
     escalating: {
@@ -538,6 +579,24 @@ export const milestoneMachine = setup({
           { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
           { target: 'resolved', actions: 'resolve' },
         ],
+        FREEZE: freezeFrom('arbitration'),
+      },
+    },
+    frozen: {
+      tags: ['holdsMoney'],
+      description:
+        'Support staff froze it: no party command, no arbiter and no timer moves money until it is unfrozen, back to the state it was frozen in.',
+      on: {
+        UNFREEZE: [
+          unfreezeTo('funded'),
+          unfreezeTo('releaseRequested'),
+          unfreezeTo('cancellationRequested'),
+          unfreezeTo('disputed'),
+          unfreezeTo('arbitration'),
+        ],
+        // A reservation's void changes nothing here, as anywhere a milestone exists.
+        VOID_RESERVATION: {},
+        '*': { actions: refuse('frozen') },
       },
     },
     released: { type: 'final', description: 'Final: everything held was released to the freelancer.' },

@@ -16,7 +16,14 @@ import { DEFAULT_TERMS } from '../terms.js';
 const AT = '2026-12-01T00:00:00.000Z';
 const EMPLOYER = 'emp';
 const FREELANCER = 'fl';
-const ROLES = { employer: EMPLOYER, freelancer: FREELANCER, stranger: 'someone-else', system: 'system', arbiter: 'arb' } as const;
+const ROLES = {
+  employer: EMPLOYER,
+  freelancer: FREELANCER,
+  stranger: 'someone-else',
+  system: 'system',
+  arbiter: 'arb',
+  support: 'sup',
+} as const;
 type Role = keyof typeof ROLES;
 
 const STATES = [
@@ -35,6 +42,7 @@ const STATES = [
   'escalating',
   'arbitration',
   'resolved',
+  'frozen',
 ] as const;
 const LONG_AGO = '2026-11-01T00:00:00.000Z';
 const SOON = '2026-12-01T01:00:00.000Z';
@@ -86,6 +94,12 @@ function contextIn(state: State): MilestoneContext {
   if (state === 'disputed') return { ...base, dueAt: SOON, dueKind: 'dispute_response', dispute: DISPUTE };
   if (state === 'escalating') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'arbitration') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
+  // Frozen from a release request, its review window stopped with 10 minutes left.
+  if (state === 'frozen')
+    return {
+      ...base,
+      frozen: { from: 'releaseRequested', reason: 'fraud check', byId: ROLES.support, at: AT, dueKind: 'auto_release', dueLeftMs: 600_000 },
+    };
   if (state === 'resolved')
     return {
       ...base,
@@ -100,7 +114,7 @@ function contextIn(state: State): MilestoneContext {
 /** What the employer's account actor reserved for a 10.00 milestone with no employer fee. */
 const RESERVED = { reservationId: 'r1', reserved: '10.00', fundingFailure: '' };
 type CommandCase = { name: string; event: (by: string) => MilestoneEvent };
-const caller = (id: string) => ({ id, roles: id === ROLES.arbiter ? ['arbiter'] : [] });
+const caller = (id: string) => ({ id, roles: id === ROLES.arbiter ? ['arbiter'] : id === ROLES.support ? ['support'] : [] });
 const COMMANDS: CommandCase[] = [
   {
     name: 'CREATE',
@@ -169,6 +183,8 @@ const COMMANDS: CommandCase[] = [
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
   { name: 'WITHDRAW_DISPUTE', event: (by) => ({ type: 'WITHDRAW_DISPUTE', by: caller(by), at: AT }) },
   { name: 'ACCEPT_CLAIM', event: (by) => ({ type: 'ACCEPT_CLAIM', by: caller(by), at: AT }) },
+  { name: 'FREEZE', event: (by) => ({ type: 'FREEZE', by: caller(by), at: AT, reason: 'fraud check' }) },
+  { name: 'UNFREEZE', event: (by) => ({ type: 'UNFREEZE', by: caller(by), at: AT, reason: 'cleared' }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'RESOLVE', event: (by) => ({ type: 'RESOLVE', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '7.00' }) },
@@ -193,6 +209,8 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   ESCALATE: party,
   WITHDRAW_DISPUTE: party,
   ACCEPT_CLAIM: party,
+  FREEZE: (r) => (r === 'support' ? null : 'NOT_SUPPORT'),
+  UNFREEZE: (r) => (r === 'support' ? null : 'NOT_SUPPORT'),
   ESCALATION_SUCCEEDED: system,
   ESCALATION_FAILED: system,
   RESOLVE: (r) => (r === 'arbiter' ? null : 'NOT_ARBITER'),
@@ -211,7 +229,7 @@ const FINAL: State[] = ['requestRejected', 'requestWithdrawn', 'fundingFailed', 
 describe("the machine's kinds of state (its tags and final states)", () => {
   // This table's own model, written out, against the marks the runtime, ledger and auditor read.
   it('are the ones this table expects', () => {
-    expect([...HOLDING_STATES].filter((s) => !DISPUTE_STATES.has(s)).sort()).toEqual([...HOLDING].sort());
+    expect([...HOLDING_STATES].filter((s) => !DISPUTE_STATES.has(s)).sort()).toEqual([...HOLDING, 'frozen'].sort());
     expect([...DISPUTE_STATES].sort()).toEqual(['arbitration', 'disputed', 'escalating']);
     expect([...TIMER_STATES].sort()).toEqual([...TIMERS].sort());
     expect([...FINAL_STATES].sort()).toEqual([...FINAL].sort());
@@ -219,6 +237,8 @@ describe("the machine's kinds of state (its tags and final states)", () => {
 });
 /** Refusals past the party rule that depend on the fixture. */
 function refusedInState(state: State, command: string, role: Role): { code: string; reason: string } | null {
+  // Frozen: every command but the unfreeze is refused, whoever may otherwise send it.
+  if (state === 'frozen' && command !== 'UNFREEZE') return { code: 'FAILED_PRECONDITION', reason: 'MILESTONE_FROZEN' };
   const open = state === 'disputed' || state === 'arbitration';
   // The standing proposal is the employer's: only the freelancer may accept it.
   if (open && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return { code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' };
@@ -231,6 +251,9 @@ function refusedInState(state: State, command: string, role: Role): { code: stri
   return null;
 }
 function legalNext(state: State, command: string): State | null {
+  // Support staff freeze any state holding money with no saga under way; the fixture was frozen from RELEASE_REQUESTED.
+  if (command === 'FREEZE') return [...HOLDING, 'disputed', 'arbitration'].includes(state) ? 'frozen' : null;
+  if (state === 'frozen') return command === 'UNFREEZE' ? 'releaseRequested' : null;
   if (state === 'disputed') {
     if (command === 'PROPOSE_SETTLEMENT') return 'disputed';
     if (command === 'ACCEPT_SETTLEMENT') return 'resolved';
@@ -295,7 +318,7 @@ describe('milestone machine: every state x command x role', () => {
     const d = decideMilestone({ state, context: contextIn(state) }, command.event(ROLES[role]));
     expect(outcome(d)).toEqual(expected(state, command.name, role));
   });
-  it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 5));
+  it('covers all combinations', () => expect(cases).toHaveLength(STATES.length * COMMANDS.length * 6));
 });
 
 describe('milestone machine: requests and cancellation requests', () => {
@@ -825,6 +848,55 @@ describe('milestone machine: withdrawn and conceded disputes, settling in arbitr
     expect(outcome(decideMilestone(arbitration, { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: later }))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'ILLEGAL_IN_STATUS',
+    });
+  });
+});
+
+describe('milestone machine: a freeze by support staff', () => {
+  const SUPPORT = caller(ROLES.support);
+  const inMinutes = (m: number) => new Date(Date.parse(AT) + m * 60_000).toISOString();
+  const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
+    const d = decideMilestone(at, e);
+    if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
+    return { ...d.next, emitted: d.emitted };
+  };
+  const releaseRequested = { state: 'releaseRequested', context: { ...contextIn('releaseRequested'), dueAt: inMinutes(60) } };
+
+  it('stops the timer and every command; the unfreeze goes back with the time the timer had left', () => {
+    const frozen = step(releaseRequested, { type: 'FREEZE', by: SUPPORT, at: inMinutes(20), reason: 'chargeback' });
+    expect(frozen).toMatchObject({ state: 'frozen', context: { dueAt: '', dueKind: '', held: '10.00' } });
+    expect(frozen.emitted).toEqual({ type: 'frozen', data: { reason: 'chargeback', previousStatus: 'RELEASE_REQUESTED' } });
+    // The timer scan read the old due time: its DEADLINE is refused, as is the employer's release and the other party's.
+    for (const e of [
+      { type: 'DEADLINE', by: caller('system'), at: inMinutes(61) },
+      { type: 'RELEASE', by: caller(EMPLOYER), at: inMinutes(30), amount: '', currency: '' },
+      { type: 'CANCEL', by: caller(FREELANCER), at: inMinutes(30), reasonCode: '', reason: '', awardAccepted: true },
+    ] as MilestoneEvent[])
+      expect(outcome(decideMilestone(frozen, e))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'MILESTONE_FROZEN' });
+    const back = step(frozen, { type: 'UNFREEZE', by: SUPPORT, at: inMinutes(24 * 60), reason: 'cleared' });
+    expect(back).toMatchObject({
+      state: 'releaseRequested',
+      context: { dueKind: 'auto_release', dueAt: inMinutes(24 * 60 + 40), frozen: null },
+    });
+    expect(back.emitted).toEqual({
+      type: 'unfrozen',
+      data: { reason: 'cleared', resumed: 'RELEASE_REQUESTED', dueAt: inMinutes(24 * 60 + 40) },
+    });
+    expect(outcome(decideMilestone(back, { type: 'DEADLINE', by: caller('system'), at: inMinutes(24 * 60 + 39) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'NOT_DUE',
+    });
+    expect(step(back, { type: 'DEADLINE', by: caller('system'), at: inMinutes(24 * 60 + 40) }).state).toBe('released');
+  });
+
+  it('a dispute frozen keeps its response deadline for after; a party with the support role is still a party', () => {
+    const disputed = { state: 'disputed', context: { ...contextIn('disputed'), dueAt: inMinutes(60) } };
+    const frozen = step(disputed, { type: 'FREEZE', by: SUPPORT, at: inMinutes(50), reason: 'review' });
+    const back = step(frozen, { type: 'UNFREEZE', by: SUPPORT, at: inMinutes(500), reason: '' });
+    expect(back).toMatchObject({ state: 'disputed', context: { dueKind: 'dispute_response', dueAt: inMinutes(510) } });
+    expect(outcome(decideMilestone(disputed, { type: 'FREEZE', by: { id: EMPLOYER, roles: ['support'] }, at: AT, reason: 'x' }))).toEqual({
+      code: 'PERMISSION_DENIED',
+      reason: 'SUPPORT_IS_PARTY',
     });
   });
 });

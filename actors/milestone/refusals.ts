@@ -99,6 +99,11 @@ export const REFUSALS = {
     reason: 'NOT_RESPONDENT',
     message: ({ context }) => `only the respondent (${context.dispute?.respondentId ?? ''}) may accept the claim`,
   },
+  frozen: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'MILESTONE_FROZEN',
+    message: ({ context }) => `support staff froze the milestone: ${context.frozen?.reason ?? ''}`,
+  },
   notDue: { code: 'FAILED_PRECONDITION', reason: 'NOT_DUE', message: () => 'no timer of this milestone is due' },
   releaseAboveHeld: {
     code: 'FAILED_PRECONDITION',

@@ -17,6 +17,7 @@ export const MILESTONE_STATUS = {
   escalating: 'DISPUTED',
   arbitration: 'DISPUTED',
   resolved: 'RESOLVED',
+  frozen: 'FROZEN',
 } as const;
 
 /** The stage of a dispute, by state, for clients that need more than DISPUTED. */

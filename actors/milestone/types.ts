@@ -51,6 +51,19 @@ export const PROPOSALS_MAX = 10;
 
 export const ESCALATIONS_MAX = 3;
 
+/** The states support staff may freeze: those with money held and no saga under way. */
+export type FreezableState = 'funded' | 'releaseRequested' | 'cancellationRequested' | 'disputed' | 'arbitration';
+
+/** A freeze by support staff: why, by whom, since when, the state to go back to, and the timer it stopped with the time that timer had left. */
+export interface Freeze {
+  from: FreezableState;
+  reason: string;
+  byId: string;
+  at: string;
+  dueKind: DueKind;
+  dueLeftMs: number;
+}
+
 /** Timers a milestone may be waiting on; `dueAt` says when. */
 export type DueKind = '' | 'dispute_response' | 'auto_release';
 
@@ -86,6 +99,8 @@ export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   dueAt: string;
   dueKind: DueKind;
   dispute: Dispute | null;
+  /** Set while support staff hold the milestone frozen; null otherwise. */
+  frozen: Freeze | null;
 }
 
 /**
@@ -166,6 +181,9 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'WITHDRAW_DISPUTE' })
   /** The respondent concedes: the filer's claim is granted at once (in negotiation or arbitration). */
   | (CommandBase & { type: 'ACCEPT_CLAIM' })
+  /** Support staff stop every party command and timer (FROZEN), and let it go again. */
+  | (CommandBase & { type: 'FREEZE'; reason: string })
+  | (CommandBase & { type: 'UNFREEZE'; reason: string })
   | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
   | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
   | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })
@@ -196,6 +214,7 @@ export const MILESTONE_EVENT_CONTEXT = {
     'fundingFailureReason',
     'stateBeforeCancellationRequest',
     'dispute',
+    'frozen',
   ] as const satisfies readonly (keyof MilestoneContext)[],
   firstEventAlways: ['terms'] as const satisfies readonly (keyof MilestoneContext)[],
   timeField: 'updatedAt' as const satisfies keyof MilestoneContext,
@@ -225,6 +244,7 @@ export const initialMilestoneContext: MilestoneContext = {
   dueAt: '',
   dueKind: '',
   dispute: null,
+  frozen: null,
   rejection: null,
   emitted: null,
 };

@@ -342,6 +342,20 @@ export class MilestoneApp {
     );
   }
 
+  /** FreezeMilestone and UnfreezeMilestone (support staff): the machine decides who and when. */
+  freeze(
+    ctx: CallContext,
+    milestoneId: string,
+    type: 'FREEZE' | 'UNFREEZE',
+    reason: string,
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(ctx, key, { op: type.toLowerCase(), milestoneId, reason }, { type, by: ctx.caller, at: this.at(), reason }),
+    );
+  }
+
   /** Waits until the saga the milestone is in (funding, escalation) moved it on, or the wait ends. */
   private async awaitSaga(id: string, current: Persisted<MilestoneContext>, until: number): Promise<Persisted<MilestoneContext>> {
     const waitingIn = current.state;

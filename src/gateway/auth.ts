@@ -15,7 +15,7 @@ import { isReservedUserId, type Caller } from '../../actors/decision.js';
 import { Unauthenticated, Unavailable } from '../errors.js';
 import { USER_ID_PATTERN } from './validate.js';
 
-const ROLES = new Set(['arbiter', 'payments', 'marketplace']);
+const ROLES = new Set(['arbiter', 'payments', 'marketplace', 'support']);
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
 /** Verified tokens remembered (until they expire), so a client's repeat calls skip the HMAC. */
@@ -83,7 +83,7 @@ class JwksFile {
 /**
  * Authenticates a call from `authorization: Bearer <JWT>`: HS256 with AUTH_JWT_SECRET, and/or
  * an asymmetric token verified against a JWKS, with the issuer and audience checked when set.
- * `sub` is the acting user; `roles` may hold "arbiter" and "payments". `exp` is required and at
+ * `sub` is the acting user; `roles` may hold "arbiter", "payments", "marketplace" and "support". `exp` is required and at
  * most TOKEN_LIFETIME_MAX_S ahead; an `iat` in the future is refused.
  */
 export class Authenticator {

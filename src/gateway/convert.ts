@@ -40,6 +40,9 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     review_window_seconds: Math.floor(c.terms.reviewWindowMs / 1000),
     auto_release_at: c.dueKind === 'auto_release' ? timestamp(c.dueAt) : null,
     dispute: c.dispute ? disputeMessage(s, c.dispute) : null,
+    freeze: c.frozen
+      ? { reason: c.frozen.reason, frozen_by: c.frozen.byId, frozen_at: timestamp(c.frozen.at), previous_status: statusOf(c.frozen.from) }
+      : null,
     history: historyOf(s).map((h) => {
       const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key]) : null);
       return {

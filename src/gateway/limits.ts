@@ -1,4 +1,4 @@
-import { PAYMENTS_ROLE, ARBITER_ROLE, type Caller } from '../../actors/decision.js';
+import { PAYMENTS_ROLE, ARBITER_ROLE, SUPPORT_ROLE, type Caller } from '../../actors/decision.js';
 import { ResourceExhausted } from '../errors.js';
 import { metrics } from '../metrics.js';
 
@@ -8,7 +8,7 @@ export type CallClass = 'write' | 'read' | 'watch';
 export interface CallerLimitsOptions {
   /** Calls in progress for the whole gateway (ESCROW_INFLIGHT_MAX). */
   inflightMax: number;
-  /** Of those, kept for callers with a role (payments, arbiter): users are refused beyond inflightMax - reserved. */
+  /** Of those, kept for callers with a role (payments, arbiter, support): users are refused beyond inflightMax - reserved. */
   reservedForRoles: number;
   /** Calls one user may have in progress. */
   perCallerInflightMax: number;
@@ -30,7 +30,7 @@ interface Usage {
 
 /**
  * Per-caller admission, in one place: a bound on the calls of the whole gateway, a share of it
- * kept for the internal services (payments, arbiter) so a flood of users cannot starve them,
+ * kept for the internal services (payments, arbiter, support) so a flood of users cannot starve them,
  * a bound on each user's calls in progress and watch streams, and a token bucket per user and
  * class. A refusal is RESOURCE_EXHAUSTED with a stable reason and `retry_after_ms` in the
  * ErrorInfo metadata. Callers with a role are bounded by the gateway's total only.
@@ -43,7 +43,7 @@ export class CallerLimits {
 
   /** Admits a call of `caller`; returns the function that ends it. Throws RESOURCE_EXHAUSTED. */
   admit(caller: Caller, cls: CallClass, now = Date.now()): () => void {
-    const privileged = caller.roles.includes(PAYMENTS_ROLE) || caller.roles.includes(ARBITER_ROLE);
+    const privileged = [PAYMENTS_ROLE, ARBITER_ROLE, SUPPORT_ROLE].some((r) => caller.roles.includes(r));
     const max = privileged ? this.o.inflightMax : this.o.inflightMax - this.o.reservedForRoles;
     if (this.inflight >= max) throw busy('GATEWAY_BUSY', 'too many calls in progress; retry with backoff', 100);
     if (privileged) {

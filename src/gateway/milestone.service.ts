@@ -24,6 +24,7 @@ const STATUSES = new Set([
   'RELEASED',
   'CANCELLED',
   'RESOLVED',
+  'FROZEN',
 ]);
 
 const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
@@ -153,6 +154,16 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
     ResolveDispute: split(deps, app, 'ResolveDispute', 'RESOLVE'),
     WithdrawDispute: simple(deps, app, 'WithdrawDispute', 'WITHDRAW_DISPUTE'),
     AcceptClaim: simple(deps, app, 'AcceptClaim', 'ACCEPT_CLAIM'),
+    FreezeMilestone: unary(deps, 'FreezeMilestone', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.requireText(r.reason, 'reason');
+      return reply(await app.freeze(ctx, id, 'FREEZE', reason, v.requireKey(r.idempotency_key)));
+    }),
+    UnfreezeMilestone: unary(deps, 'UnfreezeMilestone', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.optionalText(r.reason, 'reason');
+      return reply(await app.freeze(ctx, id, 'UNFREEZE', reason, v.requireKey(r.idempotency_key)));
+    }),
   };
 }
 

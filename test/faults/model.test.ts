@@ -12,7 +12,7 @@ import { FC_SEED, SHORT } from './rig.js';
  * to a minimal sequence and prints the seed to replay (FC_SEED=<seed>).
  */
 
-type Who = 'employer' | 'freelancer' | 'stranger' | 'arbiter';
+type Who = 'employer' | 'freelancer' | 'stranger' | 'arbiter' | 'support';
 type Action =
   | { op: 'deposit'; cents: number }
   | { op: 'create'; who: Who; cents: number }
@@ -20,7 +20,7 @@ type Action =
   | { op: 'release'; who: Who; target: number; cents: number | null }
   | { op: 'withdraw'; who: Who; cents: number }
   | { op: 'openDispute' | 'propose'; who: Who; target: number; cents: number }
-  | { op: 'accept' | 'escalate' | 'withdrawDispute' | 'acceptClaim'; who: Who; target: number }
+  | { op: 'accept' | 'escalate' | 'withdrawDispute' | 'acceptClaim' | 'freeze' | 'unfreeze'; who: Who; target: number }
   | { op: 'resolve'; who: Who; target: number; cents: number };
 
 interface MilestoneModel {
@@ -35,11 +35,13 @@ interface MilestoneModel {
   /** The open dispute (or the last one): who filed it, its claim, the status it came from; and how many the milestone had. */
   dispute: { filer: Who; cents: number; from: string } | null;
   disputes: number;
+  /** The status a freeze came from, while FROZEN. */
+  frozenFrom: string;
 }
 
 /** The reference: balances in cents, milestones, the award. */
 class Model {
-  avail: Record<Who, number> = { employer: 0, freelancer: 0, stranger: 0, arbiter: 0 };
+  avail: Record<Who, number> = { employer: 0, freelancer: 0, stranger: 0, arbiter: 0, support: 0 };
   milestones: MilestoneModel[] = [];
   awardAccepted = false;
 
@@ -67,6 +69,7 @@ class Model {
             proposal: null,
             dispute: null,
             disputes: 0,
+            frozenFrom: '',
           });
           return 'FAILED_PRECONDITION';
         }
@@ -81,6 +84,7 @@ class Model {
           proposal: null,
           dispute: null,
           disputes: 0,
+          frozenFrom: '',
         });
         return 'OK';
       case 'acceptAward':
@@ -129,6 +133,18 @@ class Model {
         m.disputes++;
         m.proposal = null;
         m.status = 'DISPUTED';
+        return 'OK';
+      // Support staff stop everything that holds money (FROZEN refuses every other command) and put it back.
+      case 'freeze':
+        if (a.who !== 'support') return 'PERMISSION_DENIED';
+        if (!holding(m) && m.status !== 'DISPUTED') return 'FAILED_PRECONDITION';
+        m.frozenFrom = m.status;
+        m.status = 'FROZEN';
+        return 'OK';
+      case 'unfreeze':
+        if (a.who !== 'support') return 'PERMISSION_DENIED';
+        if (m.status !== 'FROZEN') return 'FAILED_PRECONDITION';
+        m.status = m.frozenFrom;
         return 'OK';
       case 'withdrawDispute':
         // Only the filer, only while negotiating; back to where the dispute came from, the money still held.
@@ -179,7 +195,7 @@ class Model {
   }
 }
 
-const who = fc.constantFrom<Who>('employer', 'employer', 'freelancer', 'freelancer', 'stranger', 'arbiter');
+const who = fc.constantFrom<Who>('employer', 'employer', 'freelancer', 'freelancer', 'stranger', 'arbiter', 'support');
 const cents = fc.integer({ min: 1, max: 3_000 });
 const target = fc.nat(3);
 const action: fc.Arbitrary<Action> = fc.oneof(
@@ -205,6 +221,8 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('escalate' as const), who, target }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('withdrawDispute' as const), who, target }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('acceptClaim' as const), who, target }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('freeze' as const), who, target }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('unfreeze' as const), who, target }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('resolve' as const), who, target, cents: fc.integer({ min: 0, max: 600 }) }), weight: 1 },
 );
 
@@ -219,6 +237,7 @@ async function check(actions: Action[]): Promise<void> {
     freelancer: { id: `${p}-fl`, roles: [] },
     stranger: { id: `${p}-str`, roles: [] },
     arbiter: { id: `${p}-arb`, roles: ['arbiter'] },
+    support: { id: `${p}-sup`, roles: ['support'] },
   };
   const c = t.client;
   const model = new Model();
@@ -272,6 +291,8 @@ async function check(actions: Action[]): Promise<void> {
             resolve: 'ResolveDispute',
             withdrawDispute: 'WithdrawDispute',
             acceptClaim: 'AcceptClaim',
+            freeze: 'FreezeMilestone',
+            unfreeze: 'UnfreezeMilestone',
           }[a.op];
           const extra =
             a.op === 'release'
@@ -284,7 +305,9 @@ async function check(actions: Action[]): Promise<void> {
                   ? { freelancer_amount: money(a.cents) }
                   : a.op === 'requestCancellation'
                     ? { reason_code: 'MISSED_DEADLINE' }
-                    : {};
+                    : a.op === 'freeze'
+                      ? { reason: 'model' }
+                      : {};
           await c.m(method, ids[a.who], { milestone_id: m.id, idempotency_key: key, ...extra });
         }
       }
