@@ -28,6 +28,8 @@ export const MILESTONE_CHANGES = {
   // A reservation (amount = what it holds) whose milestone never appeared, released back to the employer.
   reservation_voided: change({ reservationId: id, amount, reason: id }, ['reservationId', 'amount', 'reason']),
   release_requested: change({ autoReleaseAt: time }, []),
+  // The employer asked for changes: back to FUNDED, the review window stopped (the next release request starts it again).
+  changes_requested: change({ reason: text }, ['reason']),
   released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' } }, ['amount', 'held', 'fee']),
   partially_released: change({ amount, held: amount, fee: amount }, ['amount', 'held', 'fee']),
   cancellation_requested: change({ reasonCode: { type: 'string' }, reason: text }, ['reasonCode', 'reason']),

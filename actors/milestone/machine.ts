@@ -197,8 +197,10 @@ export const milestoneMachine = setup({
     }),
     acceptRequest: assign(({ context, event }) => {
       assertEvent(event, 'ACCEPT_REQUEST');
-      // Funded like a create: from the employer's reservation of the amount plus the employer fee.
+      // Funded like a create: from the employer's reservation of the amount plus the employer fee; with the review window the employer chose.
+      const window = event.reviewWindowMs ?? 0;
       return {
+        ...(window > 0 ? { terms: { ...context.terms, reviewWindowMs: window } } : {}),
         held: context.amount,
         reservationId: event.reservationId,
         updatedAt: event.at,
@@ -243,6 +245,15 @@ export const milestoneMachine = setup({
         dueKind: 'auto_release' as const,
         updatedAt: event.at,
         emitted: { type: 'release_requested', data: { autoReleaseAt: dueAt } },
+      };
+    }),
+    requestChanges: assign(({ event }) => {
+      assertEvent(event, 'REQUEST_CHANGES');
+      return {
+        dueAt: '',
+        dueKind: '' as const,
+        updatedAt: event.at,
+        emitted: { type: 'changes_requested', data: { reason: event.reason } },
       };
     }),
     release: assign(({ context, event }) => {
@@ -515,6 +526,11 @@ export const milestoneMachine = setup({
           { target: 'cancellationRequested', actions: { type: 'markCancellationRequested', params: { from: 'releaseRequested' } } },
         ],
         CANCEL: cancelTransition,
+        // Revisions: back to funded, the review window stopped; the next RequestRelease starts a whole one.
+        REQUEST_CHANGES: [
+          { guard: 'autoReleaseDue', actions: refuse('reviewWindowPassed') },
+          { target: 'funded', actions: 'requestChanges' },
+        ],
         OPEN_DISPUTE: openDisputeFrom('releaseRequested'),
         DEADLINE: autoReleaseTransition,
         FREEZE: freezeFrom('releaseRequested'),

@@ -154,6 +154,7 @@ const COMMANDS: CommandCase[] = [
   { name: 'FUNDING_SUCCEEDED', event: (by) => ({ type: 'FUNDING_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'FUNDING_FAILED', event: (by) => ({ type: 'FUNDING_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'REQUEST_RELEASE', event: (by) => ({ type: 'REQUEST_RELEASE', by: caller(by), at: AT }) },
+  { name: 'REQUEST_CHANGES', event: (by) => ({ type: 'REQUEST_CHANGES', by: caller(by), at: AT, reason: 'the logo is blurry' }) },
   { name: 'RELEASE', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '', currency: '' }) },
   { name: 'RELEASE_PARTIAL', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '4.00', currency: 'USD' }) },
   {
@@ -217,6 +218,7 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   DEADLINE: system,
   REQUEST_RELEASE: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
   RELEASE: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
+  REQUEST_CHANGES: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   RELEASE_PARTIAL: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   REQUEST_CANCELLATION: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   CANCEL_BEFORE_AWARD: (r) => (r === 'freelancer' || r === 'employer' ? null : 'NOT_PARTY'),
@@ -286,6 +288,7 @@ function legalNext(state: State, command: string): State | null {
   if (command === 'RELEASE_PARTIAL') return state;
   if (command.startsWith('CANCEL_')) return 'cancelled';
   if (command === 'REQUEST_RELEASE' && state === 'funded') return 'releaseRequested';
+  if (command === 'REQUEST_CHANGES' && state === 'releaseRequested') return 'funded';
   if (command === 'REQUEST_CANCELLATION' && state !== 'cancellationRequested') return 'cancellationRequested';
   return null;
 }
@@ -849,6 +852,47 @@ describe('milestone machine: withdrawn and conceded disputes, settling in arbitr
       code: 'FAILED_PRECONDITION',
       reason: 'ILLEGAL_IN_STATUS',
     });
+  });
+});
+
+describe('milestone machine: requested changes, and a review window on an accepted request', () => {
+  const inMinutes = (m: number) => new Date(Date.parse(AT) + m * 60_000).toISOString();
+  const step = (at: { state: string; context: MilestoneContext }, e: MilestoneEvent) => {
+    const d = decideMilestone(at, e);
+    if (d.kind !== 'accepted') throw new Error(`${e.type} not accepted: ${JSON.stringify(d)}`);
+    return { ...d.next, emitted: d.emitted };
+  };
+
+  it('an accepted request carries the review window the employer chose; changes stop it, the next request starts a whole one', () => {
+    const accepted = step(
+      { state: 'requested', context: contextIn('requested') },
+      { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, reviewWindowMs: 3_600_000, ...RESERVED },
+    );
+    expect(accepted.context.terms.reviewWindowMs).toBe(3_600_000);
+    const asked = step(accepted, { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: AT });
+    expect(asked.context).toMatchObject({ dueKind: 'auto_release', dueAt: inMinutes(60) });
+    const changes = step(asked, { type: 'REQUEST_CHANGES', by: caller(EMPLOYER), at: inMinutes(50), reason: 'fix the footer' });
+    expect(changes).toMatchObject({ state: 'funded', context: { dueAt: '', dueKind: '', held: '10.00' } });
+    expect(changes.emitted).toEqual({ type: 'changes_requested', data: { reason: 'fix the footer' } });
+    expect(outcome(decideMilestone(changes, { type: 'DEADLINE', by: caller('system'), at: inMinutes(61) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'ILLEGAL_IN_STATUS',
+    });
+    const again = step(changes, { type: 'REQUEST_RELEASE', by: caller(FREELANCER), at: inMinutes(100) });
+    expect(again.context).toMatchObject({ dueKind: 'auto_release', dueAt: inMinutes(160) });
+    // Once the window passed, what is held is the freelancer's: no more changes.
+    expect(outcome(decideMilestone(again, { type: 'REQUEST_CHANGES', by: caller(EMPLOYER), at: inMinutes(160), reason: 'x' }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'REVIEW_WINDOW_PASSED',
+    });
+  });
+
+  it('an accept without a window keeps the request without one', () => {
+    const accepted = step(
+      { state: 'requested', context: contextIn('requested') },
+      { type: 'ACCEPT_REQUEST', by: caller(EMPLOYER), at: AT, ...RESERVED },
+    );
+    expect(accepted.context.terms.reviewWindowMs).toBe(0);
   });
 });
 

@@ -153,13 +153,16 @@ export type MilestoneEvent =
       description: string;
       terms: Terms;
     })
-  | (CommandBase & { type: 'ACCEPT_REQUEST' } & Funding)
+  /** `reviewWindowMs` (0 or absent: none) sets the review window of auto-release the milestone gets, as CreateMilestone's does. */
+  | (CommandBase & { type: 'ACCEPT_REQUEST'; reviewWindowMs?: number } & Funding)
   | (CommandBase & { type: 'REJECT_REQUEST' })
   | (CommandBase & { type: 'WITHDRAW_REQUEST' })
   | (CommandBase & { type: 'REJECT_CANCELLATION' })
   | (CommandBase & { type: 'FUNDING_SUCCEEDED' })
   | (CommandBase & { type: 'FUNDING_FAILED'; reason: string })
   | (CommandBase & { type: 'REQUEST_RELEASE' })
+  /** The employer asks for changes after a release request: back to funded, the review window stopped until the next request. */
+  | (CommandBase & { type: 'REQUEST_CHANGES'; reason: string })
   /** `amount` and `currency` empty mean "everything still held". */
   | (CommandBase & { type: 'RELEASE'; amount: string; currency: string })
   /** `reasonCode` is one of CANCELLATION_REASONS (the gateway checks it); `reason` is free text. */

@@ -295,9 +295,16 @@ export class MilestoneApp {
     );
   }
 
-  async acceptRequest(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
-    const content = { op: 'accept_request', milestoneId };
-    const accept = (funding: Funding): MilestoneEvent => ({ type: 'ACCEPT_REQUEST', by: ctx.caller, at: this.at(), ...funding });
+  async acceptRequest(ctx: CallContext, milestoneId: string, reviewWindowMs: number, key: string): Promise<Persisted<MilestoneContext>> {
+    // Without a window the content is what it was before windows on accepts, so older keys replay as before.
+    const content = { op: 'accept_request', milestoneId, ...(reviewWindowMs > 0 ? { reviewWindowMs } : {}) };
+    const accept = (funding: Funding): MilestoneEvent => ({
+      type: 'ACCEPT_REQUEST',
+      by: ctx.caller,
+      at: this.at(),
+      reviewWindowMs,
+      ...funding,
+    });
     const existing = await this.milestones.read(milestoneId);
     const scoped = scopedKey(ctx.caller.id, key);
     if (appliedKey(existing, scoped))
@@ -342,11 +349,11 @@ export class MilestoneApp {
     );
   }
 
-  /** FreezeMilestone and UnfreezeMilestone (support staff): the machine decides who and when. */
-  freeze(
+  /** Commands that carry a reason only: RequestChanges (the employer), Freeze and Unfreeze (support staff). The machine decides who and when. */
+  withReason(
     ctx: CallContext,
     milestoneId: string,
-    type: 'FREEZE' | 'UNFREEZE',
+    type: 'FREEZE' | 'UNFREEZE' | 'REQUEST_CHANGES',
     reason: string,
     key: string,
   ): Promise<Persisted<MilestoneContext>> {

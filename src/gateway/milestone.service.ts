@@ -59,6 +59,11 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       return { project: projectMessage(await app.acceptAward(ctx, projectId, v.requireKey(r.idempotency_key))) };
     }),
     RequestRelease: simple(deps, app, 'RequestRelease', 'REQUEST_RELEASE'),
+    RequestChanges: unary(deps, 'RequestChanges', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const reason = v.requireText(r.reason, 'reason');
+      return reply(await app.withReason(ctx, id, 'REQUEST_CHANGES', reason, v.requireKey(r.idempotency_key)));
+    }),
     ReleaseMilestone: unary(deps, 'ReleaseMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const amount = v.optionalMoney(r.amount, 'amount');
@@ -130,7 +135,8 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
     }),
     AcceptMilestoneRequest: unary(deps, 'AcceptMilestoneRequest', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
-      return reply(await app.acceptRequest(ctx, id, v.requireKey(r.idempotency_key)));
+      const reviewWindowMs = v.reviewWindowSeconds(r.review_window_seconds) * 1000;
+      return reply(await app.acceptRequest(ctx, id, reviewWindowMs, v.requireKey(r.idempotency_key)));
     }),
     RejectMilestoneRequest: simple(deps, app, 'RejectMilestoneRequest', 'REJECT_REQUEST'),
     WithdrawMilestoneRequest: simple(deps, app, 'WithdrawMilestoneRequest', 'WITHDRAW_REQUEST'),
@@ -157,12 +163,12 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
     FreezeMilestone: unary(deps, 'FreezeMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const reason = v.requireText(r.reason, 'reason');
-      return reply(await app.freeze(ctx, id, 'FREEZE', reason, v.requireKey(r.idempotency_key)));
+      return reply(await app.withReason(ctx, id, 'FREEZE', reason, v.requireKey(r.idempotency_key)));
     }),
     UnfreezeMilestone: unary(deps, 'UnfreezeMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const reason = v.optionalText(r.reason, 'reason');
-      return reply(await app.freeze(ctx, id, 'UNFREEZE', reason, v.requireKey(r.idempotency_key)));
+      return reply(await app.withReason(ctx, id, 'UNFREEZE', reason, v.requireKey(r.idempotency_key)));
     }),
   };
 }

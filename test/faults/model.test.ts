@@ -16,7 +16,7 @@ type Who = 'employer' | 'freelancer' | 'stranger' | 'arbiter' | 'support';
 type Action =
   | { op: 'deposit'; cents: number }
   | { op: 'create'; who: Who; cents: number }
-  | { op: 'requestRelease' | 'requestCancellation' | 'cancel' | 'acceptAward'; who: Who; target: number }
+  | { op: 'requestRelease' | 'requestCancellation' | 'cancel' | 'acceptAward' | 'requestChanges'; who: Who; target: number }
   | { op: 'release'; who: Who; target: number; cents: number | null }
   | { op: 'withdraw'; who: Who; cents: number }
   | { op: 'openDispute' | 'propose'; who: Who; target: number; cents: number }
@@ -99,6 +99,11 @@ class Model {
         if (a.who !== 'freelancer') return 'PERMISSION_DENIED';
         if (m.status !== 'FUNDED') return 'FAILED_PRECONDITION';
         m.status = 'RELEASE_REQUESTED';
+        return 'OK';
+      case 'requestChanges':
+        if (a.who !== 'employer') return 'PERMISSION_DENIED';
+        if (m.status !== 'RELEASE_REQUESTED') return 'FAILED_PRECONDITION';
+        m.status = 'FUNDED';
         return 'OK';
       case 'requestCancellation':
         if (a.who !== 'employer') return 'PERMISSION_DENIED';
@@ -203,6 +208,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('create' as const), who, cents }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('requestRelease' as const), who, target }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('requestCancellation' as const), who, target }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('requestChanges' as const), who, target }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('cancel' as const), who, target }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('acceptAward' as const), who, target }), weight: 1 },
   {
@@ -282,6 +288,7 @@ async function check(actions: Action[]): Promise<void> {
           const method = {
             requestRelease: 'RequestRelease',
             requestCancellation: 'RequestCancellation',
+            requestChanges: 'RequestChanges',
             cancel: 'CancelMilestone',
             release: 'ReleaseMilestone',
             openDispute: 'OpenDispute',
@@ -305,7 +312,7 @@ async function check(actions: Action[]): Promise<void> {
                   ? { freelancer_amount: money(a.cents) }
                   : a.op === 'requestCancellation'
                     ? { reason_code: 'MISSED_DEADLINE' }
-                    : a.op === 'freeze'
+                    : a.op === 'freeze' || a.op === 'requestChanges'
                       ? { reason: 'model' }
                       : {};
           await c.m(method, ids[a.who], { milestone_id: m.id, idempotency_key: key, ...extra });
