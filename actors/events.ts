@@ -28,6 +28,8 @@ export const MILESTONE_CHANGES = {
   // A reservation (amount = what it holds) whose milestone never appeared, released back to the employer.
   reservation_voided: change({ reservationId: id, amount, reason: id }, ['reservationId', 'amount', 'reason']),
   release_requested: change({ autoReleaseAt: time }, []),
+  // The employer corrected the description; the history keeps the previous one.
+  description_updated: change({ description: text, previous: text }, ['description', 'previous']),
   // The employer asked for changes: back to FUNDED, the review window stopped (the next release request starts it again).
   changes_requested: change({ reason: text }, ['reason']),
   released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' } }, ['amount', 'held', 'fee']),

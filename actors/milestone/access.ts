@@ -36,6 +36,7 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   REQUEST_RELEASE: (c, e) => (isFreelancer(c, e) ? null : 'NOT_FREELANCER'),
   RELEASE: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   REQUEST_CHANGES: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
+  UPDATE_DESCRIPTION: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   REQUEST_CANCELLATION: (c, e) => (isEmployer(c, e) ? null : 'NOT_EMPLOYER'),
   // Once the freelancer accepted the award only the freelancer may cancel (return the money).
   CANCEL: (c, e) => {

@@ -14,6 +14,7 @@ export {
   MILESTONE_EVENT_CONTEXT,
   initialMilestoneContext,
   CANCELLATION_REASONS,
+  MILESTONE_REASONS,
   type Dispute,
   type Freeze,
   type FreezableState,

@@ -182,7 +182,11 @@ export const milestoneMachine = setup({
     }),
     voidReservation: assign(({ event }) => {
       assertEvent(event, 'VOID_RESERVATION');
-      const c = opened({ ...event, description: '' }, { employerId: event.employerId, freelancerId: event.freelancerId }, 'created');
+      const c = opened(
+        { ...event, description: '', milestoneReason: '' },
+        { employerId: event.employerId, freelancerId: event.freelancerId },
+        'created',
+      );
       const reason = 'RESERVATION_EXPIRED';
       return {
         ...c,
@@ -245,6 +249,14 @@ export const milestoneMachine = setup({
         dueKind: 'auto_release' as const,
         updatedAt: event.at,
         emitted: { type: 'release_requested', data: { autoReleaseAt: dueAt } },
+      };
+    }),
+    updateDescription: assign(({ context, event }) => {
+      assertEvent(event, 'UPDATE_DESCRIPTION');
+      return {
+        description: event.description,
+        updatedAt: event.at,
+        emitted: { type: 'description_updated', data: { description: event.description, previous: context.description } },
       };
     }),
     requestChanges: assign(({ event }) => {
@@ -513,6 +525,7 @@ export const milestoneMachine = setup({
         },
         CANCEL: cancelTransition,
         OPEN_DISPUTE: openDisputeFrom('funded'),
+        UPDATE_DESCRIPTION: { actions: 'updateDescription' },
         FREEZE: freezeFrom('funded'),
       },
     },
@@ -533,6 +546,7 @@ export const milestoneMachine = setup({
         ],
         OPEN_DISPUTE: openDisputeFrom('releaseRequested'),
         DEADLINE: autoReleaseTransition,
+        UPDATE_DESCRIPTION: { actions: 'updateDescription' },
         FREEZE: freezeFrom('releaseRequested'),
       },
     },
@@ -550,6 +564,7 @@ export const milestoneMachine = setup({
         OPEN_DISPUTE: openDisputeFrom('cancellationRequested'),
         // A cancellation request does not stop a running review window (only a release or a dispute does).
         DEADLINE: autoReleaseTransition,
+        UPDATE_DESCRIPTION: { actions: 'updateDescription' },
         FREEZE: freezeFrom('cancellationRequested'),
       },
     },

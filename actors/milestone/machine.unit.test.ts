@@ -128,6 +128,7 @@ const COMMANDS: CommandCase[] = [
       currency: 'USD',
       amount: '10.00',
       description: '',
+      milestoneReason: '',
       terms: DEFAULT_TERMS,
       ...RESERVED,
     }),
@@ -144,6 +145,7 @@ const COMMANDS: CommandCase[] = [
       currency: 'USD',
       amount: '10.00',
       description: '',
+      milestoneReason: '',
       terms: DEFAULT_TERMS,
     }),
   },
@@ -154,6 +156,10 @@ const COMMANDS: CommandCase[] = [
   { name: 'FUNDING_SUCCEEDED', event: (by) => ({ type: 'FUNDING_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'FUNDING_FAILED', event: (by) => ({ type: 'FUNDING_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
   { name: 'REQUEST_RELEASE', event: (by) => ({ type: 'REQUEST_RELEASE', by: caller(by), at: AT }) },
+  {
+    name: 'UPDATE_DESCRIPTION',
+    event: (by) => ({ type: 'UPDATE_DESCRIPTION', by: caller(by), at: AT, description: 'two pages, not one' }),
+  },
   { name: 'REQUEST_CHANGES', event: (by) => ({ type: 'REQUEST_CHANGES', by: caller(by), at: AT, reason: 'the logo is blurry' }) },
   { name: 'RELEASE', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '', currency: '' }) },
   { name: 'RELEASE_PARTIAL', event: (by) => ({ type: 'RELEASE', by: caller(by), at: AT, amount: '4.00', currency: 'USD' }) },
@@ -219,6 +225,7 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   REQUEST_RELEASE: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
   RELEASE: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   REQUEST_CHANGES: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
+  UPDATE_DESCRIPTION: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   RELEASE_PARTIAL: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   REQUEST_CANCELLATION: (r) => (r === 'employer' ? null : 'NOT_EMPLOYER'),
   CANCEL_BEFORE_AWARD: (r) => (r === 'freelancer' || r === 'employer' ? null : 'NOT_PARTY'),
@@ -289,6 +296,8 @@ function legalNext(state: State, command: string): State | null {
   if (command.startsWith('CANCEL_')) return 'cancelled';
   if (command === 'REQUEST_RELEASE' && state === 'funded') return 'releaseRequested';
   if (command === 'REQUEST_CHANGES' && state === 'releaseRequested') return 'funded';
+  // A correction of the description keeps the state (and is not made during a dispute, whose claim it describes).
+  if (command === 'UPDATE_DESCRIPTION') return state;
   if (command === 'REQUEST_CANCELLATION' && state !== 'cancellationRequested') return 'cancellationRequested';
   return null;
 }
@@ -463,6 +472,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     currency: 'USD',
     amount: '100.00',
     description: '',
+    milestoneReason: '',
     terms,
     reservationId: 'r1',
     reserved: '103.00',
@@ -887,6 +897,16 @@ describe('milestone machine: requested changes, and a review window on an accept
     });
   });
 
+  it('a corrected description keeps the previous one in its event', () => {
+    const d = decideMilestone(
+      { state: 'funded', context: { ...contextIn('funded'), description: 'one page' } },
+      { type: 'UPDATE_DESCRIPTION', by: caller(EMPLOYER), at: AT, description: 'two pages' },
+    );
+    if (d.kind !== 'accepted') throw new Error('refused');
+    expect(d.next).toMatchObject({ state: 'funded', context: { description: 'two pages', held: '10.00' } });
+    expect(d.emitted).toEqual({ type: 'description_updated', data: { description: 'two pages', previous: 'one page' } });
+  });
+
   it('an accept without a window keeps the request without one', () => {
     const accepted = step(
       { state: 'requested', context: contextIn('requested') },
@@ -956,6 +976,7 @@ describe('milestone machine: funding decided by the account actor', () => {
     currency: 'USD',
     amount: '10.00',
     description: '',
+    milestoneReason: '',
     terms: DEFAULT_TERMS,
     ...funding,
   });

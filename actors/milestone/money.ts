@@ -74,7 +74,16 @@ export function claimGranted(c: MilestoneContext): string {
 
 /** The context of a milestone that comes into being, by a create or a request: nothing held yet. */
 export function opened(
-  e: { milestoneId: string; projectId: string; description: string; currency: string; amount: string; at: string; terms: Terms },
+  e: {
+    milestoneId: string;
+    projectId: string;
+    description: string;
+    milestoneReason: string;
+    currency: string;
+    amount: string;
+    at: string;
+    terms: Terms;
+  },
   parties: { employerId: string; freelancerId: string },
   emittedType: 'created' | 'requested',
 ): Partial<MilestoneContext> & { employerFee: string } {
@@ -88,6 +97,7 @@ export function opened(
     projectId: e.projectId,
     ...parties,
     description: e.description,
+    milestoneReason: e.milestoneReason,
     currency: e.currency,
     amount: e.amount,
     held: z,

@@ -73,6 +73,8 @@ export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   employerId: string;
   freelancerId: string;
   description: string;
+  /** What the milestone pays for: one of MILESTONE_REASONS, '' when not given. */
+  milestoneReason: string;
   currency: string;
   amount: string;
   held: string;
@@ -123,6 +125,7 @@ export type MilestoneEvent =
       currency: string;
       amount: string;
       description: string;
+      milestoneReason: string;
       terms: Terms;
     } & Funding)
   /**
@@ -151,6 +154,7 @@ export type MilestoneEvent =
       currency: string;
       amount: string;
       description: string;
+      milestoneReason: string;
       terms: Terms;
     })
   /** `reviewWindowMs` (0 or absent: none) sets the review window of auto-release the milestone gets, as CreateMilestone's does. */
@@ -161,6 +165,8 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'FUNDING_SUCCEEDED' })
   | (CommandBase & { type: 'FUNDING_FAILED'; reason: string })
   | (CommandBase & { type: 'REQUEST_RELEASE' })
+  /** The employer corrects the description (while money is held and no dispute is open). */
+  | (CommandBase & { type: 'UPDATE_DESCRIPTION'; description: string })
   /** The employer asks for changes after a release request: back to funded, the review window stopped until the next request. */
   | (CommandBase & { type: 'REQUEST_CHANGES'; reason: string })
   /** `amount` and `currency` empty mean "everything still held". */
@@ -207,6 +213,7 @@ export const MILESTONE_EVENT_CONTEXT = {
     'id',
     'projectId',
     'description',
+    'milestoneReason',
     'amount',
     'createdAt',
     'terms',
@@ -229,6 +236,7 @@ export const initialMilestoneContext: MilestoneContext = {
   employerId: '',
   freelancerId: '',
   description: '',
+  milestoneReason: '',
   currency: '',
   amount: '0',
   held: '0',
@@ -251,6 +259,14 @@ export const initialMilestoneContext: MilestoneContext = {
   rejection: null,
   emitted: null,
 };
+
+/** What a milestone pays for, as the proto's MilestoneReason names them. */
+export const MILESTONE_REASONS: ReadonlySet<string> = new Set([
+  'MILESTONE_REASON_FULL_PAYMENT',
+  'MILESTONE_REASON_PARTIAL_PAYMENT',
+  'MILESTONE_REASON_TASK_DESCRIPTION',
+  'MILESTONE_REASON_OTHER',
+]);
 
 /** The reasons of a cancellation request (the marketplace's list), as the proto's CancellationReason names them. */
 export const CANCELLATION_REASONS: ReadonlySet<string> = new Set([

@@ -138,7 +138,15 @@ export class MilestoneApp {
 
   async create(
     ctx: CallContext,
-    input: { projectId: string; freelancerId: string; money: Money; description: string; reviewWindowMs: number; key: string },
+    input: {
+      projectId: string;
+      freelancerId: string;
+      money: Money;
+      description: string;
+      milestoneReason: string;
+      reviewWindowMs: number;
+      key: string;
+    },
   ): Promise<Persisted<MilestoneContext>> {
     const id = milestoneIdFor(ctx.caller.id, input.key);
     const content = {
@@ -148,6 +156,8 @@ export class MilestoneApp {
       money: input.money,
       description: input.description,
       reviewWindowMs: input.reviewWindowMs || undefined,
+      // Named only when given, so the keys of creates made before reasons replay as before.
+      milestoneReason: input.milestoneReason || undefined,
     };
     const { currency, amount } = input.money;
     const terms = termsFor(this.o.terms, currency, input.reviewWindowMs);
@@ -161,6 +171,7 @@ export class MilestoneApp {
       currency,
       amount,
       description: input.description,
+      milestoneReason: input.milestoneReason,
       terms,
       ...funding,
     });
@@ -256,7 +267,7 @@ export class MilestoneApp {
 
   async requestMilestone(
     ctx: CallContext,
-    input: { projectId: string; employerId: string; money: Money; description: string; key: string },
+    input: { projectId: string; employerId: string; money: Money; description: string; milestoneReason: string; key: string },
   ): Promise<Persisted<MilestoneContext>> {
     const id = milestoneIdFor(ctx.caller.id, input.key, 'request');
     const content = {
@@ -265,6 +276,7 @@ export class MilestoneApp {
       employerId: input.employerId,
       money: input.money,
       description: input.description,
+      milestoneReason: input.milestoneReason || undefined,
     };
     const existing = await this.milestones.read(id);
     if (!appliedKey(existing, scopedKey(ctx.caller.id, input.key))) {
@@ -290,6 +302,7 @@ export class MilestoneApp {
         currency: input.money.currency,
         amount: input.money.amount,
         description: input.description,
+        milestoneReason: input.milestoneReason,
         terms: termsFor(this.o.terms, input.money.currency, 0),
       }),
     );
@@ -346,6 +359,19 @@ export class MilestoneApp {
     return this.milestones.send(
       milestoneId,
       this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }),
+    );
+  }
+
+  /** UpdateMilestoneDescription (the employer): the history keeps the previous text. */
+  updateDescription(ctx: CallContext, milestoneId: string, description: string, key: string): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(
+        ctx,
+        key,
+        { op: 'update_description', milestoneId, description },
+        { type: 'UPDATE_DESCRIPTION', by: ctx.caller, at: this.at(), description },
+      ),
     );
   }
 

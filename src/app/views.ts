@@ -2,30 +2,53 @@
  * The read side of milestones for the gateway: lists from the read model and watch streams.
  * The gateway calls these (never the ledger's SQL or NATS itself).
  */
-import type { MilestoneContext } from '../../actors/milestone/index.js';
-import { FINAL_STATES } from '../../actors/milestone/index.js';
+import { FINAL_STATES, initialMilestoneContext, type MilestoneContext } from '../../actors/milestone/index.js';
 import { Unavailable } from '../errors.js';
 import { VERSION_HEADER } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
-import type { Persisted } from '../runtime/entity.js';
+import type { EntityState, Persisted } from '../runtime/entity.js';
 import type { MilestoneApp } from './milestones.js';
 
 export type ReadPool = Pool;
 
 // What the gateway reads of states and rows, named here so that it depends on app/ alone.
 export { historyOf, type Persisted } from '../runtime/entity.js';
-export type { EntryRow, MilestoneRow } from '../ledger/read.js';
+export type { EntryRow } from '../ledger/read.js';
+export type { EntityState } from '../runtime/entity.js';
 
 /** Quarantined messages no operator has resolved yet (the ledger is unhealthy while any are). */
 export function openQuarantined(pool: ReadPool): Promise<number> {
   return read.openQuarantineCount(pool);
 }
 
-/** A page of the caller's milestones from the read model (a moment behind the log). */
-export function listMilestones(pool: ReadPool, q: Parameters<typeof read.listMilestones>[1]): ReturnType<typeof read.listMilestones> {
-  return read.listMilestones(pool, q);
+/** A listed milestone: its state as the read model has it, and the row's times for the page's keyset. */
+export interface ListedMilestone {
+  state: EntityState<MilestoneContext>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/**
+ * A page of the caller's milestones from the read model (a moment behind the log), each with
+ * the context the log has. A row last written before the read model kept contexts (migration
+ * 009) is read from the log instead: at most a page of them, once per such milestone.
+ */
+export async function listMilestones(app: MilestoneApp, pool: ReadPool, q: read.MilestoneFilter): Promise<ListedMilestone[]> {
+  const rows = await read.listMilestones(pool, q);
+  return Promise.all(
+    rows.map(async (r) => {
+      const times = { createdAt: r.created_at, updatedAt: r.updated_at };
+      if (r.state !== null && r.context !== null)
+        return {
+          state: { id: r.milestone_id, state: r.state, version: r.version, context: { ...initialMilestoneContext, ...r.context } },
+          ...times,
+        };
+      const s = await app.milestones.read(r.milestone_id);
+      return { state: { id: s.id, state: s.state, version: s.version, context: s.context }, ...times };
+    }),
+  );
 }
 
 /**

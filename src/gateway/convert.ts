@@ -2,7 +2,7 @@ import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '.
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import { format } from '../../actors/money.js';
-import { historyOf, type EntryRow, type MilestoneRow, type Persisted } from '../app/views.js';
+import { historyOf, type EntityState, type EntryRow, type Persisted } from '../app/views.js';
 
 /** Domain values to the messages of proto/escrow/v1. */
 
@@ -16,7 +16,8 @@ export function money(currency: string, amount: string) {
   return { currency_code: currency, amount: currency ? format(currency, amount) : amount };
 }
 
-export function milestoneMessage(s: Persisted<MilestoneContext>) {
+/** A milestone as GetMilestone shows it but for its history: what lists show (from the read model's copy of the context). */
+export function milestoneSummary(s: EntityState<MilestoneContext>) {
   const c = s.context;
   return {
     id: s.id,
@@ -30,6 +31,7 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     status: statusOf(s.state),
     version: s.version,
     description: c.description,
+    milestone_reason: c.milestoneReason || 'MILESTONE_REASON_UNSPECIFIED',
     created_at: timestamp(c.createdAt),
     updated_at: timestamp(c.updatedAt),
     funding_failure_reason: c.fundingFailureReason,
@@ -43,29 +45,38 @@ export function milestoneMessage(s: Persisted<MilestoneContext>) {
     freeze: c.frozen
       ? { reason: c.frozen.reason, frozen_by: c.frozen.byId, frozen_at: timestamp(c.frozen.at), previous_status: statusOf(c.frozen.from) }
       : null,
-    history: historyOf(s).map((h) => {
-      const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key]) : null);
-      return {
-        version: h.version,
-        type: h.type,
-        actor_id: h.by,
-        amount: m('amount'),
-        at: timestamp(h.at),
-        reason: typeof h.data.reason === 'string' ? h.data.reason : '',
-        fee: m('fee') ?? m('employerFee'),
-        freelancer_amount: m('freelancerAmount'),
-        employer_amount: m('employerAmount'),
-        claimed_amount: m('claimedAmount'),
-        arbitration_fee: m('arbitrationFee'),
-        arbitration_fee_refunded: h.data.arbitrationFeeRefunded === true,
-        outcome: typeof h.data.outcome === 'string' ? h.data.outcome : h.data.automatic === true ? 'automatic' : '',
-        reason_code: typeof h.data.reasonCode === 'string' ? h.data.reasonCode : '',
-      };
-    }),
+    history: [] as ReturnType<typeof historyMessages>,
   };
 }
 
-function disputeMessage(s: Persisted<MilestoneContext>, d: Dispute) {
+export function milestoneMessage(s: Persisted<MilestoneContext>) {
+  return { ...milestoneSummary(s), history: historyMessages(s) };
+}
+
+function historyMessages(s: Persisted<MilestoneContext>) {
+  const c = s.context;
+  return historyOf(s).map((h) => {
+    const m = (key: string) => (typeof h.data[key] === 'string' ? money(c.currency, h.data[key]) : null);
+    return {
+      version: h.version,
+      type: h.type,
+      actor_id: h.by,
+      amount: m('amount'),
+      at: timestamp(h.at),
+      reason: typeof h.data.reason === 'string' ? h.data.reason : '',
+      fee: m('fee') ?? m('employerFee'),
+      freelancer_amount: m('freelancerAmount'),
+      employer_amount: m('employerAmount'),
+      claimed_amount: m('claimedAmount'),
+      arbitration_fee: m('arbitrationFee'),
+      arbitration_fee_refunded: h.data.arbitrationFeeRefunded === true,
+      outcome: typeof h.data.outcome === 'string' ? h.data.outcome : h.data.automatic === true ? 'automatic' : '',
+      reason_code: typeof h.data.reasonCode === 'string' ? h.data.reasonCode : '',
+    };
+  });
+}
+
+function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
   const c = s.context;
   return {
     stage: disputeStageOf(s.state) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
@@ -83,29 +94,6 @@ function disputeMessage(s: Persisted<MilestoneContext>, d: Dispute) {
     escalation_failure_reason: d.escalationFailureReason,
     outcome: d.outcome,
     freelancer_amount: d.freelancerAmount ? money(c.currency, d.freelancerAmount) : null,
-  };
-}
-
-export function milestoneRowMessage(r: MilestoneRow) {
-  return {
-    id: r.milestone_id,
-    project_id: r.project_id,
-    employer_id: r.employer_id,
-    freelancer_id: r.freelancer_id,
-    amount: money(r.currency, r.amount),
-    held: money(r.currency, r.held),
-    released: money(r.currency, r.released),
-    returned: money(r.currency, r.returned),
-    status: r.status,
-    version: r.version,
-    description: r.description,
-    created_at: timestamp(r.created_at),
-    updated_at: timestamp(r.updated_at),
-    history: [],
-    funding_failure_reason: '',
-    cancellation_reason: '',
-    employer_fee: money(r.currency, r.employer_fee),
-    freelancer_fee: money(r.currency, r.freelancer_fee),
   };
 }
 

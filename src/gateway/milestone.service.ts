@@ -3,7 +3,7 @@ import type { MilestoneContext } from '../../actors/milestone/index.js';
 import type { MilestoneApp } from '../app/milestones.js';
 import { listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
 import { InvalidArgument } from '../errors.js';
-import { milestoneMessage, milestoneRowMessage, projectMessage } from './convert.js';
+import { milestoneMessage, milestoneSummary, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import { isTime, isUuid } from './page-token.js';
 import * as v from './validate.js';
@@ -37,6 +37,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         freelancerId: v.requirePartyId(r.freelancer_id, 'freelancer_id'),
         money: v.requireMoney(r.amount, 'amount'),
         description: v.optionalText(r.description, 'description'),
+        milestoneReason: v.milestoneReason(r.milestone_reason),
         reviewWindowMs: v.reviewWindowSeconds(r.review_window_seconds) * 1000,
         key: v.requireKey(r.idempotency_key),
       };
@@ -59,6 +60,11 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       return { project: projectMessage(await app.acceptAward(ctx, projectId, v.requireKey(r.idempotency_key))) };
     }),
     RequestRelease: simple(deps, app, 'RequestRelease', 'REQUEST_RELEASE'),
+    UpdateMilestoneDescription: unary(deps, 'UpdateMilestoneDescription', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const description = v.optionalText(r.description, 'description');
+      return reply(await app.updateDescription(ctx, id, description, v.requireKey(r.idempotency_key)));
+    }),
     RequestChanges: unary(deps, 'RequestChanges', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const reason = v.requireText(r.reason, 'reason');
@@ -91,22 +97,40 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         throw new InvalidArgument('STATUS_INVALID', 'unknown status in statuses', { field: 'statuses' });
       const limit = v.pageSize(r.page_size);
       const projectId = v.optionalId(r.project_id, 'project_id');
-      // A token serves the query it was issued for: the caller, direction, statuses and project.
-      const scope = ['milestones', ctx.caller.id, r.direction, [...statuses].sort().join(','), projectId ?? ''].join('\u0000');
+      const sort = v.milestoneSort(r.sort);
+      const created = v.timeRange(r.created_from, r.created_before, 'created');
+      const updated = v.timeRange(r.updated_from, r.updated_before, 'updated');
+      // A token serves the query it was issued for: the caller, direction, statuses, project, order and ranges.
+      const scope = [
+        'milestones',
+        ctx.caller.id,
+        r.direction,
+        [...statuses].sort().join(','),
+        projectId ?? '',
+        `${sort.column} ${sort.descending ? 'desc' : 'asc'}`,
+        created.from ?? '',
+        created.before ?? '',
+        updated.from ?? '',
+        updated.before ?? '',
+      ].join('\u0000');
       const after = deps.pages.open(scope, r.page_token, (p) => isTime(p.c) && isUuid(p.id));
-      const rows = await listMilestones(pool, {
+      const listed = await listMilestones(app, pool, {
         partyColumn: r.direction === 'INCOMING' ? 'freelancer_id' : 'employer_id',
         userId: ctx.caller.id,
         statuses,
         projectId,
-        after: after?.c && after.id ? { createdAt: after.c, id: after.id } : null,
+        sort,
+        created,
+        updated,
+        after: after?.c && after.id ? { at: after.c, id: after.id } : null,
         limit,
       });
-      const last = rows[rows.length - 1];
+      const last = listed[listed.length - 1];
+      const lastAt = last && (sort.column === 'created_at' ? last.createdAt : last.updatedAt);
       return {
-        milestones: rows.map(milestoneRowMessage),
+        milestones: listed.map((m) => milestoneSummary(m.state)),
         next_page_token:
-          rows.length === limit && last ? deps.pages.issue(scope, { c: last.created_at.toISOString(), id: last.milestone_id }) : '',
+          listed.length === limit && last && lastAt ? deps.pages.issue(scope, { c: lastAt.toISOString(), id: last.state.id }) : '',
       };
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
@@ -129,6 +153,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         employerId: v.requirePartyId(r.employer_id, 'employer_id'),
         money: v.requireMoney(r.amount, 'amount'),
         description: v.optionalText(r.description, 'description'),
+        milestoneReason: v.milestoneReason(r.milestone_reason),
         key: v.requireKey(r.idempotency_key),
       };
       return reply(await app.requestMilestone(ctx, input));

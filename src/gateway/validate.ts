@@ -1,5 +1,5 @@
 import { isReservedUserId } from '../../actors/decision.js';
-import { CANCELLATION_REASONS } from '../../actors/milestone/index.js';
+import { CANCELLATION_REASONS, MILESTONE_REASONS } from '../../actors/milestone/index.js';
 import { InvalidArgument } from '../errors.js';
 import { minorUnits, parseAmount, type Money } from '../money.js';
 
@@ -147,6 +147,15 @@ export function pageSize(value: unknown): number {
 }
 
 /** A CancellationReason name; '' when unset and not required. */
+/** The optional MilestoneReason of a create or a request: '' when unset. */
+export function milestoneReason(value: unknown): string {
+  const field = 'milestone_reason';
+  if (value === undefined || value === null || value === '' || value === 'MILESTONE_REASON_UNSPECIFIED' || value === 0) return '';
+  if (typeof value !== 'string' || !MILESTONE_REASONS.has(value))
+    throw bad('REASON_CODE_INVALID', field, `${field} must be one of ${[...MILESTONE_REASONS].join(', ')}`);
+  return value;
+}
+
 export function cancellationReason(value: unknown, o: { required: boolean }): string {
   const field = 'reason_code';
   if (value === undefined || value === null || value === '' || value === 'CANCELLATION_REASON_UNSPECIFIED' || value === 0) {
@@ -156,4 +165,47 @@ export function cancellationReason(value: unknown, o: { required: boolean }): st
   if (typeof value !== 'string' || !CANCELLATION_REASONS.has(value))
     throw bad('REASON_CODE_INVALID', field, `${field} must be one of ${[...CANCELLATION_REASONS].join(', ')}`);
   return value;
+}
+
+const SORTS: Record<string, { column: 'created_at' | 'updated_at'; descending: boolean }> = {
+  MILESTONE_SORT_UNSPECIFIED: { column: 'created_at', descending: true },
+  MILESTONE_SORT_CREATED_DESC: { column: 'created_at', descending: true },
+  MILESTONE_SORT_CREATED_ASC: { column: 'created_at', descending: false },
+  MILESTONE_SORT_UPDATED_DESC: { column: 'updated_at', descending: true },
+  MILESTONE_SORT_UPDATED_ASC: { column: 'updated_at', descending: false },
+};
+
+/** ListMilestones' order; unset is newest created first. */
+export function milestoneSort(value: unknown): { column: 'created_at' | 'updated_at'; descending: boolean } {
+  if (value === undefined || value === null || value === '' || value === 0) return { column: 'created_at', descending: true };
+  const sort = typeof value === 'string' ? SORTS[value] : undefined;
+  if (!sort) throw bad('SORT_INVALID', 'sort', `sort must be one of ${Object.keys(SORTS).join(', ')}`);
+  return sort;
+}
+
+/** An optional google.protobuf.Timestamp as an ISO time; null when unset. */
+function optionalTimestamp(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  const t = value as { seconds?: unknown; nanos?: unknown };
+  const seconds = typeof t.seconds === 'string' || typeof t.seconds === 'number' ? Number(t.seconds) : NaN;
+  const nanos = t.nanos === undefined ? 0 : Number(t.nanos);
+  // Years 1..9999, as the Timestamp type allows; the database and the page tokens hold them.
+  if (
+    !Number.isInteger(seconds) ||
+    !Number.isInteger(nanos) ||
+    nanos < 0 ||
+    nanos > 999_999_999 ||
+    seconds < -62_135_596_800 ||
+    seconds > 253_402_300_799
+  )
+    throw bad('TIME_INVALID', field, `${field} is not a valid timestamp`);
+  return new Date(seconds * 1000 + Math.floor(nanos / 1_000_000)).toISOString();
+}
+
+/** A half-open time range of a list filter, `<prefix>_from` <= t < `<prefix>_before`; each bound optional. */
+export function timeRange(from: unknown, before: unknown, prefix: string): { from: string | null; before: string | null } {
+  const range = { from: optionalTimestamp(from, `${prefix}_from`), before: optionalTimestamp(before, `${prefix}_before`) };
+  if (range.from !== null && range.before !== null && Date.parse(range.from) >= Date.parse(range.before))
+    throw bad('TIME_RANGE_INVALID', `${prefix}_before`, `${prefix}_before must be after ${prefix}_from`);
+  return range;
 }

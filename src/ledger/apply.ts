@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { disputeStageOf, TIMER_STATES, type MilestoneContext } from '../../actors/milestone/index.js';
+import { disputeStageOf, MILESTONE_EVENT_CONTEXT, TIMER_STATES, type MilestoneContext } from '../../actors/milestone/index.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';
@@ -303,18 +303,35 @@ function outcomeOf(intent: Intent, result: PostingResult): Outcome {
  */
 function latestMilestones(
   states: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[],
-): EntityState<MilestoneContext>[] {
+): { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[] {
   const latest = new Map<string, { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }>();
   for (const { state, carried } of [...states].sort((a, b) => a.state.version - b.state.version)) {
     const seen = latest.get(state.id);
     latest.set(state.id, { state, carried: { ...seen?.carried, ...carried } });
   }
   return [...latest.values()]
-    .map(({ state, carried }) => ({ ...state, context: { ...state.context, ...carried } }))
-    .sort((a, b) => (a.id < b.id ? -1 : 1));
+    .map(({ state, carried }) => ({ state: { ...state, context: { ...state.context, ...carried } }, carried }))
+    .sort((a, b) => (a.state.id < b.state.id ? -1 : 1));
 }
 
-function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRows {
+const CARRIED_WHEN_CHANGED: ReadonlySet<string> = new Set(MILESTONE_EVENT_CONTEXT.carriedWhenChanged);
+
+/**
+ * What of a milestone's context a batch sets in the read model's JSON: every field its events
+ * always carry, and the ones they carry only when changed if an event of the batch did. Merged
+ * over the row's JSON, it gives the context the event log has (the decision slots left out).
+ */
+function contextPatch(context: MilestoneContext, carried: Partial<MilestoneContext>): string {
+  const patch: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context)) if (!CARRIED_WHEN_CHANGED.has(k) || k in carried) patch[k] = v;
+  delete patch.rejection;
+  delete patch.emitted;
+  // The gateway refuses control characters; a NUL that got in some other way must not block the ledger (jsonb cannot hold one).
+  return JSON.stringify(patch, (_k, v: unknown) => (typeof v === 'string' ? v.replaceAll('\u0000', '') : v));
+}
+
+function milestoneRows(latest: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[]): sql.MilestoneRows {
+  const states = latest.map((l) => l.state);
   const c = states.map((s) => s.context);
   return {
     ids: states.map((s) => s.id),
@@ -340,5 +357,8 @@ function milestoneRows(states: EntityState<MilestoneContext>[]): sql.MilestoneRo
     createdAt: c.map((x) => x.createdAt || x.updatedAt),
     first: c.map((x) => x.createdAt !== ''),
     updatedAt: c.map((x) => x.updatedAt),
+    descriptionSet: latest.map((l) => 'description' in l.carried),
+    states: states.map((s) => s.state),
+    contexts: latest.map((l) => contextPatch(l.state.context, l.carried)),
   };
 }

@@ -1,4 +1,4 @@
-import { SAGA_DISPUTE_STAGES, SAGA_STATUSES } from '../../actors/milestone/index.js';
+import { SAGA_DISPUTE_STAGES, SAGA_STATUSES, type MilestoneContext } from '../../actors/milestone/index.js';
 import { Unavailable } from '../errors.js';
 import type { Pool } from './db.js';
 
@@ -141,21 +141,12 @@ export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | 
 
 export interface MilestoneRow {
   milestone_id: string;
-  project_id: string;
-  employer_id: string;
-  freelancer_id: string;
-  currency: string;
-  amount: string;
-  held: string;
-  released: string;
-  returned: string;
-  status: string;
   version: number;
-  description: string;
   created_at: Date;
   updated_at: Date;
-  employer_fee: string;
-  freelancer_fee: string;
+  /** The state name and the context (migration 009); null in rows last written before it. */
+  state: string | null;
+  context: Partial<MilestoneContext> | null;
 }
 
 export interface MilestoneFilter {
@@ -164,24 +155,44 @@ export interface MilestoneFilter {
   userId: string;
   statuses: string[];
   projectId: string | null;
-  after: { createdAt: string; id: string } | null;
+  /** The order, by one of the two times and the id. */
+  sort: { column: 'created_at' | 'updated_at'; descending: boolean };
+  /** Half-open ranges, from <= t < before; null = unbounded. */
+  created: { from: string | null; before: string | null };
+  updated: { from: string | null; before: string | null };
+  /** The keyset of the last row of the previous page: its sort time and id. */
+  after: { at: string; id: string } | null;
   limit: number;
 }
 
 export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<MilestoneRow[]> {
+  const { column, descending } = f.sort;
+  const [beyond, order] = descending ? ['<', 'DESC'] : ['>', 'ASC'];
   return query<MilestoneRow>(
     pool,
-    `read-milestones-${f.partyColumn}`,
-    `SELECT milestone_id::text, project_id, employer_id, freelancer_id, currency, amount::text, held::text, released::text,
-            returned::text, status, version, description, created_at, updated_at, employer_fee::text, freelancer_fee::text
+    `read-milestones-${f.partyColumn}-${column}-${order}`,
+    `SELECT milestone_id::text, version, created_at, updated_at, state, context
      FROM milestones
      WHERE ${f.partyColumn} = $1
        AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))
        AND ($3::text IS NULL OR project_id = $3)
-       AND ($4::timestamptz IS NULL OR (created_at, milestone_id) < ($4::timestamptz, $5::uuid))
-     ORDER BY created_at DESC, milestone_id DESC
+       AND ($4::timestamptz IS NULL OR (${column}, milestone_id) ${beyond} ($4::timestamptz, $5::uuid))
+       AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)
+       AND ($9::timestamptz IS NULL OR updated_at >= $9) AND ($10::timestamptz IS NULL OR updated_at < $10)
+     ORDER BY ${column} ${order}, milestone_id ${order}
      LIMIT $6`,
-    [f.userId, f.statuses, f.projectId, f.after?.createdAt ?? null, f.after?.id ?? null, f.limit],
+    [
+      f.userId,
+      f.statuses,
+      f.projectId,
+      f.after?.at ?? null,
+      f.after?.id ?? null,
+      f.limit,
+      f.created.from,
+      f.created.before,
+      f.updated.from,
+      f.updated.before,
+    ],
   );
 }
 

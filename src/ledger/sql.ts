@@ -174,27 +174,35 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
            milestone_rows AS (
              SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::numeric[], $39::numeric[], $40::numeric[],
                                   $41::numeric[], $42::text[], $43::int[], $44::text[], $45::timestamptz[], $46::timestamptz[],
-                                  $47::numeric[], $48::numeric[], $49::timestamptz[], $50::text[], $77::boolean[])
+                                  $47::numeric[], $48::numeric[], $49::timestamptz[], $50::text[], $77::boolean[], $78::boolean[],
+                                  $79::text[], $80::jsonb[])
                AS u(milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
-                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage, first)
+                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage, first,
+                    description_set, state, context)
              WHERE EXISTS (SELECT 1 FROM fence)
            ),
            milestones_projected AS (
              INSERT INTO milestones (milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
-                                     status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage)
+                                     status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage,
+                                     state, context)
              SELECT milestone_id, project_id, employer_id, freelancer_id, currency, amount, held, released, returned,
-                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage
+                    status, version, description, created_at, updated_at, employer_fee, freelancer_fee, due_at, dispute_stage,
+                    state, context
              FROM milestone_rows WHERE first
              ON CONFLICT (milestone_id) DO UPDATE SET
                held = EXCLUDED.held, released = EXCLUDED.released, returned = EXCLUDED.returned, status = EXCLUDED.status,
-               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-               freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage
+               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, description = EXCLUDED.description,
+               freelancer_fee = EXCLUDED.freelancer_fee, due_at = EXCLUDED.due_at, dispute_stage = EXCLUDED.dispute_stage,
+               state = EXCLUDED.state, context = COALESCE(milestones.context, '{}'::jsonb) || EXCLUDED.context
              WHERE milestones.version < EXCLUDED.version
            ),
+           -- A row from before migration 009 has no context to merge into: it keeps none (the list reads it from the log).
            milestones_moved AS (
              UPDATE milestones m SET
                held = u.held, released = u.released, returned = u.returned, status = u.status, version = u.version, updated_at = u.updated_at,
-               freelancer_fee = u.freelancer_fee, due_at = u.due_at, dispute_stage = u.dispute_stage
+               freelancer_fee = u.freelancer_fee, due_at = u.due_at, dispute_stage = u.dispute_stage,
+               description = CASE WHEN u.description_set THEN u.description ELSE m.description END,
+               state = u.state, context = m.context || u.context
              FROM milestone_rows u
              WHERE NOT u.first AND m.milestone_id = u.milestone_id AND m.version < u.version
            ),
@@ -294,6 +302,9 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       w.newAccounts.decided,
       w.accountDeltas.decided,
       m.first,
+      m.descriptionSet,
+      m.states,
+      m.contexts,
     ],
   });
   const row = onlyRow(r.rows, 'the batch write');
@@ -322,6 +333,11 @@ export interface MilestoneRows {
   disputeStages: string[];
   /** Whether the batch holds the milestone's first event (what is set at creation): inserted, else only updated. */
   first: boolean[];
+  /** Whether an event of the batch changed the description (UpdateMilestoneDescription). */
+  descriptionSet: boolean[];
+  /** The state name, and what of the context the batch's events carried (JSON), merged over the row's. */
+  states: string[];
+  contexts: string[];
 }
 
 /** The last stream sequence the ledger applied. */
