@@ -48,6 +48,11 @@ export const MILESTONE_CHANGES = {
   escalation_requested: change({ amount, escalatorId: id, funding: { const: 'account' } }, ['amount', 'escalatorId']),
   escalated: change({ escalatorId: id, arbitrationFee: amount }, ['escalatorId', 'arbitrationFee']),
   escalation_failed: change({ reason: id }, ['reason']),
+  // A party attached a reference to evidence (the file stays with the marketplace).
+  evidence_attached: change(
+    { uri: { type: 'string', minLength: 1, maxLength: 1024 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, note: text },
+    ['uri', 'sha256', 'note'],
+  ),
   // The filer withdrew the dispute: back to `resumed` (a status), the money still held; a review window it stopped runs again until autoReleaseAt.
   dispute_withdrawn: change({ resumed: { type: 'string' }, autoReleaseAt: time }, ['resumed']),
   // Support staff froze the milestone (from `previousStatus`) or let it go (back to `resumed`; a timer it stopped runs again until dueAt).

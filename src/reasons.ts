@@ -43,6 +43,9 @@ export const REASONS = {
   SORT_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'the sort is not one of MilestoneSort' },
   TIME_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'a timestamp of a list filter is not a valid time (years 1..9999)' },
   TIME_RANGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: "a time range's end is not after its start" },
+  STAGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'ListDisputes: the stage is not NEGOTIATION, ESCALATING or ARBITRATION' },
+  URI_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence uri is not an absolute URI without spaces' },
+  SHA256_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence sha256 is not 64 hex digits' },
   SELF_AWARD: { code: 'INVALID_ARGUMENT', meaning: 'an employer cannot award its project to itself' },
   REVIEW_WINDOW_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'review_window_seconds is outside its range' },
   REASON_CODE_REQUIRED: { code: 'INVALID_ARGUMENT', meaning: 'a cancellation request needs a reason_code' },
@@ -62,6 +65,7 @@ export const REASONS = {
     code: 'FAILED_PRECONDITION',
     meaning: 'support staff froze the milestone: nothing but UnfreezeMilestone is accepted',
   },
+  EVIDENCE_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the party attached as many evidence references to this dispute as it may (5)' },
   DISPUTE_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone had as many disputes as it may have (3)' },
   EVENT_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'the milestone has as many events as it may have (a final step is still allowed)' },
   EVENT_BYTES_LIMIT: {

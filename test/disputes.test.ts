@@ -532,6 +532,95 @@ describe('disputes withdrawn, conceded, and settled in arbitration', () => {
   });
 });
 
+describe('evidence and the arbiters queue', () => {
+  const sha = (c: string) => c.repeat(64);
+  it('either party attaches evidence references while the dispute is open; the arbiter sees them', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.50');
+    const m = await fundedMilestone(p, '10.00');
+    expect(await failure(cmd('AttachEvidence', p.fl, m.id, { uri: 'https://f.example/a', sha256: sha('a') }))).toMatchObject({
+      reason: 'ILLEGAL_IN_STATUS',
+    });
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
+    for (const [fields, reason] of [
+      [{ uri: 'not a uri', sha256: sha('a') }, 'URI_INVALID'],
+      [{ uri: '', sha256: sha('a') }, 'FIELD_REQUIRED'],
+      [{ uri: 'https://f.example/a', sha256: 'abc' }, 'SHA256_INVALID'],
+      [{ uri: 'https://f.example/a', sha256: sha('a'), note: 'x'.repeat(501) }, 'TEXT_TOO_LONG'],
+      [{ uri: `https://f.example/${'a'.repeat(1024)}`, sha256: sha('a') }, 'TEXT_TOO_LONG'],
+    ] as const)
+      expect(await failure(cmd('AttachEvidence', p.fl, m.id, fields))).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, reason });
+    expect(await failure(cmd('AttachEvidence', 'stranger', m.id, { uri: 'https://f.example/a', sha256: sha('a') }))).toMatchObject({
+      reason: 'NOT_PARTY',
+    });
+    const k = key();
+    const first = await cmd(
+      'AttachEvidence',
+      p.fl,
+      m.id,
+      { uri: 'https://f.example/delivery.zip', sha256: sha('A'), note: 'the delivery' },
+      k,
+    );
+    expect(
+      (await cmd('AttachEvidence', p.fl, m.id, { uri: 'https://f.example/delivery.zip', sha256: sha('A'), note: 'the delivery' }, k))
+        .milestone.version,
+    ).toBe(first.milestone.version);
+    for (let i = 0; i < 4; i++) await cmd('AttachEvidence', p.fl, m.id, { uri: `s3://bucket/${i}`, sha256: sha('b') });
+    expect(await failure(cmd('AttachEvidence', p.fl, m.id, { uri: 's3://bucket/x', sha256: sha('b') }))).toMatchObject({
+      reason: 'EVIDENCE_LIMIT',
+    });
+    await cmd('AttachEvidence', p.emp, m.id, { uri: 'https://f.example/chat.txt', sha256: sha('c'), note: 'our chat' });
+    const seen = (await t.client.m('GetMilestone', ARBITER, { milestone_id: m.id })).milestone.dispute.evidence;
+    expect(seen).toHaveLength(6);
+    expect(seen[0]).toMatchObject({ attached_by: p.fl, uri: 'https://f.example/delivery.zip', sha256: sha('a'), note: 'the delivery' });
+    expect(seen[5]).toMatchObject({ attached_by: p.emp, note: 'our chat' });
+    // Nothing moved.
+    await expectBalance(t.client, p.emp, { available: '0.00', held: '10.00', incoming: '0.00' });
+  });
+
+  it('ListDisputes gives arbiters the open disputes by stage, in pages, each once', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '21.00');
+    const negotiating = await fundedMilestone(p, '10.00');
+    await cmd('OpenDispute', p.fl, negotiating.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
+    const arbitrated = await fundedMilestone(p, '10.00');
+    await cmd('OpenDispute', p.fl, arbitrated.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', p.emp, arbitrated.id, { freelancer_amount: usd('1.00') });
+    clock.advance(3 * DAY + 1000);
+    await deposit(t.client, p.fl, '5.00');
+    await cmd('EscalateDispute', p.fl, arbitrated.id);
+    expect(await failure(t.client.m('ListDisputes', p.emp, {}))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      reason: 'NOT_ARBITER',
+    });
+    expect(await failure(t.client.m('ListDisputes', ARBITER, { stage: 'RESOLVED' }))).toMatchObject({ reason: 'STAGE_INVALID' });
+    await ledgerCaughtUp(t.engine);
+    const walk = async (stage: string) => {
+      const ids: string[] = [];
+      let token = '';
+      do {
+        const page = await t.client.m('ListDisputes', ARBITER, { stage, page_size: 2, page_token: token });
+        for (const m of page.milestones as Reply[]) {
+          if (stage) expect(m.dispute.stage).toBe(stage);
+          ids.push(m.id);
+        }
+        token = page.next_page_token;
+      } while (token);
+      expect(new Set(ids).size).toBe(ids.length);
+      return ids;
+    };
+    const inArbitration = await walk('ARBITRATION');
+    expect(inArbitration).toContain(arbitrated.id);
+    expect(inArbitration).not.toContain(negotiating.id);
+    expect(await walk('NEGOTIATION')).toContain(negotiating.id);
+    const all = await walk('');
+    expect(all).toEqual(expect.arrayContaining([arbitrated.id, negotiating.id]));
+    await cmd('ResolveDispute', ARBITER, arbitrated.id, { freelancer_amount: usd('5.00') });
+    await ledgerCaughtUp(t.engine);
+    expect(await walk('')).not.toContain(arbitrated.id);
+  });
+});
+
 describe('the ledger after fees, disputes and timers', () => {
   it('holds together', async () => {
     await ledgerCaughtUp(t.engine);

@@ -51,6 +51,7 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   // Which party (the filer, the respondent) is the dispute's to say: the machine checks it in the dispute's states.
   WITHDRAW_DISPUTE: partiesOnly,
   ACCEPT_CLAIM: partiesOnly,
+  ATTACH_EVIDENCE: partiesOnly,
   ESCALATION_SUCCEEDED: systemOnly,
   ESCALATION_FAILED: systemOnly,
   // An arbiter decides disputes it is not a party to.

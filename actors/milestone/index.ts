@@ -11,6 +11,8 @@ export {
   PROPOSALS_MAX,
   ESCALATIONS_MAX,
   DISPUTES_MAX,
+  EVIDENCE_MAX,
+  type Evidence,
   MILESTONE_EVENT_CONTEXT,
   initialMilestoneContext,
   CANCELLATION_REASONS,

@@ -6,6 +6,7 @@ import {
   PROPOSALS_MAX,
   ESCALATIONS_MAX,
   DISPUTES_MAX,
+  EVIDENCE_MAX,
   type Dispute,
   type FreezableState,
   type MilestoneContext,
@@ -42,6 +43,13 @@ const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequ
   { guard: not('claimWithinHeld'), actions: refuse('claimAboveHeld') },
   { guard: not('disputesLeft'), actions: refuse('disputeLimit') },
   { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
+];
+
+/** Evidence for the arbiter, while the dispute is open (not past an unanswered deadline, where the claim is being granted). */
+const attachEvidenceTransition = (deadline: boolean) => [
+  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+  { guard: not('evidenceLeft'), actions: refuse('evidenceLimit') },
+  { actions: 'attachEvidence' as const },
 ];
 
 /** The filer takes the dispute back: to the state it was opened from, the money still held. */
@@ -151,6 +159,7 @@ export const milestoneMachine = setup({
     byRespondent: ({ context, event }) => context.dispute?.respondentId === event.by.id,
     disputeOpenedFrom: ({ context }, params: { from: NonNullable<Dispute['openedFrom']> }) => context.dispute?.openedFrom === params.from,
     disputesLeft: ({ context }) => disputeNumber(context) < DISPUTES_MAX,
+    evidenceLeft: ({ context, event }) => context.evidence.filter((x) => x.byId === event.by.id).length < EVIDENCE_MAX,
     frozenFrom: ({ context }, params: { from: FreezableState }) => context.frozen?.from === params.from,
   },
   actions: {
@@ -325,6 +334,7 @@ export const milestoneMachine = setup({
           autoReleaseLeftMs: context.dueKind === 'auto_release' ? Math.max(0, Date.parse(context.dueAt) - Date.parse(event.at)) : 0,
           number: disputeNumber(context) + 1,
         },
+        evidence: [],
         updatedAt: event.at,
         emitted: { type: 'dispute_opened', data: { reason: event.reason, claimedAmount: event.claim, respondentId, respondBy: dueAt } },
       };
@@ -356,6 +366,15 @@ export const milestoneMachine = setup({
     resolve: assign(({ context, event }) => {
       assertEvent(event, 'RESOLVE');
       return settlement(context, event.freelancerAmount, 'arbitrated', event.at);
+    }),
+    attachEvidence: assign(({ context, event }) => {
+      assertEvent(event, 'ATTACH_EVIDENCE');
+      const { uri, sha256, note } = event;
+      return {
+        evidence: [...context.evidence, { byId: event.by.id, uri, sha256, note, at: event.at }],
+        updatedAt: event.at,
+        emitted: { type: 'evidence_attached', data: { uri, sha256, note } },
+      };
     }),
     // Unanswered: the filer gets its claim; the rest of what is held goes to the other party.
     grantClaim: assign(({ context, event }) => settlement(context, claimGranted(context), 'claim_granted', event.at)),
@@ -577,6 +596,7 @@ export const milestoneMachine = setup({
         ACCEPT_SETTLEMENT: acceptSettlementTransition(true),
         ACCEPT_CLAIM: acceptClaimTransition(true),
         WITHDRAW_DISPUTE: withdrawDisputeTransition,
+        ATTACH_EVIDENCE: attachEvidenceTransition(true),
         ESCALATE: [
           { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
           { guard: not('negotiationOver'), actions: refuse('negotiationOpen') },
@@ -605,6 +625,7 @@ export const milestoneMachine = setup({
         PROPOSE_SETTLEMENT: proposeSettlementTransition(false, 'arbitration'),
         ACCEPT_SETTLEMENT: acceptSettlementTransition(false),
         ACCEPT_CLAIM: acceptClaimTransition(false),
+        ATTACH_EVIDENCE: attachEvidenceTransition(false),
         RESOLVE: [
           { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
           { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },

@@ -190,6 +190,17 @@ const COMMANDS: CommandCase[] = [
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
   { name: 'WITHDRAW_DISPUTE', event: (by) => ({ type: 'WITHDRAW_DISPUTE', by: caller(by), at: AT }) },
   { name: 'ACCEPT_CLAIM', event: (by) => ({ type: 'ACCEPT_CLAIM', by: caller(by), at: AT }) },
+  {
+    name: 'ATTACH_EVIDENCE',
+    event: (by) => ({
+      type: 'ATTACH_EVIDENCE',
+      by: caller(by),
+      at: AT,
+      uri: 'https://files.example/a.pdf',
+      sha256: 'a'.repeat(64),
+      note: '',
+    }),
+  },
   { name: 'FREEZE', event: (by) => ({ type: 'FREEZE', by: caller(by), at: AT, reason: 'fraud check' }) },
   { name: 'UNFREEZE', event: (by) => ({ type: 'UNFREEZE', by: caller(by), at: AT, reason: 'cleared' }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
@@ -216,6 +227,7 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   ESCALATE: party,
   WITHDRAW_DISPUTE: party,
   ACCEPT_CLAIM: party,
+  ATTACH_EVIDENCE: party,
   FREEZE: (r) => (r === 'support' ? null : 'NOT_SUPPORT'),
   UNFREEZE: (r) => (r === 'support' ? null : 'NOT_SUPPORT'),
   ESCALATION_SUCCEEDED: system,
@@ -271,11 +283,12 @@ function legalNext(state: State, command: string): State | null {
     // The fixture's dispute was opened from RELEASE_REQUESTED: a withdrawal goes back there.
     if (command === 'WITHDRAW_DISPUTE') return 'releaseRequested';
     if (command === 'ACCEPT_CLAIM') return 'resolved';
+    if (command === 'ATTACH_EVIDENCE') return 'disputed';
     return null;
   }
   if (state === 'arbitration') {
     // The parties may still settle: a proposal, its acceptance, or the claim conceded.
-    if (command === 'PROPOSE_SETTLEMENT') return 'arbitration';
+    if (command === 'PROPOSE_SETTLEMENT' || command === 'ATTACH_EVIDENCE') return 'arbitration';
     if (command === 'ACCEPT_SETTLEMENT' || command === 'ACCEPT_CLAIM' || command === 'RESOLVE') return 'resolved';
     return null;
   }
@@ -824,6 +837,29 @@ describe('milestone machine: withdrawn and conceded disputes, settling in arbitr
       code: 'PERMISSION_DENIED',
       reason: 'NOT_RESPONDENT',
     });
+  });
+
+  it('evidence: up to five references per party and dispute, emptied when another dispute opens', () => {
+    const attach = (by: string, i: number): MilestoneEvent => ({
+      type: 'ATTACH_EVIDENCE',
+      by: caller(by),
+      at: AT,
+      uri: `https://files.example/${i}`,
+      sha256: 'b'.repeat(64),
+      note: `item ${i}`,
+    });
+    let m = dispute(funded(), FREELANCER);
+    for (let i = 0; i < 5; i++) m = step(m, attach(FREELANCER, i));
+    expect(outcome(decideMilestone(m, attach(FREELANCER, 5)))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'EVIDENCE_LIMIT' });
+    m = step(m, attach(EMPLOYER, 9));
+    expect(m.context.evidence).toHaveLength(6);
+    expect(m.context.evidence[5]).toMatchObject({ byId: EMPLOYER, uri: 'https://files.example/9', note: 'item 9' });
+    expect(m.emitted).toEqual({
+      type: 'evidence_attached',
+      data: { uri: 'https://files.example/9', sha256: 'b'.repeat(64), note: 'item 9' },
+    });
+    const again = dispute(step(m, { type: 'WITHDRAW_DISPUTE', by: caller(FREELANCER), at: AT }), EMPLOYER);
+    expect(again.context.evidence).toEqual([]);
   });
 
   it('in arbitration the parties may still settle or concede; the escalation fee follows who won', () => {

@@ -1,5 +1,5 @@
 import type { Rejection } from '../decision.js';
-import { PROPOSALS_MAX, ESCALATIONS_MAX, DISPUTES_MAX, type MilestoneContext, type MilestoneEvent } from './types.js';
+import { PROPOSALS_MAX, ESCALATIONS_MAX, DISPUTES_MAX, EVIDENCE_MAX, type MilestoneContext, type MilestoneEvent } from './types.js';
 import { later } from './time.js';
 import { disputeOf } from './money.js';
 
@@ -83,6 +83,11 @@ export const REFUSALS = {
     code: 'FAILED_PRECONDITION',
     reason: 'REVIEW_WINDOW_PASSED',
     message: ({ context }) => `the review window ended at ${context.dueAt}: what is held is being released`,
+  },
+  evidenceLimit: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'EVIDENCE_LIMIT',
+    message: () => `at most ${EVIDENCE_MAX} evidence references per party and dispute`,
   },
   disputeLimit: {
     code: 'FAILED_PRECONDITION',

@@ -43,6 +43,18 @@ export interface Dispute {
   number?: number;
 }
 
+/** A reference to evidence a party attached to the open dispute: where it is, its SHA-256 (hex), a note. The file itself stays with the marketplace. */
+export interface Evidence {
+  byId: string;
+  uri: string;
+  sha256: string;
+  note: string;
+  at: string;
+}
+
+/** Evidence references per party and dispute (the events that attach them are bounded by it). */
+export const EVIDENCE_MAX = 5;
+
 /** Disputes per milestone: a withdrawn dispute can be followed by another, so their count (and their events) is capped. */
 export const DISPUTES_MAX = 3;
 
@@ -101,6 +113,8 @@ export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   dueAt: string;
   dueKind: DueKind;
   dispute: Dispute | null;
+  /** The evidence references of the current (or last) dispute, oldest first; emptied when a dispute opens. */
+  evidence: Evidence[];
   /** Set while support staff hold the milestone frozen; null otherwise. */
   frozen: Freeze | null;
 }
@@ -190,6 +204,8 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'WITHDRAW_DISPUTE' })
   /** The respondent concedes: the filer's claim is granted at once (in negotiation or arbitration). */
   | (CommandBase & { type: 'ACCEPT_CLAIM' })
+  /** A party attaches a reference to evidence for the arbiter, while the dispute is open. */
+  | (CommandBase & { type: 'ATTACH_EVIDENCE'; uri: string; sha256: string; note: string })
   /** Support staff stop every party command and timer (FROZEN), and let it go again. */
   | (CommandBase & { type: 'FREEZE'; reason: string })
   | (CommandBase & { type: 'UNFREEZE'; reason: string })
@@ -224,6 +240,7 @@ export const MILESTONE_EVENT_CONTEXT = {
     'fundingFailureReason',
     'stateBeforeCancellationRequest',
     'dispute',
+    'evidence',
     'frozen',
   ] as const satisfies readonly (keyof MilestoneContext)[],
   firstEventAlways: ['terms'] as const satisfies readonly (keyof MilestoneContext)[],
@@ -255,6 +272,7 @@ export const initialMilestoneContext: MilestoneContext = {
   dueAt: '',
   dueKind: '',
   dispute: null,
+  evidence: [],
   frozen: null,
   rejection: null,
   emitted: null,

@@ -362,6 +362,24 @@ export class MilestoneApp {
     );
   }
 
+  /** AttachEvidence (a party, while the dispute is open). */
+  attachEvidence(
+    ctx: CallContext,
+    milestoneId: string,
+    ref: { uri: string; sha256: string; note: string },
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
+    return this.milestones.send(
+      milestoneId,
+      this.command(
+        ctx,
+        key,
+        { op: 'attach_evidence', milestoneId, ...ref },
+        { type: 'ATTACH_EVIDENCE', by: ctx.caller, at: this.at(), ...ref },
+      ),
+    );
+  }
+
   /** UpdateMilestoneDescription (the employer): the history keeps the previous text. */
   updateDescription(ctx: CallContext, milestoneId: string, description: string, key: string): Promise<Persisted<MilestoneContext>> {
     return this.milestones.send(

@@ -36,7 +36,15 @@ export interface ListedMilestone {
  * 009) is read from the log instead: at most a page of them, once per such milestone.
  */
 export async function listMilestones(app: MilestoneApp, pool: ReadPool, q: read.MilestoneFilter): Promise<ListedMilestone[]> {
-  const rows = await read.listMilestones(pool, q);
+  return listed(app, await read.listMilestones(pool, q));
+}
+
+/** A page of the open disputes (for arbiters), longest unchanged first, as listMilestones' rows. */
+export async function listDisputes(app: MilestoneApp, pool: ReadPool, q: read.DisputeFilter): Promise<ListedMilestone[]> {
+  return listed(app, await read.listDisputes(pool, q));
+}
+
+async function listed(app: MilestoneApp, rows: read.MilestoneRow[]): Promise<ListedMilestone[]> {
   return Promise.all(
     rows.map(async (r) => {
       const times = { createdAt: r.created_at, updatedAt: r.updated_at };

@@ -94,6 +94,7 @@ function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
     escalation_failure_reason: d.escalationFailureReason,
     outcome: d.outcome,
     freelancer_amount: d.freelancerAmount ? money(c.currency, d.freelancerAmount) : null,
+    evidence: c.evidence.map((e) => ({ attached_by: e.byId, uri: e.uri, sha256: e.sha256, note: e.note, attached_at: timestamp(e.at) })),
   };
 }
 

@@ -21,7 +21,16 @@ export interface HandlerDeps {
 }
 
 /** The calls that only read; WatchMilestone holds a stream; everything else is a command. */
-const READS = new Set(['GetMilestone', 'ListMilestones', 'GetBalance', 'ListLedgerEntries', 'ListReviews', 'GetReputation', 'GetProject']);
+const READS = new Set([
+  'GetMilestone',
+  'ListMilestones',
+  'ListDisputes',
+  'GetBalance',
+  'ListLedgerEntries',
+  'ListReviews',
+  'GetReputation',
+  'GetProject',
+]);
 function classOf(name: string): CallClass {
   return name === 'WatchMilestone' ? 'watch' : READS.has(name) ? 'read' : 'write';
 }

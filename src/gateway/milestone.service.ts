@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MilestoneContext } from '../../actors/milestone/index.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
-import { InvalidArgument } from '../errors.js';
+import { listDisputes, listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
+import { InvalidArgument, PermissionDenied } from '../errors.js';
+import { ARBITER_ROLE } from '../../actors/decision.js';
 import { milestoneMessage, milestoneSummary, projectMessage } from './convert.js';
 import { serverStream, unary, type HandlerDeps } from './handlers.js';
 import { isTime, isUuid } from './page-token.js';
@@ -26,6 +27,9 @@ const STATUSES = new Set([
   'RESOLVED',
   'FROZEN',
 ]);
+
+/** The stages of an open dispute (the read model's dispute_stage). */
+const OPEN_STAGES = ['NEGOTIATION', 'ESCALATING', 'ARBITRATION'];
 
 const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
 
@@ -185,6 +189,32 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
     ResolveDispute: split(deps, app, 'ResolveDispute', 'RESOLVE'),
     WithdrawDispute: simple(deps, app, 'WithdrawDispute', 'WITHDRAW_DISPUTE'),
     AcceptClaim: simple(deps, app, 'AcceptClaim', 'ACCEPT_CLAIM'),
+    AttachEvidence: unary(deps, 'AttachEvidence', async (r: Req, ctx) => {
+      const id = v.requireMilestoneId(r.milestone_id);
+      const ref = v.evidence({ uri: r.uri, sha256: r.sha256, note: r.note });
+      return reply(await app.attachEvidence(ctx, id, ref, v.requireKey(r.idempotency_key)));
+    }),
+    ListDisputes: unary(deps, 'ListDisputes', async (r: Req, ctx) => {
+      if (!ctx.caller.roles.includes(ARBITER_ROLE)) throw new PermissionDenied('NOT_ARBITER', 'listing disputes needs the arbiter role');
+      const stage = r.stage === undefined || r.stage === '' ? null : r.stage;
+      if (stage !== null && (typeof stage !== 'string' || !OPEN_STAGES.includes(stage)))
+        throw new InvalidArgument('STAGE_INVALID', `stage must be one of ${OPEN_STAGES.join(', ')}`, { field: 'stage' });
+      const limit = v.pageSize(r.page_size);
+      // A token serves the caller and the stage it was issued for.
+      const scope = ['disputes', ctx.caller.id, stage ?? ''].join('\u0000');
+      const after = deps.pages.open(scope, r.page_token, (p) => isTime(p.c) && isUuid(p.id));
+      const listed = await listDisputes(app, pool, {
+        stages: stage ? [stage] : OPEN_STAGES,
+        after: after?.c && after.id ? { at: after.c, id: after.id } : null,
+        limit,
+      });
+      const last = listed[listed.length - 1];
+      return {
+        milestones: listed.map((m) => milestoneSummary(m.state)),
+        next_page_token:
+          listed.length === limit && last ? deps.pages.issue(scope, { c: last.updatedAt.toISOString(), id: last.state.id }) : '',
+      };
+    }),
     FreezeMilestone: unary(deps, 'FreezeMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
       const reason = v.requireText(r.reason, 'reason');

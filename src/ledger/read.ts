@@ -196,6 +196,28 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
   );
 }
 
+export interface DisputeFilter {
+  stages: string[];
+  /** The keyset of the last row of the previous page: its updated_at and id. */
+  after: { at: string; id: string } | null;
+  limit: number;
+}
+
+/** Open disputes in the given stages, longest unchanged first (an arbiter's queue; migration 010's index). */
+export async function listDisputes(pool: Pool, f: DisputeFilter): Promise<MilestoneRow[]> {
+  return query<MilestoneRow>(
+    pool,
+    'read-disputes',
+    `SELECT milestone_id::text, version, created_at, updated_at, state, context
+     FROM milestones
+     WHERE dispute_stage = ANY($1::text[])
+       AND ($2::timestamptz IS NULL OR (updated_at, milestone_id) > ($2::timestamptz, $3::uuid))
+     ORDER BY updated_at, milestone_id
+     LIMIT $4`,
+    [f.stages, f.after?.at ?? null, f.after?.id ?? null, f.limit],
+  );
+}
+
 /** Milestones still waiting for the ledger in the read model after `olderThanMs` (funding, an arbitration fee): sagas to finish, oldest first. */
 export async function staleSagas(pool: Pool, olderThanMs: number, limit: number): Promise<{ id: string; updatedAt: Date }[]> {
   const rows = await query<{ milestone_id: string; updated_at: Date }>(
