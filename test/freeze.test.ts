@@ -153,6 +153,28 @@ describe('freeze', () => {
     expect(await failure(cmd('FreezeMilestone', SUPPORT, m.id, { reason: 'late' }))).toMatchObject({ reason: 'ILLEGAL_IN_STATUS' });
   });
 
+  it('a milestone frozen at the event limit can always be unfrozen: the money never stays frozen', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.00');
+    const m = (
+      await t.client.m('CreateMilestone', p.emp, {
+        project_id: p.project,
+        freelancer_id: p.fl,
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    // created, then 198 partial releases: 199 events; the freeze is the 200th.
+    for (let i = 0; i < 198; i++) await cmd('ReleaseMilestone', p.emp, m.id, { amount: usd('0.01') });
+    expect((await cmd('FreezeMilestone', SUPPORT, m.id, { reason: 'limit' })).milestone).toMatchObject({ status: 'FROZEN', version: 200 });
+    const back = await cmd('UnfreezeMilestone', SUPPORT, m.id, { reason: 'ok' });
+    expect(back.milestone).toMatchObject({ status: 'FUNDED', version: 201 });
+    // Past the limit only a final step: the rest is released.
+    expect(await failure(cmd('RequestRelease', p.fl, m.id))).toMatchObject({ reason: 'EVENT_LIMIT' });
+    expect((await cmd('ReleaseMilestone', p.emp, m.id)).milestone).toMatchObject({ status: 'RELEASED', released: usd('10.00') });
+    await expectBalance(t.client, p.fl, { available: '10.00', held: '0.00', incoming: '0.00' });
+  });
+
   it('leaves the ledger sound', async () => {
     await ledgerCaughtUp(t.engine);
     await expectLedgerSound(t.engine);

@@ -20,6 +20,7 @@ export const MILESTONE: EntityKind<MilestoneContext> = {
   initial: { state: 'new', context: initialMilestoneContext },
   finalStates: FINAL_STATES,
   boundedStates: DISPUTE_STATES,
+  leftPastLimits: new Set(['frozen']),
   // The terms are copied into every milestone at creation, alike for all made under one policy;
   // a party or a project has many milestones.
   sharedContext: ['terms', 'employerId', 'freelancerId', 'projectId', 'currency'],

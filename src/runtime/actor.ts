@@ -423,10 +423,13 @@ export class Actor<C extends DecisionSlots> {
       });
       // At either limit (events, or bytes: texts repeat in the decision state of every event)
       // only a final transition (release of all, cancel, a dispute's end) or one the machine
-      // bounds itself (a dispute's steps) may still be appended, so money held is never stuck.
+      // bounds itself (a dispute's steps), or one out of a state that must always be left (an
+      // unfreeze), may still be appended, so money held is never stuck.
       const size = encode(event).length;
       const target = decision.next.state;
-      if (!this.o.kind.finalStates.has(target) && !this.o.kind.boundedStates?.has(target)) {
+      const exempt =
+        this.o.kind.finalStates.has(target) || !!this.o.kind.boundedStates?.has(target) || !!this.o.kind.leftPastLimits?.has(state.state);
+      if (!exempt) {
         if (state.version >= ENTITY_EVENTS_MAX) {
           throw new FailedPrecondition(
             'EVENT_LIMIT',

@@ -227,6 +227,12 @@ export interface EntityKind<C extends DecisionSlots> {
    * so money held in them can always reach a final state.
    */
   readonly boundedStates?: ReadonlySet<string>;
+  /**
+   * States that may always be left, past the limits too (a milestone frozen by support staff:
+   * its unfreeze must never be refused for size, or the money would stay frozen). Going into
+   * one is subject to the limits as any other transition.
+   */
+  readonly leftPastLimits?: ReadonlySet<string>;
   /** Context fields that many resident actors hold alike (a milestone's terms, its parties' ids): kept once in memory, not once per actor. */
   readonly sharedContext?: readonly string[];
   /** How its events carry the context. */
