@@ -44,7 +44,7 @@ export const REASONS = {
   TIME_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'a timestamp of a list filter is not a valid time (years 1..9999)' },
   TIME_RANGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: "a time range's end is not after its start" },
   STAGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'ListDisputes: the stage is not NEGOTIATION, ESCALATING or ARBITRATION' },
-  URI_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence uri is not an absolute URI without spaces' },
+  URI_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence uri is not an absolute https, s3, gs or ipfs URI without spaces' },
   SHA256_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence sha256 is not 64 hex digits' },
   SELF_AWARD: { code: 'INVALID_ARGUMENT', meaning: 'an employer cannot award its project to itself' },
   REVIEW_WINDOW_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'review_window_seconds is outside its range' },

@@ -544,6 +544,7 @@ describe('evidence and the arbiters queue', () => {
     await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
     for (const [fields, reason] of [
       [{ uri: 'not a uri', sha256: sha('a') }, 'URI_INVALID'],
+      [{ uri: 'javascript:alert(1)', sha256: sha('a') }, 'URI_INVALID'],
       [{ uri: '', sha256: sha('a') }, 'FIELD_REQUIRED'],
       [{ uri: 'https://f.example/a', sha256: 'abc' }, 'SHA256_INVALID'],
       [{ uri: 'https://f.example/a', sha256: sha('a'), note: 'x'.repeat(501) }, 'TEXT_TOO_LONG'],
@@ -618,6 +619,51 @@ describe('evidence and the arbiters queue', () => {
     await cmd('ResolveDispute', ARBITER, arbitrated.id, { freelancer_amount: usd('5.00') });
     await ledgerCaughtUp(t.engine);
     expect(await walk('')).not.toContain(arbitrated.id);
+  });
+});
+
+describe('disputes frozen by support staff', () => {
+  const SUPPORT = { id: 'support-d', roles: ['support'] };
+  it('a frozen negotiation keeps its stage, and its negotiation window does not run while frozen', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '15.50');
+    const m = await fundedMilestone(p, '10.00');
+    const opened = await cmd('OpenDispute', p.emp, m.id, { reason: 'late', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', p.fl, m.id, { freelancer_amount: usd('5.00') });
+    const possibleAt = msOf(opened.milestone.dispute.escalation_possible_at);
+    const frozen = await cmd('FreezeMilestone', SUPPORT, m.id, { reason: 'review' });
+    expect(frozen.milestone).toMatchObject({ status: 'FROZEN', dispute: { stage: 'NEGOTIATION', outcome: '' } });
+    clock.advance(2 * DAY);
+    const back = await cmd('UnfreezeMilestone', SUPPORT, m.id, { reason: 'ok' });
+    const at = (type: string) => msOf(back.milestone.history.find((h: Reply) => h.type === type).at);
+    expect(msOf(back.milestone.dispute.escalation_possible_at)).toBe(possibleAt + at('unfrozen') - at('frozen'));
+    // Three days after the opening, but only one of negotiation: not yet.
+    clock.advance(DAY + 1000);
+    expect(await failure(cmd('EscalateDispute', p.emp, m.id))).toMatchObject({ reason: 'NEGOTIATION_WINDOW_OPEN' });
+    clock.advance(2 * DAY);
+    expect((await cmd('EscalateDispute', p.emp, m.id)).milestone.dispute.stage).toBe('ARBITRATION');
+  });
+
+  it('frozen in arbitration with a fee held: still ARBITRATION, off the arbiters queue, the ledger sound', async () => {
+    const p = parties();
+    await deposit(t.client, p.emp, '10.50');
+    await deposit(t.client, p.fl, '5.00');
+    const m = await fundedMilestone(p, '10.00');
+    await cmd('OpenDispute', p.fl, m.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', p.emp, m.id, { freelancer_amount: usd('1.00') });
+    clock.advance(3 * DAY + 1000);
+    await cmd('EscalateDispute', p.fl, m.id);
+    const frozen = await cmd('FreezeMilestone', SUPPORT, m.id, { reason: 'identity check' });
+    expect(frozen.milestone).toMatchObject({ status: 'FROZEN', dispute: { stage: 'ARBITRATION', arbitration_fee: usd('5.00') } });
+    await ledgerCaughtUp(t.engine);
+    await expectLedgerSound(t.engine);
+    const queue = await t.client.m('ListDisputes', ARBITER, { stage: 'ARBITRATION', page_size: 200 });
+    expect(queue.milestones.map((x: Reply) => x.id)).not.toContain(m.id);
+    await cmd('UnfreezeMilestone', SUPPORT, m.id, { reason: 'ok' });
+    const resolved = await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('10.00') });
+    expect(resolved.milestone.history.at(-1)).toMatchObject({ arbitration_fee_refunded: true });
+    // 10.00 less the 1.00 fee, and the 5.00 arbitration fee back.
+    await expectBalance(t.client, p.fl, { available: '14.00', held: '0.00', incoming: '0.00' });
   });
 });
 

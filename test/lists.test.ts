@@ -85,6 +85,13 @@ describe('list rows', () => {
     const got = (await t.client.m('GetMilestone', emp, { milestone_id: m.id })).milestone;
     expect(row).toEqual({ ...got, history: [] });
     expect(row).toMatchObject({ cancellation_reason: 'why', description: 'legacy' });
+    // Written back: the next list reads the row alone.
+    const kept = await t.db.query<{ state: string; kept: boolean }>(
+      'SELECT state, context IS NOT NULL AS kept FROM milestones WHERE milestone_id = $1',
+      [m.id],
+    );
+    expect(kept.rows[0]).toEqual({ state: 'cancellationRequested', kept: true });
+    expect((await list(emp, { project_id: project })).milestones[0]).toEqual(row);
   });
 
   it('milestone_reason is checked on create and request', async () => {

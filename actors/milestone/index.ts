@@ -33,10 +33,11 @@ export {
   isMilestoneState,
   statusOf,
   disputeStageOf,
+  disputeStageWhile,
   type MilestoneStateName,
   type MilestoneStatus,
 } from './status.js';
-export { releaseAmount } from './money.js';
+export { releaseAmount, escalationPossibleAt } from './money.js';
 export { milestonePermission, mayView } from './access.js';
 export {
   milestoneMachine,

@@ -16,7 +16,7 @@ import {
 } from './types.js';
 import { type MilestoneStateName, statusOf } from './status.js';
 import { later, reached } from './time.js';
-import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted } from './money.js';
+import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted, escalationPossibleAt } from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
 import { milestonePermission } from './access.js';
 
@@ -145,8 +145,7 @@ export const milestoneMachine = setup({
         cmp(event.expectedFreelancerAmount, context.dispute?.proposal?.freelancerAmount ?? '0') === 0),
     proposalsLeft: ({ context, event }) => (context.dispute?.proposalsBy[event.by.id] ?? 0) < PROPOSALS_MAX,
     escalationsLeft: ({ context, event }) => (context.dispute?.escalationsBy[event.by.id] ?? 0) < ESCALATIONS_MAX,
-    negotiationOver: ({ context, event }) =>
-      !!context.dispute && reached(event.at, later(context.dispute.openedAt, context.terms.negotiationMs)),
+    negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, escalationPossibleAt(context, context.dispute)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
     feeCovered: ({ context, event }) =>
       event.type === 'ESCALATE' && (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
@@ -446,9 +445,13 @@ export const milestoneMachine = setup({
       if (!f) throw new Error(`milestone ${context.id} is frozen without its freeze`);
       // The stopped timer runs again with the time it had left: a freeze neither shortens nor lengthens a window.
       const dueAt = f.dueKind === '' ? '' : later(event.at, f.dueLeftMs);
+      // A dispute's negotiation window stood still too.
+      const frozenMs = Math.max(0, Date.parse(event.at) - Date.parse(f.at));
+      const d = context.dispute;
       return {
         dueAt,
         dueKind: f.dueKind,
+        ...(d && (f.from === 'disputed' || f.from === 'arbitration') ? { dispute: { ...d, frozenMs: (d.frozenMs ?? 0) + frozenMs } } : {}),
         frozen: null,
         updatedAt: event.at,
         emitted: { type: 'unfrozen', data: { reason: event.reason, resumed: statusOf(f.from), ...(dueAt ? { dueAt } : {}) } },

@@ -66,6 +66,11 @@ export function settlement(
   };
 }
 
+/** When either party may escalate: the negotiation window from the opening, not counting the time the dispute was frozen. */
+export function escalationPossibleAt(c: MilestoneContext, d: Dispute): string {
+  return new Date(Date.parse(d.openedAt) + c.terms.negotiationMs + (d.frozenMs ?? 0)).toISOString();
+}
+
 /** The freelancer's amount when the filer gets its claim (the deadline, or the respondent conceding): the rest of what is held goes to the other party. */
 export function claimGranted(c: MilestoneContext): string {
   const d = disputeOf(c);

@@ -1,7 +1,6 @@
 import type { Rejection } from '../decision.js';
 import { PROPOSALS_MAX, ESCALATIONS_MAX, DISPUTES_MAX, EVIDENCE_MAX, type MilestoneContext, type MilestoneEvent } from './types.js';
-import { later } from './time.js';
-import { disputeOf } from './money.js';
+import { disputeOf, escalationPossibleAt } from './money.js';
 
 /** Every refusal the machine's state rules make, by name, and the one action that refuses. */
 
@@ -56,7 +55,7 @@ export const REFUSALS = {
   negotiationOpen: {
     code: 'FAILED_PRECONDITION',
     reason: 'NEGOTIATION_WINDOW_OPEN',
-    message: ({ context }) => `escalation is possible from ${later(disputeOf(context).openedAt, context.terms.negotiationMs)}`,
+    message: ({ context }) => `escalation is possible from ${escalationPossibleAt(context, disputeOf(context))}`,
   },
   feeNotCovered: {
     code: 'FAILED_PRECONDITION',

@@ -42,6 +42,15 @@ export function statusOf(state: string): MilestoneStatus {
   return isMilestoneState(state) ? MILESTONE_STATUS[state] : 'STATUS_UNSPECIFIED';
 }
 
+/**
+ * The stage a milestone's dispute is in, read model and API alike: its state's, or, frozen,
+ * the stage of the state it was frozen in (a frozen dispute is still open: its arbitration
+ * fee stays held). Undefined outside a dispute.
+ */
+export function disputeStageWhile(state: string, frozenFrom: string | undefined): string | undefined {
+  return disputeStageOf(state) ?? (state === 'frozen' && frozenFrom ? disputeStageOf(frozenFrom) : undefined);
+}
+
 /** The dispute stage of a persisted state name; undefined outside a dispute. */
 export function disputeStageOf(state: string): string | undefined {
   return isMilestoneState(state) ? DISPUTE_STAGE[state] : undefined;

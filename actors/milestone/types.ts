@@ -39,6 +39,8 @@ export interface Dispute {
    */
   openedFrom?: 'funded' | 'releaseRequested' | 'cancellationRequested';
   autoReleaseLeftMs?: number;
+  /** How long the dispute was frozen (ms, summed): the negotiation window does not run meanwhile. */
+  frozenMs?: number;
   /** Which dispute of the milestone this is (1, 2, ...): a withdrawn one may be followed by another, up to DISPUTES_MAX. */
   number?: number;
 }

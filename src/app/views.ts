@@ -4,6 +4,7 @@
  */
 import { FINAL_STATES, initialMilestoneContext, type MilestoneContext } from '../../actors/milestone/index.js';
 import { Unavailable } from '../errors.js';
+import { ignoreFailure } from '../log.js';
 import { VERSION_HEADER } from '../events/log.js';
 import { SIGNATURE_HEADER } from '../events/signing.js';
 import type { Pool } from '../ledger/db.js';
@@ -33,18 +34,18 @@ export interface ListedMilestone {
 /**
  * A page of the caller's milestones from the read model (a moment behind the log), each with
  * the context the log has. A row last written before the read model kept contexts (migration
- * 009) is read from the log instead: at most a page of them, once per such milestone.
+ * 009) is read from the log instead, and its context written back (backfillContext), so once.
  */
 export async function listMilestones(app: MilestoneApp, pool: ReadPool, q: read.MilestoneFilter): Promise<ListedMilestone[]> {
-  return listed(app, await read.listMilestones(pool, q));
+  return listed(app, pool, await read.listMilestones(pool, q));
 }
 
 /** A page of the open disputes (for arbiters), longest unchanged first, as listMilestones' rows. */
 export async function listDisputes(app: MilestoneApp, pool: ReadPool, q: read.DisputeFilter): Promise<ListedMilestone[]> {
-  return listed(app, await read.listDisputes(pool, q));
+  return listed(app, pool, await read.listDisputes(pool, q));
 }
 
-async function listed(app: MilestoneApp, rows: read.MilestoneRow[]): Promise<ListedMilestone[]> {
+async function listed(app: MilestoneApp, pool: ReadPool, rows: read.MilestoneRow[]): Promise<ListedMilestone[]> {
   return Promise.all(
     rows.map(async (r) => {
       const times = { createdAt: r.created_at, updatedAt: r.updated_at };
@@ -54,6 +55,10 @@ async function listed(app: MilestoneApp, rows: read.MilestoneRow[]): Promise<Lis
           ...times,
         };
       const s = await app.milestones.read(r.milestone_id);
+      if (s.version === r.version)
+        await read
+          .backfillContext(pool, { id: s.id, version: s.version, state: s.state, context: s.context })
+          .catch(ignoreFailure(`the read model's context of ${s.id} (read from the log again next time)`));
       return { state: { id: s.id, state: s.state, version: s.version, context: s.context }, ...times };
     }),
   );

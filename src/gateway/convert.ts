@@ -1,4 +1,4 @@
-import { disputeStageOf, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone/index.js';
+import { disputeStageWhile, escalationPossibleAt, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone/index.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import { format } from '../../actors/money.js';
@@ -79,14 +79,14 @@ function historyMessages(s: Persisted<MilestoneContext>) {
 function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
   const c = s.context;
   return {
-    stage: disputeStageOf(s.state) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
+    stage: disputeStageWhile(s.state, c.frozen?.from) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
     filer_id: d.filerId,
     respondent_id: d.respondentId,
     reason: d.reason,
     claimed_amount: money(c.currency, d.claim),
     opened_at: timestamp(d.openedAt),
     respond_by: c.dueKind === 'dispute_response' ? timestamp(c.dueAt) : null,
-    escalation_possible_at: timestamp(new Date(Date.parse(d.openedAt) + c.terms.negotiationMs)),
+    escalation_possible_at: timestamp(escalationPossibleAt(c, d)),
     proposed_by: d.proposal?.byId ?? '',
     proposed_freelancer_amount: d.proposal ? money(c.currency, d.proposal.freelancerAmount) : null,
     escalated_by: d.escalatedBy,

@@ -210,13 +210,17 @@ export function timeRange(from: unknown, before: unknown, prefix: string): { fro
   return range;
 }
 
-const URI = /^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$/;
+const URI = /^([a-zA-Z][a-zA-Z0-9+.-]*):\S+$/;
+/** Where evidence may be: schemes an arbiter's console can open safely (no javascript:, data: and the like). */
+const EVIDENCE_SCHEMES = new Set(['https', 's3', 'gs', 'ipfs']);
 
 /** An evidence reference: an absolute URI (at most 1024, no spaces), a SHA-256 in hex (lowercased), an optional note (at most 500). */
 export function evidence(r: { uri: unknown; sha256: unknown; note: unknown }): { uri: string; sha256: string; note: string } {
   if (typeof r.uri !== 'string' || r.uri === '') throw bad('FIELD_REQUIRED', 'uri', 'uri is required');
   if (r.uri.length > 1024) throw bad('TEXT_TOO_LONG', 'uri', 'uri is longer than 1024 characters');
-  if (!URI.test(r.uri) || CONTROL_CHARS.test(r.uri)) throw bad('URI_INVALID', 'uri', 'uri must be an absolute URI without spaces');
+  const scheme = URI.exec(r.uri)?.[1]?.toLowerCase();
+  if (!scheme || !EVIDENCE_SCHEMES.has(scheme) || CONTROL_CHARS.test(r.uri) || LONE_SURROGATE.test(r.uri))
+    throw bad('URI_INVALID', 'uri', `uri must be an absolute URI without spaces, of ${[...EVIDENCE_SCHEMES].join(', ')}`);
   if (typeof r.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(r.sha256))
     throw bad('SHA256_INVALID', 'sha256', 'sha256 must be 64 hex digits');
   const note = optionalText(r.note, 'note');

@@ -1,5 +1,5 @@
 import { Decimal } from 'decimal.js';
-import { disputeStageOf, MILESTONE_EVENT_CONTEXT, TIMER_STATES, type MilestoneContext } from '../../actors/milestone/index.js';
+import { disputeStageWhile, MILESTONE_EVENT_CONTEXT, TIMER_STATES, type MilestoneContext } from '../../actors/milestone/index.js';
 import { invariant } from '../errors.js';
 import type { CloudEvent } from '../events/cloudevent.js';
 import type { EntityState } from '../runtime/entity.js';
@@ -16,6 +16,7 @@ import {
   type PostingResult,
 } from './postings.js';
 import * as sql from './sql.js';
+import { contextJson } from './read.js';
 import { ignoreFailure } from '../log.js';
 
 /** What the ledger decided for an event that asked it something (a hold, a deposit, a withdrawal). */
@@ -324,10 +325,7 @@ const CARRIED_WHEN_CHANGED: ReadonlySet<string> = new Set(MILESTONE_EVENT_CONTEX
 function contextPatch(context: MilestoneContext, carried: Partial<MilestoneContext>): string {
   const patch: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(context)) if (!CARRIED_WHEN_CHANGED.has(k) || k in carried) patch[k] = v;
-  delete patch.rejection;
-  delete patch.emitted;
-  // The gateway refuses control characters; a NUL that got in some other way must not block the ledger (jsonb cannot hold one).
-  return JSON.stringify(patch, (_k, v: unknown) => (typeof v === 'string' ? v.replaceAll('\u0000', '') : v));
+  return contextJson(patch);
 }
 
 function milestoneRows(latest: { state: EntityState<MilestoneContext>; carried: Partial<MilestoneContext> }[]): sql.MilestoneRows {
@@ -352,7 +350,7 @@ function milestoneRows(latest: { state: EntityState<MilestoneContext>; carried: 
     // A timer is due only where DEADLINE is handled: an escalation in flight keeps its deadline
     // in the state (it applies again if the escalation fails) but is not offered to the timers.
     dueAt: states.map((s) => (TIMER_STATES.has(s.state) && s.context.dueAt ? s.context.dueAt : null)),
-    disputeStages: states.map((s) => disputeStageOf(s.state) ?? ''),
+    disputeStages: states.map((s) => disputeStageWhile(s.state, s.context.frozen?.from) ?? ''),
     // Without its first event in the batch the row exists, and an update keeps what was set at creation.
     createdAt: c.map((x) => x.createdAt || x.updatedAt),
     first: c.map((x) => x.createdAt !== ''),

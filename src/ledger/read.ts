@@ -196,6 +196,32 @@ export async function listMilestones(pool: Pool, f: MilestoneFilter): Promise<Mi
   );
 }
 
+/**
+ * A milestone context as the read model's JSON holds it: without the decision slots, and
+ * without NUL characters (jsonb cannot hold one; the gateway refuses them, but one that got in
+ * some other way must not block the ledger).
+ */
+export function contextJson(context: Record<string, unknown>): string {
+  const kept = { ...context };
+  delete kept.rejection;
+  delete kept.emitted;
+  return JSON.stringify(kept, (_k, v: unknown) => (typeof v === 'string' ? v.replaceAll('\u0000', '') : v));
+}
+
+/**
+ * Gives a row last written before the read model kept contexts (migration 009) the state and
+ * context the log has at the row's own version, so the lists read it from the log only once.
+ * The worker writes every later version; a row it moved on meanwhile is left to it.
+ */
+export async function backfillContext(pool: Pool, s: { id: string; version: number; state: string; context: object }): Promise<void> {
+  await query(
+    pool,
+    'backfill-milestone-context',
+    `UPDATE milestones SET state = $3, context = $4::jsonb WHERE milestone_id = $1 AND version = $2 AND context IS NULL`,
+    [s.id, s.version, s.state, contextJson(s.context as Record<string, unknown>)],
+  );
+}
+
 export interface DisputeFilter {
   stages: string[];
   /** The keyset of the last row of the previous page: its updated_at and id. */
@@ -210,7 +236,7 @@ export async function listDisputes(pool: Pool, f: DisputeFilter): Promise<Milest
     'read-disputes',
     `SELECT milestone_id::text, version, created_at, updated_at, state, context
      FROM milestones
-     WHERE dispute_stage = ANY($1::text[])
+     WHERE dispute_stage = ANY($1::text[]) AND status = 'DISPUTED'
        AND ($2::timestamptz IS NULL OR (updated_at, milestone_id) > ($2::timestamptz, $3::uuid))
      ORDER BY updated_at, milestone_id
      LIMIT $4`,
