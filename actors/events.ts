@@ -32,8 +32,9 @@ export const MILESTONE_CHANGES = {
   description_updated: change({ description: text, previous: text }, ['description', 'previous']),
   // The employer asked for changes: back to FUNDED, the review window stopped (the next release request starts it again).
   changes_requested: change({ reason: text }, ['reason']),
-  released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' } }, ['amount', 'held', 'fee']),
-  partially_released: change({ amount, held: amount, fee: amount }, ['amount', 'held', 'fee']),
+  // clearsAt (with a clearing period): what the freelancer got is pending until then.
+  released: change({ amount, held: amount, fee: amount, automatic: { type: 'boolean' }, clearsAt: time }, ['amount', 'held', 'fee']),
+  partially_released: change({ amount, held: amount, fee: amount, clearsAt: time }, ['amount', 'held', 'fee']),
   cancellation_requested: change({ reasonCode: { type: 'string' }, reason: text }, ['reasonCode', 'reason']),
   cancellation_rejected: change({ resumed: { type: 'string' } }, ['resumed']),
   cancelled: change({ amount, reasonCode: { type: 'string' }, reason: text }, ['amount', 'reasonCode', 'reason']),
@@ -68,6 +69,7 @@ export const MILESTONE_CHANGES = {
       arbitrationFee: amount,
       escalatorId: { type: 'string' },
       arbitrationFeeRefunded: { type: 'boolean' },
+      clearsAt: time,
     },
     ['amount', 'freelancerAmount', 'employerAmount', 'fee', 'outcome', 'arbitrationFee', 'escalatorId', 'arbitrationFeeRefunded'],
   ),
@@ -109,6 +111,8 @@ export const ACCOUNT_CHANGES = {
   fee_reserved: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
   // The account could not pay that fee: recorded under the reservation's event id, so every gateway deciding the escalation agrees.
   fee_refused: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
+  // A payout to the user (the milestone event causationId) cleared: from pending to available, at its clearing time.
+  funds_cleared: change({ currency, amount, milestoneId: id, causationId: id }, ['currency', 'amount', 'milestoneId', 'causationId']),
   // A reservation no milestone will consume, given back to available.
   reservation_released: change({ currency, amount, milestoneId: id, reservationId: id }, [
     'currency',

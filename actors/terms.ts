@@ -29,6 +29,12 @@ export interface Terms {
   readonly negotiationMs: number;
   /** After a release request, the employer's window to release or dispute; 0 = no auto-release. */
   readonly reviewWindowMs: number;
+  /**
+   * How long money paid to the freelancer stays pending before it can be withdrawn (a release,
+   * an auto-release, a dispute share); 0 = withdrawable at once. Absent in the terms of
+   * milestones made before clearing existed: 0.
+   */
+  readonly clearingMs?: number;
 }
 
 export const NO_FEE: FeeRule = { percent: '0', minimum: '0' };
@@ -76,6 +82,8 @@ export interface TermsPolicy {
   readonly responseMsFreelancer: number;
   readonly responseMsEmployer: number;
   readonly negotiationMs: number;
+  /** ESCROW_CLEARING_PERIOD: how long payouts to freelancers stay pending (0 = none). */
+  readonly clearingMs?: number;
 }
 
 export const DEFAULT_POLICY: TermsPolicy = {
@@ -83,6 +91,7 @@ export const DEFAULT_POLICY: TermsPolicy = {
   responseMsFreelancer: DEFAULT_TERMS.responseMsFreelancer,
   responseMsEmployer: DEFAULT_TERMS.responseMsEmployer,
   negotiationMs: DEFAULT_TERMS.negotiationMs,
+  clearingMs: 0,
 };
 
 /** The terms of a new milestone in `currency`: no fees for a currency the schedule does not name. */
@@ -96,5 +105,7 @@ export function termsFor(policy: TermsPolicy, currency: string, reviewWindowMs: 
     responseMsEmployer: policy.responseMsEmployer,
     negotiationMs: policy.negotiationMs,
     reviewWindowMs,
+    // Named only when set, so terms under a policy without clearing stay what they were.
+    ...(policy.clearingMs ? { clearingMs: policy.clearingMs } : {}),
   };
 }

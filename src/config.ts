@@ -129,7 +129,8 @@ export interface Config {
    * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.
    * {"USD":{"employer":{"percent":"2","minimum":"0.50"},"freelancer":{"percent":"10","minimum":"1.00"},"arbitration":"25.00"}};
    * default none. ESCROW_DISPUTE_RESPONSE_FREELANCER (default 4d), ESCROW_DISPUTE_RESPONSE_EMPLOYER
-   * (14d) and ESCROW_DISPUTE_NEGOTIATION (3d) are durations: 500ms, 30s, 15m, 36h, 4d.
+   * (14d), ESCROW_DISPUTE_NEGOTIATION (3d) and ESCROW_CLEARING_PERIOD (0: payouts to freelancers
+   * withdrawable at once) are durations: 500ms, 30s, 15m, 36h, 4d.
    */
   terms: TermsPolicy;
   /** How often due timers (dispute deadlines, auto-release) are looked for. Default 1000. */
@@ -435,6 +436,7 @@ export function loadConfig(env: Env = process.env): Config {
       responseMsFreelancer: duration(env, 'ESCROW_DISPUTE_RESPONSE_FREELANCER', DEFAULT_POLICY.responseMsFreelancer),
       responseMsEmployer: duration(env, 'ESCROW_DISPUTE_RESPONSE_EMPLOYER', DEFAULT_POLICY.responseMsEmployer),
       negotiationMs: duration(env, 'ESCROW_DISPUTE_NEGOTIATION', DEFAULT_POLICY.negotiationMs),
+      clearingMs: duration(env, 'ESCROW_CLEARING_PERIOD', 0),
     },
     timerScanMs: int(env, 'ESCROW_TIMER_SCAN_MS', 1_000, 10, 3_600_000),
     reputationMinPaid: decimal(env, 'ESCROW_REPUTATION_MIN_PAID', '5'),

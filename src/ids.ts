@@ -79,6 +79,11 @@ export function feeReservationIdFor(causationId: string): string {
   return uuidFromHash(`fee-reservation\u0000${causationId}`);
 }
 
+/** The account event that clears a payout (the milestone event `causationId`): one per payout. */
+export function clearIdFor(causationId: string): string {
+  return uuidFromHash(`clear\u0000${causationId}`);
+}
+
 /** The account event that gives an unconsumed reservation back. */
 export function reservationReleaseIdFor(reservationId: string): string {
   return uuidFromHash(`reservation-release\u0000${reservationId}`);

@@ -167,6 +167,41 @@ describe('durable timers', () => {
     }
   });
 
+  it('a payout whose clearing time passes while every process is down clears once after the restart', async () => {
+    const a = await start('all', { ESCROW_CLEARING_PERIOD: '2s' });
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t6', '10.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t6', {
+        project_id: 'proj-t6',
+        freelancer_id: 'fl-t6',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('ReleaseMilestone', 'emp-t6', { milestone_id: m.id, idempotency_key: key() });
+    await ledgerCaughtUp(observer.engine);
+    const pending = await c.a('GetBalance', 'fl-t6', { user_id: 'fl-t6', currency_code: 'USD' });
+    expect({ available: pending.available.amount, pending: pending.pending.amount }).toEqual({ available: '0.00', pending: '10.00' });
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 2_500));
+    const b = await start('all', { ESCROW_CLEARING_PERIOD: '2s' });
+    const c2 = new EscrowClient(b.address);
+    try {
+      await eventually(async () => {
+        const got = await c2.a('GetBalance', 'fl-t6', { user_id: 'fl-t6', currency_code: 'USD' });
+        expect({ available: got.available.amount, pending: got.pending.amount }).toEqual({ available: '10.00', pending: '0.00' });
+      });
+      const entries = (await c2.a('ListLedgerEntries', 'fl-t6', { user_id: 'fl-t6' })).entries as Reply[];
+      expect(entries.filter((e) => e.kind === 'clear')).toHaveLength(2);
+      await expectLedgerSound(observer.engine);
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+  });
+
   it('an escalation left waiting for its fee by a killed gateway is finished by another process', async () => {
     const fees = {
       ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }),

@@ -16,7 +16,7 @@ import {
 } from './types.js';
 import { type MilestoneStateName, statusOf } from './status.js';
 import { later, reached } from './time.js';
-import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted, escalationPossibleAt } from './money.js';
+import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted, escalationPossibleAt, clearing } from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
 import { milestonePermission } from './access.js';
 
@@ -288,7 +288,10 @@ export const milestoneMachine = setup({
         // A partial release leaves a running review window as it is; the rest follows when it passes.
         ...(isZero(held) ? { dueAt: '', dueKind: '' as const } : {}),
         updatedAt: event.at,
-        emitted: { type: isZero(held) ? 'released' : 'partially_released', data: { amount, held, fee } },
+        emitted: {
+          type: isZero(held) ? 'released' : 'partially_released',
+          data: { amount, held, fee, ...clearing(context, amount, fee, event.at) },
+        },
       };
     }),
     autoRelease: assign(({ context, event }) => {
@@ -300,7 +303,16 @@ export const milestoneMachine = setup({
         dueAt: '',
         dueKind: '' as const,
         updatedAt: event.at,
-        emitted: { type: 'released', data: { amount: context.held, held: zero(context.currency), fee, automatic: true } },
+        emitted: {
+          type: 'released',
+          data: {
+            amount: context.held,
+            held: zero(context.currency),
+            fee,
+            automatic: true,
+            ...clearing(context, context.held, fee, event.at),
+          },
+        },
       };
     }),
     openDispute: assign(({ context, event }, params: { from: NonNullable<Dispute['openedFrom']> }) => {

@@ -1001,6 +1001,39 @@ describe('milestone machine: a freeze by support staff', () => {
   });
 });
 
+describe('milestone machine: clearing', () => {
+  const DAY = 86_400_000;
+  const terms = { ...DEFAULT_TERMS, freelancerFee: { percent: '10', minimum: '0' }, clearingMs: 7 * DAY };
+  const at = { state: 'funded', context: { ...contextIn('funded'), terms } };
+  const clears = new Date(Date.parse(AT) + 7 * DAY).toISOString();
+
+  it('a payout to the freelancer names when it clears; without a clearing period, or with nothing paid, it does not', () => {
+    const d = decideMilestone(at, { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '4.00', currency: 'USD' });
+    if (d.kind !== 'accepted') throw new Error('refused');
+    expect(d.emitted.data).toMatchObject({ amount: '4.00', fee: '0.40', clearsAt: clears });
+    const plain = decideMilestone(
+      { state: 'funded', context: contextIn('funded') },
+      { type: 'RELEASE', by: caller(EMPLOYER), at: AT, amount: '', currency: '' },
+    );
+    if (plain.kind !== 'accepted') throw new Error('refused');
+    expect(plain.emitted.data).not.toHaveProperty('clearsAt');
+    const disputed = decideMilestone(at, {
+      type: 'OPEN_DISPUTE',
+      by: caller(EMPLOYER),
+      at: AT,
+      reason: 'x',
+      currency: 'USD',
+      claim: '10.00',
+    });
+    if (disputed.kind !== 'accepted') throw new Error('refused');
+    // The employer's claim of everything granted: the freelancer gets nothing, nothing to clear.
+    const conceded = decideMilestone(disputed.next, { type: 'ACCEPT_CLAIM', by: caller(FREELANCER), at: AT });
+    if (conceded.kind !== 'accepted') throw new Error('refused');
+    expect(conceded.emitted.data).toMatchObject({ freelancerAmount: '0.00' });
+    expect(conceded.emitted.data).not.toHaveProperty('clearsAt');
+  });
+});
+
 describe('milestone machine: funding decided by the account actor', () => {
   const create = (funding: { reservationId: string; reserved: string; fundingFailure: string }): MilestoneEvent => ({
     type: 'CREATE',

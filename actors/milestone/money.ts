@@ -15,6 +15,13 @@ export function payoutFee(c: MilestoneContext, amount: string): string {
   return freelancerFeeFor(c.terms, c.currency, c.released, c.freelancerFee, amount);
 }
 
+/** With a clearing period, when a payout of `amount` less `fee` made at `at` clears: `{ clearsAt }`, else nothing (withdrawable at once). */
+export function clearing(c: MilestoneContext, amount: string, fee: string, at: string): { clearsAt?: string } {
+  const ms = c.terms.clearingMs ?? 0;
+  if (ms <= 0 || !new Decimal(amount).minus(fee).gt(0)) return {};
+  return { clearsAt: new Date(Date.parse(at) + ms).toISOString() };
+}
+
 /** The dispute of a milestone in a dispute state: its absence there is a broken invariant. */
 export function disputeOf(c: MilestoneContext): Dispute {
   if (!c.dispute) throw new Error(`milestone ${c.id} is in a dispute state without a dispute`);
@@ -61,6 +68,7 @@ export function settlement(
         arbitrationFee: escalated ? d.arbitrationFee : zero(c.currency),
         escalatorId: escalated ? d.escalatedBy : '',
         arbitrationFeeRefunded: escalated && winnerId === d.escalatedBy,
+        ...clearing(c, freelancerAmount, fee, at),
       },
     },
   };

@@ -16,6 +16,9 @@ export interface Balance {
   available: string;
   held: string;
   incoming: string;
+  /** Paid to the user and not cleared yet (a clearing period): not spendable; `nextClearingAt` says when the first clears. */
+  pending: string;
+  nextClearingAt: Date | null;
 }
 
 export interface OperationResult {
@@ -106,14 +109,17 @@ export class AccountApp {
     const last = await this.o.log.readLastTrusted<Partial<AccountEventData>>(this.o.log.names.account(userId)).catch(() => null);
     const debited = last?.last?.event.data.state?.debited[currency];
     const inFlight = debited ? sub(currency, debited, decidedPosted) : '0';
-    const pending = cmp(inFlight, '0') > 0 ? inFlight : '0';
+    const undecided = cmp(inFlight, '0') > 0 ? inFlight : '0';
     const z = zero(currency);
+    const uncleared = row && cmp(row.pending, '0') > 0;
     return {
       userId,
       currency,
-      available: row ? fixed(sub(currency, row.available, pending), currency) : fixed(sub(currency, '0', pending), currency),
-      held: row ? fixed(add(currency, row.held, pending), currency) : fixed(pending, currency),
+      available: row ? fixed(sub(currency, row.available, undecided), currency) : fixed(sub(currency, '0', undecided), currency),
+      held: row ? fixed(add(currency, row.held, undecided), currency) : fixed(undecided, currency),
       incoming: row ? fixed(row.incoming, currency) : z,
+      pending: row ? fixed(row.pending, currency) : z,
+      nextClearingAt: uncleared ? await read.nextClearing(this.o.pool, userId, currency) : null,
     };
   }
 

@@ -4,7 +4,8 @@ import { Aborted, ResourceExhausted } from '../errors.js';
 import { cloudEvent, eventType } from '../events/cloudevent.js';
 import { WrongLastSequence, type EventLog } from '../events/log.js';
 import { metrics } from '../metrics.js';
-import { feeReservationIdFor, reservationReleaseIdFor } from '../ids.js';
+import { clearIdFor, feeReservationIdFor, reservationReleaseIdFor } from '../ids.js';
+import { SYSTEM_CALLER } from '../../actors/decision.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
 import { add } from '../../actors/money.js';
@@ -268,6 +269,23 @@ export class Funds {
       debit: false,
       change: { currency: r.currency, amount: r.amount, milestoneId: r.milestoneId, reservationId: r.reservationId },
       time: r.time,
+    });
+  }
+
+  /** Clears a payout that waited in the user's pending account: pending to available (a credit; the ledger posts only what is pending). */
+  async clear(
+    userId: string,
+    c: { causationId: string; milestoneId: string; currency: string; amount: string; time: string },
+  ): Promise<void> {
+    await this.decide(userId, {
+      type: 'funds_cleared',
+      id: clearIdFor(c.causationId),
+      by: SYSTEM_CALLER,
+      currency: c.currency,
+      amount: c.amount,
+      debit: false,
+      change: { currency: c.currency, amount: c.amount, milestoneId: c.milestoneId, causationId: c.causationId },
+      time: c.time,
     });
   }
 

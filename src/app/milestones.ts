@@ -105,6 +105,11 @@ export class MilestoneApp {
     return this.sweeps.fireDueTimers();
   }
 
+  /** Clears the payouts whose clearing time has come (see Sweeps.clearDue); tests call it by hand. */
+  clearDue(): Promise<number> {
+    return this.sweeps.clearDue();
+  }
+
   /** Gives back reservations no milestone consumed within `ttlMs` (see Sweeps.sweepReservations). */
   sweepReservations(ttlMs?: number): Promise<number> {
     return this.sweeps.sweepReservations(ttlMs);

@@ -41,6 +41,7 @@ export class Sweeps {
   private sweeping = false;
   private timers: NodeJS.Timeout | null = null;
   private firing = false;
+  private clearing = false;
 
   constructor(private readonly o: SweepOptions) {}
 
@@ -55,7 +56,10 @@ export class Sweeps {
   start(): void {
     this.sweeper = setInterval(() => void this.sweepPendingFunding(), SWEEP_EVERY_MS);
     this.sweeper.unref();
-    this.timers = setInterval(() => void this.fireDueTimers().catch(retriedLater('firing due timers')), this.o.timerScanMs);
+    this.timers = setInterval(() => {
+      void this.fireDueTimers().catch(retriedLater('firing due timers'));
+      void this.clearDue().catch(retriedLater('clearing due payouts'));
+    }, this.o.timerScanMs);
     this.timers.unref();
   }
 
@@ -96,6 +100,30 @@ export class Sweeps {
    * event and every other attempt is a replay (same key) or refused (the state moved on): a
    * timer fires once. Returns how many timers were fired by this call.
    */
+  /**
+   * Clears the payouts whose clearing time has come (ESCROW_CLEARING_PERIOD): each by its
+   * user's account actor, under an event id made from the payout's, so every process that
+   * clears it decides the same one event and the ledger posts it once.
+   */
+  async clearDue(): Promise<number> {
+    if (this.clearing) return 0;
+    this.clearing = true;
+    try {
+      const due = await read.dueClearings(this.o.pool, this.o.now(), TIMER_BATCH_MAX);
+      for (const c of due)
+        await this.funds.clear(c.userId, {
+          causationId: c.eventId,
+          milestoneId: c.milestoneId,
+          currency: c.currency,
+          amount: c.amount,
+          time: this.o.now().toISOString(),
+        });
+      return due.length;
+    } finally {
+      this.clearing = false;
+    }
+  }
+
   async fireDueTimers(): Promise<number> {
     if (this.firing) return 0;
     this.firing = true;

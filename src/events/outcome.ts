@@ -3,7 +3,8 @@
  * contract between the ledger, which decides and publishes it, and the runtime and app,
  * which wait for it (a funding hold, a deposit). Neither side imports the other for it.
  */
-export type PostingKind = 'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal' | 'reserve' | 'unreserve';
+export type PostingKind =
+  'hold' | 'release' | 'return' | 'settle' | 'fee_hold' | 'deposit' | 'withdrawal' | 'reserve' | 'unreserve' | 'clear';
 export type PostingResult = 'ok' | 'insufficient_funds' | 'reference_conflict';
 
 export interface Outcome {

@@ -114,6 +114,8 @@ export function balanceMessage(b: Balance) {
     available: money(b.currency, b.available),
     held: money(b.currency, b.held),
     incoming: money(b.currency, b.incoming),
+    pending: money(b.currency, b.pending),
+    next_clearing_at: b.nextClearingAt ? timestamp(b.nextClearingAt) : null,
   };
 }
 
@@ -125,5 +127,7 @@ export function entryMessage(r: EntryRow) {
     milestone_id: r.milestone_id ?? '',
     created_at: timestamp(r.created_at),
     fee: money(r.currency, r.fee),
+    pending: r.account_kind === 'pending',
+    clears_at: r.clears_at ? timestamp(r.clears_at) : null,
   };
 }

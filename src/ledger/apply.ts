@@ -145,12 +145,30 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
   // Every decided debit met on the stream counts once per message, posted or skipped (a repeat
   // of an event id, a reused reference): the actors counted each message in their totals.
   const decided = new Map<string, Decimal>();
-  const userDeltas = new Map<string, { available: Decimal; held: Decimal; incoming: Decimal }>();
+  const userDeltas = new Map<string, { available: Decimal; held: Decimal; incoming: Decimal; pending: Decimal }>();
+  // Payouts that went to pending, and the clears applied (each marks the payout it clears).
+  const clearings: sql.ClearingRows = {
+    eventIds: [],
+    users: [],
+    currencies: [],
+    milestoneIds: [],
+    amounts: [],
+    clearsAt: [],
+    clearedBy: [],
+  };
+  const cleared: { causationIds: string[]; eventIds: string[] } = { causationIds: [], eventIds: [] };
 
   for (const intent of intents) {
     const debitOf = decidedDebitOf(intent);
     if (debitOf) decided.set(debitOf.id, (decided.get(debitOf.id) ?? new Decimal(0)).plus(intent.amount));
     const prior = done.get(intent.eventId);
+    // A clear posted marks its payout, now or before (a stream applied again); a refused one marks nothing.
+    const markCleared = () => {
+      if (intent.kind !== 'clear' || !intent.causationId) return;
+      cleared.causationIds.push(intent.causationId);
+      cleared.eventIds.push(intent.eventId);
+    };
+    if (prior === 'ok') markCleared();
     if (prior !== undefined) {
       if (asksForOutcome(intent)) outcomes.push(outcomeOf(intent, prior as PostingResult));
       continue;
@@ -190,6 +208,7 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     postings.freelancerAmounts.push(freelancerShare(intent));
     if (asksForOutcome(intent)) outcomes.push(outcomeOf(intent, result));
     if (result !== 'ok') continue;
+    markCleared();
 
     for (const leg of legsOf(intent)) {
       const next = balanceAt(balances, leg.account.id).plus(leg.amount);
@@ -205,12 +224,28 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     }
     for (const fx of balanceEffects(intent)) {
       const key = `${fx.userId}\u0000${fx.currency}`;
-      const d = userDeltas.get(key) ?? { available: new Decimal(0), held: new Decimal(0), incoming: new Decimal(0) };
+      const d = userDeltas.get(key) ?? {
+        available: new Decimal(0),
+        held: new Decimal(0),
+        incoming: new Decimal(0),
+        pending: new Decimal(0),
+      };
       userDeltas.set(key, {
         available: d.available.plus(fx.available),
         held: d.held.plus(fx.held),
         incoming: d.incoming.plus(fx.incoming),
+        pending: d.pending.plus(fx.pending),
       });
+    }
+    for (const leg of legsOf(intent)) {
+      if (leg.account.kind !== 'pending' || !new Decimal(leg.amount).gt(0) || !('clearsAt' in intent)) continue;
+      clearings.eventIds.push(intent.eventId);
+      clearings.users.push(leg.account.owner);
+      clearings.currencies.push(intent.currency);
+      clearings.milestoneIds.push(intent.milestoneId);
+      clearings.amounts.push(leg.amount);
+      clearings.clearsAt.push(intent.clearsAt);
+      clearings.clearedBy.push(null);
     }
   }
 
@@ -228,6 +263,7 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
     available: list.map((u) => u.d.available.toString()),
     held: list.map((u) => u.d.held.toString()),
     incoming: list.map((u) => u.d.incoming.toString()),
+    pending: list.map((u) => u.d.pending.toString()),
   });
   return {
     outcomes,
@@ -250,6 +286,9 @@ function decideBatch(intents: Intent[], refs: Map<string, AccountRef>, reads: sq
       references: newRefs,
       newUserBalances: rows(users.filter((u) => !reads.userBalances.has(u.key))),
       userBalanceDeltas: rows(users.filter((u) => reads.userBalances.has(u.key))),
+      // A clear in the same batch as its payout (a stream applied from the start) cannot update a row the statement inserts.
+      clearings: { ...clearings, clearedBy: clearings.eventIds.map((id) => cleared.eventIds[cleared.causationIds.indexOf(id)] ?? null) },
+      cleared,
     },
   };
 }

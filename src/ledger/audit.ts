@@ -137,20 +137,41 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   for (const r of await rows<{ user_id: string; currency: string; detail: string }>(
     pool,
     `WITH ledger AS (
-       SELECT owner_id AS user_id, currency, balance AS available, 0::numeric AS held, 0::numeric AS incoming FROM accounts WHERE kind = 'available'
+       SELECT owner_id AS user_id, currency, balance AS available, 0::numeric AS held, 0::numeric AS incoming, 0::numeric AS pending
+       FROM accounts WHERE kind = 'available'
        UNION ALL
-       SELECT m.employer_id, a.currency, 0, a.balance, 0 FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
+       SELECT m.employer_id, a.currency, 0, a.balance, 0, 0 FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
        UNION ALL
-       SELECT m.freelancer_id, a.currency, 0, 0, a.balance FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
+       SELECT m.freelancer_id, a.currency, 0, 0, a.balance, 0 FROM accounts a JOIN milestones m ON a.account_id = 'escrow:' || m.milestone_id::text
        UNION ALL
-       SELECT owner_id, currency, 0, balance, 0 FROM accounts WHERE kind IN ('arbitration', 'reservation')),
-     expected AS (SELECT user_id, currency, sum(available) AS available, sum(held) AS held, sum(incoming) AS incoming FROM ledger GROUP BY user_id, currency)
+       SELECT owner_id, currency, 0, balance, 0, 0 FROM accounts WHERE kind IN ('arbitration', 'reservation')
+       UNION ALL
+       SELECT owner_id, currency, 0, 0, 0, balance FROM accounts WHERE kind = 'pending'),
+     expected AS (SELECT user_id, currency, sum(available) AS available, sum(held) AS held, sum(incoming) AS incoming, sum(pending) AS pending
+                  FROM ledger GROUP BY user_id, currency)
      SELECT coalesce(e.user_id, b.user_id) AS user_id, coalesce(e.currency, b.currency) AS currency,
-            format('projection %s/%s/%s, ledger %s/%s/%s (available/held/incoming)', b.available, b.held, b.incoming, e.available, e.held, e.incoming) AS detail
+            format('projection %s/%s/%s/%s, ledger %s/%s/%s/%s (available/held/incoming/pending)',
+                   b.available, b.held, b.incoming, b.pending, e.available, e.held, e.incoming, e.pending) AS detail
      FROM expected e FULL JOIN user_balances b ON b.user_id = e.user_id AND b.currency = e.currency
-     WHERE coalesce(e.available, 0) <> coalesce(b.available, 0) OR coalesce(e.held, 0) <> coalesce(b.held, 0) OR coalesce(e.incoming, 0) <> coalesce(b.incoming, 0)`,
+     WHERE coalesce(e.available, 0) <> coalesce(b.available, 0) OR coalesce(e.held, 0) <> coalesce(b.held, 0)
+        OR coalesce(e.incoming, 0) <> coalesce(b.incoming, 0) OR coalesce(e.pending, 0) <> coalesce(b.pending, 0)`,
   )) {
     v.push({ check: 'projection_matches_ledger', detail: `${r.user_id} ${r.currency}: ${r.detail}` });
+  }
+  // A pending account holds exactly the user's payouts that have not cleared: a clear never takes more, a payout never skips the list.
+  for (const r of await rows<{ user_id: string; currency: string; balance: string; open: string }>(
+    pool,
+    `WITH p AS (SELECT owner_id AS user_id, currency, balance FROM accounts WHERE kind = 'pending'),
+          c AS (SELECT user_id, currency, sum(amount) AS open FROM clearings WHERE cleared_by IS NULL GROUP BY user_id, currency)
+     SELECT coalesce(p.user_id, c.user_id) AS user_id, coalesce(p.currency, c.currency) AS currency,
+            coalesce(p.balance, 0)::text AS balance, coalesce(c.open, 0)::text AS open
+     FROM p FULL JOIN c ON c.user_id = p.user_id AND c.currency = p.currency
+     WHERE coalesce(p.balance, 0) <> coalesce(c.open, 0)`,
+  )) {
+    v.push({
+      check: 'pending_matches_clearings',
+      detail: `${r.user_id} ${r.currency}: pending ${r.balance}, payouts not cleared ${r.open}`,
+    });
   }
   // Escrow accounts belong to milestones; one without a milestone row is money nobody can see.
   for (const r of await rows<{ account_id: string; balance: string }>(

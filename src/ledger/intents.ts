@@ -149,7 +149,15 @@ export function classify(seq: number, event: CloudEvent): Classified {
 type MilestoneMoney =
   | Pick<
       MilestoneIntent,
-      'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFee' | 'arbitrationFeeRefunded' | 'reservationId'
+      | 'kind'
+      | 'amount'
+      | 'fee'
+      | 'freelancerAmount'
+      | 'payerId'
+      | 'arbitrationFee'
+      | 'arbitrationFeeRefunded'
+      | 'reservationId'
+      | 'clearsAt'
     >
   | { kind: 'unreserve'; amount: string; reservationId: string };
 
@@ -198,7 +206,10 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
         arbitrationFee: '0',
         arbitrationFeeRefunded: false,
         reservationId: '',
+        clearsAt: '',
       };
+    case 'funds_cleared':
+      return { ...base, kind: 'clear', milestoneId: e.data.milestoneId, causationId: e.data.causationId };
   }
 }
 
@@ -207,7 +218,15 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
  * of a change fails the build here, never posts a fee of 0). Events that move no money: null.
  */
 function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
-  const none = { fee: '0', freelancerAmount: '0', payerId: '', arbitrationFee: '0', arbitrationFeeRefunded: false, reservationId: '' };
+  const none = {
+    fee: '0',
+    freelancerAmount: '0',
+    payerId: '',
+    arbitrationFee: '0',
+    arbitrationFeeRefunded: false,
+    reservationId: '',
+    clearsAt: '',
+  };
   switch (e.type) {
     case 'created':
     case 'request_accepted':
@@ -216,7 +235,7 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
       return { kind: 'unreserve', amount: e.data.amount, reservationId: e.data.reservationId };
     case 'released':
     case 'partially_released':
-      return { ...none, kind: 'release', amount: e.data.amount, fee: e.data.fee };
+      return { ...none, kind: 'release', amount: e.data.amount, fee: e.data.fee, clearsAt: e.data.clearsAt ?? '' };
     case 'cancelled':
       return { ...none, kind: 'return', amount: e.data.amount };
     case 'resolved':
@@ -229,6 +248,7 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
         arbitrationFee: e.data.arbitrationFee,
         arbitrationFeeRefunded: e.data.arbitrationFeeRefunded,
         reservationId: '',
+        clearsAt: e.data.clearsAt ?? '',
       };
     case 'escalation_requested':
       // The escalator's account actor reserves the fee on its own subject (fee_reserved); an earlier version asked the ledger here.

@@ -47,11 +47,13 @@ export interface MilestoneIntent extends IntentBase {
   arbitrationFeeRefunded: boolean;
   /** hold: the reservation it consumes; '' when held from available (an earlier version). */
   reservationId: string;
+  /** release and settle: with a clearing period, when the freelancer's share clears; until then it is pending. '' = none. */
+  clearsAt: string;
 }
 
 export interface AccountIntent extends IntentBase {
-  /** reserve: `amount` from available into the reservation `reservationId` (the event's own id); unreserve: back. */
-  kind: 'deposit' | 'withdrawal' | 'reserve' | 'unreserve';
+  /** reserve: `amount` from available into the reservation `reservationId` (the event's own id); unreserve: back. clear: `amount` from pending to available. */
+  kind: 'deposit' | 'withdrawal' | 'reserve' | 'unreserve' | 'clear';
   userId: string;
   /** deposit and withdrawal: the external reference; '' otherwise. */
   reference: string;
@@ -59,13 +61,15 @@ export interface AccountIntent extends IntentBase {
   milestoneId?: string;
   /** reserve: the employer fee inside `amount`, shown with the entry. */
   fee?: string;
+  /** clear: the payout event it clears. */
+  causationId?: string;
 }
 
 export type Intent = MilestoneIntent | AccountIntent;
 
 export interface AccountRef {
   id: string;
-  kind: 'available' | 'escrow' | 'arbitration' | 'reservation' | 'revenue' | 'world';
+  kind: 'available' | 'escrow' | 'arbitration' | 'reservation' | 'pending' | 'revenue' | 'world';
   owner: string;
   currency: string;
 }
@@ -106,6 +110,18 @@ export const arbitration = (milestoneId: string, payerId: string, currency: stri
   currency,
 });
 
+/** A user's paid money that has not cleared yet (a clearing period): not spendable until a clear moves it to available. */
+export const pending = (userId: string, currency: string): AccountRef => ({
+  id: `pending:${currency}:${userId}`,
+  kind: 'pending',
+  owner: userId,
+  currency,
+});
+
+/** Where a payout to the freelancer goes: pending until it clears, with a clearing period; else available. */
+const payee = (intent: MilestoneIntent): AccountRef =>
+  intent.clearsAt !== '' ? pending(intent.freelancerId, intent.currency) : available(intent.freelancerId, intent.currency);
+
 /** The scoped key of an external reference (see external_references in the migrations). */
 export function referenceKey(intent: AccountIntent): string {
   return intent.kind === 'deposit' ? `deposit:${intent.reference}` : `withdrawal:${intent.userId}:${intent.reference}`;
@@ -125,6 +141,8 @@ export function fundedFrom(intent: Intent): { account: AccountRef; amount: strin
     return { account: available(intent.employerId, intent.currency), amount: add(intent.currency, intent.amount, intent.fee) };
   if (intent.kind === 'fee_hold') return { account: available(intent.payerId, intent.currency), amount: intent.amount };
   if (intent.kind === 'withdrawal') return { account: available(intent.userId, intent.currency), amount: intent.amount };
+  // A clear can only move what is pending: a clear with nothing to clear is refused, never paid.
+  if (intent.kind === 'clear') return { account: pending(intent.userId, intent.currency), amount: intent.amount };
   return null;
 }
 
@@ -150,7 +168,7 @@ export function legsOf(intent: Intent): Leg[] {
     case 'release':
       raw.push(
         [escrow(intent.milestoneId, c), new Decimal(a).neg()],
-        [available(intent.freelancerId, c), new Decimal(a).minus(intent.fee)],
+        [payee(intent), new Decimal(a).minus(intent.fee)],
         [revenue(c), intent.fee],
       );
       break;
@@ -165,7 +183,7 @@ export function legsOf(intent: Intent): Leg[] {
       );
       raw.push(
         [escrow(intent.milestoneId, c), new Decimal(a).neg()],
-        [available(intent.freelancerId, c), new Decimal(intent.freelancerAmount).minus(intent.fee)],
+        [payee(intent), new Decimal(intent.freelancerAmount).minus(intent.fee)],
         [available(intent.employerId, c), toEmployer],
         [revenue(c), intent.fee],
       );
@@ -182,6 +200,9 @@ export function legsOf(intent: Intent): Leg[] {
       break;
     case 'deposit':
       raw.push([world(c), new Decimal(a).neg()], [available(intent.userId, c), a]);
+      break;
+    case 'clear':
+      raw.push([pending(intent.userId, c), new Decimal(a).neg()], [available(intent.userId, c), a]);
       break;
     case 'withdrawal':
       raw.push([available(intent.userId, c), new Decimal(a).neg()], [world(c), a]);
@@ -207,22 +228,34 @@ export interface BalanceEffect {
   available: string;
   held: string;
   incoming: string;
+  /** Paid to the user, not cleared yet (a clearing period). */
+  pending: string;
 }
 
 /**
  * How an applied intent changes the projection: held is the employer's money in escrow,
- * incoming the freelancer's view of the same money.
+ * incoming the freelancer's view of the same money, pending what was paid and has not cleared.
  */
 export function balanceEffects(intent: Intent): BalanceEffect[] {
   const c = intent.currency;
   const a = intent.amount;
-  const fx = (userId: string, availableDelta: Decimal.Value, held: Decimal.Value, incoming: Decimal.Value): BalanceEffect => ({
+  const fx = (
+    userId: string,
+    availableDelta: Decimal.Value,
+    held: Decimal.Value,
+    incoming: Decimal.Value,
+    pendingDelta: Decimal.Value = 0,
+  ): BalanceEffect => ({
     userId,
     currency: c,
     available: format(c, availableDelta),
     held: format(c, held),
     incoming: format(c, incoming),
+    pending: format(c, pendingDelta),
   });
+  // A payout to the freelancer: to available, or to pending until it clears.
+  const paid = (i: MilestoneIntent, net: Decimal.Value, incoming: Decimal.Value) =>
+    i.clearsAt !== '' ? fx(i.freelancerId, 0, 0, incoming, net) : fx(i.freelancerId, net, 0, incoming);
   const neg = new Decimal(a).neg();
   switch (intent.kind) {
     case 'hold':
@@ -235,13 +268,13 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
     case 'unreserve':
       return [fx(intent.userId, a, neg, 0)];
     case 'release':
-      return [fx(intent.employerId, 0, neg, 0), fx(intent.freelancerId, new Decimal(a).minus(intent.fee), 0, neg)];
+      return [fx(intent.employerId, 0, neg, 0), paid(intent, new Decimal(a).minus(intent.fee), neg)];
     case 'return':
       return [fx(intent.employerId, a, neg, 0), fx(intent.freelancerId, 0, 0, neg)];
     case 'settle': {
       const effects = [
         fx(intent.employerId, new Decimal(a).minus(intent.freelancerAmount), neg, 0),
-        fx(intent.freelancerId, new Decimal(intent.freelancerAmount).minus(intent.fee), 0, neg),
+        paid(intent, new Decimal(intent.freelancerAmount).minus(intent.fee), neg),
       ];
       if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
         // The fee held counts as the payer's held money until the dispute ends.
@@ -257,5 +290,7 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
       return [fx(intent.userId, a, 0, 0)];
     case 'withdrawal':
       return [fx(intent.userId, neg, 0, 0)];
+    case 'clear':
+      return [fx(intent.userId, a, 0, 0, neg)];
   }
 }

@@ -16,6 +16,7 @@ const base: MilestoneIntent = {
   arbitrationFee: '0',
   arbitrationFeeRefunded: false,
   reservationId: '',
+  clearsAt: '',
 };
 const legs = (i: MilestoneIntent) => Object.fromEntries(legsOf(i).map((l) => [l.account.id, l.amount]));
 
@@ -48,7 +49,52 @@ describe('postings with fees and splits', () => {
       'arbitration:m1:fl': '-5.00',
     });
     const fx = balanceEffects(i);
-    expect(fx).toContainEqual({ userId: 'fl', currency: 'USD', available: '5.00', held: '-5.00', incoming: '0.00' });
+    expect(fx).toContainEqual({ userId: 'fl', currency: 'USD', available: '5.00', held: '-5.00', incoming: '0.00', pending: '0.00' });
+  });
+
+  it('with a clearing period a payout goes to pending, and a clear moves only what is pending to available', () => {
+    const released: MilestoneIntent = { ...base, kind: 'release', fee: '10.00', clearsAt: '2026-12-08T00:00:00.000Z' };
+    expect(legs(released)).toEqual({ 'escrow:m1': '-100.00', 'pending:USD:fl': '90.00', 'revenue:USD': '10.00' });
+    expect(balanceEffects(released)).toContainEqual({
+      userId: 'fl',
+      currency: 'USD',
+      available: '0.00',
+      held: '0.00',
+      incoming: '-100.00',
+      pending: '90.00',
+    });
+    const settled: MilestoneIntent = {
+      ...base,
+      kind: 'settle',
+      freelancerAmount: '40.00',
+      fee: '4.00',
+      clearsAt: '2026-12-08T00:00:00.000Z',
+    };
+    expect(legs(settled)).toEqual({
+      'escrow:m1': '-100.00',
+      'pending:USD:fl': '36.00',
+      'available:USD:emp': '60.00',
+      'revenue:USD': '4.00',
+    });
+    const clear = {
+      kind: 'clear' as const,
+      eventId: 'c1',
+      seq: 2,
+      userId: 'fl',
+      currency: 'USD',
+      amount: '90.00',
+      reference: '',
+      causationId: 'e1',
+    };
+    expect(Object.fromEntries(legsOf(clear).map((l) => [l.account.id, l.amount]))).toEqual({
+      'pending:USD:fl': '-90.00',
+      'available:USD:fl': '90.00',
+    });
+    // Only from pending: a clear of more than is pending is refused by the ledger, never paid.
+    expect(fundedFrom(clear)).toEqual({ account: expect.objectContaining({ id: 'pending:USD:fl' }), amount: '90.00' });
+    expect(balanceEffects(clear)).toEqual([
+      { userId: 'fl', currency: 'USD', available: '90.00', held: '0.00', incoming: '0.00', pending: '-90.00' },
+    ]);
   });
 
   it('a settlement whose escalating party lost pays the fee to revenue; a split of nothing to the freelancer works', () => {

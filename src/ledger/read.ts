@@ -20,13 +20,14 @@ export interface BalanceRow {
   available: string;
   held: string;
   incoming: string;
+  pending: string;
 }
 
 export async function balanceOf(pool: Pool, userId: string, currency: string): Promise<BalanceRow | null> {
   const rows = await query<BalanceRow>(
     pool,
     'read-balance',
-    'SELECT available::text, held::text, incoming::text FROM user_balances WHERE user_id = $1 AND currency = $2',
+    'SELECT available::text, held::text, incoming::text, pending::text FROM user_balances WHERE user_id = $1 AND currency = $2',
     [userId, currency],
   );
   return rows[0] ?? null;
@@ -57,16 +58,23 @@ export async function balanceAndView(
   userId: string,
   currency: string,
 ): Promise<{ balance: BalanceRow | null; decidedPosted: string }> {
-  const rows = await query<{ available: string | null; held: string | null; incoming: string | null; decided: string | null }>(
+  const rows = await query<{
+    available: string | null;
+    held: string | null;
+    incoming: string | null;
+    pending: string | null;
+    decided: string | null;
+  }>(
     pool,
     'read-balance-and-view',
-    `SELECT b.available::text, b.held::text, b.incoming::text, (SELECT decided_debits::text FROM accounts WHERE account_id = $3) AS decided
+    `SELECT b.available::text, b.held::text, b.incoming::text, b.pending::text, (SELECT decided_debits::text FROM accounts WHERE account_id = $3) AS decided
      FROM (SELECT 1) one LEFT JOIN user_balances b ON b.user_id = $1 AND b.currency = $2`,
     [userId, currency, `available:${currency}:${userId}`],
   );
   const r = rows[0];
   return {
-    balance: r?.available != null ? { available: r.available, held: r.held ?? '0', incoming: r.incoming ?? '0' } : null,
+    balance:
+      r?.available != null ? { available: r.available, held: r.held ?? '0', incoming: r.incoming ?? '0', pending: r.pending ?? '0' } : null,
     decidedPosted: r?.decided ?? '0',
   };
 }
@@ -118,21 +126,27 @@ export interface EntryRow {
   created_at: Date;
   stream_seq: string;
   fee: string;
+  /** available, or pending (a payout not cleared yet, or cleared: see clears_at). */
+  account_kind: string;
+  clears_at: Date | null;
 }
 
-/** Entries on the user's available accounts, newest first, after the (seq) cursor if given. */
+/** Entries on the user's available and pending accounts (a clear shows on both), newest first, after the (seq) cursor if given. */
 export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | null, limit: number): Promise<EntryRow[]> {
   return query<EntryRow>(
     pool,
     'read-entries',
     `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text,
-            (CASE WHEN p.kind = 'reserve' OR (p.kind = 'hold' AND m.employer_id = $1) OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1)
-                  THEN p.fee ELSE 0 END)::text AS fee
+            (CASE WHEN p.kind = 'reserve' OR (p.kind = 'hold' AND m.employer_id = $1)
+                       OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1 AND e.amount > 0)
+                  THEN p.fee ELSE 0 END)::text AS fee,
+            a.kind AS account_kind, c.clears_at
      FROM accounts a
      JOIN entries e ON e.account_id = a.account_id
      JOIN postings p ON p.event_id = e.event_id
      LEFT JOIN milestones m ON m.milestone_id = p.milestone_id
-     WHERE a.kind = 'available' AND a.owner_id = $1 AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint)
+     LEFT JOIN clearings c ON c.event_id = p.event_id AND a.kind = 'pending'
+     WHERE a.kind IN ('available', 'pending') AND a.owner_id = $1 AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint)
      ORDER BY p.stream_seq DESC
      LIMIT $3`,
     [userId, beforeSeq, limit],
@@ -220,6 +234,33 @@ export async function backfillContext(pool: Pool, s: { id: string; version: numb
     `UPDATE milestones SET state = $3, context = $4::jsonb WHERE milestone_id = $1 AND version = $2 AND context IS NULL`,
     [s.id, s.version, s.state, contextJson(s.context as Record<string, unknown>)],
   );
+}
+
+/** Payouts whose clearing time has come and that no clear has cleared yet, oldest first. */
+export async function dueClearings(
+  pool: Pool,
+  now: Date,
+  limit: number,
+): Promise<{ eventId: string; userId: string; currency: string; milestoneId: string; amount: string }[]> {
+  const rows = await query<{ event_id: string; user_id: string; currency: string; milestone_id: string; amount: string }>(
+    pool,
+    'read-due-clearings',
+    `SELECT event_id::text, user_id, currency, milestone_id::text, amount::text FROM clearings
+     WHERE cleared_by IS NULL AND clears_at <= $1 ORDER BY clears_at LIMIT $2`,
+    [now, limit],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, userId: r.user_id, currency: r.currency, milestoneId: r.milestone_id, amount: r.amount }));
+}
+
+/** When the user's next pending payout in `currency` clears; null when none is pending. */
+export async function nextClearing(pool: Pool, userId: string, currency: string): Promise<Date | null> {
+  const rows = await query<{ at: Date | null }>(
+    pool,
+    'read-next-clearing',
+    `SELECT min(clears_at) AS at FROM clearings WHERE user_id = $1 AND currency = $2 AND cleared_by IS NULL`,
+    [userId, currency],
+  );
+  return rows[0]?.at ?? null;
 }
 
 export interface DisputeFilter {

@@ -78,6 +78,18 @@ export interface UserBalanceRows {
   available: string[];
   held: string[];
   incoming: string[];
+  pending: string[];
+}
+
+/** Payouts that went to a pending account (migration 011), by their event. */
+export interface ClearingRows {
+  eventIds: string[];
+  users: string[];
+  currencies: string[];
+  milestoneIds: string[];
+  amounts: string[];
+  clearsAt: string[];
+  clearedBy: (string | null)[];
 }
 
 export interface BatchWrites {
@@ -98,6 +110,9 @@ export interface BatchWrites {
   newUserBalances: UserBalanceRows;
   userBalanceDeltas: UserBalanceRows;
   milestones: MilestoneRows;
+  clearings: ClearingRows;
+  /** Clears applied: the payout each clears, and the clear's event. */
+  cleared: { causationIds: string[]; eventIds: string[] };
   reviews: ReviewRow[];
   outbox: { causationIds: string[]; payloads: string[] };
   quarantine: QuarantineRow[];
@@ -158,14 +173,26 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
              SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::text[], $26::numeric[], $27::uuid[]) WHERE EXISTS (SELECT 1 FROM fence)
            ),
            projected_new AS (
-             INSERT INTO user_balances (user_id, currency, available, held, incoming)
-             SELECT * FROM unnest($28::text[], $29::text[], $30::numeric[], $31::numeric[], $32::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
+             INSERT INTO user_balances (user_id, currency, available, held, incoming, pending)
+             SELECT * FROM unnest($28::text[], $29::text[], $30::numeric[], $31::numeric[], $32::numeric[], $81::numeric[]) WHERE EXISTS (SELECT 1 FROM fence)
            ),
            projected_moved AS (
              UPDATE user_balances b
-             SET available = b.available + d.available, held = b.held + d.held, incoming = b.incoming + d.incoming
-             FROM unnest($62::text[], $63::text[], $64::numeric[], $65::numeric[], $66::numeric[]) AS d(user_id, currency, available, held, incoming)
+             SET available = b.available + d.available, held = b.held + d.held, incoming = b.incoming + d.incoming, pending = b.pending + d.pending
+             FROM unnest($62::text[], $63::text[], $64::numeric[], $65::numeric[], $66::numeric[], $82::numeric[]) AS d(user_id, currency, available, held, incoming, pending)
              WHERE b.user_id = d.user_id AND b.currency = d.currency AND EXISTS (SELECT 1 FROM fence)
+           ),
+           -- A payout to pending is listed with its clearing time once; a clear marks the payout it cleared.
+           to_clear AS (
+             INSERT INTO clearings (event_id, user_id, currency, milestone_id, amount, clears_at, cleared_by)
+             SELECT * FROM unnest($83::uuid[], $84::text[], $85::text[], $86::uuid[], $87::numeric[], $88::timestamptz[], $91::uuid[])
+             WHERE EXISTS (SELECT 1 FROM fence)
+             ON CONFLICT (event_id) DO NOTHING
+           ),
+           clears AS (
+             UPDATE clearings c SET cleared_by = u.event_id
+             FROM unnest($89::uuid[], $90::uuid[]) AS u(causation_id, event_id)
+             WHERE c.event_id = u.causation_id AND c.cleared_by IS NULL AND EXISTS (SELECT 1 FROM fence)
            ),
            -- The read model: a milestone whose first event is in the batch is inserted (or, applied
            -- again, updated); the others are updated, never with what is set at creation (the
@@ -305,6 +332,17 @@ export async function writeBatch(c: PoolClient, w: BatchWrites): Promise<{ fence
       m.descriptionSet,
       m.states,
       m.contexts,
+      w.newUserBalances.pending,
+      w.userBalanceDeltas.pending,
+      w.clearings.eventIds,
+      w.clearings.users,
+      w.clearings.currencies,
+      w.clearings.milestoneIds,
+      w.clearings.amounts,
+      w.clearings.clearsAt,
+      w.cleared.causationIds,
+      w.cleared.eventIds,
+      w.clearings.clearedBy,
     ],
   });
   const row = onlyRow(r.rows, 'the batch write');

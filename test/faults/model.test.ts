@@ -42,6 +42,8 @@ interface MilestoneModel {
 /** The reference: balances in cents, milestones, the award. */
 class Model {
   avail: Record<Who, number> = { employer: 0, freelancer: 0, stranger: 0, arbiter: 0, support: 0 };
+  /** What the freelancer was paid: pending (the engine runs with a clearing period the model never lets pass), so never withdrawable. */
+  pendingFreelancer = 0;
   milestones: MilestoneModel[] = [];
   awardAccepted = false;
 
@@ -117,7 +119,7 @@ class Model {
         if (amount > m.held) return 'FAILED_PRECONDITION';
         m.held -= amount;
         m.released += amount;
-        this.avail.freelancer += amount;
+        this.pendingFreelancer += amount;
         if (m.held === 0) m.status = 'RELEASED';
         return 'OK';
       }
@@ -164,7 +166,7 @@ class Model {
         if (m.status !== 'DISPUTED' || !m.dispute) return 'FAILED_PRECONDITION';
         if (m.dispute.filer === a.who) return 'PERMISSION_DENIED';
         const toFreelancer = m.dispute.filer === 'freelancer' ? m.dispute.cents : m.held - m.dispute.cents;
-        this.avail.freelancer += toFreelancer;
+        this.pendingFreelancer += toFreelancer;
         this.avail.employer += m.held - toFreelancer;
         m.released += toFreelancer;
         m.returned += m.held - toFreelancer;
@@ -181,7 +183,7 @@ class Model {
         if (a.who !== 'employer' && a.who !== 'freelancer') return 'PERMISSION_DENIED';
         if (m.status !== 'DISPUTED' || !m.proposal || m.proposal.by === a.who) return 'FAILED_PRECONDITION';
         const toFreelancer = m.proposal.cents;
-        this.avail.freelancer += toFreelancer;
+        this.pendingFreelancer += toFreelancer;
         this.avail.employer += m.held - toFreelancer;
         m.released += toFreelancer;
         m.returned += m.held - toFreelancer;
@@ -232,7 +234,8 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('resolve' as const), who, target, cents: fc.integer({ min: 0, max: 600 }) }), weight: 1 },
 );
 
-const t = useEngine();
+// With a clearing period of a week that never passes here: every payout to the freelancer stays pending.
+const t = useEngine({ env: { ESCROW_CLEARING_PERIOD: '7d' } });
 const money = (c: number) => ({ currency_code: 'USD', amount: (c / 100).toFixed(2) });
 let run = 0;
 
@@ -341,7 +344,12 @@ async function check(actions: Action[]): Promise<void> {
   await ledgerCaughtUp(t.engine);
   for (const w of ['employer', 'freelancer', 'stranger'] as const) {
     const b = await c.a('GetBalance', ids[w], { user_id: ids[w].id, currency_code: 'USD' });
-    expect({ who: w, available: b.available.amount }).toEqual({ who: w, available: money(model.avail[w]).amount });
+    const pending = w === 'freelancer' ? model.pendingFreelancer : 0;
+    expect({ who: w, available: b.available.amount, pending: b.pending.amount }).toEqual({
+      who: w,
+      available: money(model.avail[w]).amount,
+      pending: money(pending).amount,
+    });
   }
 }
 
