@@ -111,6 +111,7 @@ interface ReplyView {
   available?: MoneyView | null;
   held?: MoneyView | null;
   incoming?: MoneyView | null;
+  pending?: MoneyView | null;
   /** A deposit's or a withdrawal's status. */
   status: string;
 }
@@ -253,7 +254,7 @@ async function main(): Promise<number> {
       case 'balance': {
         const user = need(args[0] ?? o.as, 'the user');
         const r = await call('AccountService', 'GetBalance', o.as ?? user, { user_id: user, currency_code: o.currency });
-        print(r, `${user}: available ${fmt(r.available)}, held ${fmt(r.held)}, incoming ${fmt(r.incoming)}`);
+        print(r, `${user}: available ${fmt(r.available)}, held ${fmt(r.held)}, incoming ${fmt(r.incoming)}, pending ${fmt(r.pending)}`);
         return 0;
       }
       case 'watch': {

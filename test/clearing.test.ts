@@ -72,6 +72,19 @@ describe('clearing', () => {
         ['-36.00', true],
       ]),
     );
+    // In pages of one, each entry once: a clear's two entries share a stream sequence.
+    const walked: Reply[] = [];
+    let token = '';
+    do {
+      const page = await t.client.a('ListLedgerEntries', fl, { user_id: fl, page_size: 1, page_token: token });
+      walked.push(...page.entries);
+      token = page.next_page_token;
+    } while (token);
+    expect(walked.map((e) => [e.kind, e.amount.amount, e.pending])).toEqual([
+      ['clear', '36.00', false],
+      ['clear', '-36.00', true],
+      ['release', '36.00', true],
+    ]);
     const w = await t.client.a('Withdraw', fl, { amount: usd('36.00'), external_reference: key('w') });
     expect(w.status).toBe('APPLIED');
     await ledgerCaughtUp(t.engine);

@@ -123,11 +123,12 @@ export class AccountApp {
     };
   }
 
-  /** A page of the user's ledger entries, newest first, before stream sequence `beforeSeq` if given; `last` is where the next page starts. */
-  async listEntries(ctx: CallContext, userId: string, pageSize: number, beforeSeq: string | null) {
+  /** A page of the user's ledger entries, newest first, after the previous page's last entry if given; `last` is where the next page starts. */
+  async listEntries(ctx: CallContext, userId: string, pageSize: number, before: { seq: string; kind: string | null } | null) {
     if (!mayReadBalance(ctx.caller, userId)) throw new PermissionDenied('NOT_OWNER', "caller may not read this user's ledger");
-    const rows = await read.entriesOf(this.o.pool, userId, beforeSeq, pageSize);
-    return { rows, last: rows.length === pageSize ? (rows.at(-1)?.stream_seq ?? null) : null };
+    const rows = await read.entriesOf(this.o.pool, userId, before, pageSize);
+    const last = rows.at(-1);
+    return { rows, last: rows.length === pageSize && last ? { seq: last.stream_seq, kind: last.account_kind } : null };
   }
 }
 

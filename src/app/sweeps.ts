@@ -42,6 +42,8 @@ export class Sweeps {
   private timers: NodeJS.Timeout | null = null;
   private firing = false;
   private clearing = false;
+  /** The log's tail after this process's last clears: none again until the ledger is past it. */
+  private clearsUpTo: number | null = null;
 
   constructor(private readonly o: SweepOptions) {}
 
@@ -94,36 +96,48 @@ export class Sweeps {
   }
 
   /**
+   * Clears the payouts whose clearing time has come (ESCROW_CLEARING_PERIOD): each by its
+   * user's account actor, under an event id made from the payout's, so every process that
+   * clears it decides the same one event and the ledger posts it once. Until the ledger has
+   * applied this process's last clears it appends none again: a ledger behind for longer than
+   * the log's duplicate window would otherwise get a stored copy of each clear every scan (it
+   * would skip them, by event id, but the log would fill). One failing clear does not hold up
+   * the others. Returns how many clears this call asked for.
+   */
+  async clearDue(): Promise<number> {
+    if (this.clearing) return 0;
+    this.clearing = true;
+    try {
+      if (this.clearsUpTo !== null && (await read.ledgerCursor(this.o.pool)) < this.clearsUpTo) return 0;
+      const due = await read.dueClearings(this.o.pool, this.o.now(), TIMER_BATCH_MAX);
+      let asked = 0;
+      for (const c of due) {
+        const done = await this.funds
+          .clear(c.userId, {
+            causationId: c.eventId,
+            milestoneId: c.milestoneId,
+            currency: c.currency,
+            amount: c.amount,
+            time: this.o.now().toISOString(),
+          })
+          .then(() => true)
+          .catch((err: unknown) => (retriedLater(`clearing the payout ${c.eventId}`)(err), false));
+        if (done) asked++;
+      }
+      if (due.length > 0) this.clearsUpTo = await this.o.log.tailSeq();
+      return asked;
+    } finally {
+      this.clearing = false;
+    }
+  }
+
+  /**
    * Fires the timers that are due (dispute response deadlines, auto-release): each becomes a
    * DEADLINE command through the milestone's actor, like any other command. Every gateway and
    * worker runs this; the command's key names the timer, so whoever fires it first appends the
    * event and every other attempt is a replay (same key) or refused (the state moved on): a
    * timer fires once. Returns how many timers were fired by this call.
    */
-  /**
-   * Clears the payouts whose clearing time has come (ESCROW_CLEARING_PERIOD): each by its
-   * user's account actor, under an event id made from the payout's, so every process that
-   * clears it decides the same one event and the ledger posts it once.
-   */
-  async clearDue(): Promise<number> {
-    if (this.clearing) return 0;
-    this.clearing = true;
-    try {
-      const due = await read.dueClearings(this.o.pool, this.o.now(), TIMER_BATCH_MAX);
-      for (const c of due)
-        await this.funds.clear(c.userId, {
-          causationId: c.eventId,
-          milestoneId: c.milestoneId,
-          currency: c.currency,
-          amount: c.amount,
-          time: this.o.now().toISOString(),
-        });
-      return due.length;
-    } finally {
-      this.clearing = false;
-    }
-  }
-
   async fireDueTimers(): Promise<number> {
     if (this.firing) return 0;
     this.firing = true;

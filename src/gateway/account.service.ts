@@ -30,9 +30,18 @@ export function accountService(deps: HandlerDeps, app: AccountApp): grpc.Untyped
     ListLedgerEntries: unary(deps, 'ListLedgerEntries', async (r: Req, ctx) => {
       const userId = v.requireId(r.user_id, 'user_id');
       const scope = `entries\u0000${ctx.caller.id}\u0000${userId}`;
-      const before = deps.pages.open(scope, r.page_token, (p) => isSeq(p.s))?.s ?? null;
+      // A token names the last entry's sequence and account kind (a clear has two entries at one sequence); older ones the sequence alone.
+      const token = deps.pages.open(
+        scope,
+        r.page_token,
+        (p) => isSeq(p.s) && (p.k === undefined || p.k === 'available' || p.k === 'pending'),
+      );
+      const before = token?.s ? { seq: token.s, kind: typeof token.k === 'string' ? token.k : null } : null;
       const page = await app.listEntries(ctx, userId, v.pageSize(r.page_size), before);
-      return { entries: page.rows.map(entryMessage), next_page_token: page.last ? deps.pages.issue(scope, { s: page.last }) : '' };
+      return {
+        entries: page.rows.map(entryMessage),
+        next_page_token: page.last ? deps.pages.issue(scope, { s: page.last.seq, k: page.last.kind }) : '',
+      };
     }),
   };
 }

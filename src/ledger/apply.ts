@@ -306,6 +306,11 @@ function decideResult(intent: Intent, balances: Map<string, Decimal>, references
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
+  // A clear is made only of a payout the ledger put in pending: one short of it is a broken rule, never a refusal that leaves the payout stuck.
+  invariant(
+    intent.kind !== 'clear' || !source || balanceAt(balances, source.account.id).gte(source.amount),
+    `the clear ${intent.eventId} takes ${intent.amount} from ${source?.account.id ?? ''}, which holds ${source ? balanceAt(balances, source.account.id).toString() : '?'}`,
+  );
   if (source && balanceAt(balances, source.account.id).lt(source.amount)) {
     // The account actor decided this debit on a view that can only undercount: short now means a broken rule.
     invariant(

@@ -131,14 +131,25 @@ export interface EntryRow {
   clears_at: Date | null;
 }
 
-/** Entries on the user's available and pending accounts (a clear shows on both), newest first, after the (seq) cursor if given. */
-export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | null, limit: number): Promise<EntryRow[]> {
+/**
+ * Entries on the user's available and pending accounts (a clear shows on both), newest first,
+ * in the order (stream sequence desc, account kind), after the cursor of the previous page if
+ * given (a cursor of an earlier version names the sequence alone).
+ */
+export async function entriesOf(
+  pool: Pool,
+  userId: string,
+  before: { seq: string; kind: string | null } | null,
+  limit: number,
+): Promise<EntryRow[]> {
   return query<EntryRow>(
     pool,
     'read-entries',
     `SELECT p.event_id::text, p.kind, a.currency, e.amount::text, p.milestone_id::text, p.created_at, p.stream_seq::text,
+            -- The fee a payout charged shows on the payout's own entry (pending, under a clearing period), not on a refund beside it.
             (CASE WHEN p.kind = 'reserve' OR (p.kind = 'hold' AND m.employer_id = $1)
-                       OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1 AND e.amount > 0)
+                       OR (p.kind IN ('release', 'settle') AND m.freelancer_id = $1 AND e.amount > 0
+                           AND (a.kind = 'pending' OR NOT EXISTS (SELECT 1 FROM clearings x WHERE x.event_id = p.event_id)))
                   THEN p.fee ELSE 0 END)::text AS fee,
             a.kind AS account_kind, c.clears_at
      FROM accounts a
@@ -146,10 +157,11 @@ export async function entriesOf(pool: Pool, userId: string, beforeSeq: string | 
      JOIN postings p ON p.event_id = e.event_id
      LEFT JOIN milestones m ON m.milestone_id = p.milestone_id
      LEFT JOIN clearings c ON c.event_id = p.event_id AND a.kind = 'pending'
-     WHERE a.kind IN ('available', 'pending') AND a.owner_id = $1 AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint)
-     ORDER BY p.stream_seq DESC
+     WHERE a.kind IN ('available', 'pending') AND a.owner_id = $1
+       AND ($2::bigint IS NULL OR p.stream_seq < $2::bigint OR ($4::text IS NOT NULL AND p.stream_seq = $2::bigint AND a.kind > $4::text))
+     ORDER BY p.stream_seq DESC, a.kind
      LIMIT $3`,
-    [userId, beforeSeq, limit],
+    [userId, before?.seq ?? null, limit, before?.kind ?? null],
   );
 }
 
@@ -250,6 +262,12 @@ export async function dueClearings(
     [now, limit],
   );
   return rows.map((r) => ({ eventId: r.event_id, userId: r.user_id, currency: r.currency, milestoneId: r.milestone_id, amount: r.amount }));
+}
+
+/** The last stream sequence the ledger applied. */
+export async function ledgerCursor(pool: Pool): Promise<number> {
+  const rows = await query<{ seq: string }>(pool, 'read-ledger-cursor', 'SELECT stream_seq::text AS seq FROM ledger_cursor', []);
+  return Number(rows[0]?.seq ?? 0);
 }
 
 /** When the user's next pending payout in `currency` clears; null when none is pending. */
