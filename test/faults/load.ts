@@ -50,17 +50,25 @@ export class FaultLoad {
     this.freelancer = `${o.prefix}-fl`;
   }
 
+  /**
+   * Deposits the employer's money and waits until the ledger posted it (the deposit repeated
+   * under its reference answers APPLIED then): a ledger still recovering from the fault would
+   * otherwise refuse the first creates for funds, which is no finding of the load.
+   */
   async seed(total: string): Promise<void> {
-    await this.call(0, (c) =>
-      c.a(
-        'Deposit',
-        { id: `${this.o.prefix}-pay`, roles: ['payments'] },
-        {
-          user_id: this.employer,
-          amount: { currency_code: 'USD', amount: total },
-          external_reference: `${this.o.prefix}-seed`,
-        },
-      ),
+    await this.call(
+      0,
+      (c) =>
+        c.a(
+          'Deposit',
+          { id: `${this.o.prefix}-pay`, roles: ['payments'] },
+          {
+            user_id: this.employer,
+            amount: { currency_code: 'USD', amount: total },
+            external_reference: `${this.o.prefix}-seed`,
+          },
+        ),
+      (r) => (r as { status?: string }).status === 'APPLIED',
     );
   }
 
