@@ -15,7 +15,7 @@ import {
   type MilestoneTag,
 } from './types.js';
 import { type MilestoneStateName, statusOf } from './status.js';
-import { later, reached } from './time.js';
+import { later, reached, timeLeft } from './time.js';
 import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted, escalationPossibleAt, clearing } from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
 import { milestonePermission } from './access.js';
@@ -342,7 +342,7 @@ export const milestoneMachine = setup({
           outcome: '' as const,
           freelancerAmount: '',
           openedFrom: params.from,
-          autoReleaseLeftMs: context.dueKind === 'auto_release' ? Math.max(0, Date.parse(context.dueAt) - Date.parse(event.at)) : 0,
+          autoReleaseLeftMs: context.dueKind === 'auto_release' ? timeLeft(context.dueAt, event.at) : 0,
           number: disputeNumber(context) + 1,
         },
         evidence: [],
@@ -442,7 +442,7 @@ export const milestoneMachine = setup({
     freeze: assign(({ context, event }, params: { from: FreezableState }) => {
       assertEvent(event, 'FREEZE');
       // The running timer stops; what it had left is kept (0 when it was due already: it fires right after the unfreeze).
-      const dueLeftMs = context.dueKind === '' ? 0 : Math.max(0, Date.parse(context.dueAt) - Date.parse(event.at));
+      const dueLeftMs = context.dueKind === '' ? 0 : timeLeft(context.dueAt, event.at);
       return {
         dueAt: '',
         dueKind: '' as const,

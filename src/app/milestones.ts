@@ -141,6 +141,22 @@ export class MilestoneApp {
     return this.o.now().toISOString();
   }
 
+  /**
+   * A milestone command whose request is its payload alone (a reason, a text, a reference):
+   * the content its key is bound to is the operation, the milestone and the payload; the
+   * machine decides who and when.
+   */
+  private plain<T extends MilestoneEvent['type']>(
+    ctx: CallContext,
+    milestoneId: string,
+    type: T,
+    payload: Omit<Extract<MilestoneEvent, { type: T }>, 'type' | 'by' | 'at'>,
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
+    const event = { type, by: ctx.caller, at: this.at(), ...payload } as MilestoneEvent;
+    return this.milestones.send(milestoneId, this.command(ctx, key, { op: type.toLowerCase(), milestoneId, ...payload }, event));
+  }
+
   async create(
     ctx: CallContext,
     input: {
@@ -361,10 +377,7 @@ export class MilestoneApp {
     type: 'REJECT_REQUEST' | 'WITHDRAW_REQUEST' | 'REJECT_CANCELLATION' | 'REQUEST_RELEASE' | 'WITHDRAW_DISPUTE' | 'ACCEPT_CLAIM',
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(
-      milestoneId,
-      this.command(ctx, key, { op: type.toLowerCase(), milestoneId }, { type, by: ctx.caller, at: this.at() }),
-    );
+    return this.plain(ctx, milestoneId, type, {}, key);
   }
 
   /** AttachEvidence (a party, while the dispute is open). */
@@ -374,28 +387,12 @@ export class MilestoneApp {
     ref: { uri: string; sha256: string; note: string },
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(
-      milestoneId,
-      this.command(
-        ctx,
-        key,
-        { op: 'attach_evidence', milestoneId, ...ref },
-        { type: 'ATTACH_EVIDENCE', by: ctx.caller, at: this.at(), ...ref },
-      ),
-    );
+    return this.plain(ctx, milestoneId, 'ATTACH_EVIDENCE', ref, key);
   }
 
   /** UpdateMilestoneDescription (the employer): the history keeps the previous text. */
   updateDescription(ctx: CallContext, milestoneId: string, description: string, key: string): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(
-      milestoneId,
-      this.command(
-        ctx,
-        key,
-        { op: 'update_description', milestoneId, description },
-        { type: 'UPDATE_DESCRIPTION', by: ctx.caller, at: this.at(), description },
-      ),
-    );
+    return this.plain(ctx, milestoneId, 'UPDATE_DESCRIPTION', { description }, key);
   }
 
   /** Commands that carry a reason only: RequestChanges (the employer), Freeze and Unfreeze (support staff). The machine decides who and when. */
@@ -406,10 +403,7 @@ export class MilestoneApp {
     reason: string,
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(
-      milestoneId,
-      this.command(ctx, key, { op: type.toLowerCase(), milestoneId, reason }, { type, by: ctx.caller, at: this.at(), reason }),
-    );
+    return this.plain(ctx, milestoneId, type, { reason }, key);
   }
 
   /** Waits until the saga the milestone is in (funding, escalation) moved it on, or the wait ends. */
@@ -565,15 +559,7 @@ export class MilestoneApp {
     reason: string,
     key: string,
   ): Promise<Persisted<MilestoneContext>> {
-    return this.milestones.send(
-      milestoneId,
-      this.command(
-        ctx,
-        key,
-        { op: 'request_cancellation', milestoneId, reasonCode, reason },
-        { type: 'REQUEST_CANCELLATION', by: ctx.caller, at: this.at(), reasonCode, reason },
-      ),
-    );
+    return this.plain(ctx, milestoneId, 'REQUEST_CANCELLATION', { reasonCode, reason }, key);
   }
 
   async cancel(

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import type { MilestoneContext } from '../../actors/milestone/index.js';
+import { DISPUTE_STAGE, MILESTONE_STATUS, type MilestoneContext } from '../../actors/milestone/index.js';
 import type { MilestoneApp } from '../app/milestones.js';
-import { listDisputes, listMilestones, watchMilestone, type Persisted, type ReadPool } from '../app/views.js';
+import { listDisputes, listMilestones, watchMilestone, type ListedMilestone, type Persisted, type ReadPool } from '../app/views.js';
 import { InvalidArgument, PermissionDenied } from '../errors.js';
 import { ARBITER_ROLE } from '../../actors/decision.js';
 import { milestoneMessage, milestoneSummary, projectMessage } from './convert.js';
@@ -12,24 +12,11 @@ import * as v from './validate.js';
 /** A request as @grpc/proto-loader decodes it: every field is checked before use (./validate.ts). */
 type Req = Record<string, unknown>;
 
-const STATUSES = new Set([
-  'REQUESTED',
-  'REQUEST_REJECTED',
-  'REQUEST_WITHDRAWN',
-  'PENDING_FUNDING',
-  'FUNDING_FAILED',
-  'FUNDED',
-  'RELEASE_REQUESTED',
-  'CANCELLATION_REQUESTED',
-  'DISPUTED',
-  'RELEASED',
-  'CANCELLED',
-  'RESOLVED',
-  'FROZEN',
-]);
+/** The statuses a list filter may name: the machine's, but the unspecified one. */
+const STATUSES: ReadonlySet<string> = new Set(Object.values(MILESTONE_STATUS).filter((st) => st !== 'STATUS_UNSPECIFIED'));
 
-/** The stages of an open dispute (the read model's dispute_stage). */
-const OPEN_STAGES = ['NEGOTIATION', 'ESCALATING', 'ARBITRATION'];
+/** The stages of an open dispute (the read model's dispute_stage): the machine's, but the end. */
+const OPEN_STAGES: string[] = [...new Set(Object.values(DISPUTE_STAGE))].filter((st) => st !== 'RESOLVED');
 
 const reply = (s: Persisted<MilestoneContext>) => ({ milestone: milestoneMessage(s) });
 
@@ -129,13 +116,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         after: after?.c && after.id ? { at: after.c, id: after.id } : null,
         limit,
       });
-      const last = listed[listed.length - 1];
-      const lastAt = last && (sort.column === 'created_at' ? last.createdAt : last.updatedAt);
-      return {
-        milestones: listed.map((m) => milestoneSummary(m.state)),
-        next_page_token:
-          listed.length === limit && last && lastAt ? deps.pages.issue(scope, { c: lastAt.toISOString(), id: last.state.id }) : '',
-      };
+      return page(deps, scope, listed, limit, (m) => (sort.column === 'created_at' ? m.createdAt : m.updatedAt));
     }),
     WatchMilestone: serverStream(deps, 'WatchMilestone', async (r: Req, ctx, call) => {
       const id = v.requireMilestoneId(r.milestone_id);
@@ -208,12 +189,7 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
         after: after?.c && after.id ? { at: after.c, id: after.id } : null,
         limit,
       });
-      const last = listed[listed.length - 1];
-      return {
-        milestones: listed.map((m) => milestoneSummary(m.state)),
-        next_page_token:
-          listed.length === limit && last ? deps.pages.issue(scope, { c: last.updatedAt.toISOString(), id: last.state.id }) : '',
-      };
+      return page(deps, scope, listed, limit, (m) => m.updatedAt);
     }),
     FreezeMilestone: unary(deps, 'FreezeMilestone', async (r: Req, ctx) => {
       const id = v.requireMilestoneId(r.milestone_id);
@@ -225,6 +201,15 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       const reason = v.optionalText(r.reason, 'reason');
       return reply(await app.withReason(ctx, id, 'UNFREEZE', reason, v.requireKey(r.idempotency_key)));
     }),
+  };
+}
+
+/** A page of listed milestones and the token of the next: the keyset of its last row (its sort time and id), empty on a short page. */
+function page(deps: HandlerDeps, scope: string, listed: ListedMilestone[], limit: number, sortTime: (m: ListedMilestone) => Date) {
+  const last = listed.at(-1);
+  return {
+    milestones: listed.map((m) => milestoneSummary(m.state)),
+    next_page_token: listed.length === limit && last ? deps.pages.issue(scope, { c: sortTime(last).toISOString(), id: last.state.id }) : '',
   };
 }
 
