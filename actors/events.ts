@@ -47,8 +47,22 @@ export const MILESTONE_CHANGES = {
   settlement_proposed: change({ freelancerAmount: amount, employerAmount: amount }, ['freelancerAmount', 'employerAmount']),
   // With funding 'account' the escalator's account actor decides the fee; without, the ledger held it on this event (an earlier version).
   escalation_requested: change({ amount, escalatorId: id, funding: { const: 'account' } }, ['amount', 'escalatorId']),
-  escalated: change({ escalatorId: id, arbitrationFee: amount }, ['escalatorId', 'arbitrationFee']),
+  // In arbitration. Under terms that ask both parties, the other party's fee is named too (secondFeePayerId, secondArbitrationFee).
+  escalated: change({ escalatorId: id, arbitrationFee: amount, secondFeePayerId: id, secondArbitrationFee: amount }, [
+    'escalatorId',
+    'arbitrationFee',
+  ]),
   escalation_failed: change({ reason: id }, ['reason']),
+  // Terms that ask both parties: the escalating party's fee is held; the other party (payerId) must pay its own by payBy, or lose by default.
+  arbitration_fee_due: change({ escalatorId: id, arbitrationFee: amount, payerId: id, payBy: time }, [
+    'escalatorId',
+    'arbitrationFee',
+    'payerId',
+    'payBy',
+  ]),
+  // The other party's account actor reserves its fee (fee_reserved), or refuses: escalated or arbitration_fee_failed follows.
+  arbitration_fee_requested: change({ amount, payerId: id, funding: { const: 'account' } }, ['amount', 'payerId', 'funding']),
+  arbitration_fee_failed: change({ reason: id }, ['reason']),
   // A party attached a reference to evidence (the file stays with the marketplace).
   evidence_attached: change(
     { uri: { type: 'string', minLength: 1, maxLength: 1024 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, note: text },
@@ -65,10 +79,14 @@ export const MILESTONE_CHANGES = {
       freelancerAmount: amount,
       employerAmount: amount,
       fee: amount,
-      outcome: { enum: ['settled', 'claim_granted', 'claim_accepted', 'arbitrated'] },
+      outcome: { enum: ['settled', 'claim_granted', 'claim_accepted', 'arbitrated', 'fee_unpaid'] },
       arbitrationFee: amount,
       escalatorId: { type: 'string' },
       arbitrationFeeRefunded: { type: 'boolean' },
+      // The other party's arbitration fee, when it paid one (terms that ask both): back to it if it won, else to the platform.
+      secondFeePayerId: id,
+      secondArbitrationFee: amount,
+      secondArbitrationFeeRefunded: { type: 'boolean' },
       clearsAt: time,
     },
     ['amount', 'freelancerAmount', 'employerAmount', 'fee', 'outcome', 'arbitrationFee', 'escalatorId', 'arbitrationFeeRefunded'],

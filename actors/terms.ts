@@ -20,8 +20,14 @@ export interface Terms {
   readonly employerFee: FeeRule;
   /** Deducted from what the freelancer receives (release or a dispute share). */
   readonly freelancerFee: FeeRule;
-  /** Charged to the party that escalates a dispute to arbitration; refunded if it wins. */
+  /** Charged to the party that escalates a dispute to arbitration (and, see below, to the other party); refunded to the winner. */
   readonly arbitrationFee: string;
+  /**
+   * With a value above 0, arbitration needs both parties' fees: once the escalating party paid,
+   * the other has this long to pay its own, and a party that does not pay loses the dispute by
+   * default. 0 or absent (terms made before it existed): only the escalating party pays.
+   */
+  readonly arbitrationFeeDeadlineMs?: number;
   /** How long the respondent of a dispute has to answer: freelancer / employer respondent. */
   readonly responseMsFreelancer: number;
   readonly responseMsEmployer: number;
@@ -84,6 +90,8 @@ export interface TermsPolicy {
   readonly negotiationMs: number;
   /** ESCROW_CLEARING_PERIOD: how long payouts to freelancers stay pending (0 = none). */
   readonly clearingMs?: number;
+  /** ESCROW_ARBITRATION_FEE_DEADLINE: the other party's time to pay its arbitration fee (0 = only the escalating party pays). */
+  readonly arbitrationFeeDeadlineMs?: number;
 }
 
 export const DEFAULT_POLICY: TermsPolicy = {
@@ -107,5 +115,6 @@ export function termsFor(policy: TermsPolicy, currency: string, reviewWindowMs: 
     reviewWindowMs,
     // Named only when set, so terms under a policy without clearing stay what they were.
     ...(policy.clearingMs ? { clearingMs: policy.clearingMs } : {}),
+    ...(policy.arbitrationFeeDeadlineMs ? { arbitrationFeeDeadlineMs: policy.arbitrationFeeDeadlineMs } : {}),
   };
 }

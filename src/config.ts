@@ -129,8 +129,10 @@ export interface Config {
    * Fees and dispute windows for new milestones. ESCROW_FEES is JSON per currency, e.g.
    * {"USD":{"employer":{"percent":"2","minimum":"0.50"},"freelancer":{"percent":"10","minimum":"1.00"},"arbitration":"25.00"}};
    * default none. ESCROW_DISPUTE_RESPONSE_FREELANCER (default 4d), ESCROW_DISPUTE_RESPONSE_EMPLOYER
-   * (14d), ESCROW_DISPUTE_NEGOTIATION (3d) and ESCROW_CLEARING_PERIOD (0: payouts to freelancers
-   * withdrawable at once) are durations: 500ms, 30s, 15m, 36h, 4d.
+   * (14d), ESCROW_DISPUTE_NEGOTIATION (3d), ESCROW_CLEARING_PERIOD (0: payouts to freelancers
+   * withdrawable at once) and ESCROW_ARBITRATION_FEE_DEADLINE (0: only the escalating party pays
+   * the arbitration fee; else the other party's time to pay its own, or lose by default) are
+   * durations: 500ms, 30s, 15m, 36h, 4d.
    */
   terms: TermsPolicy;
   /** How often due timers (dispute deadlines, auto-release) are looked for. Default 1000. */
@@ -437,6 +439,7 @@ export function loadConfig(env: Env = process.env): Config {
       responseMsEmployer: duration(env, 'ESCROW_DISPUTE_RESPONSE_EMPLOYER', DEFAULT_POLICY.responseMsEmployer),
       negotiationMs: duration(env, 'ESCROW_DISPUTE_NEGOTIATION', DEFAULT_POLICY.negotiationMs),
       clearingMs: duration(env, 'ESCROW_CLEARING_PERIOD', 0),
+      arbitrationFeeDeadlineMs: duration(env, 'ESCROW_ARBITRATION_FEE_DEADLINE', 0),
     },
     timerScanMs: int(env, 'ESCROW_TIMER_SCAN_MS', 1_000, 10, 3_600_000),
     reputationMinPaid: decimal(env, 'ESCROW_REPUTATION_MIN_PAID', '5'),

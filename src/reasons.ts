@@ -43,7 +43,10 @@ export const REASONS = {
   SORT_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'the sort is not one of MilestoneSort' },
   TIME_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'a timestamp of a list filter is not a valid time (years 1..9999)' },
   TIME_RANGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: "a time range's end is not after its start" },
-  STAGE_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'ListDisputes: the stage is not NEGOTIATION, ESCALATING or ARBITRATION' },
+  STAGE_INVALID: {
+    code: 'INVALID_ARGUMENT',
+    meaning: 'ListDisputes: the stage is not NEGOTIATION, ESCALATING, AWAITING_FEE or ARBITRATION',
+  },
   URI_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence uri is not an absolute https, s3, gs or ipfs URI without spaces' },
   SHA256_INVALID: { code: 'INVALID_ARGUMENT', meaning: 'an evidence sha256 is not 64 hex digits' },
   SELF_AWARD: { code: 'INVALID_ARGUMENT', meaning: 'an employer cannot award its project to itself' },
@@ -81,6 +84,14 @@ export const REASONS = {
   PROPOSAL_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'a party made as many proposals in this dispute as it may' },
   ESCALATION_LIMIT: { code: 'FAILED_PRECONDITION', meaning: 'a party made as many escalation attempts in this dispute as it may' },
   RESPONSE_DEADLINE_PASSED: { code: 'FAILED_PRECONDITION', meaning: 'the respondent did not answer in time: the claim is being granted' },
+  FEE_DEADLINE_PASSED: {
+    code: 'FAILED_PRECONDITION',
+    meaning: 'the other party did not pay its arbitration fee in time: the escalating party wins by default',
+  },
+  FEE_ALREADY_PAID: {
+    code: 'FAILED_PRECONDITION',
+    meaning: "PayArbitrationFee by the escalating party, which paid its fee: the other party's is due",
+  },
   REVIEW_WINDOW_PASSED: { code: 'FAILED_PRECONDITION', meaning: 'the review window ended: what is held is being released' },
   NOTHING_RELEASED: { code: 'FAILED_PRECONDITION', meaning: 'a review needs money released on the project first' },
   ALREADY_REVIEWED: { code: 'FAILED_PRECONDITION', meaning: 'the caller reviewed this project already' },

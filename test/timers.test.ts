@@ -249,6 +249,111 @@ describe('durable timers', () => {
     }
   });
 
+  it('an arbitration fee deadline that passes while every process is down decides the dispute once, by default', async () => {
+    const both = {
+      ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }),
+      ESCROW_DISPUTE_NEGOTIATION: '1ms',
+      ESCROW_ARBITRATION_FEE_DEADLINE: '2s',
+    };
+    const a = await start('all', both);
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t7', '10.00');
+    await deposit(c, 'fl-t7', '2.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t7', {
+        project_id: 'proj-t7',
+        freelancer_id: 'fl-t7',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('OpenDispute', 'fl-t7', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('8.00'), idempotency_key: key() });
+    await c.m('ProposeSettlement', 'emp-t7', { milestone_id: m.id, freelancer_amount: usd('1.00'), idempotency_key: key() });
+    const escalated = await c.m('EscalateDispute', 'fl-t7', { milestone_id: m.id, idempotency_key: key() });
+    expect(escalated.milestone.dispute).toMatchObject({ stage: 'AWAITING_FEE', fee_due_from: 'emp-t7' });
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 2_500));
+    const b = await start('all', both);
+    const c2 = new EscrowClient(b.address);
+    try {
+      await eventually(async () => {
+        const got = (await c2.m('GetMilestone', 'fl-t7', { milestone_id: m.id })).milestone;
+        expect(got).toMatchObject({ status: 'RESOLVED', released: usd('8.00'), returned: usd('2.00'), dispute: { outcome: 'fee_unpaid' } });
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(systemEvents((await c2.m('GetMilestone', 'fl-t7', { milestone_id: m.id })).milestone)).toHaveLength(1);
+      // The freelancer won by default: its claim of 8.00 and its fee of 2.00 back.
+      await eventually(async () =>
+        expect(await c2.a('GetBalance', 'fl-t7', { user_id: 'fl-t7', currency_code: 'USD' })).toMatchObject({
+          available: usd('10.00'),
+          held: usd('0.00'),
+        }),
+      );
+      await ledgerCaughtUp(observer.engine);
+      await expectLedgerSound(observer.engine);
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+  });
+
+  it("the other party's fee left waiting by a killed gateway is finished by another process", async () => {
+    const both = {
+      ESCROW_FEES: JSON.stringify({ USD: { arbitration: '2.00' } }),
+      ESCROW_DISPUTE_NEGOTIATION: '1ms',
+      ESCROW_ARBITRATION_FEE_DEADLINE: '1h',
+      ESCROW_FUNDING_WAIT_MS: '300',
+    };
+    const gw = await start('gateway', both);
+    await start('worker', both);
+    // This gateway is killed after the second fee's event and before it decides the fee.
+    const slow = await start('gateway', { ...both, ESCROW_FAULT_FEE_DECISION_DELAY_MS: '60000' });
+    const c = new EscrowClient(gw.address);
+    const cs = new EscrowClient(slow.address);
+    await deposit(c, 'emp-t8', '12.00');
+    await deposit(c, 'fl-t8', '2.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t8', {
+        project_id: 'proj-t8',
+        freelancer_id: 'fl-t8',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('OpenDispute', 'fl-t8', { milestone_id: m.id, reason: 'unpaid', claimed_amount: usd('10.00'), idempotency_key: key() });
+    await c.m('ProposeSettlement', 'emp-t8', { milestone_id: m.id, freelancer_amount: usd('1.00'), idempotency_key: key() });
+    await c.m('EscalateDispute', 'fl-t8', { milestone_id: m.id, idempotency_key: key() });
+    await ledgerCaughtUp(observer.engine);
+    void cs.m('PayArbitrationFee', 'emp-t8', { milestone_id: m.id, idempotency_key: key() }).catch(() => {});
+    await eventually(async () => {
+      const got = (await observer.db.query(`SELECT dispute_stage FROM milestones WHERE milestone_id = $1`, [m.id])).rows[0];
+      expect(got?.dispute_stage).toBe('ESCALATING');
+    }, 10_000);
+    cs.close();
+    await slow.kill();
+    try {
+      await eventually(async () => {
+        const got = (await observer.db.query(`SELECT dispute_stage FROM milestones WHERE milestone_id = $1`, [m.id])).rows[0];
+        expect(got?.dispute_stage).toBe('ARBITRATION');
+      }, 20_000);
+      const got = (await c.m('GetMilestone', 'emp-t8', { milestone_id: m.id })).milestone;
+      expect(got.dispute).toMatchObject({ stage: 'ARBITRATION', second_fee_paid_by: 'emp-t8', second_arbitration_fee: usd('2.00') });
+      expect(got.history.filter((h: Reply) => h.type === 'escalated')).toHaveLength(1);
+      await eventually(async () =>
+        expect(await c.a('GetBalance', 'emp-t8', { user_id: 'emp-t8', currency_code: 'USD' })).toMatchObject({
+          available: usd('0.00'),
+          held: usd('12.00'),
+        }),
+      );
+      await ledgerCaughtUp(observer.engine);
+      await expectLedgerSound(observer.engine);
+    } finally {
+      c.close();
+    }
+  });
+
   it('two workers and a gateway scanning the same timers fire each once; answered ones never fire', async () => {
     // The gateway does not scan; the two workers do, every 100 ms.
     const gw = await start('gateway', { ESCROW_TIMER_SCAN_MS: '3600000' });

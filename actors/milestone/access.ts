@@ -48,12 +48,16 @@ const partyRefusal: { [T in MilestoneCommandType]: (c: MilestoneContext, e: Extr
   PROPOSE_SETTLEMENT: partiesOnly,
   ACCEPT_SETTLEMENT: partiesOnly,
   ESCALATE: partiesOnly,
+  // The machine says which party owes the fee (the one that did not escalate).
+  PAY_ARBITRATION_FEE: partiesOnly,
   // Which party (the filer, the respondent) is the dispute's to say: the machine checks it in the dispute's states.
   WITHDRAW_DISPUTE: partiesOnly,
   ACCEPT_CLAIM: partiesOnly,
   ATTACH_EVIDENCE: partiesOnly,
   ESCALATION_SUCCEEDED: systemOnly,
   ESCALATION_FAILED: systemOnly,
+  ARBITRATION_FEE_PAID: systemOnly,
+  ARBITRATION_FEE_FAILED: systemOnly,
   // An arbiter decides disputes it is not a party to.
   RESOLVE: (c, e) => (!e.by.roles.includes(ARBITER_ROLE) ? 'NOT_ARBITER' : isParty(c, e) ? 'ARBITER_IS_PARTY' : null),
   DEADLINE: systemOnly,

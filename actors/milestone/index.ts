@@ -37,7 +37,7 @@ export {
   type MilestoneStateName,
   type MilestoneStatus,
 } from './status.js';
-export { releaseAmount, escalationPossibleAt } from './money.js';
+export { releaseAmount, escalationPossibleAt, secondFeePayer } from './money.js';
 export { milestonePermission, mayView } from './access.js';
 export {
   milestoneMachine,
@@ -50,4 +50,13 @@ export {
   NEVER_HELD_STATUSES,
   decideMilestone,
 } from './machine.js';
-export { SAGAS, isSagaState, sagaCausation, sagaOutcomeEvent, SAGA_STATUSES, SAGA_DISPUTE_STAGES, type SagaState } from './sagas.js';
+export {
+  SAGAS,
+  isSagaState,
+  sagaCausation,
+  sagaOutcomeEvent,
+  sagaFee,
+  SAGA_STATUSES,
+  SAGA_DISPUTE_STAGES,
+  type SagaState,
+} from './sagas.js';

@@ -16,7 +16,18 @@ import {
 } from './types.js';
 import { type MilestoneStateName, statusOf } from './status.js';
 import { later, reached, timeLeft } from './time.js';
-import { releaseAmount, payoutFee, disputeOf, settlement, opened, claimGranted, escalationPossibleAt, clearing } from './money.js';
+import {
+  releaseAmount,
+  payoutFee,
+  disputeOf,
+  settlement,
+  opened,
+  claimGranted,
+  escalationPossibleAt,
+  clearing,
+  feeDefault,
+  secondFeePayer,
+} from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
 import { milestonePermission } from './access.js';
 
@@ -45,9 +56,22 @@ const openDisputeFrom = (from: 'funded' | 'releaseRequested' | 'cancellationRequ
   { target: 'disputed' as const, actions: { type: 'openDispute' as const, params: { from } } },
 ];
 
-/** Evidence for the arbiter, while the dispute is open (not past an unanswered deadline, where the claim is being granted). */
-const attachEvidenceTransition = (deadline: boolean) => [
-  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+/**
+ * The deadline a dispute state has, past which nothing but its timer's decision is accepted:
+ * the respondent's answer (negotiation), the other party's arbitration fee (awaiting it), none
+ * (arbitration).
+ */
+const DUE = {
+  response: [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }],
+  fee: [{ guard: 'feeDue' as const, actions: refuse('feeDeadlinePassed') }],
+  none: [],
+} as const;
+
+type Due = keyof typeof DUE;
+
+/** Evidence for the arbiter, while the dispute is open (not past its state's deadline, where the timer decides). */
+const attachEvidenceTransition = (due: Due) => [
+  ...DUE[due],
   { guard: not('evidenceLeft'), actions: refuse('evidenceLimit') },
   { actions: 'attachEvidence' as const },
 ];
@@ -70,15 +94,15 @@ const withdrawDisputeTransition = [
 ];
 
 /** The respondent concedes: the filer gets its claim, the rest goes to the respondent. */
-const acceptClaimTransition = (deadline: boolean) => [
-  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+const acceptClaimTransition = (due: Due) => [
+  ...DUE[due],
   { guard: not('byRespondent'), actions: refuse('notRespondent') },
   { target: 'resolved' as const, actions: 'acceptClaim' as const },
 ];
 
-/** Accepting the other party's standing proposal ends the dispute with its split (in negotiation and in arbitration). */
-const acceptSettlementTransition = (deadline: boolean) => [
-  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+/** Accepting the other party's standing proposal ends the dispute with its split (in negotiation, awaiting a fee, in arbitration). */
+const acceptSettlementTransition = (due: Due) => [
+  ...DUE[due],
   { guard: not('expectedInMilestoneCurrency'), actions: refuse('currencyMismatch') },
   { guard: not('hasProposal'), actions: refuse('noProposal') },
   { guard: 'ownProposal' as const, actions: refuse('ownProposal') },
@@ -86,9 +110,9 @@ const acceptSettlementTransition = (deadline: boolean) => [
   { target: 'resolved' as const, actions: 'acceptSettlement' as const },
 ];
 
-/** A proposal of a split: in negotiation (where it answers the dispute) and in arbitration (to settle before the arbiter decides). */
-const proposeSettlementTransition = (deadline: boolean, stay: 'disputed' | 'arbitration') => [
-  ...(deadline ? [{ guard: 'responseDue' as const, actions: refuse('responseDeadlinePassed') }] : []),
+/** A proposal of a split: in negotiation (where it answers the dispute), awaiting a fee and in arbitration (to settle before the arbiter decides). */
+const proposeSettlementTransition = (due: Due, stay: 'disputed' | 'awaitingFee' | 'arbitration') => [
+  ...DUE[due],
   { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
   { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
   { guard: not('proposalsLeft'), actions: refuse('proposalLimit') },
@@ -148,7 +172,12 @@ export const milestoneMachine = setup({
     negotiationOver: ({ context, event }) => !!context.dispute && reached(event.at, escalationPossibleAt(context, context.dispute)),
     arbitrationFree: ({ context }) => isZero(context.terms.arbitrationFee),
     feeCovered: ({ context, event }) =>
-      event.type === 'ESCALATE' && (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
+      (event.type === 'ESCALATE' || event.type === 'PAY_ARBITRATION_FEE') &&
+      (event.available === '' || cmp(event.available, context.terms.arbitrationFee) >= 0),
+    // Terms that ask both parties for the arbitration fee (terms made before them ask the escalating party only).
+    bothPay: ({ context }) => (context.terms.arbitrationFeeDeadlineMs ?? 0) > 0,
+    byEscalator: ({ context, event }) => context.dispute?.escalatedBy === event.by.id,
+    feeDue: ({ context, event }) => context.dueKind === 'arbitration_fee' && reached(event.at, context.dueAt),
     autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
     responseDue: ({ context, event }) => context.dueKind === 'dispute_response' && reached(event.at, context.dueAt),
     releaseWithinHeld: ({ context, event }) => event.type === 'RELEASE' && cmp(releaseAmount(context, event), context.held) <= 0,
@@ -421,15 +450,58 @@ export const milestoneMachine = setup({
     escalate: assign(({ context, event }) => {
       const d = disputeOf(context);
       const by = d.escalatedBy || event.by.id;
+      const second = d.secondFeeBy && d.secondFee ? { secondFeePayerId: d.secondFeeBy, secondArbitrationFee: d.secondFee } : {};
       return {
         // In arbitration nothing is due: the arbiter decides.
         dueAt: '',
         dueKind: '' as const,
         dispute: { ...d, escalatedBy: by, answered: true, escalationFailureReason: '' },
         updatedAt: event.at,
-        emitted: { type: 'escalated', data: { escalatorId: by, arbitrationFee: d.arbitrationFee } },
+        emitted: { type: 'escalated', data: { escalatorId: by, arbitrationFee: d.arbitrationFee, ...second } },
       };
     }),
+    // Terms that ask both parties: the escalating party's fee is held; the other party's is due by the deadline.
+    awaitFee: assign(({ context, event }) => {
+      const d = disputeOf(context);
+      const payerId = secondFeePayer(d);
+      const dueAt = later(event.at, context.terms.arbitrationFeeDeadlineMs ?? 0);
+      return {
+        dueAt,
+        dueKind: 'arbitration_fee' as const,
+        dispute: { ...d, answered: true, escalationFailureReason: '' },
+        updatedAt: event.at,
+        emitted: {
+          type: 'arbitration_fee_due',
+          data: { escalatorId: d.escalatedBy, arbitrationFee: d.arbitrationFee, payerId, payBy: dueAt },
+        },
+      };
+    }),
+    // The other party's account actor reserves its fee, or refuses: ARBITRATION_FEE_PAID or _FAILED follows. The deadline stays as it was.
+    requestFee: assign(({ context, event }) => {
+      const d = disputeOf(context);
+      const amount = format(context.currency, context.terms.arbitrationFee);
+      return {
+        dispute: {
+          ...d,
+          secondFeeBy: event.by.id,
+          secondFee: amount,
+          escalationsBy: { ...d.escalationsBy, [event.by.id]: (d.escalationsBy[event.by.id] ?? 0) + 1 },
+        },
+        updatedAt: event.at,
+        emitted: { type: 'arbitration_fee_requested', data: { amount, payerId: event.by.id, funding: 'account' } },
+      };
+    }),
+    markFeeFailed: assign(({ context, event }) => {
+      assertEvent(event, 'ARBITRATION_FEE_FAILED');
+      const reason = event.reason;
+      return {
+        dispute: { ...disputeOf(context), secondFeeBy: '', secondFee: zero(context.currency), escalationFailureReason: reason },
+        updatedAt: event.at,
+        emitted: { type: 'arbitration_fee_failed', data: { reason } },
+      };
+    }),
+    // The deadline passed without the other party's fee: the escalating party wins by default.
+    defaultOnFee: assign(({ context, event }) => settlement(context, feeDefault(context), 'fee_unpaid', event.at)),
     markEscalationFailed: assign(({ context, event }) => {
       assertEvent(event, 'ESCALATION_FAILED');
       const reason = event.reason;
@@ -463,7 +535,9 @@ export const milestoneMachine = setup({
       return {
         dueAt,
         dueKind: f.dueKind,
-        ...(d && (f.from === 'disputed' || f.from === 'arbitration') ? { dispute: { ...d, frozenMs: (d.frozenMs ?? 0) + frozenMs } } : {}),
+        ...(d && (f.from === 'disputed' || f.from === 'awaitingFee' || f.from === 'arbitration')
+          ? { dispute: { ...d, frozenMs: (d.frozenMs ?? 0) + frozenMs } }
+          : {}),
         frozen: null,
         updatedAt: event.at,
         emitted: { type: 'unfrozen', data: { reason: event.reason, resumed: statusOf(f.from), ...(dueAt ? { dueAt } : {}) } },
@@ -607,11 +681,11 @@ export const milestoneMachine = setup({
       description: 'Frozen: no release or cancel. The parties negotiate; the respondent must answer before dueAt.',
       on: {
         // Past an unanswered deadline nothing but the timer's grant is accepted.
-        PROPOSE_SETTLEMENT: proposeSettlementTransition(true, 'disputed'),
-        ACCEPT_SETTLEMENT: acceptSettlementTransition(true),
-        ACCEPT_CLAIM: acceptClaimTransition(true),
+        PROPOSE_SETTLEMENT: proposeSettlementTransition('response', 'disputed'),
+        ACCEPT_SETTLEMENT: acceptSettlementTransition('response'),
+        ACCEPT_CLAIM: acceptClaimTransition('response'),
         WITHDRAW_DISPUTE: withdrawDisputeTransition,
-        ATTACH_EVIDENCE: attachEvidenceTransition(true),
+        ATTACH_EVIDENCE: attachEvidenceTransition('response'),
         ESCALATE: [
           { guard: 'responseDue', actions: refuse('responseDeadlinePassed') },
           { guard: not('negotiationOver'), actions: refuse('negotiationOpen') },
@@ -626,10 +700,41 @@ export const milestoneMachine = setup({
     },
     escalating: {
       tags: ['holdsMoney', 'dispute'],
-      description: 'Still disputed; the ledger is holding (or refusing) the arbitration fee of the escalating party.',
+      description: "Still disputed; the escalating party's account is holding (or refusing) its arbitration fee.",
       on: {
-        ESCALATION_SUCCEEDED: { target: 'arbitration', actions: 'escalate' },
+        ESCALATION_SUCCEEDED: [
+          { guard: 'bothPay', target: 'awaitingFee', actions: 'awaitFee' },
+          { target: 'arbitration', actions: 'escalate' },
+        ],
         ESCALATION_FAILED: { target: 'disputed', actions: 'markEscalationFailed' },
+      },
+    },
+    awaitingFee: {
+      tags: ['holdsMoney', 'dispute', 'timer'],
+      description:
+        'Still disputed; the escalating party paid its arbitration fee and the other party must pay its own before dueAt, or lose by default. The parties may still settle.',
+      on: {
+        PAY_ARBITRATION_FEE: [
+          ...DUE.fee,
+          { guard: 'byEscalator', actions: refuse('feeAlreadyPaid') },
+          { guard: not('escalationsLeft'), actions: refuse('escalationLimit') },
+          { guard: not('feeCovered'), actions: refuse('feeNotCovered') },
+          { target: 'payingFee', actions: 'requestFee' },
+        ],
+        PROPOSE_SETTLEMENT: proposeSettlementTransition('fee', 'awaitingFee'),
+        ACCEPT_SETTLEMENT: acceptSettlementTransition('fee'),
+        ACCEPT_CLAIM: acceptClaimTransition('fee'),
+        ATTACH_EVIDENCE: attachEvidenceTransition('fee'),
+        DEADLINE: [{ guard: 'feeDue', target: 'resolved', actions: 'defaultOnFee' }, { actions: refuse('notDue') }],
+        FREEZE: freezeFrom('awaitingFee'),
+      },
+    },
+    payingFee: {
+      tags: ['holdsMoney', 'dispute'],
+      description: "Still disputed; the other party's account is holding (or refusing) its arbitration fee.",
+      on: {
+        ARBITRATION_FEE_PAID: { target: 'arbitration', actions: 'escalate' },
+        ARBITRATION_FEE_FAILED: { target: 'awaitingFee', actions: 'markFeeFailed' },
       },
     },
     arbitration: {
@@ -637,10 +742,10 @@ export const milestoneMachine = setup({
       description:
         'Still disputed; an arbiter decides the split, unless the parties settle first (a proposal accepted, or the claim conceded).',
       on: {
-        PROPOSE_SETTLEMENT: proposeSettlementTransition(false, 'arbitration'),
-        ACCEPT_SETTLEMENT: acceptSettlementTransition(false),
-        ACCEPT_CLAIM: acceptClaimTransition(false),
-        ATTACH_EVIDENCE: attachEvidenceTransition(false),
+        PROPOSE_SETTLEMENT: proposeSettlementTransition('none', 'arbitration'),
+        ACCEPT_SETTLEMENT: acceptSettlementTransition('none'),
+        ACCEPT_CLAIM: acceptClaimTransition('none'),
+        ATTACH_EVIDENCE: attachEvidenceTransition('none'),
         RESOLVE: [
           { guard: not('inMilestoneCurrency'), actions: refuse('currencyMismatch') },
           { guard: not('splitWithinHeld'), actions: refuse('splitAboveHeld') },
@@ -659,6 +764,7 @@ export const milestoneMachine = setup({
           unfreezeTo('releaseRequested'),
           unfreezeTo('cancellationRequested'),
           unfreezeTo('disputed'),
+          unfreezeTo('awaitingFee'),
           unfreezeTo('arbitration'),
         ],
         // A reservation's void changes nothing here, as anywhere a milestone exists.

@@ -40,6 +40,8 @@ const STATES = [
   'cancelled',
   'disputed',
   'escalating',
+  'awaitingFee',
+  'payingFee',
   'arbitration',
   'resolved',
   'frozen',
@@ -94,6 +96,10 @@ function contextIn(state: State): MilestoneContext {
   if (state === 'disputed') return { ...base, dueAt: SOON, dueKind: 'dispute_response', dispute: DISPUTE };
   if (state === 'escalating') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'arbitration') return { ...base, dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
+  // The employer escalated and paid; the freelancer's fee is due (not yet at AT), then being charged.
+  if (state === 'awaitingFee') return { ...base, dueAt: SOON, dueKind: 'arbitration_fee', dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
+  if (state === 'payingFee')
+    return { ...base, dueAt: SOON, dueKind: 'arbitration_fee', dispute: { ...DISPUTE, escalatedBy: EMPLOYER, secondFeeBy: FREELANCER } };
   // Frozen from a release request, its review window stopped with 10 minutes left.
   if (state === 'frozen')
     return {
@@ -188,6 +194,7 @@ const COMMANDS: CommandCase[] = [
     event: (by) => ({ type: 'ACCEPT_SETTLEMENT', by: caller(by), at: AT, expectedFreelancerAmount: '', expectedCurrency: '' }),
   },
   { name: 'ESCALATE', event: (by) => ({ type: 'ESCALATE', by: caller(by), at: AT, available: '' }) },
+  { name: 'PAY_ARBITRATION_FEE', event: (by) => ({ type: 'PAY_ARBITRATION_FEE', by: caller(by), at: AT, available: '' }) },
   { name: 'WITHDRAW_DISPUTE', event: (by) => ({ type: 'WITHDRAW_DISPUTE', by: caller(by), at: AT }) },
   { name: 'ACCEPT_CLAIM', event: (by) => ({ type: 'ACCEPT_CLAIM', by: caller(by), at: AT }) },
   {
@@ -205,6 +212,11 @@ const COMMANDS: CommandCase[] = [
   { name: 'UNFREEZE', event: (by) => ({ type: 'UNFREEZE', by: caller(by), at: AT, reason: 'cleared' }) },
   { name: 'ESCALATION_SUCCEEDED', event: (by) => ({ type: 'ESCALATION_SUCCEEDED', by: caller(by), at: AT }) },
   { name: 'ESCALATION_FAILED', event: (by) => ({ type: 'ESCALATION_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }) },
+  { name: 'ARBITRATION_FEE_PAID', event: (by) => ({ type: 'ARBITRATION_FEE_PAID', by: caller(by), at: AT }) },
+  {
+    name: 'ARBITRATION_FEE_FAILED',
+    event: (by) => ({ type: 'ARBITRATION_FEE_FAILED', by: caller(by), at: AT, reason: 'INSUFFICIENT_FUNDS' }),
+  },
   { name: 'RESOLVE', event: (by) => ({ type: 'RESOLVE', by: caller(by), at: AT, currency: 'USD', freelancerAmount: '7.00' }) },
   { name: 'DEADLINE', event: (by) => ({ type: 'DEADLINE', by: caller(by), at: AT }) },
 ];
@@ -225,6 +237,7 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   PROPOSE_SETTLEMENT: party,
   ACCEPT_SETTLEMENT: party,
   ESCALATE: party,
+  PAY_ARBITRATION_FEE: party,
   WITHDRAW_DISPUTE: party,
   ACCEPT_CLAIM: party,
   ATTACH_EVIDENCE: party,
@@ -232,6 +245,8 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   UNFREEZE: (r) => (r === 'support' ? null : 'NOT_SUPPORT'),
   ESCALATION_SUCCEEDED: system,
   ESCALATION_FAILED: system,
+  ARBITRATION_FEE_PAID: system,
+  ARBITRATION_FEE_FAILED: system,
   RESOLVE: (r) => (r === 'arbiter' ? null : 'NOT_ARBITER'),
   DEADLINE: system,
   REQUEST_RELEASE: (r) => (r === 'freelancer' ? null : 'NOT_FREELANCER'),
@@ -244,14 +259,14 @@ const WHO_MAY: Record<string, (role: Role) => string | null> = {
   CANCEL_AFTER_AWARD: (r) => (r === 'freelancer' ? null : r === 'employer' ? 'AWARD_ACCEPTED_ONLY_FREELANCER_MAY_CANCEL' : 'NOT_PARTY'),
 };
 const HOLDING: State[] = ['funded', 'releaseRequested', 'cancellationRequested'];
-const TIMERS: State[] = ['releaseRequested', 'cancellationRequested', 'disputed'];
+const TIMERS: State[] = ['releaseRequested', 'cancellationRequested', 'disputed', 'awaitingFee'];
 const FINAL: State[] = ['requestRejected', 'requestWithdrawn', 'fundingFailed', 'released', 'cancelled', 'resolved'];
 
 describe("the machine's kinds of state (its tags and final states)", () => {
   // This table's own model, written out, against the marks the runtime, ledger and auditor read.
   it('are the ones this table expects', () => {
     expect([...HOLDING_STATES].filter((s) => !DISPUTE_STATES.has(s)).sort()).toEqual([...HOLDING, 'frozen'].sort());
-    expect([...DISPUTE_STATES].sort()).toEqual(['arbitration', 'disputed', 'escalating']);
+    expect([...DISPUTE_STATES].sort()).toEqual(['arbitration', 'awaitingFee', 'disputed', 'escalating', 'payingFee']);
     expect([...TIMER_STATES].sort()).toEqual([...TIMERS].sort());
     expect([...FINAL_STATES].sort()).toEqual([...FINAL].sort());
   });
@@ -260,20 +275,23 @@ describe("the machine's kinds of state (its tags and final states)", () => {
 function refusedInState(state: State, command: string, role: Role): { code: string; reason: string } | null {
   // Frozen: every command but the unfreeze is refused, whoever may otherwise send it.
   if (state === 'frozen' && command !== 'UNFREEZE') return { code: 'FAILED_PRECONDITION', reason: 'MILESTONE_FROZEN' };
-  const open = state === 'disputed' || state === 'arbitration';
+  const open = state === 'disputed' || state === 'awaitingFee' || state === 'arbitration';
   // The standing proposal is the employer's: only the freelancer may accept it.
   if (open && command === 'ACCEPT_SETTLEMENT' && role === 'employer') return { code: 'FAILED_PRECONDITION', reason: 'OWN_PROPOSAL' };
   // The fixture's filer is the freelancer, its respondent the employer.
   if (state === 'disputed' && command === 'WITHDRAW_DISPUTE' && role === 'employer')
     return { code: 'PERMISSION_DENIED', reason: 'NOT_FILER' };
   if (open && command === 'ACCEPT_CLAIM' && role === 'freelancer') return { code: 'PERMISSION_DENIED', reason: 'NOT_RESPONDENT' };
+  // The fixture's escalating party is the employer: it paid, the freelancer's fee is due.
+  if (state === 'awaitingFee' && command === 'PAY_ARBITRATION_FEE' && role === 'employer')
+    return { code: 'FAILED_PRECONDITION', reason: 'FEE_ALREADY_PAID' };
   // The fixture's timers run but are not due.
   if (TIMERS.includes(state) && command === 'DEADLINE') return { code: 'FAILED_PRECONDITION', reason: 'NOT_DUE' };
   return null;
 }
 function legalNext(state: State, command: string): State | null {
   // Support staff freeze any state holding money with no saga under way; the fixture was frozen from RELEASE_REQUESTED.
-  if (command === 'FREEZE') return [...HOLDING, 'disputed', 'arbitration'].includes(state) ? 'frozen' : null;
+  if (command === 'FREEZE') return [...HOLDING, 'disputed', 'awaitingFee', 'arbitration'].includes(state) ? 'frozen' : null;
   if (state === 'frozen') return command === 'UNFREEZE' ? 'releaseRequested' : null;
   if (state === 'disputed') {
     if (command === 'PROPOSE_SETTLEMENT') return 'disputed';
@@ -292,6 +310,16 @@ function legalNext(state: State, command: string): State | null {
     if (command === 'ACCEPT_SETTLEMENT' || command === 'ACCEPT_CLAIM' || command === 'RESOLVE') return 'resolved';
     return null;
   }
+  if (state === 'awaitingFee') {
+    // Until the deadline the parties may still settle; the other party's fee starts its charge.
+    if (command === 'PROPOSE_SETTLEMENT' || command === 'ATTACH_EVIDENCE') return 'awaitingFee';
+    if (command === 'ACCEPT_SETTLEMENT' || command === 'ACCEPT_CLAIM') return 'resolved';
+    if (command === 'PAY_ARBITRATION_FEE') return 'payingFee';
+    return null;
+  }
+  if (state === 'payingFee' && command === 'ARBITRATION_FEE_PAID') return 'arbitration';
+  if (state === 'payingFee' && command === 'ARBITRATION_FEE_FAILED') return 'awaitingFee';
+  // The fixture's terms ask the escalating party only.
   if (state === 'escalating' && command === 'ESCALATION_SUCCEEDED') return 'arbitration';
   if (state === 'escalating' && command === 'ESCALATION_FAILED') return 'disputed';
   if (HOLDING.includes(state) && command === 'OPEN_DISPUTE') return 'disputed';

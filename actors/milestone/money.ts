@@ -30,11 +30,11 @@ export function disputeOf(c: MilestoneContext): Dispute {
 
 /**
  * Ends a dispute with `freelancerAmount` for the freelancer and the rest of what is held back
- * to the employer, in one step. An escalation fee goes back to the escalating party if it won
- * (got more than half of the claim, as filer; or kept the filer to at most half, as respondent),
- * else to the platform.
+ * to the employer, in one step. Each arbitration fee held (the escalating party's, and the
+ * other party's under terms that ask both) goes back to its payer if that payer won (got more
+ * than half of the claim, as filer; or kept the filer to at most half, as respondent), else to
+ * the platform.
  */
-
 export function settlement(
   c: MilestoneContext,
   freelancerAmount: string,
@@ -48,6 +48,7 @@ export function settlement(
   const filerWon = new Decimal(filerShare).gt(new Decimal(d.claim).dividedBy(2));
   const winnerId = filerWon ? d.filerId : d.respondentId;
   const escalated = d.escalatedBy !== '' && !isZero(d.arbitrationFee);
+  const second = d.secondFeeBy && d.secondFee && !isZero(d.secondFee) ? { payerId: d.secondFeeBy, amount: d.secondFee } : null;
   return {
     held: zero(c.currency),
     released: add(c.currency, c.released, freelancerAmount),
@@ -68,6 +69,13 @@ export function settlement(
         arbitrationFee: escalated ? d.arbitrationFee : zero(c.currency),
         escalatorId: escalated ? d.escalatedBy : '',
         arbitrationFeeRefunded: escalated && winnerId === d.escalatedBy,
+        ...(second
+          ? {
+              secondFeePayerId: second.payerId,
+              secondArbitrationFee: second.amount,
+              secondArbitrationFeeRefunded: winnerId === second.payerId,
+            }
+          : {}),
         ...clearing(c, freelancerAmount, fee, at),
       },
     },
@@ -83,6 +91,22 @@ export function escalationPossibleAt(c: MilestoneContext, d: Dispute): string {
 export function claimGranted(c: MilestoneContext): string {
   const d = disputeOf(c);
   return d.filerId === c.freelancerId ? d.claim : sub(c.currency, c.held, d.claim);
+}
+
+/** Under terms that ask both parties, who pays the second arbitration fee: the party that did not escalate. */
+export function secondFeePayer(d: Dispute): string {
+  return d.escalatedBy === d.filerId ? d.respondentId : d.filerId;
+}
+
+/**
+ * The freelancer's amount when the other party did not pay its arbitration fee in time: the
+ * escalating party wins by default. As filer it gets its claim; as respondent it keeps the
+ * filer from getting anything of it.
+ */
+export function feeDefault(c: MilestoneContext): string {
+  const d = disputeOf(c);
+  if (d.escalatedBy === d.filerId) return claimGranted(c);
+  return d.filerId === c.freelancerId ? zero(c.currency) : c.held;
 }
 
 /** The context of a milestone that comes into being, by a create or a request: nothing held yet. */

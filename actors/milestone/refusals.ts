@@ -78,6 +78,16 @@ export const REFUSALS = {
     reason: 'RESPONSE_DEADLINE_PASSED',
     message: ({ context }) => `the respondent did not answer by ${context.dueAt}: the claim is being granted`,
   },
+  feeDeadlinePassed: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'FEE_DEADLINE_PASSED',
+    message: ({ context }) => `the other party did not pay its arbitration fee by ${context.dueAt}: the escalating party wins by default`,
+  },
+  feeAlreadyPaid: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'FEE_ALREADY_PAID',
+    message: () => "the escalating party paid its arbitration fee: the other party's is due",
+  },
   reviewWindowPassed: {
     code: 'FAILED_PRECONDITION',
     reason: 'REVIEW_WINDOW_PASSED',

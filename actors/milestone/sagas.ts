@@ -1,6 +1,6 @@
 import type { Caller } from '../decision.js';
 import { disputeStageOf, statusOf } from './status.js';
-import type { MilestoneEvent } from './types.js';
+import type { Dispute, MilestoneEvent } from './types.js';
 
 /**
  * The sagas of a milestone, in one place: a state that waits for the ledger (or an account
@@ -11,6 +11,7 @@ import type { MilestoneEvent } from './types.js';
 export const SAGAS = {
   pendingFunding: { asked: ['created', 'request_accepted'], ok: 'FUNDING_SUCCEEDED', failed: 'FUNDING_FAILED' },
   escalating: { asked: ['escalation_requested'], ok: 'ESCALATION_SUCCEEDED', failed: 'ESCALATION_FAILED' },
+  payingFee: { asked: ['arbitration_fee_requested'], ok: 'ARBITRATION_FEE_PAID', failed: 'ARBITRATION_FEE_FAILED' },
 } as const;
 
 export type SagaState = keyof typeof SAGAS;
@@ -42,4 +43,14 @@ export function sagaOutcomeEvent(state: SagaState, result: string, by: Caller, a
 export const SAGA_STATUSES: readonly string[] = Object.keys(SAGAS)
   .filter((s) => disputeStageOf(s) === undefined)
   .map(statusOf);
-export const SAGA_DISPUTE_STAGES: readonly string[] = Object.keys(SAGAS).flatMap((s) => disputeStageOf(s) ?? []);
+export const SAGA_DISPUTE_STAGES: readonly string[] = [...new Set(Object.keys(SAGAS).flatMap((s) => disputeStageOf(s) ?? []))];
+
+/**
+ * The arbitration fee an account actor decides in a fee saga (the escalating party's, or the
+ * other party's second fee): who pays and how much, read from the dispute.
+ */
+export function sagaFee(state: string, d: Dispute): { payerId: string; amount: string } | null {
+  if (state === 'escalating') return { payerId: d.escalatedBy, amount: d.arbitrationFee };
+  if (state === 'payingFee') return { payerId: d.secondFeeBy ?? '', amount: d.secondFee ?? '0' };
+  return null;
+}

@@ -15,6 +15,8 @@ export const MILESTONE_STATUS = {
   cancelled: 'CANCELLED',
   disputed: 'DISPUTED',
   escalating: 'DISPUTED',
+  awaitingFee: 'DISPUTED',
+  payingFee: 'DISPUTED',
   arbitration: 'DISPUTED',
   resolved: 'RESOLVED',
   frozen: 'FROZEN',
@@ -24,6 +26,9 @@ export const MILESTONE_STATUS = {
 export const DISPUTE_STAGE: Partial<Record<MilestoneStateName, string>> = {
   disputed: 'NEGOTIATION',
   escalating: 'ESCALATING',
+  // The escalating party paid; the other party's fee is due (AWAITING_FEE), then being charged (ESCALATING again).
+  awaitingFee: 'AWAITING_FEE',
+  payingFee: 'ESCALATING',
   arbitration: 'ARBITRATION',
   resolved: 'RESOLVED',
 };

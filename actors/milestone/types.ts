@@ -19,17 +19,25 @@ export interface Dispute {
   /** Who escalated to arbitration, and the fee it paid; '' / '0' when nobody did. */
   escalatedBy: string;
   arbitrationFee: string;
-  /** Why the last escalation failed (e.g. INSUFFICIENT_FUNDS). */
+  /** Why the last escalation (or payment of the second fee) failed (e.g. INSUFFICIENT_FUNDS). */
   escalationFailureReason: string;
+  /**
+   * With terms that ask both parties (arbitrationFeeDeadlineMs), the other party's arbitration
+   * fee: who pays it and the amount, set while it is being charged and once paid; '' / '0'
+   * before, after a failed attempt, and under the one-sided rule.
+   */
+  secondFeeBy?: string;
+  secondFee?: string;
   /** Proposals and escalation attempts made, by party id: both are capped, so a dispute has a bounded number of events. */
   proposalsBy: Record<string, number>;
   escalationsBy: Record<string, number>;
   /**
    * How it ended: settled (an accepted proposal), claim_granted (the response deadline passed),
-   * claim_accepted (the respondent conceded), arbitrated, or withdrawn (by the filer, with the
-   * money still held); '' while open.
+   * claim_accepted (the respondent conceded), arbitrated, fee_unpaid (the other party did not pay
+   * its arbitration fee in time: the escalating party won by default), or withdrawn (by the
+   * filer, with the money still held); '' while open.
    */
-  outcome: '' | 'settled' | 'claim_granted' | 'claim_accepted' | 'arbitrated' | 'withdrawn';
+  outcome: '' | 'settled' | 'claim_granted' | 'claim_accepted' | 'arbitrated' | 'fee_unpaid' | 'withdrawn';
   /** The decided amount for the freelancer, once it ended. */
   freelancerAmount: string;
   /**
@@ -66,7 +74,7 @@ export const PROPOSALS_MAX = 10;
 export const ESCALATIONS_MAX = 3;
 
 /** The states support staff may freeze: those with money held and no saga under way. */
-export type FreezableState = 'funded' | 'releaseRequested' | 'cancellationRequested' | 'disputed' | 'arbitration';
+export type FreezableState = 'funded' | 'releaseRequested' | 'cancellationRequested' | 'disputed' | 'awaitingFee' | 'arbitration';
 
 /** A freeze by support staff: why, by whom, since when, the state to go back to, and the timer it stopped with the time that timer had left. */
 export interface Freeze {
@@ -79,7 +87,7 @@ export interface Freeze {
 }
 
 /** Timers a milestone may be waiting on; `dueAt` says when. */
-export type DueKind = '' | 'dispute_response' | 'auto_release';
+export type DueKind = '' | 'dispute_response' | 'auto_release' | 'arbitration_fee';
 
 export interface MilestoneContext extends DecisionSlots<MilestoneEmitted> {
   id: string;
@@ -202,6 +210,8 @@ export type MilestoneEvent =
    * inside its transaction stays the one that counts.
    */
   | (CommandBase & { type: 'ESCALATE'; available: string })
+  /** The other party pays its arbitration fee, when the terms ask both; `available` as for ESCALATE. */
+  | (CommandBase & { type: 'PAY_ARBITRATION_FEE'; available: string })
   /** The filer takes its dispute back, in negotiation: the milestone returns to where it was, the money still held. */
   | (CommandBase & { type: 'WITHDRAW_DISPUTE' })
   /** The respondent concedes: the filer's claim is granted at once (in negotiation or arbitration). */
@@ -213,6 +223,8 @@ export type MilestoneEvent =
   | (CommandBase & { type: 'UNFREEZE'; reason: string })
   | (CommandBase & { type: 'ESCALATION_SUCCEEDED' })
   | (CommandBase & { type: 'ESCALATION_FAILED'; reason: string })
+  | (CommandBase & { type: 'ARBITRATION_FEE_PAID' })
+  | (CommandBase & { type: 'ARBITRATION_FEE_FAILED'; reason: string })
   | (CommandBase & { type: 'RESOLVE'; currency: string; freelancerAmount: string })
   /** A timer of the milestone came due; the machine checks `at` against `dueAt`. */
   | (CommandBase & { type: 'DEADLINE' });

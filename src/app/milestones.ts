@@ -3,6 +3,7 @@ import {
   isSagaState,
   sagaCausation,
   sagaOutcomeEvent,
+  sagaFee,
   type SagaState,
   decideMilestone,
   mayView,
@@ -19,7 +20,7 @@ import { MILESTONE, PROJECT } from './kinds.js';
 import { Sweeps } from './sweeps.js';
 import { add } from '../../actors/money.js';
 import { isAwardAccepted, projectMachine, type ProjectContext, type ProjectEvent } from '../../actors/project.machine.js';
-import { FailedPrecondition, invariant, NotFound, PermissionDenied } from '../errors.js';
+import { FailedPrecondition, NotFound, PermissionDenied } from '../errors.js';
 import type { EventLog } from '../events/log.js';
 import type { Pool } from '../ledger/db.js';
 import * as read from '../ledger/read.js';
@@ -453,22 +454,23 @@ export class MilestoneApp {
   }
 
   /**
-   * The step a milestone waiting in a saga takes next. An escalation's fee is decided by the
-   * escalator's account actor (the same decision whoever asks: it is recorded under one event
-   * id); a saga of an earlier version waits for the ledger's outcome, applied once it exists.
+   * The step a milestone waiting in a saga takes next. An arbitration fee (the escalating
+   * party's, or the other party's second fee) is decided by its payer's account actor (the
+   * same decision whoever asks: it is recorded under one event id); a saga of an earlier
+   * version waits for the ledger's outcome, applied once it exists.
    */
   private async resumeSaga(state: Persisted<MilestoneContext>): Promise<Command | null> {
     if (!isSagaState(state.state)) return null;
     const causationId = sagaEventId(state);
     const asked = lastHistory(state);
-    if (state.state === 'escalating' && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
-      const d = state.context.dispute;
-      invariant(d, `milestone ${state.id} is escalating without a dispute`);
-      const paid = await this.funds.reserveFee(d.escalatedBy, {
+    const d = state.context.dispute;
+    const fee = d && sagaFee(state.state, d);
+    if (fee && causationId !== '' && asked?.data && (asked.data as { funding?: string }).funding === 'account') {
+      const paid = await this.funds.reserveFee(fee.payerId, {
         milestoneId: state.id,
         causationId,
         currency: state.context.currency,
-        amount: d.arbitrationFee,
+        amount: fee.amount,
         time: this.at(),
       });
       return sagaCommand(state.state, { causationId, result: paid ? 'ok' : 'insufficient_funds' }, this.at());
@@ -660,12 +662,19 @@ export class MilestoneApp {
   }
 
   /**
-   * Escalates to arbitration; with an arbitration fee, answers once the ledger held it, or
-   * refuses (INSUFFICIENT_FUNDS). The answer is this command's own outcome, found in the
-   * history after its event, so a replay of a refused escalation is refused again even while
-   * another escalation is under way.
+   * Escalates to arbitration (ESCALATE), or pays the other party's arbitration fee when the
+   * terms ask both (PAY_ARBITRATION_FEE); with a fee, answers once the payer's account held it,
+   * or refuses (INSUFFICIENT_FUNDS). The answer is this command's own outcome, found in the
+   * history after its event, so a replay of a refused attempt is refused again even while
+   * another is under way.
    */
-  async escalate(ctx: CallContext, milestoneId: string, key: string): Promise<Persisted<MilestoneContext>> {
+  async payFee(
+    ctx: CallContext,
+    milestoneId: string,
+    type: 'ESCALATE' | 'PAY_ARBITRATION_FEE',
+    key: string,
+  ): Promise<Persisted<MilestoneContext>> {
+    const how = FEE_COMMANDS[type];
     // The fact the machine checks the fee against: the caller's available balance, from the read
     // model ('' when it cannot be read: the ledger decides alone).
     const milestone = await this.milestones.read(milestoneId);
@@ -676,31 +685,52 @@ export class MilestoneApp {
     const available = balance === undefined ? '' : (balance?.available ?? '0');
     const sent = await this.milestones.send(
       milestoneId,
-      this.command(ctx, key, { op: 'escalate', milestoneId }, { type: 'ESCALATE', by: ctx.caller, at: this.at(), available }),
+      this.command(ctx, key, { op: how.op, milestoneId }, { type, by: ctx.caller, at: this.at(), available }),
     );
     const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
     const outcome = (s: Persisted<MilestoneContext>) =>
-      historyOf(s).find((h) => h.version > own && (h.type === 'escalated' || h.type === 'escalation_failed'));
-    const asked = historyOf(sent).find((h) => h.version === own)?.type === 'escalation_requested';
+      historyOf(s).find((h) => h.version > own && (how.outcomes as readonly string[]).includes(h.type));
+    const asked = historyOf(sent).find((h) => h.version === own)?.type === how.asked;
     let settled = sent;
-    if (asked && !outcome(sent) && sent.state === 'escalating') {
+    if (asked && !outcome(sent) && sent.state === how.saga) {
       // The escalator's account actor decides the fee (or, for an earlier version's event, the ledger does).
       if (this.o.faultFeeDecisionDelayMs) await new Promise((resolve) => setTimeout(resolve, this.o.faultFeeDecisionDelayMs));
       const step = await this.resumeSaga(sent);
       settled = step ? await this.milestones.send(milestoneId, step).catch(() => this.milestones.read(milestoneId)) : sent;
-      if (settled.state === 'escalating')
+      if (settled.state === how.saga)
         settled = await this.awaitSaga(milestoneId, settled, Math.min(Date.now() + this.o.fundingWaitMs, ctx.deadline - 50));
     }
     const result = asked ? outcome(settled) : undefined;
-    if (result?.type === 'escalation_failed') {
+    if (result?.type === how.failed) {
       throw new FailedPrecondition(
         String(result.data.reason || 'ESCALATION_FAILED'),
-        "the escalating party's available balance could not pay the arbitration fee",
+        "the paying party's available balance could not pay the arbitration fee",
       );
     }
     return settled;
   }
 }
+
+/**
+ * The two commands that charge an arbitration fee: the event each asks with, its saga state,
+ * the events that end it (the last one is the failure), and the idempotency scope of the call.
+ */
+const FEE_COMMANDS = {
+  ESCALATE: {
+    op: 'escalate',
+    saga: 'escalating',
+    asked: 'escalation_requested',
+    outcomes: ['escalated', 'arbitration_fee_due', 'escalation_failed'],
+    failed: 'escalation_failed',
+  },
+  PAY_ARBITRATION_FEE: {
+    op: 'pay_arbitration_fee',
+    saga: 'payingFee',
+    asked: 'arbitration_fee_requested',
+    outcomes: ['escalated', 'arbitration_fee_failed'],
+    failed: 'arbitration_fee_failed',
+  },
+} as const;
 
 /**
  * The id of the event that asked for the outcome the milestone waits for (a hold, or an

@@ -1,4 +1,11 @@
-import { disputeStageWhile, escalationPossibleAt, statusOf, type Dispute, type MilestoneContext } from '../../actors/milestone/index.js';
+import {
+  disputeStageWhile,
+  escalationPossibleAt,
+  secondFeePayer,
+  statusOf,
+  type Dispute,
+  type MilestoneContext,
+} from '../../actors/milestone/index.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
 import { format } from '../../actors/money.js';
@@ -70,6 +77,8 @@ function historyMessages(s: Persisted<MilestoneContext>) {
       claimed_amount: m('claimedAmount'),
       arbitration_fee: m('arbitrationFee'),
       arbitration_fee_refunded: h.data.arbitrationFeeRefunded === true,
+      second_arbitration_fee: m('secondArbitrationFee'),
+      second_arbitration_fee_refunded: h.data.secondArbitrationFeeRefunded === true,
       outcome: typeof h.data.outcome === 'string' ? h.data.outcome : h.data.automatic === true ? 'automatic' : '',
       reason_code: typeof h.data.reasonCode === 'string' ? h.data.reasonCode : '',
     };
@@ -78,6 +87,7 @@ function historyMessages(s: Persisted<MilestoneContext>) {
 
 function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
   const c = s.context;
+  const awaitingFee = disputeStageWhile(s.state, c.frozen?.from) === 'AWAITING_FEE';
   return {
     stage: disputeStageWhile(s.state, c.frozen?.from) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
     filer_id: d.filerId,
@@ -95,6 +105,11 @@ function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
     outcome: d.outcome,
     freelancer_amount: d.freelancerAmount ? money(c.currency, d.freelancerAmount) : null,
     evidence: c.evidence.map((e) => ({ attached_by: e.byId, uri: e.uri, sha256: e.sha256, note: e.note, attached_at: timestamp(e.at) })),
+    // The other party's fee: due while awaited (frozen, its deadline is stopped), paid once charged.
+    fee_due_from: awaitingFee ? secondFeePayer(d) : '',
+    fee_due_by: c.dueKind === 'arbitration_fee' ? timestamp(c.dueAt) : null,
+    second_fee_paid_by: d.secondFeeBy ?? '',
+    second_arbitration_fee: d.secondFee ? money(c.currency, d.secondFee) : null,
   };
 }
 

@@ -163,10 +163,8 @@ export function milestoneService(deps: HandlerDeps, app: MilestoneApp, pool: Rea
       const expected = v.optionalMoney(r.freelancer_amount, 'freelancer_amount', { allowZero: true });
       return reply(await app.acceptSettlement(ctx, id, expected, v.requireKey(r.idempotency_key)));
     }),
-    EscalateDispute: unary(deps, 'EscalateDispute', async (r: Req, ctx) => {
-      const id = v.requireMilestoneId(r.milestone_id);
-      return reply(await app.escalate(ctx, id, v.requireKey(r.idempotency_key)));
-    }),
+    EscalateDispute: feeCommand(deps, app, 'EscalateDispute', 'ESCALATE'),
+    PayArbitrationFee: feeCommand(deps, app, 'PayArbitrationFee', 'PAY_ARBITRATION_FEE'),
     ResolveDispute: split(deps, app, 'ResolveDispute', 'RESOLVE'),
     WithdrawDispute: simple(deps, app, 'WithdrawDispute', 'WITHDRAW_DISPUTE'),
     AcceptClaim: simple(deps, app, 'AcceptClaim', 'ACCEPT_CLAIM'),
@@ -219,6 +217,14 @@ function split(deps: HandlerDeps, app: MilestoneApp, name: string, type: 'PROPOS
     const id = v.requireMilestoneId(r.milestone_id);
     const amount = v.requireMoney(r.freelancer_amount, 'freelancer_amount', { allowZero: true });
     return reply(await app.split(ctx, id, type, amount, v.requireKey(r.idempotency_key)));
+  });
+}
+
+/** An RPC that charges an arbitration fee (an escalation, the other party's fee): the milestone and the key. */
+function feeCommand(deps: HandlerDeps, app: MilestoneApp, name: string, type: 'ESCALATE' | 'PAY_ARBITRATION_FEE') {
+  return unary(deps, name, async (r: Req, ctx) => {
+    const id = v.requireMilestoneId(r.milestone_id);
+    return reply(await app.payFee(ctx, id, type, v.requireKey(r.idempotency_key)));
   });
 }
 

@@ -23,6 +23,9 @@ async function rows<R extends object>(pool: Pool, text: string, params: unknown[
 const UNFUNDED = [UNFUNDED_STATUSES];
 const UNFUNDED_AND_NEVER_HELD = [UNFUNDED_STATUSES, NEVER_HELD_STATUSES];
 
+/** The dispute stages in which an arbitration fee may be held (DISPUTE_STAGE in actors/milestone/status.ts): once one is charged, until the dispute ends. */
+const FEE_HOLDING_STAGES = ['ESCALATING', 'AWAITING_FEE', 'ARBITRATION'];
+
 export async function audit(pool: Pool): Promise<Violation[]> {
   const v: Violation[] = [];
   for (const r of await rows<{ event_id: string; sum: string }>(
@@ -112,25 +115,35 @@ export async function audit(pool: Pool): Promise<Violation[]> {
   )) {
     v.push({ check: 'milestone_matches_postings', detail: `${r.milestone_id}: ${r.detail}` });
   }
-  // An arbitration fee is held only while its dispute is being escalated or arbitrated.
+  // An arbitration fee is held only while its dispute is being escalated, waits for the other party's fee, or is arbitrated.
   for (const r of await rows<{ account_id: string; balance: string; stage: string }>(
     pool,
     `SELECT a.account_id, a.balance::text, coalesce(m.dispute_stage, '?') AS stage FROM accounts a
      LEFT JOIN milestones m ON split_part(a.account_id, ':', 2) = m.milestone_id::text
-     WHERE a.kind = 'arbitration' AND a.balance <> 0 AND coalesce(m.dispute_stage, '') NOT IN ('ESCALATING', 'ARBITRATION')`,
+     WHERE a.kind = 'arbitration' AND a.balance <> 0 AND coalesce(m.dispute_stage, '') <> ALL($1::text[])`,
+    [FEE_HOLDING_STAGES],
   )) {
     v.push({
       check: 'arbitration_fee_held_while_disputed',
       detail: `${r.account_id} holds ${r.balance} for a dispute in stage ${r.stage}`,
     });
   }
-  // Only one escalation of a dispute succeeds: at most one of its arbitration accounts holds a fee.
-  for (const r of await rows<{ milestone_id: string; n: string }>(
+  // A dispute holds one fee per party at most, and only a party's: the escalating party's, and
+  // the other party's only under terms that ask both (one escalation of a dispute succeeds).
+  for (const r of await rows<{ milestone_id: string; n: string; strangers: string }>(
     pool,
-    `SELECT split_part(account_id, ':', 2) AS milestone_id, count(*)::text AS n FROM accounts
-     WHERE kind = 'arbitration' AND balance <> 0 GROUP BY 1 HAVING count(*) > 1`,
+    `SELECT split_part(a.account_id, ':', 2) AS milestone_id, count(*)::text AS n,
+            count(*) FILTER (WHERE m.milestone_id IS NULL OR a.owner_id NOT IN (m.employer_id, m.freelancer_id))::text AS strangers
+     FROM accounts a LEFT JOIN milestones m ON split_part(a.account_id, ':', 2) = m.milestone_id::text
+     WHERE a.kind = 'arbitration' AND a.balance <> 0
+     GROUP BY 1
+     HAVING count(*) FILTER (WHERE m.milestone_id IS NULL OR a.owner_id NOT IN (m.employer_id, m.freelancer_id)) > 0
+        OR count(*) > CASE WHEN max(coalesce((m.context #>> '{terms,arbitrationFeeDeadlineMs}')::numeric, 0)) > 0 THEN 2 ELSE 1 END`,
   )) {
-    v.push({ check: 'one_arbitration_fee_per_dispute', detail: `${r.milestone_id}: ${r.n} arbitration accounts hold a fee` });
+    v.push({
+      check: 'one_arbitration_fee_per_party',
+      detail: `${r.milestone_id}: ${r.n} arbitration accounts hold a fee, ${r.strangers} of them not a party's`,
+    });
   }
   // The balance projection against the ledger, for every user on either side: available from
   // the user's account, held and incoming from the escrow accounts of their milestones.

@@ -3,7 +3,7 @@ import { initialMilestoneContext, MILESTONE_EVENT_CONTEXT, statusOf } from '../.
 import type { CloudEvent } from '../events/cloudevent.js';
 import { eventType } from '../events/cloudevent.js';
 import { carriedFields, eventState, type EntityEventData, type EntityState } from '../runtime/entity.js';
-import type { Intent, MilestoneIntent } from './postings.js';
+import type { ArbitrationFeeLeg, Intent, MilestoneIntent } from './postings.js';
 import { isZero } from '../../actors/money.js';
 import { invariant } from '../errors.js';
 import type { AccountEmitted, MilestoneEmitted } from '../../actors/events.js';
@@ -147,18 +147,7 @@ export function classify(seq: number, event: CloudEvent): Classified {
 }
 
 type MilestoneMoney =
-  | Pick<
-      MilestoneIntent,
-      | 'kind'
-      | 'amount'
-      | 'fee'
-      | 'freelancerAmount'
-      | 'payerId'
-      | 'arbitrationFee'
-      | 'arbitrationFeeRefunded'
-      | 'reservationId'
-      | 'clearsAt'
-    >
+  | Pick<MilestoneIntent, 'kind' | 'amount' | 'fee' | 'freelancerAmount' | 'payerId' | 'arbitrationFees' | 'reservationId' | 'clearsAt'>
   | { kind: 'unreserve'; amount: string; reservationId: string };
 
 /**
@@ -203,8 +192,7 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
         fee: '0',
         freelancerAmount: '0',
         payerId: userId,
-        arbitrationFee: '0',
-        arbitrationFeeRefunded: false,
+        arbitrationFees: [],
         reservationId: '',
         clearsAt: '',
       };
@@ -222,8 +210,7 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
     fee: '0',
     freelancerAmount: '0',
     payerId: '',
-    arbitrationFee: '0',
-    arbitrationFeeRefunded: false,
+    arbitrationFees: [],
     reservationId: '',
     clearsAt: '',
   };
@@ -244,9 +231,8 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
         amount: e.data.amount,
         fee: e.data.fee,
         freelancerAmount: e.data.freelancerAmount,
-        payerId: e.data.escalatorId,
-        arbitrationFee: e.data.arbitrationFee,
-        arbitrationFeeRefunded: e.data.arbitrationFeeRefunded,
+        payerId: '',
+        arbitrationFees: arbitrationFeesOf(e.data),
         reservationId: '',
         clearsAt: e.data.clearsAt ?? '',
       };
@@ -257,6 +243,16 @@ function postingOf(e: MilestoneEmitted): MilestoneMoney | null {
     default:
       return null;
   }
+}
+
+/** The arbitration fees a resolution ends: the escalating party's, and the other party's when it paid one too. */
+function arbitrationFeesOf(d: Extract<MilestoneEmitted, { type: 'resolved' }>['data']): ArbitrationFeeLeg[] {
+  const fees: ArbitrationFeeLeg[] = [];
+  if (d.escalatorId !== '' && !isZero(d.arbitrationFee))
+    fees.push({ payerId: d.escalatorId, amount: d.arbitrationFee, refunded: d.arbitrationFeeRefunded });
+  if (d.secondFeePayerId && d.secondArbitrationFee && !isZero(d.secondArbitrationFee))
+    fees.push({ payerId: d.secondFeePayerId, amount: d.secondArbitrationFee, refunded: d.secondArbitrationFeeRefunded === true });
+  return fees;
 }
 
 export function milestoneStatus(state: EntityState<MilestoneContext>): string {

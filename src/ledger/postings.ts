@@ -1,6 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { invariant } from '../errors.js';
-import { add, format, isZero } from '../../actors/money.js';
+import { add, format } from '../../actors/money.js';
 
 /**
  * The money rules of the ledger, pure: which accounts each kind of money event moves, and
@@ -41,14 +41,21 @@ export interface MilestoneIntent extends IntentBase {
   freelancerId: string;
   fee: string;
   freelancerAmount: string;
-  /** fee_hold and settle: who pays (paid) the arbitration fee; '' for none. */
+  /** fee_hold (of an earlier version): who pays the arbitration fee; '' for the other kinds. */
   payerId: string;
-  arbitrationFee: string;
-  arbitrationFeeRefunded: boolean;
+  /** settle: the arbitration fees held for the dispute (none, the escalating party's, or both parties'), each back to its payer or to the platform. */
+  arbitrationFees: ArbitrationFeeLeg[];
   /** hold: the reservation it consumes; '' when held from available (an earlier version). */
   reservationId: string;
   /** release and settle: with a clearing period, when the freelancer's share clears; until then it is pending. '' = none. */
   clearsAt: string;
+}
+
+/** An arbitration fee a settlement ends: held in `arbitration:<milestone>:<payer>`, back to the payer if refunded, else to the platform. */
+export interface ArbitrationFeeLeg {
+  payerId: string;
+  amount: string;
+  refunded: boolean;
 }
 
 export interface AccountIntent extends IntentBase {
@@ -187,10 +194,10 @@ export function legsOf(intent: Intent): Leg[] {
         [available(intent.employerId, c), toEmployer],
         [revenue(c), intent.fee],
       );
-      if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
+      for (const f of intent.arbitrationFees) {
         raw.push(
-          [arbitration(intent.milestoneId, intent.payerId, c), new Decimal(intent.arbitrationFee).neg()],
-          [intent.arbitrationFeeRefunded ? available(intent.payerId, c) : revenue(c), intent.arbitrationFee],
+          [arbitration(intent.milestoneId, f.payerId, c), new Decimal(f.amount).neg()],
+          [f.refunded ? available(f.payerId, c) : revenue(c), f.amount],
         );
       }
       break;
@@ -276,12 +283,8 @@ export function balanceEffects(intent: Intent): BalanceEffect[] {
         fx(intent.employerId, new Decimal(a).minus(intent.freelancerAmount), neg, 0),
         paid(intent, new Decimal(intent.freelancerAmount).minus(intent.fee), neg),
       ];
-      if (intent.payerId !== '' && !isZero(intent.arbitrationFee)) {
-        // The fee held counts as the payer's held money until the dispute ends.
-        effects.push(
-          fx(intent.payerId, intent.arbitrationFeeRefunded ? intent.arbitrationFee : 0, new Decimal(intent.arbitrationFee).neg(), 0),
-        );
-      }
+      // A fee held counts as its payer's held money until the dispute ends.
+      for (const f of intent.arbitrationFees) effects.push(fx(f.payerId, f.refunded ? f.amount : 0, new Decimal(f.amount).neg(), 0));
       return effects;
     }
     case 'fee_hold':

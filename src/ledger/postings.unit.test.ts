@@ -13,8 +13,7 @@ const base: MilestoneIntent = {
   fee: '0.00',
   freelancerAmount: '0',
   payerId: '',
-  arbitrationFee: '0',
-  arbitrationFeeRefunded: false,
+  arbitrationFees: [],
   reservationId: '',
   clearsAt: '',
 };
@@ -37,9 +36,7 @@ describe('postings with fees and splits', () => {
       kind: 'settle',
       freelancerAmount: '70.00',
       fee: '7.00',
-      payerId: 'fl',
-      arbitrationFee: '5.00',
-      arbitrationFeeRefunded: true,
+      arbitrationFees: [{ payerId: 'fl', amount: '5.00', refunded: true }],
     };
     expect(legs(i)).toEqual({
       'escrow:m1': '-100.00',
@@ -98,13 +95,44 @@ describe('postings with fees and splits', () => {
   });
 
   it('a settlement whose escalating party lost pays the fee to revenue; a split of nothing to the freelancer works', () => {
-    const i: MilestoneIntent = { ...base, kind: 'settle', freelancerAmount: '0.00', payerId: 'emp', arbitrationFee: '5.00' };
+    const i: MilestoneIntent = {
+      ...base,
+      kind: 'settle',
+      freelancerAmount: '0.00',
+      arbitrationFees: [{ payerId: 'emp', amount: '5.00', refunded: false }],
+    };
     expect(legs(i)).toEqual({
       'escrow:m1': '-100.00',
       'available:USD:emp': '100.00',
       'revenue:USD': '5.00',
       'arbitration:m1:emp': '-5.00',
     });
+  });
+
+  it("with both parties' fees held, the winner's goes back and the loser's to revenue, each from its own account", () => {
+    const i: MilestoneIntent = {
+      ...base,
+      kind: 'settle',
+      freelancerAmount: '100.00',
+      fee: '10.00',
+      arbitrationFees: [
+        { payerId: 'emp', amount: '5.00', refunded: false },
+        { payerId: 'fl', amount: '5.00', refunded: true },
+      ],
+    };
+    expect(legs(i)).toEqual({
+      'escrow:m1': '-100.00',
+      'available:USD:fl': '95.00',
+      'revenue:USD': '15.00',
+      'arbitration:m1:emp': '-5.00',
+      'arbitration:m1:fl': '-5.00',
+    });
+    expect(balanceEffects(i)).toEqual(
+      expect.arrayContaining([
+        { userId: 'emp', currency: 'USD', available: '0.00', held: '-5.00', incoming: '0.00', pending: '0.00' },
+        { userId: 'fl', currency: 'USD', available: '5.00', held: '-5.00', incoming: '0.00', pending: '0.00' },
+      ]),
+    );
   });
 
   it('refuses a settlement that splits more than it holds', () => {
