@@ -152,6 +152,9 @@ describe('bad input gets INVALID_ARGUMENT and changes nothing', () => {
     ['ProposeSettlement on a milestone not in dispute', 'ProposeSettlement', { freelancer_amount: usd('1.00') }, 'ILLEGAL_IN_STATUS'],
     ['AcceptSettlement with a bad amount', 'AcceptSettlement', { freelancer_amount: usd('1.001') }, 'AMOUNT_SCALE'],
     ['EscalateDispute on a milestone not in dispute', 'EscalateDispute', {}, 'ILLEGAL_IN_STATUS'],
+    ['PayArbitrationFee on a milestone not in dispute', 'PayArbitrationFee', {}, 'ILLEGAL_IN_STATUS'],
+    ['PayArbitrationFee without a key', 'PayArbitrationFee', { idempotency_key: '' }, 'IDEMPOTENCY_KEY_REQUIRED'],
+    ['PayArbitrationFee on a bad milestone id', 'PayArbitrationFee', { milestone_id: 'not-a-uuid' }, 'ID_INVALID'],
     [
       'CreateMilestone with a review window above 90 days',
       'CreateMilestone',

@@ -680,6 +680,89 @@ describe('milestone machine: fees, disputes and timers', () => {
     expect(lost.emitted.data).toMatchObject({ arbitrationFeeRefunded: false });
   });
 
+  it('with both parties asked for the fee: the other pays by the deadline, or the escalating party wins by default', () => {
+    const both = step(
+      { state: 'new', context: initialMilestoneContext },
+      { ...create, terms: { ...terms, arbitrationFeeDeadlineMs: 48 * 3_600_000 } },
+    );
+    const open = step(both, { type: 'OPEN_DISPUTE', by: caller(FREELANCER), at: AT, reason: 'unpaid', currency: 'USD', claim: '80.00' });
+    // The employer (respondent) escalates and pays.
+    const asked = step(open, { type: 'ESCALATE', by: caller(EMPLOYER), at: inHours(72), available: '' });
+    const awaiting = step(asked, { type: 'ESCALATION_SUCCEEDED', by: sys, at: inHours(72) });
+    expect(awaiting.state).toBe('awaitingFee');
+    expect(awaiting.context).toMatchObject({ dueKind: 'arbitration_fee', dueAt: inHours(120) });
+    expect(awaiting.emitted).toEqual({
+      type: 'arbitration_fee_due',
+      data: { escalatorId: EMPLOYER, arbitrationFee: '5.00', payerId: FREELANCER, payBy: inHours(120) },
+    });
+    const pay = (at: string, available = ''): MilestoneEvent => ({ type: 'PAY_ARBITRATION_FEE', by: caller(FREELANCER), at, available });
+    expect(outcome(decideMilestone(awaiting, pay(inHours(80), '4.99')))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'INSUFFICIENT_FUNDS',
+    });
+    // A failed charge leaves the fee due, with nothing of it counted as held.
+    const paying = step(awaiting, pay(inHours(80)));
+    expect(paying.emitted).toEqual({
+      type: 'arbitration_fee_requested',
+      data: { amount: '5.00', payerId: FREELANCER, funding: 'account' },
+    });
+    const failed = step(paying, { type: 'ARBITRATION_FEE_FAILED', by: sys, at: inHours(80), reason: 'INSUFFICIENT_FUNDS' });
+    expect(failed.state).toBe('awaitingFee');
+    expect(failed.context.dispute).toMatchObject({ secondFeeBy: '', secondFee: '0.00', escalationFailureReason: 'INSUFFICIENT_FUNDS' });
+    expect(failed.context.dueAt).toBe(inHours(120));
+    // Unpaid at the deadline: the respondent that escalated keeps the filer from its claim, and gets its fee back.
+    expect(outcome(decideMilestone(failed, pay(inHours(120))))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'FEE_DEADLINE_PASSED' });
+    const defaulted = step(failed, { type: 'DEADLINE', by: sys, at: inHours(120) });
+    expect(defaulted.state).toBe('resolved');
+    expect(defaulted.emitted.data).toEqual({
+      amount: '100.00',
+      freelancerAmount: '0.00',
+      employerAmount: '100.00',
+      fee: '0.00',
+      outcome: 'fee_unpaid',
+      arbitrationFee: '5.00',
+      escalatorId: EMPLOYER,
+      arbitrationFeeRefunded: true,
+    });
+    // Paid in time: arbitration with both fees; the arbiter's decision refunds the winner's only.
+    const arbitrated = step(step(awaiting, pay(inHours(100))), { type: 'ARBITRATION_FEE_PAID', by: sys, at: inHours(100) });
+    expect(arbitrated.state).toBe('arbitration');
+    expect(arbitrated.emitted).toEqual({
+      type: 'escalated',
+      data: { escalatorId: EMPLOYER, arbitrationFee: '5.00', secondFeePayerId: FREELANCER, secondArbitrationFee: '5.00' },
+    });
+    expect(arbitrated.context.dueKind).toBe('');
+    const decided = step(arbitrated, { type: 'RESOLVE', by: caller(ROLES.arbiter), at: AT, currency: 'USD', freelancerAmount: '60.00' });
+    expect(decided.emitted.data).toMatchObject({
+      arbitrationFee: '5.00',
+      escalatorId: EMPLOYER,
+      arbitrationFeeRefunded: false,
+      secondFeePayerId: FREELANCER,
+      secondArbitrationFee: '5.00',
+      secondArbitrationFeeRefunded: true,
+    });
+  });
+
+  it('an escalating filer wins its claim by default', () => {
+    const both = step(
+      { state: 'new', context: initialMilestoneContext },
+      { ...create, terms: { ...terms, arbitrationFeeDeadlineMs: 3_600_000 } },
+    );
+    const open = step(both, { type: 'OPEN_DISPUTE', by: caller(EMPLOYER), at: AT, reason: 'late', currency: 'USD', claim: '30.00' });
+    const awaiting = step(step(open, { type: 'ESCALATE', by: caller(EMPLOYER), at: inHours(72), available: '' }), {
+      type: 'ESCALATION_SUCCEEDED',
+      by: sys,
+      at: inHours(72),
+    });
+    const defaulted = step(awaiting, { type: 'DEADLINE', by: sys, at: inHours(73) });
+    expect(defaulted.emitted.data).toMatchObject({
+      freelancerAmount: '70.00',
+      employerAmount: '30.00',
+      outcome: 'fee_unpaid',
+      arbitrationFeeRefunded: true,
+    });
+  });
+
   it('a claim above what is held is refused', () => {
     expect(
       outcome(
