@@ -74,7 +74,7 @@ export function reservationIdFor(milestoneId: string, command: string): string {
   return uuidFromHash(`reservation\u0000${milestoneId}\u0000${command}`);
 }
 
-/** The account event that reserves the arbitration fee an escalation (event `causationId`) asks for. */
+/** The account event that reserves the arbitration fee a milestone event `causationId` asks for (an escalation, or the other party's fee). */
 export function feeReservationIdFor(causationId: string): string {
   return uuidFromHash(`fee-reservation\u0000${causationId}`);
 }

@@ -92,7 +92,7 @@ export const metrics = {
   /** Sagas (a funding, an arbitration fee) the read model shows waiting past the sweep's bound, as the last sweep found them (at most its batch), and the oldest one's age. */
   sagasStale: new Gauge({
     name: 'escrow_sagas_stale',
-    help: 'Milestones waiting in a saga (pending funding, escalating) past the sweep bound',
+    help: 'Milestones waiting in a saga (pending funding, an arbitration fee) past the sweep bound',
     registers: [registry],
   }),
   sagaOldestSeconds: new Gauge({

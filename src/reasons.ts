@@ -88,6 +88,10 @@ export const REASONS = {
     code: 'FAILED_PRECONDITION',
     meaning: 'the other party did not pay its arbitration fee in time: the escalating party wins by default',
   },
+  FEE_ATTEMPT_LIMIT: {
+    code: 'FAILED_PRECONDITION',
+    meaning: 'the other party made as many attempts to pay its arbitration fee as it may (3, apart from escalation attempts)',
+  },
   FEE_ALREADY_PAID: {
     code: 'FAILED_PRECONDITION',
     meaning: "PayArbitrationFee by the escalating party, which paid its fee: the other party's is due",

@@ -130,7 +130,10 @@ describe('arbitration fees of both parties', () => {
   it('a party that does not pay by the deadline loses by default: the escalating respondent keeps the filer from its claim', async () => {
     const p = parties();
     const id = await disputed(p, '50.00', 'fl', '50.00', '5.00');
-    await cmd('EscalateDispute', p.emp, id);
+    const dueBy = (await cmd('EscalateDispute', p.emp, id)).milestone.dispute.fee_due_by;
+    // A proposal by the respondent (the escalating party) does not end the fee's deadline.
+    const proposed = (await cmd('ProposeSettlement', p.emp, id, { freelancer_amount: usd('10.00') })).milestone;
+    expect(proposed.dispute).toMatchObject({ stage: 'AWAITING_FEE', fee_due_by: dueBy, fee_due_from: p.fl });
     // The freelancer has nothing available: refused before any event, the deadline still running.
     const v = (await get(p.fl, id)).version;
     expect(await failure(cmd('PayArbitrationFee', p.fl, id))).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });

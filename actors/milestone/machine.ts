@@ -177,6 +177,7 @@ export const milestoneMachine = setup({
     // Terms that ask both parties for the arbitration fee (terms made before them ask the escalating party only).
     bothPay: ({ context }) => (context.terms.arbitrationFeeDeadlineMs ?? 0) > 0,
     byEscalator: ({ context, event }) => context.dispute?.escalatedBy === event.by.id,
+    feeAttemptsLeft: ({ context }) => (context.dispute?.secondFeeAttempts ?? 0) < ESCALATIONS_MAX,
     feeDue: ({ context, event }) => context.dueKind === 'arbitration_fee' && reached(event.at, context.dueAt),
     autoReleaseDue: ({ context, event }) => context.dueKind === 'auto_release' && reached(event.at, context.dueAt),
     responseDue: ({ context, event }) => context.dueKind === 'dispute_response' && reached(event.at, context.dueAt),
@@ -384,7 +385,8 @@ export const milestoneMachine = setup({
       const d = disputeOf(context);
       const answers = event.by.id === d.respondentId;
       return {
-        ...(answers ? { dueAt: '', dueKind: '' as const } : {}),
+        // The respondent's proposal answers the dispute: its response deadline ends (a fee's deadline does not).
+        ...(answers && context.dueKind === 'dispute_response' ? { dueAt: '', dueKind: '' as const } : {}),
         dispute: {
           ...d,
           answered: d.answered || answers,
@@ -481,12 +483,7 @@ export const milestoneMachine = setup({
       const d = disputeOf(context);
       const amount = format(context.currency, context.terms.arbitrationFee);
       return {
-        dispute: {
-          ...d,
-          secondFeeBy: event.by.id,
-          secondFee: amount,
-          escalationsBy: { ...d.escalationsBy, [event.by.id]: (d.escalationsBy[event.by.id] ?? 0) + 1 },
-        },
+        dispute: { ...d, secondFeeBy: event.by.id, secondFee: amount, secondFeeAttempts: (d.secondFeeAttempts ?? 0) + 1 },
         updatedAt: event.at,
         emitted: { type: 'arbitration_fee_requested', data: { amount, payerId: event.by.id, funding: 'account' } },
       };
@@ -717,7 +714,7 @@ export const milestoneMachine = setup({
         PAY_ARBITRATION_FEE: [
           ...DUE.fee,
           { guard: 'byEscalator', actions: refuse('feeAlreadyPaid') },
-          { guard: not('escalationsLeft'), actions: refuse('escalationLimit') },
+          { guard: not('feeAttemptsLeft'), actions: refuse('feeAttemptLimit') },
           { guard: not('feeCovered'), actions: refuse('feeNotCovered') },
           { target: 'payingFee', actions: 'requestFee' },
         ],

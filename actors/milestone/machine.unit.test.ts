@@ -696,6 +696,26 @@ describe('milestone machine: fees, disputes and timers', () => {
       data: { escalatorId: EMPLOYER, arbitrationFee: '5.00', payerId: FREELANCER, payBy: inHours(120) },
     });
     const pay = (at: string, available = ''): MilestoneEvent => ({ type: 'PAY_ARBITRATION_FEE', by: caller(FREELANCER), at, available });
+    // A proposal by the respondent (here the escalating party) answers nothing more: the fee's deadline stays.
+    const proposed = step(awaiting, {
+      type: 'PROPOSE_SETTLEMENT',
+      by: caller(EMPLOYER),
+      at: inHours(73),
+      currency: 'USD',
+      freelancerAmount: '20.00',
+    });
+    expect(proposed.context).toMatchObject({ dueKind: 'arbitration_fee', dueAt: inHours(120) });
+    // Three charges refused by the account: the fourth attempt is refused; escalation attempts are counted apart.
+    let tried = proposed;
+    for (let i = 0; i < 3; i++)
+      tried = step(step(tried, pay(inHours(81 + i))), {
+        type: 'ARBITRATION_FEE_FAILED',
+        by: sys,
+        at: inHours(81 + i),
+        reason: 'INSUFFICIENT_FUNDS',
+      });
+    expect(outcome(decideMilestone(tried, pay(inHours(90))))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'FEE_ATTEMPT_LIMIT' });
+    expect(tried.context.dispute?.escalationsBy[FREELANCER] ?? 0).toBe(0);
     expect(outcome(decideMilestone(awaiting, pay(inHours(80), '4.99')))).toEqual({
       code: 'FAILED_PRECONDITION',
       reason: 'INSUFFICIENT_FUNDS',

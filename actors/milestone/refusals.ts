@@ -73,6 +73,11 @@ export const REFUSALS = {
     reason: 'ESCALATION_LIMIT',
     message: () => `at most ${ESCALATIONS_MAX} escalation attempts per party and dispute`,
   },
+  feeAttemptLimit: {
+    code: 'FAILED_PRECONDITION',
+    reason: 'FEE_ATTEMPT_LIMIT',
+    message: () => `at most ${ESCALATIONS_MAX} attempts to pay the other party's arbitration fee`,
+  },
   responseDeadlinePassed: {
     code: 'FAILED_PRECONDITION',
     reason: 'RESPONSE_DEADLINE_PASSED',

@@ -28,6 +28,8 @@ export interface Dispute {
    */
   secondFeeBy?: string;
   secondFee?: string;
+  /** Attempts to pay that second fee (capped like escalation attempts, counted apart from them). */
+  secondFeeAttempts?: number;
   /** Proposals and escalation attempts made, by party id: both are capped, so a dispute has a bounded number of events. */
   proposalsBy: Record<string, number>;
   escalationsBy: Record<string, number>;

@@ -234,7 +234,7 @@ export class Funds {
     return decision !== 'insufficient';
   }
 
-  /** Reserves the arbitration fee the escalation event `causationId` asks of `payerId`; false if the account cannot cover it. */
+  /** Reserves the arbitration fee the milestone event `causationId` (an escalation, or the other party's fee) asks of `payerId`; false if the account cannot cover it. */
   async reserveFee(
     payerId: string,
     f: { milestoneId: string; causationId: string; currency: string; amount: string; time: string },

@@ -8,7 +8,7 @@ import {
 } from '../../actors/milestone/index.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
-import { format } from '../../actors/money.js';
+import { format, isZero } from '../../actors/money.js';
 import { historyOf, type EntityState, type EntryRow, type Persisted } from '../app/views.js';
 
 /** Domain values to the messages of proto/escrow/v1. */
@@ -109,7 +109,7 @@ function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
     fee_due_from: awaitingFee ? secondFeePayer(d) : '',
     fee_due_by: c.dueKind === 'arbitration_fee' ? timestamp(c.dueAt) : null,
     second_fee_paid_by: d.secondFeeBy ?? '',
-    second_arbitration_fee: d.secondFee ? money(c.currency, d.secondFee) : null,
+    second_arbitration_fee: d.secondFee && !isZero(d.secondFee) ? money(c.currency, d.secondFee) : null,
   };
 }
 
