@@ -9,7 +9,7 @@ import type { Reply } from '../src/client.js';
 /** ESCROW_CLEARING_PERIOD through the gRPC API: payouts wait in pending, are not withdrawable, and clear once at their time. */
 const DAY = 86_400_000;
 const clock = new TestClock();
-const FEES = { USD: { employer: { percent: '0', minimum: '0' }, freelancer: { percent: '10', minimum: '0' }, arbitration: '0' } };
+const FEES = { USD: { employer: { percent: '0', minimum: '0' }, freelancer: { percent: '10', minimum: '0' }, arbitration: '2.00' } };
 const t = useEngine({
   now: clock.now,
   env: { ESCROW_CLEARING_PERIOD: '7d', ESCROW_FEES: JSON.stringify(FEES), ESCROW_TIMER_SCAN_MS: '3600000' },
@@ -134,7 +134,7 @@ describe('clearing', () => {
 
   it('an arbitrated share of nothing leaves nothing pending', async () => {
     const [emp, fl] = ['emp-c3', 'fl-c3'];
-    await deposit(t.client, emp, '10.00');
+    await deposit(t.client, emp, '12.00');
     const m = await create(emp, fl, 'proj-c3', '10.00');
     await cmd('OpenDispute', emp, m.id, { reason: 'nothing delivered', claimed_amount: usd('10.00') });
     await cmd('ProposeSettlement', fl, m.id, { freelancer_amount: usd('5.00') });
@@ -143,7 +143,34 @@ describe('clearing', () => {
     await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('0') });
     await ledgerCaughtUp(t.engine);
     expect(await balance(fl)).toMatchObject({ available: '0.00', pending: '0.00', next: null });
-    expect(await balance(emp)).toMatchObject({ available: '10.00' });
+    // The employer won: the 10.00 back and its arbitration fee.
+    expect(await balance(emp)).toMatchObject({ available: '12.00', held: '0.00' });
+  });
+
+  it("an arbitrated share is pending while the winner's arbitration fee comes back to available at once", async () => {
+    const [emp, fl] = ['emp-c4', 'fl-c4'];
+    await deposit(t.client, emp, '10.00');
+    await deposit(t.client, fl, '2.00');
+    const m = await create(emp, fl, 'proj-c4', '10.00');
+    await cmd('OpenDispute', fl, m.id, { reason: 'unpaid', claimed_amount: usd('10.00') });
+    await cmd('ProposeSettlement', emp, m.id, { freelancer_amount: usd('1.00') });
+    clock.advance(3 * DAY + 1000);
+    await cmd('EscalateDispute', fl, m.id);
+    const resolved = (await cmd('ResolveDispute', ARBITER, m.id, { freelancer_amount: usd('10.00') })).milestone;
+    expect(resolved.history.at(-1)).toMatchObject({ arbitration_fee_refunded: true });
+    await ledgerCaughtUp(t.engine);
+    // The fee was the freelancer's own money: available. The share, less the 10% fee, waits a week.
+    expect(await balance(fl)).toMatchObject({ available: '2.00', held: '0.00', pending: '9.00' });
+    expect(await failure(t.client.a('Withdraw', fl, { amount: usd('2.01'), external_reference: key('w') }))).toMatchObject({
+      reason: 'INSUFFICIENT_FUNDS',
+    });
+    expect((await t.client.a('Withdraw', fl, { amount: usd('2.00'), external_reference: key('w') })).status).toBe('APPLIED');
+    clock.advance(7 * DAY);
+    await t.engine.milestones!.clearDue();
+    await eventually(async () => {
+      await ledgerCaughtUp(t.engine);
+      expect(await balance(fl)).toMatchObject({ available: '9.00', pending: '0.00' });
+    });
   });
 
   it('the ledger is sound, and applying every event again (payouts to pending, clears) changes nothing', async () => {

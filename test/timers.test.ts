@@ -3,7 +3,7 @@ import type { EngineProcess as BaseProcess } from '../tools/processes.js';
 import { EscrowClient, usd } from './helpers/client.js';
 import { dropNamespace, EngineProcess, eventually, freshNamespace, startEngine, type TestEngine } from './helpers/engine.js';
 import { deposit, key } from './helpers/flows.js';
-import { expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
+import { allEvents, expectLedgerSound, ledgerCaughtUp } from './helpers/ledger.js';
 import type { Reply } from '../src/client.js';
 
 /**
@@ -351,6 +351,88 @@ describe('durable timers', () => {
       await expectLedgerSound(observer.engine);
     } finally {
       c.close();
+    }
+  });
+
+  it('a review window resumed by a withdrawn dispute fires once across a SIGKILL, with the time it had left', async () => {
+    const a = await start('all');
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t9', '10.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t9', {
+        project_id: 'proj-t9',
+        freelancer_id: 'fl-t9',
+        amount: usd('10.00'),
+        review_window_seconds: 3,
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('RequestRelease', 'fl-t9', { milestone_id: m.id, idempotency_key: key() });
+    await c.m('OpenDispute', 'emp-t9', { milestone_id: m.id, reason: 'wrong', claimed_amount: usd('10.00'), idempotency_key: key() });
+    const withdrawn = (await c.m('WithdrawDispute', 'emp-t9', { milestone_id: m.id, idempotency_key: key() })).milestone;
+    expect(withdrawn).toMatchObject({ status: 'RELEASE_REQUESTED', dispute: { stage: 'WITHDRAWN' } });
+    expect(withdrawn.auto_release_at).toBeTruthy();
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    await new Promise((r) => setTimeout(r, 3_500));
+    const b = await start('all');
+    const c2 = new EscrowClient(b.address);
+    try {
+      await eventually(async () => {
+        const got = (await c2.m('GetMilestone', 'fl-t9', { milestone_id: m.id })).milestone;
+        expect(got).toMatchObject({ status: 'RELEASED', released: usd('10.00') });
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const later = (await c2.m('GetMilestone', 'fl-t9', { milestone_id: m.id })).milestone;
+      expect(systemEvents(later)).toHaveLength(1);
+      expect(later.history.at(-1)).toMatchObject({ type: 'released', actor_id: 'system', outcome: 'automatic' });
+    } finally {
+      c2.close();
+      await b.kill();
+    }
+  });
+
+  it('a clear appended while no worker runs is posted once when one starts', async () => {
+    // Workers the tests before left running would post it at once.
+    for (const p of started) await p.kill().catch(() => {});
+    const clearing = { ESCROW_CLEARING_PERIOD: '1s' };
+    const a = await start('all', clearing);
+    const c = new EscrowClient(a.address);
+    await deposit(c, 'emp-t10', '10.00');
+    const m = (
+      await c.m('CreateMilestone', 'emp-t10', {
+        project_id: 'proj-t10',
+        freelancer_id: 'fl-t10',
+        amount: usd('10.00'),
+        idempotency_key: key(),
+      })
+    ).milestone;
+    await c.m('ReleaseMilestone', 'emp-t10', { milestone_id: m.id, idempotency_key: key() });
+    await ledgerCaughtUp(observer.engine);
+    c.close();
+    await a.kill();
+    // A gateway alone: its timer scan has the account actor append the clear, which nobody posts yet.
+    const gw = await start('gateway', clearing);
+    const clears = async () =>
+      (await allEvents(observer)).filter((e) => e.event.type === 'escrow.account.funds_cleared.v1' && e.event.subject === 'fl-t10');
+    const flBalance = async () => {
+      const r = (await observer.db.query(`SELECT available::text, pending::text FROM user_balances WHERE user_id = 'fl-t10'`)).rows[0];
+      return { available: Number(r?.available), pending: Number(r?.pending) };
+    };
+    await eventually(async () => expect(await clears()).toHaveLength(1), 10_000);
+    expect(await flBalance()).toEqual({ available: 0, pending: 10 });
+    await gw.kill();
+    const w = await start('worker', clearing);
+    try {
+      await eventually(async () => {
+        expect(await flBalance()).toEqual({ available: 10, pending: 0 });
+      });
+      expect(await clears()).toHaveLength(1);
+      await ledgerCaughtUp(observer.engine);
+      await expectLedgerSound(observer.engine);
+    } finally {
+      await w.kill();
     }
   });
 

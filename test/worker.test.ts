@@ -160,6 +160,29 @@ describe('the ledger refuses to pay what escrow does not hold', () => {
     await expectBrokenInvariant(event);
   });
 
+  it('a clear of more than is pending is a broken invariant, never a refusal that leaves the payout stuck', async () => {
+    const event = {
+      specversion: '1.0',
+      id: '99999999-2222-8333-8444-777777777777',
+      source: 'test',
+      type: 'escrow.account.funds_cleared.v1',
+      subject: 'unpaid',
+      time: new Date().toISOString(),
+      datacontenttype: 'application/json',
+      data: {
+        by: 'unpaid',
+        change: {
+          currency: 'USD',
+          amount: '10.00',
+          milestoneId: '11111111-2222-8333-8444-888888888888',
+          causationId: '11111111-2222-8333-8444-999999999999',
+        },
+        state: { userId: 'unpaid', debited: {} },
+      },
+    } as const;
+    await expectBrokenInvariant(event);
+  });
+
   it('a release with no hold before it is a broken invariant: nothing is committed', async () => {
     const id = '11111111-2222-8333-8444-555555555555';
     const state = {

@@ -306,16 +306,12 @@ function decideResult(intent: Intent, balances: Map<string, Decimal>, references
     if (first && first.event_id !== intent.eventId) return 'reference_conflict';
   }
   const source = fundedFrom(intent);
-  // A clear is made only of a payout the ledger put in pending: one short of it is a broken rule, never a refusal that leaves the payout stuck.
-  invariant(
-    intent.kind !== 'clear' || !source || balanceAt(balances, source.account.id).gte(source.amount),
-    `the clear ${intent.eventId} takes ${intent.amount} from ${source?.account.id ?? ''}, which holds ${source ? balanceAt(balances, source.account.id).toString() : '?'}`,
-  );
   if (source && balanceAt(balances, source.account.id).lt(source.amount)) {
-    // The account actor decided this debit on a view that can only undercount: short now means a broken rule.
+    // Decided by the account actor on a view that can only undercount, or taken from what the ledger put there
+    // (a clear of a payout): short now means a broken rule, never a refusal that leaves money stuck.
     invariant(
-      !intent.decided,
-      `the debit ${intent.eventId} decided by the account actor of ${source.account.owner} exceeds ${source.account.id} (${balanceAt(balances, source.account.id).toString()} < ${source.amount})`,
+      !intent.decided && !intent.covered,
+      `the debit ${intent.eventId} (${intent.kind}${intent.decided ? `, decided by the account actor of ${source.account.owner}` : ''}) exceeds ${source.account.id} (${balanceAt(balances, source.account.id).toString()} < ${source.amount})`,
     );
     return 'insufficient_funds';
   }

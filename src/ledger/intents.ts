@@ -197,7 +197,7 @@ function accountIntent(seq: number, event: CloudEvent): Intent | null {
         clearsAt: '',
       };
     case 'funds_cleared':
-      return { ...base, kind: 'clear', milestoneId: e.data.milestoneId, causationId: e.data.causationId };
+      return { ...base, kind: 'clear', milestoneId: e.data.milestoneId, causationId: e.data.causationId, covered: true };
   }
 }
 

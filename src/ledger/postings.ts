@@ -23,6 +23,12 @@ interface IntentBase {
    * invariant, never a refusal. Debits of an earlier version (undecided) may still be refused.
    */
   decided?: boolean;
+  /**
+   * A debit of what the ledger itself put in the account (a clear takes a payout from pending):
+   * being short is a broken invariant, as for a decided debit, but it is not a decision of the
+   * account actor and is not counted in decided_debits.
+   */
+  covered?: boolean;
 }
 
 export interface MilestoneIntent extends IntentBase {
