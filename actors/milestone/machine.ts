@@ -462,11 +462,14 @@ export const milestoneMachine = setup({
         emitted: { type: 'escalated', data: { escalatorId: by, arbitrationFee: d.arbitrationFee, ...second } },
       };
     }),
-    // Terms that ask both parties: the escalating party's fee is held; the other party's is due by the deadline.
+    // Terms that ask both parties: the escalating party's fee is held; the other party's is due by the deadline,
+    // or by the respondent's own answer deadline if that is later (a filer's escalation never shortens it).
     awaitFee: assign(({ context, event }) => {
       const d = disputeOf(context);
       const payerId = secondFeePayer(d);
-      const dueAt = later(event.at, context.terms.arbitrationFeeDeadlineMs ?? 0);
+      const feeDue = later(event.at, context.terms.arbitrationFeeDeadlineMs ?? 0);
+      const answerDue = payerId === d.respondentId && context.dueKind === 'dispute_response' ? context.dueAt : '';
+      const dueAt = answerDue && Date.parse(answerDue) > Date.parse(feeDue) ? answerDue : feeDue;
       return {
         dueAt,
         dueKind: 'arbitration_fee' as const,

@@ -774,7 +774,13 @@ describe('milestone machine: fees, disputes and timers', () => {
       by: sys,
       at: inHours(72),
     });
-    const defaulted = step(awaiting, { type: 'DEADLINE', by: sys, at: inHours(73) });
+    // The freelancer had not answered: its fee is due when its answer was (4 days from the opening), not an hour after the escalation.
+    expect(awaiting.context.dueAt).toBe(inHours(96));
+    expect(outcome(decideMilestone(awaiting, { type: 'DEADLINE', by: sys, at: inHours(73) }))).toEqual({
+      code: 'FAILED_PRECONDITION',
+      reason: 'NOT_DUE',
+    });
+    const defaulted = step(awaiting, { type: 'DEADLINE', by: sys, at: inHours(96) });
     expect(defaulted.emitted.data).toMatchObject({
       freelancerAmount: '70.00',
       employerAmount: '30.00',

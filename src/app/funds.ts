@@ -42,6 +42,15 @@ export interface AccountOperation {
   time: string;
   /** A debit whose refusal must be recorded (so that everyone deciding it agrees): appended under the same id when refused. */
   refusal?: { type: AccountEventType; change: AccountEmitted['data'] };
+  /**
+   * Decided once even past the log's duplicate window (ESCROW_DUPLICATE_WINDOW_MS), within
+   * which a repeat of the id is dropped by the log: an operation a saga may ask again much later
+   * (an arbitration fee whose milestone never learned the answer) is first looked for among the
+   * ledger's postings and on the subject past the ledger's cursor, and a decision found stands.
+   * (A refusal the ledger has passed leaves no posting: asked again, the fee is decided anew,
+   * which can charge it but never twice, and never refuses one that was charged.)
+   */
+  lookUpFirst?: boolean;
 }
 
 /** appended: this call decided it; duplicate: decided before (the log holds the event); insufficient: refused, nothing appended. */
@@ -101,6 +110,8 @@ class AccountActor {
     const subject = this.o.log.names.account(this.userId);
     for (let attempt = 0; ; attempt++) {
       if (this.seq === null) await this.load(subject);
+      const earlier = op.lookUpFirst ? await this.decidedBefore(subject, op) : null;
+      if (earlier) return earlier;
       const before = this.debited[op.currency] ?? '0';
       const covered = !op.debit || (await this.covers(op.currency, before, op.amount));
       const outcome = covered ? { type: op.type, change: op.change } : op.refusal;
@@ -137,6 +148,17 @@ class AccountActor {
         throw err;
       }
     }
+  }
+
+  /** The decision an operation already has in the log, whatever the duplicate window: posted by the ledger, or on the subject past its cursor; null when none. */
+  private async decidedBefore(subject: string, op: AccountOperation): Promise<AccountDecision | null> {
+    if (await read.isPosted(this.o.pool, op.id)) return 'duplicate';
+    const cursor = await read.ledgerCursor(this.o.pool);
+    for await (const e of this.o.log.readSubject(subject, cursor, (this.seq ?? 0) + 1)) {
+      if (e.event.id !== op.id) continue;
+      return op.refusal && e.event.type === eventType('account', op.refusal.type) ? 'insufficient' : 'duplicate';
+    }
+    return null;
   }
 
   /** Whether the account covers a debit: on the view held, else on a fresh one (credits posted since). */
@@ -242,6 +264,7 @@ export class Funds {
     const change = { currency: f.currency, amount: f.amount, milestoneId: f.milestoneId, causationId: f.causationId };
     const decision = await this.decide(payerId, {
       refusal: { type: 'fee_refused', change },
+      lookUpFirst: true,
       type: 'fee_reserved',
       id: feeReservationIdFor(f.causationId),
       by: payerId,

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { useEngine } from './helpers/engine.js';
+import { balance, deposit } from './helpers/flows.js';
+import { allEvents, ledgerCaughtUp } from './helpers/ledger.js';
+import { audit } from '../src/ledger/audit.js';
+import { feeReservationIdFor } from '../src/ids.js';
+
+/**
+ * An arbitration fee is decided once, even when its saga asks again after the log's duplicate
+ * window (here 1 s; 120 s by default) has passed, as a sweep does for a milestone whose gateway
+ * died before it learned the answer.
+ */
+const t = useEngine({ env: { ESCROW_DUPLICATE_WINDOW_MS: '1000' } });
+
+describe('arbitration fee decisions past the duplicate window', () => {
+  it('a fee asked again after the window gets the first decision: charged once, never refused after it was charged', async () => {
+    const payer = 'payer-fd1';
+    await deposit(t.client, payer, '5.00');
+    const funds = t.engine.milestones!.funds;
+    const ask = {
+      milestoneId: '11111111-2222-8333-8444-000000000001',
+      causationId: '11111111-2222-8333-8444-000000000002',
+      currency: 'USD',
+      amount: '5.00',
+      time: new Date().toISOString(),
+    };
+    expect(await funds.reserveFee(payer, ask)).toBe(true);
+    await ledgerCaughtUp(t.engine);
+    expect(await balance(t.client, payer)).toMatchObject({ available: '0.00', held: '5.00' });
+    await new Promise((r) => setTimeout(r, 1_500));
+    // Asked again: the log would store a second decision under the same id now; the first one stands.
+    expect(await funds.reserveFee(payer, ask)).toBe(true);
+    await deposit(t.client, payer, '5.00');
+    expect(await funds.reserveFee(payer, ask)).toBe(true);
+    await ledgerCaughtUp(t.engine);
+    const id = feeReservationIdFor(ask.causationId);
+    const decisions = (await allEvents(t)).filter((e) => e.event.id === id);
+    expect(decisions.map((e) => e.event.type)).toEqual(['escrow.account.fee_reserved.v1']);
+    expect(await balance(t.client, payer)).toMatchObject({ available: '5.00', held: '5.00' });
+    // The fee was asked for a milestone this test made up: the auditor sees a fee with no dispute, nothing else.
+    expect((await audit(t.engine.pool)).map((v) => v.check).sort()).toEqual([
+      'arbitration_fee_held_while_disputed',
+      'one_arbitration_fee_per_party',
+    ]);
+  });
+});
