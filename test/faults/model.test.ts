@@ -57,6 +57,8 @@ class Model {
   avail: Record<Who, number> = { employer: 0, freelancer: 0, stranger: 0, arbiter: 0, support: 0 };
   /** What the freelancer was paid: pending (the engine runs with a clearing period the model never lets pass), so never withdrawable. */
   pendingFreelancer = 0;
+  /** What the platform got in this run: the arbitration fees of the parties that lost. */
+  revenue = 0;
   milestones: MilestoneModel[] = [];
   awardAccepted = false;
 
@@ -218,12 +220,22 @@ class Model {
     }
   }
 
+  /** What a user's balance shows as held: the employer's money in escrow, and each party's arbitration fees of open disputes. */
+  held(w: Who): number {
+    const fees = this.milestones.reduce((sum, m) => sum + (m.dispute?.fees[w] ?? 0), 0);
+    return fees + (w === 'employer' ? this.milestones.reduce((sum, m) => sum + m.held, 0) : 0);
+  }
+
   /** Ends the dispute: `toFreelancer` (pending) and the rest to the employer; each fee back to its payer if it won, else to the platform. */
   private settle(m: MilestoneModel, toFreelancer: number): void {
     const d = m.dispute!;
     const filerShare = d.filer === 'freelancer' ? toFreelancer : m.held - toFreelancer;
     const winner: Who = filerShare * 2 > d.cents ? d.filer : d.filer === 'freelancer' ? 'employer' : 'freelancer';
-    for (const [payer, fee] of Object.entries(d.fees) as [Who, number][]) if (payer === winner) this.avail[payer] += fee;
+    for (const [payer, fee] of Object.entries(d.fees) as [Who, number][]) {
+      if (payer === winner) this.avail[payer] += fee;
+      else this.revenue += fee;
+    }
+    d.fees = {};
     this.pendingFreelancer += toFreelancer;
     this.avail.employer += m.held - toFreelancer;
     m.released += toFreelancer;
@@ -340,6 +352,12 @@ async function check(actions: Action[]): Promise<void> {
   };
   const c = t.client;
   const model = new Model();
+  const revenue = async () => {
+    await ledgerCaughtUp(t.engine);
+    const r = await t.db.query<{ balance: string }>(`SELECT balance::text FROM accounts WHERE account_id = 'revenue:USD'`);
+    return Math.round(Number(r.rows[0]?.balance ?? '0') * 100);
+  };
+  const revenueBefore = await revenue();
   // Every run starts with the employer's project registered by a first funded milestone.
   const prefix: Action[] = [
     { op: 'deposit', who: 'employer', cents: 1_000 },
@@ -426,11 +444,20 @@ async function check(actions: Action[]): Promise<void> {
     expect({ step: a, got }).toEqual({ step: a, got: expected });
     for (const m of model.milestones.filter((x) => x.status !== 'FUNDING_FAILED')) {
       const r = (await c.m('GetMilestone', ids.employer, { milestone_id: m.id })).milestone;
-      expect({ status: r.status, held: r.held.amount, released: r.released.amount, returned: r.returned.amount }).toEqual({
+      // The stage of an open dispute (frozen or not): negotiation, awaiting the other party's fee, arbitration.
+      const open = m.dispute && (m.status === 'DISPUTED' || (m.status === 'FROZEN' && m.frozenFrom === 'DISPUTED'));
+      expect({
+        status: r.status,
+        held: r.held.amount,
+        released: r.released.amount,
+        returned: r.returned.amount,
+        stage: open ? r.dispute?.stage : '',
+      }).toEqual({
         status: m.status,
         held: money(m.held).amount,
         released: money(m.released).amount,
         returned: money(m.returned).amount,
+        stage: open ? m.dispute?.stage : '',
       });
     }
   }
@@ -438,12 +465,14 @@ async function check(actions: Action[]): Promise<void> {
   for (const w of ['employer', 'freelancer', 'stranger'] as const) {
     const b = await c.a('GetBalance', ids[w], { user_id: ids[w].id, currency_code: 'USD' });
     const pending = w === 'freelancer' ? model.pendingFreelancer : 0;
-    expect({ who: w, available: b.available.amount, pending: b.pending.amount }).toEqual({
+    expect({ who: w, available: b.available.amount, held: b.held.amount, pending: b.pending.amount }).toEqual({
       who: w,
       available: money(model.avail[w]).amount,
+      held: money(model.held(w)).amount,
       pending: money(pending).amount,
     });
   }
+  expect({ revenue: (await revenue()) - revenueBefore }).toEqual({ revenue: model.revenue });
 }
 
 describe('model-based: the engine against a reference model', () => {
