@@ -73,6 +73,9 @@ export class AccountApp {
         currency: money.currency,
         amount: money.amount,
         debit: kind === 'withdrawal',
+        // A payments service may retry a withdrawal with its reference long after: the first decision stands (an
+        // applied one is never answered INSUFFICIENT_FUNDS because the rest was spent since).
+        lookUpFirst: kind === 'withdrawal',
         change: { currency: money.currency, amount: money.amount, externalReference: reference },
         time: this.o.now().toISOString(),
       });

@@ -44,9 +44,10 @@ export interface AccountOperation {
   refusal?: { type: AccountEventType; change: AccountEmitted['data'] };
   /**
    * Decided once even past the log's duplicate window (ESCROW_DUPLICATE_WINDOW_MS), within
-   * which a repeat of the id is dropped by the log: an operation a saga may ask again much later
-   * (an arbitration fee whose milestone never learned the answer) is first looked for among the
-   * ledger's postings and on the subject past the ledger's cursor, and a decision found stands.
+   * which a repeat of the id is dropped by the log: an operation that may be asked again much
+   * later (an arbitration fee whose milestone never learned the answer, a withdrawal a payments
+   * service retries with its reference) is first looked for among the ledger's postings and on
+   * the subject past the ledger's cursor, and a decision found stands.
    * (A refusal the ledger has passed leaves no posting: asked again, the fee is decided anew,
    * which can charge it but never twice, and never refuses one that was charged.)
    */

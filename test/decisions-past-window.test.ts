@@ -1,18 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { useEngine } from './helpers/engine.js';
-import { balance, deposit } from './helpers/flows.js';
+import { balance, deposit, key } from './helpers/flows.js';
+import { usd } from './helpers/client.js';
 import { allEvents, ledgerCaughtUp } from './helpers/ledger.js';
 import { audit } from '../src/ledger/audit.js';
 import { feeReservationIdFor } from '../src/ids.js';
 
 /**
- * An arbitration fee is decided once, even when its saga asks again after the log's duplicate
- * window (here 1 s; 120 s by default) has passed, as a sweep does for a milestone whose gateway
- * died before it learned the answer.
+ * Debits an account actor decided are decided once, even when asked again after the log's
+ * duplicate window (here 1 s; 120 s by default) has passed: an arbitration fee whose saga a sweep
+ * resumes (its gateway died before the milestone learned the answer), a withdrawal the payments
+ * service retries with its reference the next day.
  */
 const t = useEngine({ env: { ESCROW_DUPLICATE_WINDOW_MS: '1000' } });
 
-describe('arbitration fee decisions past the duplicate window', () => {
+describe('decisions past the duplicate window', () => {
   it('a fee asked again after the window gets the first decision: charged once, never refused after it was charged', async () => {
     const payer = 'payer-fd1';
     await deposit(t.client, payer, '5.00');
@@ -42,5 +44,22 @@ describe('arbitration fee decisions past the duplicate window', () => {
       'arbitration_fee_held_while_disputed',
       'one_arbitration_fee_per_party',
     ]);
+  });
+
+  it('a withdrawal retried with its reference after the window is answered as applied, even with the rest spent since', async () => {
+    const user = 'payee-fd2';
+    await deposit(t.client, user, '20.00');
+    const ref = key('w');
+    const first = await t.client.a('Withdraw', user, { amount: usd('5.00'), external_reference: ref });
+    expect(first.status).toBe('APPLIED');
+    expect((await t.client.a('Withdraw', user, { amount: usd('15.00'), external_reference: key('w') })).status).toBe('APPLIED');
+    await ledgerCaughtUp(t.engine);
+    await new Promise((r) => setTimeout(r, 1_500));
+    // The payments service retries the first one (its answer was lost): it was applied, not refused for funds.
+    const again = await t.client.a('Withdraw', user, { amount: usd('5.00'), external_reference: ref });
+    expect(again).toMatchObject({ status: 'APPLIED', operation_id: first.operation_id });
+    await ledgerCaughtUp(t.engine);
+    expect(await balance(t.client, user)).toMatchObject({ available: '0.00', held: '0.00' });
+    expect((await allEvents(t)).filter((e) => e.event.id === first.operation_id)).toHaveLength(1);
   });
 });
