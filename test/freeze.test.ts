@@ -76,6 +76,8 @@ describe('freeze', () => {
       });
     // Support staff read any milestone, and find the frozen ones by status.
     expect((await t.client.m('GetMilestone', SUPPORT, { milestone_id: m.id })).milestone.status).toBe('FROZEN');
+    // Lists come from the read model: once the ledger worker has projected the freeze.
+    await ledgerCaughtUp(t.engine);
     const listed = await t.client.m('ListMilestones', p.emp, { direction: 'OUTGOING', statuses: ['FROZEN'] });
     expect(listed.milestones.map((x: { id: string }) => x.id)).toEqual([m.id]);
     // The review window would have ended 45 minutes on: nothing fires while frozen.
