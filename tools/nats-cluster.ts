@@ -176,8 +176,10 @@ export class NatsCluster {
   static async start(bin: string, o: ClusterOptions = {}): Promise<NatsCluster> {
     const size = o.size ?? 3;
     const root = mkdtempSync(join(tmpdir(), 'escrow-cluster-'));
-    const free = async (n: number) => Promise.all(Array.from({ length: n }, () => freePort()));
-    const [clientPorts, monitorPorts, routePorts] = [await free(size), await free(size), await free(size)];
+    // Every port of the cluster at once, all held until all are chosen, so no two are the same
+    // (ports chosen one by one could repeat: a node then failed to bind its monitor port).
+    const ports = await distinctFreePorts(3 * size + size * (size - 1));
+    const [clientPorts, monitorPorts, routePorts] = [ports.splice(0, size), ports.splice(0, size), ports.splice(0, size)];
     const proxies: (TcpProxy | null)[][] = [];
     for (let i = 0; i < size; i++) {
       proxies.push([]);
@@ -185,7 +187,7 @@ export class NatsCluster {
         if (i === j) proxies[i]!.push(null);
         else {
           const p = new TcpProxy(routePorts[j]!);
-          await p.start();
+          await p.start(ports.shift());
           proxies[i]!.push(p);
         }
       }
@@ -254,6 +256,24 @@ export class NatsCluster {
     await Promise.all(this.proxies.flat().map((p) => p?.stop() ?? Promise.resolve()));
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** `n` ports free on the loopback, distinct: each is listened on until all are, then all are let go. */
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolveServer, reject) => {
+          const srv = createServer();
+          srv.once('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolveServer(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => (srv.address() as { port: number }).port);
+  await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+  return ports;
 }
 
 function writeNodeConfig(node: NatsNode, routePort: number, routes: string[], syncAlways: boolean): void {
