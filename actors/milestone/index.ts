@@ -37,7 +37,7 @@ export {
   type MilestoneStateName,
   type MilestoneStatus,
 } from './status.js';
-export { releaseAmount, escalationPossibleAt, secondFeePayer } from './money.js';
+export { releaseAmount, escalationPossibleAt, secondFee, secondFeePayer } from './money.js';
 export { milestonePermission, mayView } from './access.js';
 export {
   milestoneMachine,

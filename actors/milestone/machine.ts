@@ -26,6 +26,7 @@ import {
   escalationPossibleAt,
   clearing,
   feeDefault,
+  secondFee,
   secondFeePayer,
 } from './money.js';
 import { reject, type Refusal, REFUSALS, type RefusalName, refuse } from './refusals.js';
@@ -452,7 +453,8 @@ export const milestoneMachine = setup({
     escalate: assign(({ context, event }) => {
       const d = disputeOf(context);
       const by = d.escalatedBy || event.by.id;
-      const second = d.secondFeeBy && d.secondFee ? { secondFeePayerId: d.secondFeeBy, secondArbitrationFee: d.secondFee } : {};
+      const paid = secondFee(d);
+      const second = paid ? { secondFeePayerId: paid.payerId, secondArbitrationFee: paid.amount } : {};
       return {
         // In arbitration nothing is due: the arbiter decides.
         dueAt: '',
@@ -486,7 +488,7 @@ export const milestoneMachine = setup({
       const d = disputeOf(context);
       const amount = format(context.currency, context.terms.arbitrationFee);
       return {
-        dispute: { ...d, secondFeeBy: event.by.id, secondFee: amount, secondFeeAttempts: (d.secondFeeAttempts ?? 0) + 1 },
+        dispute: { ...d, secondFee: amount, secondFeeAttempts: (d.secondFeeAttempts ?? 0) + 1 },
         updatedAt: event.at,
         emitted: { type: 'arbitration_fee_requested', data: { amount, payerId: event.by.id, funding: 'account' } },
       };
@@ -495,7 +497,7 @@ export const milestoneMachine = setup({
       assertEvent(event, 'ARBITRATION_FEE_FAILED');
       const reason = event.reason;
       return {
-        dispute: { ...disputeOf(context), secondFeeBy: '', secondFee: zero(context.currency), escalationFailureReason: reason },
+        dispute: { ...disputeOf(context), secondFee: zero(context.currency), escalationFailureReason: reason },
         updatedAt: event.at,
         emitted: { type: 'arbitration_fee_failed', data: { reason } },
       };

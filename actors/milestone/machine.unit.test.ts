@@ -99,7 +99,7 @@ function contextIn(state: State): MilestoneContext {
   // The employer escalated and paid; the freelancer's fee is due (not yet at AT), then being charged.
   if (state === 'awaitingFee') return { ...base, dueAt: SOON, dueKind: 'arbitration_fee', dispute: { ...DISPUTE, escalatedBy: EMPLOYER } };
   if (state === 'payingFee')
-    return { ...base, dueAt: SOON, dueKind: 'arbitration_fee', dispute: { ...DISPUTE, escalatedBy: EMPLOYER, secondFeeBy: FREELANCER } };
+    return { ...base, dueAt: SOON, dueKind: 'arbitration_fee', dispute: { ...DISPUTE, escalatedBy: EMPLOYER, secondFee: '5.00' } };
   // Frozen from a release request, its review window stopped with 10 minutes left.
   if (state === 'frozen')
     return {
@@ -728,7 +728,7 @@ describe('milestone machine: fees, disputes and timers', () => {
     });
     const failed = step(paying, { type: 'ARBITRATION_FEE_FAILED', by: sys, at: inHours(80), reason: 'INSUFFICIENT_FUNDS' });
     expect(failed.state).toBe('awaitingFee');
-    expect(failed.context.dispute).toMatchObject({ secondFeeBy: '', secondFee: '0.00', escalationFailureReason: 'INSUFFICIENT_FUNDS' });
+    expect(failed.context.dispute).toMatchObject({ secondFee: '0.00', escalationFailureReason: 'INSUFFICIENT_FUNDS' });
     expect(failed.context.dueAt).toBe(inHours(120));
     // Unpaid at the deadline: the respondent that escalated keeps the filer from its claim, and gets its fee back.
     expect(outcome(decideMilestone(failed, pay(inHours(120))))).toEqual({ code: 'FAILED_PRECONDITION', reason: 'FEE_DEADLINE_PASSED' });

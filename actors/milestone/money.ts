@@ -48,7 +48,7 @@ export function settlement(
   const filerWon = new Decimal(filerShare).gt(new Decimal(d.claim).dividedBy(2));
   const winnerId = filerWon ? d.filerId : d.respondentId;
   const escalated = d.escalatedBy !== '' && !isZero(d.arbitrationFee);
-  const second = d.secondFeeBy && d.secondFee && !isZero(d.secondFee) ? { payerId: d.secondFeeBy, amount: d.secondFee } : null;
+  const second = secondFee(d);
   return {
     held: zero(c.currency),
     released: add(c.currency, c.released, freelancerAmount),
@@ -96,6 +96,11 @@ export function claimGranted(c: MilestoneContext): string {
 /** Under terms that ask both parties, who pays the second arbitration fee: the party that did not escalate. */
 export function secondFeePayer(d: Dispute): string {
   return d.escalatedBy === d.filerId ? d.respondentId : d.filerId;
+}
+
+/** The other party's arbitration fee, while it is being charged or once paid: who pays it and how much; null when none. */
+export function secondFee(d: Dispute): { payerId: string; amount: string } | null {
+  return d.secondFee && !isZero(d.secondFee) ? { payerId: secondFeePayer(d), amount: d.secondFee } : null;
 }
 
 /**

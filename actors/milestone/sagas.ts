@@ -1,6 +1,7 @@
 import type { Caller } from '../decision.js';
 import { disputeStageOf, statusOf } from './status.js';
 import type { Dispute, MilestoneEvent } from './types.js';
+import { secondFee } from './money.js';
 
 /**
  * The sagas of a milestone, in one place: a state that waits for the ledger (or an account
@@ -51,6 +52,6 @@ export const SAGA_DISPUTE_STAGES: readonly string[] = [...new Set(Object.keys(SA
  */
 export function sagaFee(state: string, d: Dispute): { payerId: string; amount: string } | null {
   if (state === 'escalating') return { payerId: d.escalatedBy, amount: d.arbitrationFee };
-  if (state === 'payingFee') return { payerId: d.secondFeeBy ?? '', amount: d.secondFee ?? '0' };
+  if (state === 'payingFee') return secondFee(d);
   return null;
 }

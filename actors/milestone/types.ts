@@ -23,10 +23,10 @@ export interface Dispute {
   escalationFailureReason: string;
   /**
    * With terms that ask both parties (arbitrationFeeDeadlineMs), the other party's arbitration
-   * fee: who pays it and the amount, set while it is being charged and once paid; '' / '0'
-   * before, after a failed attempt, and under the one-sided rule.
+   * fee, set while it is being charged and once paid; '0' or absent before, after a failed
+   * attempt, and under the one-sided rule. Its payer is the party that did not escalate
+   * (secondFee() in money.ts).
    */
-  secondFeeBy?: string;
   secondFee?: string;
   /** Attempts to pay that second fee (capped like escalation attempts, counted apart from them). */
   secondFeeAttempts?: number;

@@ -1,6 +1,7 @@
 import { MARKETPLACE_ROLE, SYSTEM_CALLER, type Caller } from '../../actors/decision.js';
 import {
   isSagaState,
+  SAGAS,
   sagaCausation,
   sagaOutcomeEvent,
   sagaFee,
@@ -690,7 +691,8 @@ export class MilestoneApp {
     const own = appliedKey(sent, scopedKey(ctx.caller.id, key))?.version ?? 0;
     const outcome = (s: Persisted<MilestoneContext>) =>
       historyOf(s).find((h) => h.version > own && (how.outcomes as readonly string[]).includes(h.type));
-    const asked = historyOf(sent).find((h) => h.version === own)?.type === how.asked;
+    const ownType = historyOf(sent).find((h) => h.version === own)?.type ?? '';
+    const asked = (SAGAS[how.saga].asked as readonly string[]).includes(ownType);
     let settled = sent;
     if (asked && !outcome(sent) && sent.state === how.saga) {
       // The escalator's account actor decides the fee (or, for an earlier version's event, the ledger does).
@@ -712,21 +714,19 @@ export class MilestoneApp {
 }
 
 /**
- * The two commands that charge an arbitration fee: the event each asks with, its saga state,
- * the events that end it (the last one is the failure), and the idempotency scope of the call.
+ * The two commands that charge an arbitration fee: its saga state (whose asking event is in
+ * SAGAS), the events that end it and the failure among them, and the idempotency scope of the call.
  */
 const FEE_COMMANDS = {
   ESCALATE: {
     op: 'escalate',
     saga: 'escalating',
-    asked: 'escalation_requested',
     outcomes: ['escalated', 'arbitration_fee_due', 'escalation_failed'],
     failed: 'escalation_failed',
   },
   PAY_ARBITRATION_FEE: {
     op: 'pay_arbitration_fee',
     saga: 'payingFee',
-    asked: 'arbitration_fee_requested',
     outcomes: ['escalated', 'arbitration_fee_failed'],
     failed: 'arbitration_fee_failed',
   },

@@ -1,6 +1,7 @@
 import {
   disputeStageWhile,
   escalationPossibleAt,
+  secondFee,
   secondFeePayer,
   statusOf,
   type Dispute,
@@ -8,7 +9,7 @@ import {
 } from '../../actors/milestone/index.js';
 import { isAwardAccepted, type ProjectContext } from '../../actors/project.machine.js';
 import type { Balance } from '../app/accounts.js';
-import { format, isZero } from '../../actors/money.js';
+import { format } from '../../actors/money.js';
 import { historyOf, type EntityState, type EntryRow, type Persisted } from '../app/views.js';
 
 /** Domain values to the messages of proto/escrow/v1. */
@@ -88,6 +89,7 @@ function historyMessages(s: Persisted<MilestoneContext>) {
 function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
   const c = s.context;
   const awaitingFee = disputeStageWhile(s.state, c.frozen?.from) === 'AWAITING_FEE';
+  const second = secondFee(d);
   return {
     stage: disputeStageWhile(s.state, c.frozen?.from) ?? (d.outcome === 'withdrawn' ? 'WITHDRAWN' : 'RESOLVED'),
     filer_id: d.filerId,
@@ -108,8 +110,8 @@ function disputeMessage(s: EntityState<MilestoneContext>, d: Dispute) {
     // The other party's fee: due while awaited (frozen, its deadline is stopped), paid once charged.
     fee_due_from: awaitingFee ? secondFeePayer(d) : '',
     fee_due_by: c.dueKind === 'arbitration_fee' ? timestamp(c.dueAt) : null,
-    second_fee_paid_by: d.secondFeeBy ?? '',
-    second_arbitration_fee: d.secondFee && !isZero(d.secondFee) ? money(c.currency, d.secondFee) : null,
+    second_fee_paid_by: second?.payerId ?? '',
+    second_arbitration_fee: second ? money(c.currency, second.amount) : null,
   };
 }
 
