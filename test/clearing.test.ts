@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { failure, usd } from './helpers/client.js';
 import { eventually, TestClock, useEngine } from './helpers/engine.js';
 import { deposit, key } from './helpers/flows.js';
-import { expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
+import { allEvents, expectLedgerSound, ledgerCaughtUp, ledgerSnapshot, reapplyWholeStream } from './helpers/ledger.js';
 import type { Reply } from '../src/client.js';
+import { Funds } from '../src/app/funds.js';
 
 /** ESCROW_CLEARING_PERIOD through the gRPC API: payouts wait in pending, are not withdrawable, and clear once at their time. */
 const DAY = 86_400_000;
@@ -58,14 +59,31 @@ describe('clearing', () => {
     clock.advance(7 * DAY - 60_000);
     expect(await t.engine.milestones!.clearDue()).toBe(0);
     clock.advance(120_000);
-    // Two processes clearing at once decide one clear.
-    await Promise.all([t.engine.milestones!.clearDue(), t.engine.milestones!.clearDue(), t.engine.milestones!.clearDue()]);
+    // Two processes' account actors clearing the same payout at once decide one clear; then the sweep finds nothing left.
+    const due = (await t.db.query(`SELECT event_id::text, milestone_id::text, amount::text FROM clearings WHERE user_id = $1`, [fl]))
+      .rows[0];
+    const other = new Funds({ log: t.engine.log, pool: t.engine.pool, mailboxMax: 100, actorsMax: 100, actorIdleMs: 60_000 });
+    const clear = {
+      causationId: due.event_id,
+      milestoneId: due.milestone_id,
+      currency: 'USD',
+      amount: due.amount,
+      time: clock.now().toISOString(),
+    };
+    try {
+      await Promise.all([t.engine.milestones!.funds.clear(fl, clear), other.clear(fl, clear), t.engine.milestones!.clearDue()]);
+    } finally {
+      other.close();
+    }
     await eventually(async () => {
       await ledgerCaughtUp(t.engine);
       expect(await balance(fl)).toMatchObject({ available: '36.00', pending: '0.00', next: null });
     });
     expect(await t.engine.milestones!.clearDue()).toBe(0);
     const after = (await t.client.a('ListLedgerEntries', fl, { user_id: fl })).entries as Reply[];
+    const clears = (await allEvents(t)).filter((e) => e.event.type === 'escrow.account.funds_cleared.v1' && e.event.subject === fl);
+    expect(clears).toHaveLength(1);
+    expect(after.filter((e) => e.kind === 'clear')).toHaveLength(2);
     expect(after.filter((e) => e.kind === 'clear').map((e) => [e.amount.amount, e.pending])).toEqual(
       expect.arrayContaining([
         ['36.00', false],

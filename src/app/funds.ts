@@ -153,8 +153,9 @@ class AccountActor {
 
   /** The decision an operation already has in the log, whatever the duplicate window: posted by the ledger, or on the subject past its cursor; null when none. */
   private async decidedBefore(subject: string, op: AccountOperation): Promise<AccountDecision | null> {
-    if (await read.isPosted(this.o.pool, op.id)) return 'duplicate';
+    // The cursor first: an event the ledger posts between the two reads is then found posted, never missed by both.
     const cursor = await read.ledgerCursor(this.o.pool);
+    if (await read.isPosted(this.o.pool, op.id)) return 'duplicate';
     for await (const e of this.o.log.readSubject(subject, cursor, (this.seq ?? 0) + 1)) {
       if (e.event.id !== op.id) continue;
       return op.refusal && e.event.type === eventType('account', op.refusal.type) ? 'insufficient' : 'duplicate';

@@ -264,13 +264,13 @@ export async function dueClearings(
   return rows.map((r) => ({ eventId: r.event_id, userId: r.user_id, currency: r.currency, milestoneId: r.milestone_id, amount: r.amount }));
 }
 
-/** The last stream sequence the ledger applied. */
 /** Whether the ledger posted the event `eventId` (any result). */
 export async function isPosted(pool: Pool, eventId: string): Promise<boolean> {
   const rows = await query<{ one: number }>(pool, 'read-is-posted', 'SELECT 1 AS one FROM postings WHERE event_id = $1::uuid', [eventId]);
   return rows.length > 0;
 }
 
+/** The last stream sequence the ledger applied. */
 export async function ledgerCursor(pool: Pool): Promise<number> {
   const rows = await query<{ seq: string }>(pool, 'read-ledger-cursor', 'SELECT stream_seq::text AS seq FROM ledger_cursor', []);
   return Number(rows[0]?.seq ?? 0);
