@@ -62,4 +62,26 @@ describe('decisions past the duplicate window', () => {
     expect(await balance(t.client, user)).toMatchObject({ available: '0.00', held: '0.00' });
     expect((await allEvents(t)).filter((e) => e.event.id === first.operation_id)).toHaveLength(1);
   });
+
+  // Last in this file: it stops the ledger worker.
+  it('with the ledger behind, the first decision is found on the account subject past its cursor', async () => {
+    const payer = 'payer-fd3';
+    await deposit(t.client, payer, '5.00');
+    await ledgerCaughtUp(t.engine);
+    await t.engine.worker!.stop();
+    const funds = t.engine.milestones!.funds;
+    const ask = {
+      milestoneId: '11111111-2222-8333-8444-000000000003',
+      causationId: '11111111-2222-8333-8444-000000000004',
+      currency: 'USD',
+      amount: '5.00',
+      time: new Date().toISOString(),
+    };
+    expect(await funds.reserveFee(payer, ask)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_500));
+    // Not posted (no worker runs), past the window: read from the log, not decided again (which would refuse it now).
+    expect(await funds.reserveFee(payer, ask)).toBe(true);
+    const id = feeReservationIdFor(ask.causationId);
+    expect((await allEvents(t)).filter((e) => e.event.id === id).map((e) => e.event.type)).toEqual(['escrow.account.fee_reserved.v1']);
+  });
 });
